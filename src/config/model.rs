@@ -1,0 +1,241 @@
+//! Runtime configuration: the validated, typed form the request path reads.
+//!
+//! Nothing here is a serde type. `config::file` parses YAML into file types, `config::validate`
+//! checks them and builds these. Request code only ever sees these types, so the YAML format can
+//! change without touching the pipeline.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Name of a WeCom app as configured (`apps[].name`). Not secret; used in logs and labels.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppName(pub Arc<str>);
+
+impl AppName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AppName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Name of an upstream endpoint (`upstreams.<name>`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UpstreamName(pub Arc<str>);
+
+impl UpstreamName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UpstreamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A secret value (app secret). Its `Debug` never prints the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    pub fn new(value: impl Into<Arc<str>>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself. Call sites are few and reviewed: the gettoken request and comparisons.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    /// In declaration order; `primary` always present.
+    pub upstreams: Vec<Upstream>,
+    /// In declaration order. At most one has `default: true`.
+    pub apps: Vec<App>,
+    pub token: TokenSettings,
+    pub defaults: RoutePolicy,
+    /// First match wins.
+    pub routes: Vec<Route>,
+    pub fleet: Option<Fleet>,
+    /// Where this config was read from (for reload and messages).
+    pub source: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| u.name.as_str() == name)
+    }
+    pub fn app(&self, name: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.name.as_str() == name)
+    }
+    pub fn default_app(&self) -> Option<&App> {
+        self.apps.iter().find(|a| a.default)
+    }
+}
+
+/// `http` or `https`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub name: UpstreamName,
+    pub scheme: Scheme,
+    /// Host name or IP literal, without brackets; also the TLS SNI.
+    pub host: String,
+    pub port: u16,
+    /// Optional path prefix from the URL (without trailing slash), usually empty.
+    pub base_path: String,
+    pub connect_timeout: Duration,
+    /// Per attempt: from the request being written until the response is fully read.
+    pub timeout: Duration,
+    /// Extra trust root (PEM file).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Upstream {
+    /// `Host` header value for requests to this upstream.
+    pub fn authority(&self) -> String {
+        let default_port = match self.scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct App {
+    pub name: AppName,
+    pub corp_id: String,
+    pub agent_id: Option<i64>,
+    pub secret: Secret,
+    /// Where the secret came from, for messages (`env WECOM_HR_SECRET`, `file /run/...`).
+    pub secret_source: String,
+    pub default: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct TokenSettings {
+    pub refresh_before_expiry: Duration,
+}
+
+/// A rate limit such as `10000/min`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.per.as_secs() {
+            1 => "s",
+            60 => "min",
+            3600 => "h",
+            86400 => "day",
+            _ => return write!(f, "{}/{}s", self.count, self.per.as_secs()),
+        };
+        write!(f, "{}/{}", self.count, unit)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total attempts including the first (1 = no retry).
+    pub attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+/// Share of traffic per upstream; weights 0–100 summing to 100.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Split(pub Vec<(UpstreamName, u32)>);
+
+/// The policy a call runs under: `defaults`, with a route's overrides applied.
+#[derive(Clone, Debug)]
+pub struct RoutePolicy {
+    pub deadline: Duration,
+    pub retry: RetryPolicy,
+    pub split: Split,
+    pub quota: Vec<Rate>,
+    /// `None`: decided by the built-in API table.
+    pub idempotent: Option<bool>,
+    /// Let `debug=1` through to WeCom (it caps the API at 5 calls a minute).
+    pub allow_debug: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathMatch {
+    /// The whole path, e.g. `/cgi-bin/message/send`.
+    Exact(String),
+    /// A prefix, written with a trailing `*`, e.g. `/cgi-bin/user/`.
+    Prefix(String),
+}
+
+impl PathMatch {
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Exact(p) => p == path,
+            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub path: PathMatch,
+    /// Metric label; `None` means derived from the path.
+    pub api: Option<String>,
+    pub policy: RoutePolicy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Shared {
+    Tokens,
+    Quotas,
+}
+
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    /// Contains a password only when it came from `redis_url_env`; never printed.
+    pub redis_url: Secret,
+    pub key_prefix: String,
+    pub size: u32,
+    pub share: Vec<Shared>,
+}
+
+/// Used where a map keyed by upstream is handy.
+pub type UpstreamMap<T> = BTreeMap<UpstreamName, T>;
