@@ -6,4 +6,17 @@
 //! pipeline: `config` → `routing` → `token` → `upstream` → `proxy`, with `metrics` and `admin`
 //! beside them and `wecom` holding the facts about WeCom itself (and its simulator).
 
+pub mod admin;
+pub mod body;
+pub mod cli;
 pub mod config;
+pub mod metrics;
+pub mod proxy;
+pub mod redact;
+pub mod reload;
+pub mod routing;
+pub mod server;
+pub mod state;
+pub mod token;
+pub mod upstream;
+pub mod wecom;

@@ -1,0 +1,24 @@
+# Multi-stage build: a cached dependency layer, a stripped binary, a non-root runtime with a CA
+# bundle (WeCom is reached over TLS and certificates are verified).
+FROM rust:1-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends cmake && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# Dependencies first, so source edits do not rebuild them.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && cargo build --release --locked || true
+COPY . .
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin wecom-sidecar \
+    && strip target/release/wecom-sidecar
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home wecom
+COPY --from=build /src/target/release/wecom-sidecar /usr/local/bin/wecom-sidecar
+COPY conf/ /etc/wecom-sidecar/
+USER 10001
+# App traffic and admin (metrics, probes). Bind them beyond loopback only in a pod network you trust.
+EXPOSE 8080 9901
+ENV WECOM_SIDECAR_CONFIG=/etc/wecom-sidecar/sidecar.yaml
+ENTRYPOINT ["/usr/local/bin/wecom-sidecar"]

@@ -1,0 +1,213 @@
+//! The admin listener: health, readiness, status, reload and metrics.
+//!
+//! | path | method | answer |
+//! | --- | --- | --- |
+//! | `/healthz` | GET | 200 while the process serves |
+//! | `/readyz` | GET | 200 once every app has a token or has tried for one; 503 while draining |
+//! | `/admin/status` | GET | JSON: apps (token fingerprint, expiry, refreshes), upstreams, routes |
+//! | `/admin/reload` | POST | reload the config file, like SIGHUP |
+//! | `/metrics` | GET | Prometheus text format |
+//!
+//! Nothing here ever shows a secret or a token: apps are shown with a short SHA-256 fingerprint
+//! of their current token.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Instant, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use http::{Method, Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde_json::{json, Value};
+
+use crate::state::{Runtime, Shared};
+
+/// The admin HTTP app.
+pub struct AdminApp {
+    pub shared: Arc<Shared>,
+}
+
+fn answer(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header("Content-Type", content_type)
+        .header("Content-Length", body.len())
+        .body(body)
+        .expect("static parts are valid")
+}
+
+fn json_answer(status: StatusCode, v: &Value) -> Response<Vec<u8>> {
+    let mut body = serde_json::to_vec_pretty(v).unwrap_or_default();
+    body.push(b'\n');
+    answer(status, "application/json", body)
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let method = req.method.clone();
+        let path = req.uri.path().to_string();
+        match (path.as_str(), &method) {
+            ("/healthz", &Method::GET) => answer(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
+            ("/readyz", &Method::GET) => self.readyz(),
+            ("/admin/status", &Method::GET) => json_answer(StatusCode::OK, &status(&self.shared)),
+            ("/admin/reload", &Method::POST) => match crate::reload::reload(&self.shared) {
+                Ok(()) => json_answer(StatusCode::OK, &json!({"reloaded": true})),
+                Err(e) => json_answer(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &json!({"reloaded": false, "error": e.to_string()}),
+                ),
+            },
+            ("/metrics", &Method::GET) => {
+                refresh_gauges(&self.shared);
+                answer(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4",
+                    self.shared.metrics.render(),
+                )
+            }
+            ("/healthz" | "/readyz" | "/admin/status" | "/metrics", _) | ("/admin/reload", _) => {
+                answer(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "text/plain",
+                    b"method not allowed\n".to_vec(),
+                )
+            }
+            _ => answer(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
+        }
+    }
+}
+
+impl AdminApp {
+    fn readyz(&self) -> Response<Vec<u8>> {
+        if self.shared.draining.load(Ordering::Acquire) {
+            return json_answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"ready": false, "why": "draining"}),
+            );
+        }
+        let rt = self.shared.runtime.load();
+        let waiting: Vec<&str> = rt
+            .apps
+            .iter()
+            .filter(|a| self.shared.tokens.peek(a).is_none() && !a.status().tried)
+            .map(|a| a.app.name.as_str())
+            .collect();
+        if waiting.is_empty() {
+            json_answer(StatusCode::OK, &json!({"ready": true}))
+        } else {
+            json_answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"ready": false, "why": "waiting for first token", "apps": waiting}),
+            )
+        }
+    }
+}
+
+/// Sets the gauges that are computed at scrape time.
+fn refresh_gauges(shared: &Shared) {
+    let rt = shared.runtime.load();
+    let now = Instant::now();
+    for app in &rt.apps {
+        let secs = shared
+            .tokens
+            .peek(app)
+            .map_or(0.0, |t| t.expires_in(now).as_secs_f64());
+        shared
+            .metrics
+            .token_expires_in
+            .with_label_values(&[app.app.name.as_str()])
+            .set(secs);
+    }
+    for up in &rt.upstreams {
+        shared
+            .metrics
+            .upstream_healthy
+            .with_label_values(&[up.cfg.name.as_str()])
+            .set(1);
+    }
+}
+
+fn unix_secs(t: std::time::SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The `/admin/status` document.
+pub fn status(shared: &Shared) -> Value {
+    let rt: Arc<Runtime> = shared.runtime.load_full();
+    let now = Instant::now();
+    let apps: Vec<Value> = rt
+        .apps
+        .iter()
+        .map(|a| {
+            let st = a.status();
+            let token = shared.tokens.peek(a);
+            json!({
+                "name": a.app.name.as_str(),
+                "corp_id": a.app.corp_id,
+                "agent_id": a.app.agent_id,
+                "default": a.app.default,
+                "secret_source": a.app.secret_source,
+                "token": token.as_ref().map(|t| json!({
+                    "fingerprint": t.fingerprint(),
+                    "expires_in_s": t.expires_in(now).as_secs(),
+                    "fetched_at_unix": unix_secs(t.fetched_at),
+                })),
+                "last_refresh_unix": st.last_refresh.map(unix_secs),
+                "refresh_failures": st.refresh_failures,
+                "consecutive_failures": st.consecutive_failures,
+                "last_error": st.last_error.as_ref().map(|e| e.to_string()),
+            })
+        })
+        .collect();
+    let upstreams: Vec<Value> = rt
+        .upstreams
+        .iter()
+        .map(|u| {
+            json!({
+                "name": u.cfg.name.as_str(),
+                "url": format!("{}://{}{}", match u.cfg.scheme { crate::config::Scheme::Http => "http", crate::config::Scheme::Https => "https" }, u.authority, u.cfg.base_path),
+                "healthy": true,
+                "connect_timeout_ms": u.cfg.connect_timeout.as_millis() as u64,
+                "timeout_ms": u.cfg.timeout.as_millis() as u64,
+            })
+        })
+        .collect();
+    let route = |path: String, r: &crate::routing::RouteRt| {
+        json!({
+            "path": path,
+            "split": r.policy.split.0.iter().map(|(n, w)| (n.as_str().to_string(), json!(w))).collect::<serde_json::Map<_, _>>(),
+            "quota": r.policy.quota.iter().map(|q| q.to_string()).collect::<Vec<_>>(),
+            "deadline_ms": r.policy.deadline.as_millis() as u64,
+            "retry_attempts": r.policy.retry.attempts,
+            "idempotent": r.policy.idempotent,
+        })
+    };
+    let mut routes: Vec<Value> = rt
+        .routes
+        .routes()
+        .iter()
+        .map(|r| {
+            let path = match &r.path {
+                Some(crate::config::PathMatch::Exact(p)) => p.clone(),
+                Some(crate::config::PathMatch::Prefix(p)) => format!("{p}*"),
+                None => "*".into(),
+            };
+            route(path, r)
+        })
+        .collect();
+    routes.push(route("(defaults)".into(), rt.routes.defaults()));
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": shared.started.elapsed().as_secs(),
+        "in_flight": shared.in_flight(),
+        "draining": shared.draining.load(Ordering::Acquire),
+        "config_source": rt.config.source.as_ref().map(|p| p.display().to_string()),
+        "listen": rt.config.listen.to_string(),
+        "apps": apps,
+        "upstreams": upstreams,
+        "routes": routes,
+    })
+}

@@ -1,0 +1,39 @@
+//! The command line (SPEC.md): `--config FILE`, `--check`, `--dev`, `--version`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "WECOM_SIDECAR_CONFIG";
+/// Config file used when neither `--config` nor the environment names one.
+pub const DEFAULT_CONFIG: &str = "conf/sidecar.yaml";
+
+/// A sidecar reverse proxy for the WeCom server API: holds app secrets and tokens, enforces
+/// quotas, retries safely, shifts traffic, exports metrics.
+#[derive(Parser, Debug)]
+#[command(name = "wecom-sidecar", version, about)]
+pub struct Cli {
+    /// Config file (YAML). Default: $WECOM_SIDECAR_CONFIG, then conf/sidecar.yaml.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Validate the config and exit: 0 when valid, 1 with every problem found.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Run against a built-in WeCom simulator with a ready config (no WeCom account needed).
+    /// With --config, that file is used and the simulator listens at its `primary` upstream.
+    #[arg(long)]
+    pub dev: bool,
+}
+
+impl Cli {
+    /// The config file to read (not for `--dev` without `--config`).
+    pub fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+    }
+}

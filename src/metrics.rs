@@ -1,0 +1,242 @@
+//! Prometheus metrics: every metric name is defined here, once, with its labels.
+//!
+//! The sidecar keeps its own registry (not the process-global one) so tests and several
+//! sidecars in one process never collide. Label values are bounded: `api` comes from the route
+//! table or the built-in API table (`other` otherwise), `errcode` from WeCom's integer codes,
+//! `app` and `upstream` from the config. No label ever holds a secret, token or raw path.
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Latency buckets in seconds: WeCom calls take tens to hundreds of milliseconds, token
+/// refreshes and retries push the tail into seconds.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// How a call ended, as the `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// WeCom answered with errcode 0 (or a binary body).
+    Ok,
+    /// WeCom answered with a non-zero errcode.
+    Errcode,
+    /// WeCom answered with an HTTP error status.
+    HttpError,
+    /// No usable answer: connect failure, reset, timeout, broken body.
+    NetworkError,
+    /// The sidecar answered itself (gettoken, quota, no token, bad request...).
+    Local,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Errcode => "errcode",
+            Outcome::HttpError => "http_error",
+            Outcome::NetworkError => "network_error",
+            Outcome::Local => "local",
+        }
+    }
+}
+
+/// All metric families of one sidecar.
+pub struct Metrics {
+    registry: Registry,
+    pub request_duration: HistogramVec,
+    pub errcode_total: IntCounterVec,
+    pub upstream_attempts: IntCounterVec,
+    pub retries: IntCounterVec,
+    pub quota_rejected: IntCounterVec,
+    pub token_refresh: IntCounterVec,
+    pub token_expires_in: GaugeVec,
+    pub upstream_healthy: IntGaugeVec,
+    pub config_reloads: IntCounterVec,
+    pub in_flight: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        // The names and label sets below are constants: registration cannot fail except by a
+        // programming error (duplicate name), which the unit test below catches.
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "wecom_api_request_duration_seconds",
+                "Time from a call's arrival to the end of its answer, by API, upstream and outcome.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["api", "upstream", "outcome"],
+        )
+        .expect("metric definition");
+        let errcode_total = IntCounterVec::new(
+            Opts::new(
+                "wecom_api_errcode_total",
+                "Answers by WeCom errcode, per API.",
+            ),
+            &["api", "errcode"],
+        )
+        .expect("metric definition");
+        let upstream_attempts = IntCounterVec::new(
+            Opts::new(
+                "wecom_upstream_attempts_total",
+                "Attempts sent to an upstream, by API, upstream and result.",
+            ),
+            &["api", "upstream", "result"],
+        )
+        .expect("metric definition");
+        let retries = IntCounterVec::new(
+            Opts::new(
+                "wecom_retries_total",
+                "Calls repeated by the sidecar, by API and reason.",
+            ),
+            &["api", "reason"],
+        )
+        .expect("metric definition");
+        let quota_rejected = IntCounterVec::new(
+            Opts::new(
+                "wecom_quota_rejected_total",
+                "Calls refused locally by a quota.",
+            ),
+            &["api", "app"],
+        )
+        .expect("metric definition");
+        let token_refresh = IntCounterVec::new(
+            Opts::new(
+                "wecom_token_refresh_total",
+                "gettoken calls made by the sidecar, by result.",
+            ),
+            &["app", "result"],
+        )
+        .expect("metric definition");
+        let token_expires_in = GaugeVec::new(
+            Opts::new(
+                "wecom_token_expires_in_seconds",
+                "Seconds until the cached access_token of an app expires (0: none cached).",
+            ),
+            &["app"],
+        )
+        .expect("metric definition");
+        let upstream_healthy = IntGaugeVec::new(
+            Opts::new(
+                "wecom_upstream_healthy",
+                "1 while an upstream takes traffic, 0 while ejected.",
+            ),
+            &["upstream"],
+        )
+        .expect("metric definition");
+        let config_reloads = IntCounterVec::new(
+            Opts::new("wecom_config_reloads_total", "Config reloads by result."),
+            &["result"],
+        )
+        .expect("metric definition");
+        let in_flight = IntGaugeVec::new(
+            Opts::new(
+                "wecom_sidecar_in_flight_requests",
+                "Calls being handled right now.",
+            ),
+            &["listener"],
+        )
+        .expect("metric definition");
+        for c in [
+            Box::new(request_duration.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(errcode_total.clone()),
+            Box::new(upstream_attempts.clone()),
+            Box::new(retries.clone()),
+            Box::new(quota_rejected.clone()),
+            Box::new(token_refresh.clone()),
+            Box::new(token_expires_in.clone()),
+            Box::new(upstream_healthy.clone()),
+            Box::new(config_reloads.clone()),
+            Box::new(in_flight.clone()),
+        ] {
+            registry.register(c).expect("unique metric names");
+        }
+        Metrics {
+            registry,
+            request_duration,
+            errcode_total,
+            upstream_attempts,
+            retries,
+            quota_rejected,
+            token_refresh,
+            token_expires_in,
+            upstream_healthy,
+            config_reloads,
+            in_flight,
+        }
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        // Encoding into a Vec only fails on invalid metric data, which the types above rule out.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Errcode label: WeCom's codes are small integers; anything else collapses to `other` so a
+/// misbehaving upstream cannot blow up label cardinality.
+pub fn errcode_label(code: i64) -> std::borrow::Cow<'static, str> {
+    if (-1_000..10_000_000).contains(&code) {
+        std::borrow::Cow::Owned(code.to_string())
+    } else {
+        std::borrow::Cow::Borrowed("other")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_with_spec_names() {
+        let m = Metrics::new();
+        m.request_duration
+            .with_label_values(&["user/get", "primary", "ok"])
+            .observe(0.01);
+        m.errcode_total.with_label_values(&["user/get", "0"]).inc();
+        m.upstream_attempts
+            .with_label_values(&["user/get", "primary", "ok"])
+            .inc();
+        m.retries.with_label_values(&["user/get", "http_5xx"]).inc();
+        m.quota_rejected
+            .with_label_values(&["user/get", "hr"])
+            .inc();
+        m.token_refresh.with_label_values(&["hr", "ok"]).inc();
+        m.token_expires_in.with_label_values(&["hr"]).set(7200.0);
+        m.upstream_healthy.with_label_values(&["primary"]).set(1);
+        m.config_reloads.with_label_values(&["ok"]).inc();
+        let text = String::from_utf8(m.render()).unwrap();
+        for name in [
+            "wecom_api_request_duration_seconds_bucket",
+            "wecom_api_errcode_total",
+            "wecom_upstream_attempts_total",
+            "wecom_retries_total",
+            "wecom_quota_rejected_total",
+            "wecom_token_refresh_total",
+            "wecom_token_expires_in_seconds",
+            "wecom_upstream_healthy",
+            "wecom_config_reloads_total",
+        ] {
+            assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn errcode_labels_are_bounded() {
+        assert_eq!(errcode_label(42001), "42001");
+        assert_eq!(errcode_label(-1), "-1");
+        assert_eq!(errcode_label(i64::MAX), "other");
+    }
+}

@@ -1,0 +1,368 @@
+//! Forwarding a call: pick the upstream, inject the token, send, read `errcode`, and absorb
+//! token errors by replacing the token and repeating the call once. JSON answers are buffered
+//! (so `errcode` can be read before the app sees anything); media downloads are streamed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pingora::http::RequestHeader;
+use pingora::proxy::Session;
+
+use super::respond;
+use super::{request, RequestCtx};
+use crate::body::RequestBody;
+use crate::metrics::Outcome;
+use crate::routing::Call;
+use crate::state::{Runtime, Shared};
+use crate::token::{AppTokens, Token, TokenError};
+use crate::upstream::exchange::{self, AttemptError, Open};
+use crate::upstream::UpstreamRt;
+use crate::wecom::answer::{LocalAnswer, Reason};
+use crate::wecom::apis::{Auth, BodyKind};
+use crate::wecom::errcode::{self, BodyErrcode};
+
+/// Largest JSON answer buffered from WeCom (big `user/list` pages are a few MB).
+pub const MAX_JSON_RESPONSE: usize = 16 * 1024 * 1024;
+
+/// Request headers not passed upstream: hop-by-hop ones, ours, and those the sidecar sets.
+const DROP_REQUEST_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "expect",
+    "accept-encoding",
+    request::APP_HEADER,
+];
+
+/// Everything a forward needs about the call.
+pub struct Forward<'a> {
+    pub shared: &'a Arc<Shared>,
+    pub rt: &'a Runtime,
+    pub call: &'a Call<'a>,
+    pub app: Option<&'a AppTokens>,
+    pub body: &'a RequestBody,
+}
+
+/// How forwarding ended, when it did not write the answer itself.
+pub enum Ended {
+    /// The answer went to the app.
+    Answered,
+    /// The sidecar must answer locally.
+    Local(LocalAnswer),
+}
+
+fn no_token_answer(app: &AppTokens, e: &TokenError) -> LocalAnswer {
+    match e {
+        TokenError::Rejected { errcode, errmsg } => LocalAnswer::new(
+            200,
+            Reason::NoToken,
+            *errcode,
+            format!(
+                "wecom-sidecar: no access_token for app {}: gettoken answered errcode {errcode} ({errmsg})",
+                app.app.name
+            ),
+        ),
+        TokenError::Unavailable(why) => LocalAnswer::new(
+            502,
+            Reason::NoToken,
+            errcode::SYSTEM_BUSY,
+            format!("wecom-sidecar: no access_token for app {}: {why}", app.app.name),
+        ),
+    }
+}
+
+fn upstream_request(
+    session: &Session,
+    up: &UpstreamRt,
+    path: &str,
+    query: &str,
+    body_len: u64,
+) -> Result<Box<RequestHeader>, LocalAnswer> {
+    let down = session.req_header();
+    let uri = if query.is_empty() {
+        format!("{}{path}", up.cfg.base_path)
+    } else {
+        format!("{}{path}?{query}", up.cfg.base_path)
+    };
+    let mut req = RequestHeader::build(
+        down.method.clone(),
+        uri.as_bytes(),
+        Some(down.headers.len() + 2),
+    )
+    .map_err(|_| {
+        LocalAnswer::bad_request(
+            errcode::DATA_FORMAT_ERROR,
+            "wecom-sidecar: invalid request URI",
+        )
+    })?;
+    for (name, value) in down.headers.iter() {
+        let n = name.as_str();
+        if DROP_REQUEST_HEADERS.contains(&n) || n.starts_with("x-sidecar-") {
+            continue;
+        }
+        let _ = req.append_header(name.clone(), value.clone());
+    }
+    let _ = req.insert_header("Host", up.authority.as_str());
+    if body_len > 0 || down.method == http::Method::POST {
+        let _ = req.insert_header("Content-Length", body_len.to_string());
+    }
+    Ok(Box::new(req))
+}
+
+/// Sends one attempt and reads its answer header, within the upstream's per-attempt timeout.
+async fn attempt(
+    up: &UpstreamRt,
+    addr: SocketAddr,
+    req: Box<RequestHeader>,
+    body: &RequestBody,
+) -> Result<Open, AttemptError> {
+    match tokio::time::timeout(up.cfg.timeout, exchange::open(up, addr, req, body)).await {
+        Ok(r) => r,
+        Err(_) => Err(AttemptError::Timeout),
+    }
+}
+
+fn is_json_answer(open: &Open) -> bool {
+    open.header()
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/plain"))
+}
+
+/// Runs the call to the end. Writes the upstream's answer itself; returns a local answer for
+/// the caller to write when there is none.
+pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx) -> Ended {
+    let Forward {
+        shared,
+        rt,
+        call,
+        app,
+        body,
+    } = f;
+    let path = session.req_header().uri.path().to_string();
+    let query = session.req_header().uri.query().unwrap_or("").to_string();
+    let policy = &call.route.policy;
+
+    let Some(member) = call.route.split.pick() else {
+        return Ended::Local(LocalAnswer::new(
+            502,
+            Reason::UpstreamUnavailable,
+            errcode::SYSTEM_BUSY,
+            "wecom-sidecar: this route's split gives no upstream any weight",
+        ));
+    };
+    let up = &rt.upstreams[call.route.split_members[member]];
+    ctx.upstream = Some(up.cfg.name.clone());
+
+    let needs_token = call.api.auth == Auth::Token;
+    let src = rt.token_source(shared);
+    let mut token: Option<Arc<Token>> = None;
+    if needs_token {
+        let Some(app) = app else {
+            return Ended::Local(LocalAnswer::bad_request(
+                errcode::TOKEN_MISSING,
+                "wecom-sidecar: no app",
+            ));
+        };
+        match shared.tokens.get(app, &src).await {
+            Ok(t) => token = Some(t),
+            Err(e) => return Ended::Local(no_token_answer(app, &e)),
+        }
+    }
+
+    let addr = match shared.resolver.resolve(&up.cfg.host, up.cfg.port).await {
+        Ok(a) => a,
+        Err(why) => {
+            ctx.detail = Some(why);
+            return Ended::Local(unavailable(up, "its address could not be resolved"));
+        }
+    };
+
+    let mut token_retried = false;
+    loop {
+        ctx.attempts += 1;
+        let q = request::upstream_query(
+            &query,
+            token.as_deref().map(Token::expose),
+            policy.allow_debug,
+        );
+        let req = match upstream_request(session, up, &path, &q, body.len()) {
+            Ok(r) => r,
+            Err(answer) => return Ended::Local(answer),
+        };
+        let result = attempt(up, addr, req, body).await;
+        let mut open = match result {
+            Ok(open) => open,
+            Err(e) => {
+                record_attempt(shared, call, up, e.label());
+                ctx.detail = Some(e.describe());
+                ctx.outcome = Outcome::NetworkError;
+                return Ended::Local(unavailable(up, &e.describe()));
+            }
+        };
+        let status = open.status();
+        let stream_it =
+            call.api.body == BodyKind::Download && status == 200 && !is_json_answer(&open);
+        if stream_it {
+            record_attempt(shared, call, up, "ok");
+            return stream(open, up, session, ctx).await;
+        }
+        let answer =
+            tokio::time::timeout(up.cfg.timeout, open.read_to_end(MAX_JSON_RESPONSE)).await;
+        let answer = match answer {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                record_attempt(shared, call, up, e.label());
+                ctx.detail = Some(e.describe());
+                ctx.outcome = Outcome::NetworkError;
+                return Ended::Local(unavailable(up, &e.describe()));
+            }
+            Err(_) => {
+                record_attempt(shared, call, up, "timeout");
+                ctx.outcome = Outcome::NetworkError;
+                return Ended::Local(unavailable(up, "timed out"));
+            }
+        };
+        let up_header = open.header().clone();
+        open.release(up).await;
+
+        if status >= 500 {
+            record_attempt(shared, call, up, "http_5xx");
+            ctx.outcome = Outcome::HttpError;
+            return Ended::Local(unavailable(up, &format!("answered HTTP {status}")));
+        }
+        if status != 200 {
+            record_attempt(shared, call, up, "http_error");
+            return pass(session, ctx, &up_header, answer, Outcome::HttpError, None).await;
+        }
+        match errcode::read_errcode(&answer) {
+            BodyErrcode::Invalid => {
+                record_attempt(shared, call, up, "bad_response");
+                ctx.outcome = Outcome::NetworkError;
+                return Ended::Local(unavailable(up, "answered a body that is not valid JSON"));
+            }
+            BodyErrcode::Absent => {
+                record_attempt(shared, call, up, "ok");
+                return pass(session, ctx, &up_header, answer, Outcome::Ok, None).await;
+            }
+            BodyErrcode::Code(code) => {
+                if errcode::is_token_error(code) && needs_token && !token_retried {
+                    record_attempt(shared, call, up, "token_error");
+                    shared
+                        .metrics
+                        .retries
+                        .with_label_values(&[&call.label, "token"])
+                        .inc();
+                    token_retried = true;
+                    let (Some(app), Some(rejected)) = (app, token.as_ref()) else {
+                        return pass(
+                            session,
+                            ctx,
+                            &up_header,
+                            answer,
+                            Outcome::Errcode,
+                            Some(code),
+                        )
+                        .await;
+                    };
+                    match shared.tokens.replace(app, &src, rejected).await {
+                        Ok(t) => {
+                            token = Some(t);
+                            continue;
+                        }
+                        Err(e) => return Ended::Local(no_token_answer(app, &e)),
+                    }
+                }
+                record_attempt(shared, call, up, if code == 0 { "ok" } else { "errcode" });
+                let outcome = if code == 0 {
+                    Outcome::Ok
+                } else {
+                    Outcome::Errcode
+                };
+                return pass(session, ctx, &up_header, answer, outcome, Some(code)).await;
+            }
+        }
+    }
+}
+
+fn record_attempt(shared: &Shared, call: &Call<'_>, up: &UpstreamRt, result: &str) {
+    shared
+        .metrics
+        .upstream_attempts
+        .with_label_values(&[&call.label, up.cfg.name.as_str(), result])
+        .inc();
+}
+
+fn unavailable(up: &UpstreamRt, what: &str) -> LocalAnswer {
+    LocalAnswer::new(
+        502,
+        Reason::UpstreamUnavailable,
+        errcode::SYSTEM_BUSY,
+        format!("wecom-sidecar: upstream {} {what}", up.cfg.name),
+    )
+}
+
+/// Passes a buffered upstream answer to the app.
+async fn pass(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    up_header: &pingora::http::ResponseHeader,
+    body: Bytes,
+    outcome: Outcome,
+    code: Option<i64>,
+) -> Ended {
+    let header = respond::header_from_upstream(up_header, ctx, Some(body.len()));
+    ctx.status = up_header.status.as_u16();
+    ctx.outcome = outcome;
+    ctx.errcode = code;
+    if let Err(e) = respond::write(session, header, Some(body)).await {
+        ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
+    }
+    Ended::Answered
+}
+
+/// Streams a binary answer to the app chunk by chunk.
+async fn stream(
+    mut open: Open,
+    up: &UpstreamRt,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) -> Ended {
+    let header = respond::header_from_upstream(open.header(), ctx, None);
+    ctx.status = open.status();
+    ctx.outcome = Outcome::Ok;
+    if let Err(e) = session.write_response_header(Box::new(header), false).await {
+        ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
+        return Ended::Answered;
+    }
+    loop {
+        match open.chunk().await {
+            Ok(Some(chunk)) => {
+                if let Err(e) = session.write_response_body(Some(chunk), false).await {
+                    ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
+                    return Ended::Answered;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                // The header is out: the only honest signal left is to cut the connection.
+                ctx.outcome = Outcome::NetworkError;
+                ctx.detail = Some(format!("upstream broke mid-body: {}", e.describe()));
+                session.shutdown().await;
+                return Ended::Answered;
+            }
+        }
+    }
+    let _ = session.write_response_body(None, true).await;
+    open.release(up).await;
+    Ended::Answered
+}

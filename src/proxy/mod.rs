@@ -1,0 +1,315 @@
+//! The request pipeline: a thin `ProxyHttp` that wires the other modules together in order.
+//!
+//! Every call is handled in `request_filter`, which answers it and returns `Ok(true)`: the
+//! sidecar runs the upstream exchange itself (pingora's `Connector`, pooled) instead of
+//! pingora's proxy phase, because it must read `errcode` in a 200 answer and repeat the call
+//! after a token error, which pingora's proxy flow cannot do once the header has gone out.
+//!
+//! Order: request id → route → method/limits → `gettoken` answered locally → app → body read
+//! (JSON buffered, uploads spooled) → forward (token, upstream, errcode) → answer → access log.
+
+pub mod forward;
+pub mod request;
+pub mod respond;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use pingora::prelude::*;
+use pingora::proxy::{ProxyHttp, Session};
+
+use crate::body::{RequestBody, Spool};
+use crate::config::{AppName, UpstreamName};
+use crate::metrics::Outcome;
+use crate::state::{InFlight, Shared};
+use crate::wecom::answer::{LocalAnswer, Reason};
+use crate::wecom::apis::BodyKind;
+use crate::wecom::errcode;
+
+/// Largest JSON request body accepted from an app.
+pub const MAX_JSON_REQUEST: u64 = 2 * 1024 * 1024;
+/// Largest upload accepted: WeCom's 20 MB media limit plus room for the multipart framing.
+pub const MAX_UPLOAD: u64 = 20 * 1024 * 1024 + 64 * 1024;
+
+/// Per-call state, from arrival to the access log line.
+pub struct RequestCtx {
+    pub started: Instant,
+    pub request_id: String,
+    pub api: Arc<str>,
+    pub app: Option<AppName>,
+    pub upstream: Option<UpstreamName>,
+    pub attempts: u32,
+    pub outcome: Outcome,
+    pub status: u16,
+    pub errcode: Option<i64>,
+    pub reason: Option<Reason>,
+    /// What went wrong, in words safe to log.
+    pub detail: Option<String>,
+    _in_flight: Option<InFlight>,
+}
+
+/// The sidecar's `ProxyHttp`.
+pub struct SidecarProxy {
+    pub shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl ProxyHttp for SidecarProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            request_id: String::new(),
+            api: Arc::from("other"),
+            app: None,
+            upstream: None,
+            attempts: 0,
+            outcome: Outcome::Local,
+            status: 0,
+            errcode: None,
+            reason: None,
+            detail: None,
+            _in_flight: Some(self.shared.enter()),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if let Some(answer) = self.handle(session, ctx).await {
+            // A failed write means the app went away; it is logged here, not raised to pingora
+            // (whose error log line would print the request's query).
+            if let Err(e) = respond::local(session, ctx, answer).await {
+                ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
+            }
+        }
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        // Every call is answered in `request_filter`; pingora's proxy phase never runs.
+        Error::e_explain(
+            ErrorType::InternalError,
+            "wecom-sidecar answers in request_filter",
+        )
+    }
+
+    async fn logging(
+        &self,
+        session: &mut Session,
+        e: Option<&pingora::Error>,
+        ctx: &mut RequestCtx,
+    ) {
+        if ctx.status == 0 {
+            // Pingora answered (malformed request) or the app went away before an answer.
+            ctx.status = session.response_written().map_or(0, |h| h.status.as_u16());
+            if let Some(e) = e {
+                ctx.detail
+                    .get_or_insert_with(|| e.etype().as_str().to_string());
+            }
+        }
+        access_log(&self.shared, session, ctx);
+    }
+}
+
+impl SidecarProxy {
+    /// Runs the pipeline; returns a local answer to write, or `None` when the answer is out.
+    async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) -> Option<LocalAnswer> {
+        let shared = &self.shared;
+        let rt = shared.runtime.load_full();
+        let req = session.req_header();
+        ctx.request_id = request::request_id(
+            req.headers.get("x-request-id").map(|v| v.as_bytes()),
+            req.headers.get("traceparent").map(|v| v.as_bytes()),
+        );
+        let path = req.uri.path().to_string();
+        let query = req.uri.query().unwrap_or("").to_string();
+
+        let Some(call) = rt.routes.route(&path) else {
+            return Some(LocalAnswer::new(
+                404,
+                Reason::BadRequest,
+                404,
+                "wecom-sidecar: only WeCom server API paths (/cgi-bin/...) are proxied",
+            ));
+        };
+        ctx.api = call.label.clone();
+        if req.method != http::Method::GET && req.method != http::Method::POST {
+            return Some(LocalAnswer::new(
+                405,
+                Reason::BadRequest,
+                405,
+                "wecom-sidecar: WeCom APIs take GET or POST",
+            ));
+        }
+        if path.contains("/../")
+            || path.contains("/./")
+            || path.ends_with("/..")
+            || path.contains("//")
+        {
+            return Some(LocalAnswer::bad_request(
+                404,
+                "wecom-sidecar: path is not a WeCom API path",
+            ));
+        }
+        if path == "/cgi-bin/gettoken" {
+            return Some(request::answer_gettoken(&rt, &query));
+        }
+
+        let app = if call.api.auth == crate::wecom::apis::Auth::Token {
+            match request::choose_app(
+                &rt,
+                req.headers.get(request::APP_HEADER).map(|v| v.as_bytes()),
+                &query,
+            ) {
+                Ok(app) => {
+                    ctx.app = Some(app.app.name.clone());
+                    Some(app)
+                }
+                Err(answer) => return Some(answer),
+            }
+        } else {
+            None
+        };
+
+        let body = match read_body(session, call.api.body).await {
+            Ok(b) => b,
+            Err(answer) => return Some(answer),
+        };
+
+        let f = forward::Forward {
+            shared,
+            rt: &rt,
+            call: &call,
+            app,
+            body: &body,
+        };
+        let deadline = call.route.policy.deadline;
+        match tokio::time::timeout(deadline, forward::forward(f, session, ctx)).await {
+            Ok(forward::Ended::Answered) => None,
+            Ok(forward::Ended::Local(answer)) => Some(answer),
+            Err(_) => {
+                ctx.outcome = Outcome::NetworkError;
+                Some(LocalAnswer::new(
+                    504,
+                    Reason::Deadline,
+                    errcode::SYSTEM_BUSY,
+                    format!("wecom-sidecar: no answer within the deadline of {deadline:?}"),
+                ))
+            }
+        }
+    }
+}
+
+fn too_large(limit: u64) -> LocalAnswer {
+    LocalAnswer::new(
+        413,
+        Reason::BadRequest,
+        errcode::DATA_FORMAT_ERROR,
+        format!("wecom-sidecar: request body over the limit of {limit} bytes"),
+    )
+}
+
+/// Reads the app's request body: JSON into memory, uploads into a spool file. Refuses bodies
+/// over the limit before reading past it.
+async fn read_body(session: &mut Session, kind: BodyKind) -> Result<RequestBody, LocalAnswer> {
+    let limit = if kind == BodyKind::Upload {
+        MAX_UPLOAD
+    } else {
+        MAX_JSON_REQUEST
+    };
+    let declared = session
+        .req_header()
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    let read_failed = |e: Box<pingora::Error>| {
+        LocalAnswer::bad_request(
+            errcode::DATA_FORMAT_ERROR,
+            format!(
+                "wecom-sidecar: could not read the request body ({})",
+                e.etype().as_str()
+            ),
+        )
+    };
+    if kind == BodyKind::Upload {
+        let mut spool = Spool::new().map_err(|_| spool_failed())?;
+        while let Some(chunk) = session.read_request_body().await.map_err(read_failed)? {
+            if spool.len() + chunk.len() as u64 > limit {
+                return Err(too_large(limit));
+            }
+            spool.write(&chunk).await.map_err(|_| spool_failed())?;
+        }
+        spool.finish().await.map_err(|_| spool_failed())?;
+        return Ok(if spool.is_empty() {
+            RequestBody::Empty
+        } else {
+            RequestBody::Spooled(spool)
+        });
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = session.read_request_body().await.map_err(read_failed)? {
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Err(too_large(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(if buf.is_empty() {
+        RequestBody::Empty
+    } else {
+        RequestBody::Buffered(buf.freeze())
+    })
+}
+
+fn spool_failed() -> LocalAnswer {
+    LocalAnswer::new(
+        500,
+        Reason::BadRequest,
+        errcode::SYSTEM_BUSY,
+        "wecom-sidecar: could not spool the upload to a temporary file (check TMPDIR)",
+    )
+}
+
+/// One structured line per call, and its latency and errcode metrics.
+fn access_log(shared: &Shared, session: &Session, ctx: &RequestCtx) {
+    let latency = ctx.started.elapsed();
+    let upstream = ctx.upstream.as_ref().map_or("-", |u| u.as_str());
+    let m = &shared.metrics;
+    m.request_duration
+        .with_label_values(&[&*ctx.api, upstream, ctx.outcome.as_str()])
+        .observe(latency.as_secs_f64());
+    if ctx.outcome != Outcome::Local {
+        if let Some(code) = ctx.errcode {
+            m.errcode_total
+                .with_label_values(&[&*ctx.api, &*crate::metrics::errcode_label(code)])
+                .inc();
+        }
+    }
+    let req = session.req_header();
+    tracing::info!(
+        target: "access",
+        request_id = %ctx.request_id,
+        method = %req.method,
+        path = %req.uri.path(),
+        api = %ctx.api,
+        app = ctx.app.as_ref().map_or("-", |a| a.as_str()),
+        upstream,
+        attempts = ctx.attempts,
+        outcome = ctx.outcome.as_str(),
+        status = ctx.status,
+        errcode = ctx.errcode,
+        reason = ctx.reason.map(|r| r.as_str()),
+        detail = ctx.detail.as_deref(),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "call"
+    );
+}

@@ -1,0 +1,207 @@
+//! Reading what the app asked for: its query, which app it speaks for, and the local answer to
+//! `gettoken`. Also the rewritten query the upstream gets (real token in, `debug=1` out).
+
+use std::borrow::Cow;
+
+use crate::state::Runtime;
+use crate::token::AppTokens;
+use crate::wecom::answer::{LocalAnswer, Reason};
+use crate::wecom::errcode;
+
+/// Header naming the app a call speaks for.
+pub const APP_HEADER: &str = "x-wecom-app";
+/// Lifetime the local gettoken answer announces (the placeholder never really expires).
+pub const PLACEHOLDER_EXPIRES_IN: u64 = 7200;
+
+/// First value of query parameter `name`, percent-decoded.
+pub fn query_value<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// The app a call speaks for: `X-WeCom-App`, else an `access_token` equal to an app name,
+/// else the default app.
+pub fn choose_app<'r>(
+    rt: &'r Runtime,
+    header: Option<&[u8]>,
+    query: &str,
+) -> Result<&'r AppTokens, LocalAnswer> {
+    if let Some(value) = header {
+        let name = std::str::from_utf8(value).unwrap_or("").trim();
+        return rt
+            .app(name)
+            .map(|a| a.as_ref())
+            .ok_or_else(|| unknown_app(rt, "the X-WeCom-App header names no configured app"));
+    }
+    if let Some(token) = query_value(query, "access_token") {
+        if let Some(app) = rt.app(&token) {
+            return Ok(app);
+        }
+    }
+    rt.default_app().map(|a| a.as_ref()).ok_or_else(|| {
+        unknown_app(
+            rt,
+            "the call names no app (send X-WeCom-App, or the app name as access_token) and no app has default: true",
+        )
+    })
+}
+
+fn unknown_app(rt: &Runtime, why: &str) -> LocalAnswer {
+    let names: Vec<&str> = rt.apps.iter().map(|a| a.app.name.as_str()).collect();
+    LocalAnswer::new(
+        400,
+        Reason::UnknownApp,
+        errcode::INVALID_TOKEN,
+        format!(
+            "wecom-sidecar: {why}; configured apps: {}",
+            names.join(", ")
+        ),
+    )
+}
+
+/// The local answer to `GET /cgi-bin/gettoken`: the app's name stands in for its token, so
+/// unmodified SDKs work and real tokens never leave the sidecar.
+pub fn answer_gettoken(rt: &Runtime, query: &str) -> LocalAnswer {
+    let corpid = query_value(query, "corpid").unwrap_or_default();
+    let secret = query_value(query, "corpsecret").unwrap_or_default();
+    let in_corp: Vec<&AppTokens> = rt
+        .apps
+        .iter()
+        .map(|a| a.as_ref())
+        .filter(|a| a.app.corp_id == corpid)
+        .collect();
+    if in_corp.is_empty() {
+        return LocalAnswer::new(
+            200,
+            Reason::BadRequest,
+            errcode::INVALID_CORPID,
+            "invalid corpid: wecom-sidecar has no app with this corpid",
+        );
+    }
+    let found = in_corp.into_iter().find(|a| {
+        a.app.name.as_str() == secret
+            || constant_time_eq(a.app.secret.expose().as_bytes(), secret.as_bytes())
+    });
+    match found {
+        Some(app) => {
+            let mut extra = serde_json::Map::new();
+            extra.insert("access_token".into(), app.app.name.as_str().into());
+            extra.insert("expires_in".into(), PLACEHOLDER_EXPIRES_IN.into());
+            let mut a = LocalAnswer::new(200, Reason::BadRequest, errcode::OK, "ok");
+            a.extra = Some(extra);
+            a
+        }
+        None => LocalAnswer::new(
+            200,
+            Reason::BadRequest,
+            errcode::INVALID_CREDENTIAL,
+            "invalid credential: send the app's name (as configured in wecom-sidecar) as corpsecret",
+        ),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The query the upstream gets: the app's `access_token` removed (and the real one appended
+/// when `token` is given), `debug=1` removed unless allowed. Other parameters keep their order
+/// and their encoding byte for byte.
+pub fn upstream_query(query: &str, token: Option<&str>, allow_debug: bool) -> String {
+    let mut out = String::with_capacity(query.len() + token.map_or(0, |t| t.len() + 14));
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let name = pair.split('=').next().unwrap_or("");
+        let decoded = form_urlencoded::parse(name.as_bytes())
+            .next()
+            .map(|(k, _)| k);
+        let name = decoded.as_deref().unwrap_or(name);
+        if token.is_some() && name == "access_token" {
+            continue;
+        }
+        if name == "debug" && !allow_debug {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(pair);
+    }
+    if let Some(token) = token {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str("access_token=");
+        out.extend(form_urlencoded::byte_serialize(token.as_bytes()));
+    }
+    out
+}
+
+/// A request id from `X-Request-Id`, the trace id of a W3C `traceparent`, or a new one.
+pub fn request_id(x_request_id: Option<&[u8]>, traceparent: Option<&[u8]>) -> String {
+    let usable = |v: &[u8]| {
+        !v.is_empty()
+            && v.len() <= 128
+            && v.iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+    };
+    if let Some(v) = x_request_id.filter(|v| usable(v)) {
+        return String::from_utf8_lossy(v).into_owned();
+    }
+    if let Some(tp) = traceparent {
+        let parts: Vec<&[u8]> = tp.split(|&b| b == b'-').collect();
+        if parts.len() == 4 && parts[1].len() == 32 && usable(parts[1]) {
+            return String::from_utf8_lossy(parts[1]).into_owned();
+        }
+    }
+    format!("{:016x}", rand::random::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_the_query() {
+        assert_eq!(
+            upstream_query(
+                "access_token=hr-bot&userid=zhang%20san&debug=1",
+                Some("T/1+"),
+                false
+            ),
+            "userid=zhang%20san&access_token=T%2F1%2B"
+        );
+        assert_eq!(upstream_query("debug=1&x=1", None, true), "debug=1&x=1");
+        assert_eq!(upstream_query("", Some("t"), false), "access_token=t");
+        assert_eq!(upstream_query("key=robot&x=", None, false), "key=robot&x=");
+        assert_eq!(
+            upstream_query("access%5Ftoken=abc&a=1", Some("t"), false),
+            "a=1&access_token=t"
+        );
+    }
+
+    #[test]
+    fn request_ids() {
+        assert_eq!(request_id(Some(b"abc-123"), None), "abc-123");
+        assert_eq!(
+            request_id(
+                None,
+                Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            ),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(request_id(Some(b"bad\r\nheader"), None).len(), 16);
+    }
+
+    #[test]
+    fn query_values_decode() {
+        assert_eq!(
+            query_value("a=1&corpsecret=x%2By", "corpsecret").unwrap(),
+            "x+y"
+        );
+        assert!(query_value("a=1", "b").is_none());
+    }
+}

@@ -1,0 +1,85 @@
+//! Writing answers to the app: local answers, buffered upstream answers, streamed media.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+use super::RequestCtx;
+use crate::metrics::Outcome;
+use crate::wecom::answer::LocalAnswer;
+
+/// Response headers that describe one hop, not the answer; never copied from upstream.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+];
+
+/// Writes a local answer and records it in the call's context.
+pub async fn local(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    answer: LocalAnswer,
+) -> pingora::Result<()> {
+    let body = answer.body();
+    let mut header = answer.header(body.len());
+    add_request_id(&mut header, ctx);
+    ctx.status = answer.status;
+    ctx.outcome = Outcome::Local;
+    ctx.reason = Some(answer.reason);
+    ctx.errcode = Some(answer.errcode);
+    write(session, header, Some(body)).await
+}
+
+/// The app-facing header for an upstream answer: its status and headers, minus hop-by-hop ones.
+pub fn header_from_upstream(
+    up: &ResponseHeader,
+    ctx: &RequestCtx,
+    body_len: Option<usize>,
+) -> ResponseHeader {
+    let mut h =
+        ResponseHeader::build(up.status, Some(up.headers.len() + 2)).expect("status is valid");
+    for (name, value) in up.headers.iter() {
+        if HOP_BY_HOP.contains(&name.as_str()) {
+            continue;
+        }
+        let _ = h.append_header(name.clone(), value.clone());
+    }
+    match body_len {
+        Some(len) => {
+            let _ = h.insert_header("Content-Length", len.to_string());
+        }
+        None => {
+            if let Some(len) = up.headers.get("content-length") {
+                let _ = h.insert_header("Content-Length", len.clone());
+            }
+        }
+    }
+    add_request_id(&mut h, ctx);
+    h
+}
+
+fn add_request_id(h: &mut ResponseHeader, ctx: &RequestCtx) {
+    let _ = h.insert_header("X-Request-Id", ctx.request_id.as_str());
+}
+
+/// Writes a whole answer.
+pub async fn write(
+    session: &mut Session,
+    header: ResponseHeader,
+    body: Option<Bytes>,
+) -> pingora::Result<()> {
+    let has_body = body.as_ref().is_some_and(|b| !b.is_empty());
+    session
+        .write_response_header(Box::new(header), !has_body)
+        .await?;
+    if has_body {
+        session.write_response_body(body, true).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! Live reload: a new config is read and validated in full and its runtime built before it
+//! replaces the old one in a single atomic swap. A bad config is refused, logged and counted,
+//! and the old one keeps serving. Calls in flight finish on the runtime they started with.
+//! Tokens of apps whose credentials did not change are kept.
+
+use std::sync::Arc;
+
+use crate::config;
+use crate::state::{Runtime, Shared};
+
+/// Why a reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("this config was not read from a file (e.g. --dev); nothing to reload")]
+    NoSource,
+    #[error("the new config is invalid:\n{0}")]
+    Invalid(config::ConfigError),
+    #[error("{0} changed; changing a listener needs a restart (old value kept)")]
+    ListenerChanged(&'static str),
+}
+
+/// Reloads from the file the current config came from.
+pub fn reload(shared: &Shared) -> Result<(), ReloadError> {
+    let result = try_reload(shared);
+    let label = if result.is_ok() { "ok" } else { "error" };
+    shared
+        .metrics
+        .config_reloads
+        .with_label_values(&[label])
+        .inc();
+    match &result {
+        Ok(()) => tracing::info!("config reloaded"),
+        Err(e) => tracing::warn!(error = %e, "config reload refused; the old config keeps serving"),
+    }
+    result
+}
+
+fn try_reload(shared: &Shared) -> Result<(), ReloadError> {
+    let current = shared.runtime.load_full();
+    let source = current.config.source.clone().ok_or(ReloadError::NoSource)?;
+    let next = config::load(&source).map_err(ReloadError::Invalid)?;
+    if next.listen != current.config.listen {
+        return Err(ReloadError::ListenerChanged("listen"));
+    }
+    if next.admin_listen != current.config.admin_listen {
+        return Err(ReloadError::ListenerChanged("admin_listen"));
+    }
+    let runtime = Runtime::build(next, &shared.connectors, Some(&current));
+    shared.runtime.store(Arc::new(runtime));
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! Process wiring: the pingora server with its three services (the app listener, the admin
+//! listener, and background work: token refresh, SIGHUP reload, drain), and shutdown.
+//!
+//! Shutdown: SIGTERM and SIGINT both drain. Readiness turns false, listeners stop accepting,
+//! calls in flight finish, and the process exits 0 as soon as none is left, or after
+//! [`DRAIN_TIMEOUT`] at the latest (pingora's own default would wait 300 s whatever is in flight).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::http_app::HttpServer;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::admin::AdminApp;
+use crate::proxy::SidecarProxy;
+use crate::state::Shared;
+
+/// Longest time calls in flight get to finish after SIGTERM/SIGINT.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the drain watcher looks at the number of calls in flight.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
+/// Builds and runs the server; returns only when the process is exiting.
+pub fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
+    let rt = shared.runtime.load_full();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let conf = ServerConf {
+        threads,
+        work_stealing: true,
+        grace_period_seconds: Some(DRAIN_TIMEOUT.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upstream_keepalive_pool_size: 256,
+        pid_file: std::env::temp_dir()
+            .join(format!("wecom-sidecar-{}.pid", std::process::id()))
+            .display()
+            .to_string(),
+        upgrade_sock: std::env::temp_dir()
+            .join(format!("wecom-sidecar-{}.sock", std::process::id()))
+            .display()
+            .to_string(),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        SidecarProxy {
+            shared: shared.clone(),
+        },
+        "wecom-sidecar",
+    );
+    proxy.add_tcp(&rt.config.listen.to_string());
+
+    let mut admin = Service::new(
+        "admin".to_string(),
+        HttpServer::new_app(AdminApp {
+            shared: shared.clone(),
+        }),
+    );
+    admin.add_tcp(&rt.config.admin_listen.to_string());
+    admin.threads = Some(1);
+
+    let mut background = background_service(
+        "background",
+        Background {
+            shared: shared.clone(),
+        },
+    );
+    background.threads = Some(1);
+
+    for (name, addr) in [
+        ("listen", rt.config.listen),
+        ("admin_listen", rt.config.admin_listen),
+    ] {
+        if !addr.ip().is_loopback() {
+            tracing::warn!(key = name, %addr, "listening beyond loopback: anything that reaches this address can use the app credentials");
+        }
+    }
+    tracing::info!(listen = %rt.config.listen, admin = %rt.config.admin_listen, apps = rt.apps.len(), "wecom-sidecar starting");
+
+    server.add_service(proxy);
+    server.add_service(admin);
+    server.add_service(background);
+    server.run(RunArgs {
+        shutdown_signal: Box::new(DrainOnSignal { shared }),
+    });
+    Ok(())
+}
+
+/// Turns SIGTERM and SIGINT into a graceful drain (pingora treats SIGINT as a fast exit).
+struct DrainOnSignal {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for DrainOnSignal {
+    async fn recv(&self) -> ShutdownSignal {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            // Without signal handlers nothing can stop us gracefully; wait forever.
+            std::future::pending::<()>().await;
+            unreachable!();
+        };
+        let which = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(
+            signal = which,
+            in_flight = self.shared.in_flight(),
+            "draining: no new connections, finishing calls in flight"
+        );
+        self.shared.draining.store(true, Ordering::Release);
+        ShutdownSignal::GracefulTerminate
+    }
+}
+
+/// Token refresh, SIGHUP reloads and the drain watcher.
+struct Background {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for Background {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        tokio::spawn(crate::token::refresher::run(
+            self.shared.clone(),
+            shutdown.clone(),
+        ));
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading config");
+                let shared = shared.clone();
+                // Reading and validating the file is blocking work.
+                let _ = tokio::task::spawn_blocking(move || crate::reload::reload(&shared)).await;
+            }
+        });
+        let mut watch = shutdown.clone();
+        while !*watch.borrow() {
+            if watch.changed().await.is_err() {
+                break;
+            }
+        }
+        // Listeners have stopped accepting. Exit as soon as the last call in flight is done;
+        // pingora ends the process after DRAIN_TIMEOUT otherwise.
+        loop {
+            if self.shared.in_flight() == 0 {
+                tracing::info!("drained: exiting");
+                std::process::exit(0);
+            }
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Shared state: what lives for the whole process (`Shared`: metrics, token cache, resolver,
+//! connection pools) and what is rebuilt from each config (`Runtime`: upstreams, apps, routes),
+//! swapped atomically on reload so a call in flight keeps the runtime it started with.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::routing::RouteTable;
+use crate::token::{AppTokens, TokenSource, TokenStore};
+use crate::upstream::resolve::Resolver;
+use crate::upstream::{Connectors, UpstreamRt};
+
+/// Everything built from one config.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    /// Same order as `config.upstreams`; index 0 is not necessarily `primary`.
+    pub upstreams: Vec<Arc<UpstreamRt>>,
+    /// The upstream that issues tokens (`primary`).
+    pub token_upstream: Arc<UpstreamRt>,
+    /// Same order as `config.apps`.
+    pub apps: Vec<Arc<AppTokens>>,
+    pub routes: RouteTable,
+}
+
+impl Runtime {
+    /// Builds the runtime of `config`, keeping the token state of apps whose credentials did not
+    /// change in `previous`.
+    pub fn build(config: Config, connectors: &Connectors, previous: Option<&Runtime>) -> Runtime {
+        let upstreams: Vec<Arc<UpstreamRt>> = config
+            .upstreams
+            .iter()
+            .map(|u| connectors.build(u))
+            .collect();
+        let primary = config
+            .upstreams
+            .iter()
+            .position(|u| u.name.as_str() == "primary")
+            .unwrap_or(0);
+        let apps = config
+            .apps
+            .iter()
+            .map(|app| {
+                previous
+                    .and_then(|p| {
+                        p.apps
+                            .iter()
+                            .find(|old| old.app.name == app.name && old.same_credentials(app))
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(AppTokens::new(app.clone())))
+            })
+            .collect();
+        let routes = RouteTable::new(&config.routes, &config.defaults, |name| {
+            config
+                .upstreams
+                .iter()
+                .position(|u| u.name.as_str() == name)
+        });
+        Runtime {
+            token_upstream: upstreams[primary].clone(),
+            upstreams,
+            apps,
+            routes,
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn app(&self, name: &str) -> Option<&Arc<AppTokens>> {
+        self.apps.iter().find(|a| a.app.name.as_str() == name)
+    }
+
+    pub fn default_app(&self) -> Option<&Arc<AppTokens>> {
+        self.apps.iter().find(|a| a.app.default)
+    }
+
+    pub fn token_source<'a>(&'a self, shared: &'a Shared) -> TokenSource<'a> {
+        TokenSource {
+            upstream: &self.token_upstream,
+            resolver: &shared.resolver,
+        }
+    }
+}
+
+/// Process-wide state.
+pub struct Shared {
+    pub metrics: Arc<Metrics>,
+    pub tokens: TokenStore,
+    pub resolver: Resolver,
+    pub connectors: Connectors,
+    pub runtime: ArcSwap<Runtime>,
+    pub started: Instant,
+    /// Set when SIGTERM/SIGINT arrived: readiness turns false, the drain watcher runs.
+    pub draining: AtomicBool,
+    in_flight: AtomicI64,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Arc<Shared> {
+        let metrics = Arc::new(Metrics::new());
+        let connectors = Connectors::default();
+        let runtime = Runtime::build(config, &connectors, None);
+        Arc::new(Shared {
+            tokens: TokenStore::new(metrics.clone()),
+            metrics,
+            resolver: Resolver::default(),
+            connectors,
+            runtime: ArcSwap::from_pointee(runtime),
+            started: Instant::now(),
+            draining: AtomicBool::new(false),
+            in_flight: AtomicI64::new(0),
+        })
+    }
+
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Counts a call as in flight until the guard drops.
+    pub fn enter(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.clone())
+    }
+}
+
+/// Held by each call being handled.
+pub struct InFlight(Arc<Shared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,382 @@
+//! Token custody: each app's `access_token` is fetched with the app's secret, cached (moka, each
+//! entry evicted at its own expiry), refreshed ahead of expiry in the background, and replaced
+//! when WeCom rejects it. Apps never see a token or a secret.
+//!
+//! One `gettoken` at a time per app: every fetch takes the app's fetch lock, then looks at the
+//! cache again, so 200 callers arriving together cause one fetch and then all read its result.
+//! A replacement after a rejection names the token that was rejected; if the cache already holds
+//! a newer one (someone else replaced it first), that one is used and nothing is fetched.
+//! After a failed fetch, callers get the same error for [`FAILURE_HOLD`] instead of hammering
+//! WeCom; the background refresher keeps retrying with backoff and a still-valid token keeps
+//! being served meanwhile.
+
+pub mod fetch;
+pub mod refresher;
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use moka::sync::Cache;
+use moka::Expiry;
+use sha2::{Digest, Sha256};
+
+use crate::config::{App, AppName};
+use crate::metrics::Metrics;
+use crate::upstream::resolve::Resolver;
+use crate::upstream::UpstreamRt;
+
+/// How long a failed fetch is remembered and answered from, per app.
+pub const FAILURE_HOLD: Duration = Duration::from_secs(2);
+
+/// An access token. `Debug` and `Display` never print its value.
+pub struct Token {
+    value: Arc<str>,
+    pub expires_at: Instant,
+    pub fetched_at: SystemTime,
+    /// Distinguishes tokens of one store; a rejection names the serial it saw.
+    pub serial: u64,
+}
+
+impl Token {
+    pub fn new(value: String, expires_at: Instant, fetched_at: SystemTime, serial: u64) -> Self {
+        Token {
+            value: value.into(),
+            expires_at,
+            fetched_at,
+            serial,
+        }
+    }
+
+    /// The token itself, for injection into the upstream request only.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    /// A short, non-reversible fingerprint for status pages and logs.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.value)
+    }
+
+    pub fn expires_in(&self, now: Instant) -> Duration {
+        self.expires_at.saturating_duration_since(now)
+    }
+}
+
+/// First 8 hex digits of SHA-256.
+pub fn fingerprint(value: &str) -> String {
+    let digest = Sha256::digest(value.as_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token(#{} sha256:{})", self.serial, self.fingerprint())
+    }
+}
+
+/// Why no token could be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    /// WeCom answered gettoken with a non-zero errcode (wrong secret 40001, untrusted IP 60020...).
+    Rejected { errcode: i64, errmsg: String },
+    /// gettoken could not be carried out (network, timeout, broken answer).
+    Unavailable(String),
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenError::Rejected { errcode, errmsg } => {
+                write!(f, "gettoken answered errcode {errcode} ({errmsg})")
+            }
+            TokenError::Unavailable(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Cache key: the app and a hash of its credentials, so a changed secret or corp id is a new
+/// key (its old token is never served) while an unchanged app keeps its token across reloads.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TokenKey {
+    pub app: AppName,
+    credentials: u64,
+}
+
+impl TokenKey {
+    pub fn for_app(app: &App) -> Self {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        app.corp_id.hash(&mut h);
+        app.secret.expose().hash(&mut h);
+        TokenKey {
+            app: app.name.clone(),
+            credentials: h.finish(),
+        }
+    }
+}
+
+/// Per-app state beside the cache: the fetch lock and what the status page shows.
+pub struct AppTokens {
+    pub app: App,
+    pub key: TokenKey,
+    fetch_lock: tokio::sync::Mutex<()>,
+    status: Mutex<FetchStatus>,
+}
+
+/// What is known about an app's fetches.
+#[derive(Clone, Debug, Default)]
+pub struct FetchStatus {
+    /// At least one fetch finished (ok or not).
+    pub tried: bool,
+    pub last_refresh: Option<SystemTime>,
+    pub refresh_failures: u64,
+    pub consecutive_failures: u32,
+    pub last_error: Option<TokenError>,
+    last_failure_at: Option<Instant>,
+    /// Earliest time the background refresher tries again after failures.
+    pub(crate) retry_at: Option<Instant>,
+}
+
+impl AppTokens {
+    pub fn new(app: App) -> Self {
+        AppTokens {
+            key: TokenKey::for_app(&app),
+            app,
+            fetch_lock: tokio::sync::Mutex::new(()),
+            status: Mutex::new(FetchStatus::default()),
+        }
+    }
+
+    pub fn status(&self) -> FetchStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn with_status<R>(&self, f: impl FnOnce(&mut FetchStatus) -> R) -> R {
+        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A fetch for this app is under way.
+    pub fn fetching(&self) -> bool {
+        self.fetch_lock.try_lock().is_err()
+    }
+
+    /// Same app, same credentials: its tokens stay valid.
+    pub fn same_credentials(&self, app: &App) -> bool {
+        self.key == TokenKey::for_app(app)
+    }
+}
+
+/// Where tokens come from: the upstream that issues them.
+pub struct TokenSource<'a> {
+    pub upstream: &'a UpstreamRt,
+    pub resolver: &'a Resolver,
+}
+
+/// Why a fetch is wanted; decides what a fetch that finds a cached token does.
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    /// Any valid token will do.
+    Any,
+    /// A token other than the rejected one.
+    Replace { rejected: u64 },
+    /// A token not due for refresh.
+    Fresh { refresh_before: Duration },
+}
+
+struct TokenExpiry;
+
+impl Expiry<TokenKey, Arc<Token>> for TokenExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &TokenKey,
+        value: &Arc<Token>,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.expires_at.saturating_duration_since(created_at))
+    }
+}
+
+/// The token cache shared by every request and the background refresher.
+pub struct TokenStore {
+    cache: Cache<TokenKey, Arc<Token>>,
+    serial: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+impl TokenStore {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        TokenStore {
+            cache: Cache::builder()
+                .max_capacity(10_000)
+                .expire_after(TokenExpiry)
+                .build(),
+            serial: AtomicU64::new(1),
+            metrics,
+        }
+    }
+
+    /// The cached token, if a valid one is there. Never fetches.
+    pub fn peek(&self, app: &AppTokens) -> Option<Arc<Token>> {
+        self.cache
+            .get(&app.key)
+            .filter(|t| t.expires_at > Instant::now())
+    }
+
+    /// A valid token for `app`, fetching one if none is cached.
+    pub async fn get(
+        &self,
+        app: &AppTokens,
+        src: &TokenSource<'_>,
+    ) -> Result<Arc<Token>, TokenError> {
+        if let Some(t) = self.peek(app) {
+            return Ok(t);
+        }
+        self.fetch(app, src, Want::Any).await
+    }
+
+    /// A token other than `rejected`, which WeCom refused (40014/42001/40001).
+    pub async fn replace(
+        &self,
+        app: &AppTokens,
+        src: &TokenSource<'_>,
+        rejected: &Token,
+    ) -> Result<Arc<Token>, TokenError> {
+        self.fetch(
+            app,
+            src,
+            Want::Replace {
+                rejected: rejected.serial,
+            },
+        )
+        .await
+    }
+
+    /// Fetches ahead of expiry if the cached token expires within `refresh_before`.
+    pub async fn refresh_ahead(
+        &self,
+        app: &AppTokens,
+        src: &TokenSource<'_>,
+        refresh_before: Duration,
+    ) -> Result<Arc<Token>, TokenError> {
+        self.fetch(app, src, Want::Fresh { refresh_before }).await
+    }
+
+    async fn fetch(
+        &self,
+        app: &AppTokens,
+        src: &TokenSource<'_>,
+        want: Want,
+    ) -> Result<Arc<Token>, TokenError> {
+        let _one_at_a_time = app.fetch_lock.lock().await;
+        let now = Instant::now();
+        if let Some(t) = self.peek(app) {
+            let good = match want {
+                Want::Any => true,
+                Want::Replace { rejected } => t.serial != rejected,
+                Want::Fresh { refresh_before } => t.expires_in(now) > refresh_before,
+            };
+            if good {
+                return Ok(t);
+            }
+        }
+        if !matches!(want, Want::Fresh { .. }) {
+            // Callers on the request path share a recent failure instead of repeating it.
+            let recent = app.with_status(|s| match (&s.last_error, s.last_failure_at) {
+                (Some(e), Some(at)) if now.duration_since(at) < FAILURE_HOLD => Some(e.clone()),
+                _ => None,
+            });
+            if let Some(e) = recent {
+                return Err(e);
+            }
+        }
+        if let Want::Replace { .. } = want {
+            self.cache.invalidate(&app.key);
+        }
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        let result = fetch::gettoken(src.upstream, src.resolver, &app.app, serial).await;
+        let app_label = app.app.name.as_str();
+        match result {
+            Ok(token) => {
+                let token = Arc::new(token);
+                self.cache.insert(app.key.clone(), token.clone());
+                self.metrics
+                    .token_refresh
+                    .with_label_values(&[app_label, "ok"])
+                    .inc();
+                app.with_status(|s| {
+                    s.tried = true;
+                    s.last_refresh = Some(token.fetched_at);
+                    s.consecutive_failures = 0;
+                    s.last_error = None;
+                    s.last_failure_at = None;
+                    s.retry_at = None;
+                });
+                tracing::info!(
+                    app = app_label,
+                    token = %token.fingerprint(),
+                    expires_in_s = token.expires_in(Instant::now()).as_secs(),
+                    "token fetched"
+                );
+                Ok(token)
+            }
+            Err(e) => {
+                self.metrics
+                    .token_refresh
+                    .with_label_values(&[app_label, "error"])
+                    .inc();
+                app.with_status(|s| {
+                    s.tried = true;
+                    s.refresh_failures += 1;
+                    s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+                    s.last_error = Some(e.clone());
+                    s.last_failure_at = Some(Instant::now());
+                });
+                tracing::warn!(app = app_label, error = %e, "token fetch failed");
+                // A still-valid cached token stays in the cache and keeps serving `get`.
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_the_token() {
+        let t = Token::new(
+            "SECRET-TOKEN-VALUE".into(),
+            Instant::now(),
+            SystemTime::now(),
+            7,
+        );
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("SECRET-TOKEN-VALUE"));
+        assert!(shown.contains("#7"));
+        assert_eq!(t.fingerprint().len(), 8);
+    }
+
+    #[test]
+    fn changed_credentials_are_a_new_key() {
+        use crate::config::Secret;
+        let app = App {
+            name: AppName("hr".into()),
+            corp_id: "ww1".into(),
+            agent_id: Some(1),
+            secret: Secret::new("s1"),
+            secret_source: "env X".into(),
+            default: true,
+        };
+        let mut other = app.clone();
+        other.secret = Secret::new("s2");
+        assert_ne!(TokenKey::for_app(&app), TokenKey::for_app(&other));
+        assert!(AppTokens::new(app.clone()).same_credentials(&app));
+        assert!(!AppTokens::new(app).same_credentials(&other));
+    }
+}

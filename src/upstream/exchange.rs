@@ -1,0 +1,189 @@
+//! One attempt at one upstream over pingora's pooled connections: write the request, read the
+//! response header, then read the body whole (JSON) or chunk by chunk (media).
+//!
+//! Errors are classified by whether anything may have reached the upstream: a failure to get a
+//! connection sent nothing and is always safe to repeat; anything later may have been received.
+
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::client::HttpSession;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
+
+use super::UpstreamRt;
+use crate::body::{RequestBody, SPOOL_CHUNK};
+
+/// Why an attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptError {
+    /// No connection could be made (refused, unreachable, TLS failure, DNS): nothing was sent.
+    Connect(&'static str),
+    /// The per-attempt timeout passed; the request may have been received.
+    Timeout,
+    /// The connection broke after the request started; it may have been received.
+    Reset(&'static str),
+    /// The upstream answered something that is not valid HTTP or a body we can use.
+    BadResponse(&'static str),
+    /// The answer was larger than the sidecar buffers.
+    TooLarge,
+}
+
+impl AttemptError {
+    /// True when the request cannot have reached the upstream.
+    pub fn nothing_sent(&self) -> bool {
+        matches!(self, AttemptError::Connect(_))
+    }
+
+    /// The `result` label of `wecom_upstream_attempts_total` and the access log.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AttemptError::Connect(_) => "connect_error",
+            AttemptError::Timeout => "timeout",
+            AttemptError::Reset(_) => "reset",
+            AttemptError::BadResponse(_) | AttemptError::TooLarge => "bad_response",
+        }
+    }
+
+    /// Words for an operator (no addresses, no URIs, no tokens).
+    pub fn describe(&self) -> String {
+        match self {
+            AttemptError::Connect(why) => format!("could not connect ({why})"),
+            AttemptError::Timeout => "timed out".to_string(),
+            AttemptError::Reset(why) => format!("connection broke ({why})"),
+            AttemptError::BadResponse(why) => format!("invalid answer ({why})"),
+            AttemptError::TooLarge => "answer too large".to_string(),
+        }
+    }
+}
+
+fn connect_error(e: &Error) -> AttemptError {
+    AttemptError::Connect(e.etype().as_str())
+}
+
+fn after_send_error(e: &Error) -> AttemptError {
+    match e.etype() {
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => AttemptError::Timeout,
+        ErrorType::InvalidHTTPHeader | ErrorType::H1Error | ErrorType::H2Error => {
+            AttemptError::BadResponse(e.etype().as_str())
+        }
+        other => AttemptError::Reset(other.as_str()),
+    }
+}
+
+/// An attempt whose response header has arrived.
+pub struct Open {
+    session: HttpSession,
+    peer: HttpPeer,
+    /// Whether the connection came from the pool.
+    pub reused: bool,
+}
+
+/// Sends `req` with `body` to `up` at `addr` and waits for the response header.
+pub async fn open(
+    up: &UpstreamRt,
+    addr: SocketAddr,
+    req: Box<RequestHeader>,
+    body: &RequestBody,
+) -> Result<Open, AttemptError> {
+    let peer = up.peer(addr);
+    let (mut session, reused) = up
+        .connector
+        .get_http_session(&peer)
+        .await
+        .map_err(|e| connect_error(&e))?;
+    session
+        .write_request_header(req)
+        .await
+        .map_err(|e| after_send_error(&e))?;
+    match body {
+        RequestBody::Empty => {}
+        RequestBody::Buffered(bytes) => {
+            if !bytes.is_empty() {
+                session
+                    .write_request_body(bytes.clone(), true)
+                    .await
+                    .map_err(|e| after_send_error(&e))?;
+            }
+        }
+        RequestBody::Spooled(spool) => {
+            let mut reader = spool
+                .reader()
+                .await
+                .map_err(|_| AttemptError::Reset("spool read"))?;
+            loop {
+                let chunk = reader
+                    .next_chunk(SPOOL_CHUNK)
+                    .await
+                    .map_err(|_| AttemptError::Reset("spool read"))?;
+                let Some(chunk) = chunk else { break };
+                session
+                    .write_request_body(chunk, false)
+                    .await
+                    .map_err(|e| after_send_error(&e))?;
+            }
+        }
+    }
+    session
+        .finish_request_body()
+        .await
+        .map_err(|e| after_send_error(&e))?;
+    session
+        .read_response_header()
+        .await
+        .map_err(|e| after_send_error(&e))?;
+    if session.response_header().is_none() {
+        return Err(AttemptError::BadResponse("no response header"));
+    }
+    Ok(Open {
+        session,
+        peer,
+        reused,
+    })
+}
+
+impl Open {
+    pub fn header(&self) -> &ResponseHeader {
+        // `open` only returns once a header has been read.
+        self.session
+            .response_header()
+            .expect("response header present after open")
+    }
+
+    pub fn status(&self) -> u16 {
+        self.header().status.as_u16()
+    }
+
+    /// Reads the whole body, refusing more than `limit` bytes.
+    pub async fn read_to_end(&mut self, limit: usize) -> Result<Bytes, AttemptError> {
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = self.chunk().await? {
+            if buf.len() + chunk.len() > limit {
+                return Err(AttemptError::TooLarge);
+            }
+            if buf.is_empty() && self.session.response_done() {
+                // Common case: the whole body arrived in one read; no copy.
+                return Ok(chunk);
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+
+    /// The next body chunk, `None` at the end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, AttemptError> {
+        self.session
+            .read_response_body()
+            .await
+            .map_err(|e| after_send_error(&e))
+    }
+
+    /// Returns the connection to the pool when the answer was read completely (pingora checks
+    /// that, and closes it otherwise).
+    pub async fn release(self, up: &UpstreamRt) {
+        up.connector
+            .release_http_session(self.session, &self.peer, Some(super::POOL_IDLE_TIMEOUT))
+            .await;
+    }
+}

@@ -1,0 +1,84 @@
+//! Upstreams: where WeCom calls go, and how one attempt is carried out.
+//!
+//! `resolve` turns host names into addresses without blocking (pingora's `HttpPeer::new` would
+//! resolve synchronously and panic on failure); `exchange` sends one attempt over pingora's
+//! pooled keep-alive connections and reads the answer, buffered or streamed. Choosing among
+//! upstreams and deciding on retries happens above, in `proxy`.
+
+pub mod exchange;
+pub mod resolve;
+pub mod split;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pingora::connectors::http::Connector;
+use pingora::connectors::ConnectorOptions;
+use pingora::upstreams::peer::{HttpPeer, PeerOptions};
+
+use crate::config::{Scheme, Upstream};
+
+/// How long an idle pooled connection to an upstream is kept. Shorter than common server
+/// keep-alive timeouts (nginx: 75 s; WeCom does not say) so the sidecar, not the server, closes idle connections,
+/// which keeps the "server closed it just as we sent" race rare.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One upstream ready for use: its settings and the connector (with its pool) that reaches it.
+pub struct UpstreamRt {
+    pub cfg: Upstream,
+    pub connector: Arc<Connector>,
+    /// `Host` header value.
+    pub authority: String,
+}
+
+impl UpstreamRt {
+    /// A peer for one attempt at `addr`. TLS peers always carry the host name as SNI: with
+    /// rustls an empty SNI would skip certificate verification.
+    pub fn peer(&self, addr: std::net::SocketAddr) -> HttpPeer {
+        let tls = self.cfg.scheme == Scheme::Https;
+        let mut peer = HttpPeer::new(addr, tls, self.cfg.host.clone());
+        let mut opts = PeerOptions::new();
+        opts.connection_timeout = Some(self.cfg.connect_timeout);
+        opts.total_connection_timeout = Some(self.cfg.connect_timeout * 2);
+        opts.read_timeout = Some(self.cfg.timeout);
+        opts.write_timeout = Some(self.cfg.timeout);
+        opts.idle_timeout = Some(POOL_IDLE_TIMEOUT);
+        opts.verify_cert = true;
+        opts.verify_hostname = true;
+        peer.options = opts;
+        peer
+    }
+}
+
+/// Connectors shared across config reloads, one per trust root, so connection pools survive a
+/// reload and each `ca_file` is read once.
+#[derive(Default)]
+pub struct Connectors {
+    by_ca: Mutex<HashMap<Option<PathBuf>, Arc<Connector>>>,
+}
+
+impl Connectors {
+    pub fn get(&self, ca_file: Option<&PathBuf>) -> Arc<Connector> {
+        let mut map = self.by_ca.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(ca_file.cloned())
+            .or_insert_with(|| {
+                let mut opts = ConnectorOptions::new(0);
+                opts.ca_file = ca_file.map(|p| p.display().to_string());
+                // Pool size per connector: enough for a busy sidecar, bounded for memory.
+                opts.keepalive_pool_size = 256;
+                Arc::new(Connector::new(Some(opts)))
+            })
+            .clone()
+    }
+
+    /// Builds the runtime form of an upstream.
+    pub fn build(&self, cfg: &Upstream) -> Arc<UpstreamRt> {
+        Arc::new(UpstreamRt {
+            authority: cfg.authority(),
+            connector: self.get(cfg.ca_file.as_ref()),
+            cfg: cfg.clone(),
+        })
+    }
+}

@@ -1,0 +1,80 @@
+//! Smooth weighted round-robin (nginx's algorithm) over a route's `split`.
+//!
+//! Each pick adds every member's weight to its running score, takes the highest, and subtracts
+//! the total from the winner. 90/10 therefore interleaves (9 primaries, 1 standby, repeat)
+//! instead of sending 90 in a row, and any window of N picks is within one pick per member of
+//! the configured shares. Weight 0 members are never picked (pure standby).
+
+use std::sync::Mutex;
+
+/// Picks indices into the member list in proportion to their weights.
+pub struct SmoothWrr {
+    weights: Vec<i64>,
+    total: i64,
+    current: Mutex<Vec<i64>>,
+}
+
+impl SmoothWrr {
+    /// `weights` must not all be zero (config validation guarantees a sum of 100).
+    pub fn new(weights: &[u32]) -> Self {
+        let weights: Vec<i64> = weights.iter().map(|&w| i64::from(w)).collect();
+        let total = weights.iter().sum();
+        SmoothWrr {
+            current: Mutex::new(vec![0; weights.len()]),
+            weights,
+            total,
+        }
+    }
+
+    /// The next member, or `None` when every weight is zero.
+    pub fn pick(&self) -> Option<usize> {
+        if self.total <= 0 {
+            return None;
+        }
+        if self.weights.len() == 1 {
+            return Some(0);
+        }
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let mut best = 0;
+        for i in 0..self.weights.len() {
+            current[i] += self.weights[i];
+            if current[i] > current[best] {
+                best = i;
+            }
+        }
+        current[best] -= self.total;
+        Some(best)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ninety_ten_interleaves_and_holds_shares() {
+        let wrr = SmoothWrr::new(&[90, 10]);
+        let picks: Vec<usize> = (0..1000).map(|_| wrr.pick().unwrap()).collect();
+        assert_eq!(picks.iter().filter(|&&i| i == 1).count(), 100);
+        // never more than 9 primaries in a row
+        let longest = picks.split(|&i| i == 1).map(|run| run.len()).max().unwrap();
+        assert!(longest <= 9, "longest run {longest}");
+    }
+
+    #[test]
+    fn zero_weight_is_never_picked() {
+        let wrr = SmoothWrr::new(&[100, 0]);
+        assert!((0..100).all(|_| wrr.pick() == Some(0)));
+        assert_eq!(SmoothWrr::new(&[0, 0]).pick(), None);
+    }
+
+    #[test]
+    fn three_way_split_exact_over_a_cycle() {
+        let wrr = SmoothWrr::new(&[50, 30, 20]);
+        let mut counts = [0; 3];
+        for _ in 0..100 {
+            counts[wrr.pick().unwrap()] += 1;
+        }
+        assert_eq!(counts, [50, 30, 20]);
+    }
+}
