@@ -50,6 +50,8 @@ pub struct Metrics {
     pub errcode_total: IntCounterVec,
     pub upstream_attempts: IntCounterVec,
     pub retries: IntCounterVec,
+    pub retry_budget_exhausted: IntCounterVec,
+    pub quota_blocks: IntCounterVec,
     pub quota_rejected: IntCounterVec,
     pub token_refresh: IntCounterVec,
     pub token_expires_in: GaugeVec,
@@ -94,6 +96,22 @@ impl Metrics {
                 "Calls repeated by the sidecar, by API and reason.",
             ),
             &["api", "reason"],
+        )
+        .expect("metric definition");
+        let retry_budget_exhausted = IntCounterVec::new(
+            Opts::new(
+                "wecom_retry_budget_exhausted_total",
+                "Retries not made because the retry budget (20 % of calls + 10/s) was spent.",
+            ),
+            &["api"],
+        )
+        .expect("metric definition");
+        let quota_blocks = IntCounterVec::new(
+            Opts::new(
+                "wecom_quota_blocks_total",
+                "Frequency blocks announced by WeCom (45009/45033) and then held locally.",
+            ),
+            &["api", "app", "errcode"],
         )
         .expect("metric definition");
         let quota_rejected = IntCounterVec::new(
@@ -146,6 +164,8 @@ impl Metrics {
             Box::new(errcode_total.clone()),
             Box::new(upstream_attempts.clone()),
             Box::new(retries.clone()),
+            Box::new(retry_budget_exhausted.clone()),
+            Box::new(quota_blocks.clone()),
             Box::new(quota_rejected.clone()),
             Box::new(token_refresh.clone()),
             Box::new(token_expires_in.clone()),
@@ -161,6 +181,8 @@ impl Metrics {
             errcode_total,
             upstream_attempts,
             retries,
+            retry_budget_exhausted,
+            quota_blocks,
             quota_rejected,
             token_refresh,
             token_expires_in,

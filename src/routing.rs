@@ -133,6 +133,11 @@ mod tests {
             quota: vec![],
             idempotent: None,
             allow_debug: false,
+            on_limit: crate::config::OnLimit::Reject,
+            quota_status: 200,
+            recipient_cap: true,
+            dedupe: false,
+            duplicate_check_interval: Duration::from_secs(1800),
         }
     }
 

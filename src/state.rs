@@ -90,6 +90,8 @@ impl Runtime {
 pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub tokens: TokenStore,
+    pub quotas: crate::quota::Quotas,
+    pub retry_budget: crate::retry::RetryBudget,
     pub resolver: Resolver,
     pub connectors: Connectors,
     pub runtime: ArcSwap<Runtime>,
@@ -106,6 +108,8 @@ impl Shared {
         let runtime = Runtime::build(config, &connectors, None);
         Arc::new(Shared {
             tokens: TokenStore::new(metrics.clone()),
+            quotas: crate::quota::Quotas::default(),
+            retry_budget: crate::retry::RetryBudget::default(),
             metrics,
             resolver: Resolver::default(),
             connectors,

@@ -24,3 +24,9 @@ pub const DEFAULT_QUOTA: &[&str] = &["10000/min", "150000/h"];
 pub const DEFAULT_KEY_PREFIX: &str = "wecom-sidecar:";
 /// Most attempts a retry policy may ask for.
 pub const MAX_RETRY_ATTEMPTS: u32 = 10;
+/// Longest a call waits for a quota slot with `on_limit: wait`.
+pub const DEFAULT_MAX_WAIT: &str = "1s";
+/// `duplicate_check_interval` sent with `dedupe: true` (WeCom's own default).
+pub const DEFAULT_DUPLICATE_CHECK_INTERVAL: &str = "30m";
+/// WeCom's ceiling for `duplicate_check_interval`.
+pub const MAX_DUPLICATE_CHECK_INTERVAL_SECS: u64 = 14_400;

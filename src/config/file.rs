@@ -62,6 +62,12 @@ pub struct FilePolicy {
     pub quota: Option<Vec<String>>,
     pub idempotent: Option<bool>,
     pub allow_debug: Option<bool>,
+    pub on_limit: Option<String>,
+    pub max_wait: Option<String>,
+    pub quota_status: Option<u16>,
+    pub recipient_cap: Option<bool>,
+    pub dedupe: Option<bool>,
+    pub duplicate_check_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +81,12 @@ pub struct FileRoute {
     pub quota: Option<Vec<String>>,
     pub idempotent: Option<bool>,
     pub allow_debug: Option<bool>,
+    pub on_limit: Option<String>,
+    pub max_wait: Option<String>,
+    pub quota_status: Option<u16>,
+    pub recipient_cap: Option<bool>,
+    pub dedupe: Option<bool>,
+    pub duplicate_check_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

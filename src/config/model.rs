@@ -153,7 +153,7 @@ pub struct TokenSettings {
 }
 
 /// A rate limit such as `10000/min`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Rate {
     pub count: u32,
     pub per: Duration,
@@ -195,6 +195,26 @@ pub struct RoutePolicy {
     pub idempotent: Option<bool>,
     /// Let `debug=1` through to WeCom (it caps the API at 5 calls a minute).
     pub allow_debug: bool,
+    /// What a call over `quota` gets.
+    pub on_limit: OnLimit,
+    /// HTTP status of the local quota answer (200 like WeCom, or 429).
+    pub quota_status: u16,
+    /// Refuse messages to members already at WeCom's per-member cap (30/min, 1,000/h).
+    pub recipient_cap: bool,
+    /// Ask WeCom to drop duplicate messages (`enable_duplicate_check`), which makes
+    /// `message/send` safe to retry; identical messages inside the window are delivered once.
+    pub dedupe: bool,
+    /// The `duplicate_check_interval` sent with `dedupe` (at most 4 h).
+    pub duplicate_check_interval: Duration,
+}
+
+/// What a call over its quota gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnLimit {
+    /// The local 45009 answer at once.
+    Reject,
+    /// Wait for a slot up to `max_wait` (bounded queue), then the local 45009 answer.
+    Wait { max_wait: Duration },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

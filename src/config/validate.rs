@@ -179,6 +179,12 @@ pub fn build(
             quota: r.quota.as_ref(),
             idempotent: r.idempotent,
             allow_debug: r.allow_debug,
+            on_limit: r.on_limit.as_ref(),
+            max_wait: r.max_wait.as_ref(),
+            quota_status: r.quota_status,
+            recipient_cap: r.recipient_cap,
+            dedupe: r.dedupe,
+            duplicate_check_interval: r.duplicate_check_interval.as_ref(),
         };
         let policy = policy(&mut c, &key, &defaults, keys, &names);
         if let Some(path) = path {
@@ -433,6 +439,12 @@ struct PolicyKeys<'a> {
     quota: Option<&'a Vec<String>>,
     idempotent: Option<bool>,
     allow_debug: Option<bool>,
+    on_limit: Option<&'a String>,
+    max_wait: Option<&'a String>,
+    quota_status: Option<u16>,
+    recipient_cap: Option<bool>,
+    dedupe: Option<bool>,
+    duplicate_check_interval: Option<&'a String>,
 }
 
 impl<'a> PolicyKeys<'a> {
@@ -444,6 +456,12 @@ impl<'a> PolicyKeys<'a> {
             quota: p.quota.as_ref(),
             idempotent: p.idempotent,
             allow_debug: p.allow_debug,
+            on_limit: p.on_limit.as_ref(),
+            max_wait: p.max_wait.as_ref(),
+            quota_status: p.quota_status,
+            recipient_cap: p.recipient_cap,
+            dedupe: p.dedupe,
+            duplicate_check_interval: p.duplicate_check_interval.as_ref(),
         }
     }
 }
@@ -463,6 +481,12 @@ fn base_policy() -> RoutePolicy {
             .collect(),
         idempotent: None,
         allow_debug: false,
+        on_limit: OnLimit::Reject,
+        quota_status: 200,
+        recipient_cap: true,
+        dedupe: false,
+        duplicate_check_interval: parse_duration(DEFAULT_DUPLICATE_CHECK_INTERVAL)
+            .expect("default"),
     }
 }
 
@@ -553,6 +577,54 @@ fn policy(
     }
     if let Some(d) = k.allow_debug {
         p.allow_debug = d;
+    }
+    let max_wait = match (k.on_limit.map(String::as_str), p.on_limit) {
+        (_, OnLimit::Wait { max_wait }) => max_wait,
+        _ => parse_duration(DEFAULT_MAX_WAIT).expect("default"),
+    };
+    let max_wait = match k.max_wait {
+        Some(m) => c.duration(&format!("{key}.max_wait"), Some(m), DEFAULT_MAX_WAIT),
+        None => max_wait,
+    };
+    match k.on_limit.map(String::as_str) {
+        None => {
+            if let OnLimit::Wait { .. } = p.on_limit {
+                p.on_limit = OnLimit::Wait { max_wait };
+            } else if k.max_wait.is_some() {
+                c.problem(format!("{key}.max_wait"), "only applies with on_limit: wait; set on_limit: wait or remove max_wait");
+            }
+        }
+        Some("reject") => p.on_limit = OnLimit::Reject,
+        Some("wait") => p.on_limit = OnLimit::Wait { max_wait },
+        Some(other) => c.problem(format!("{key}.on_limit"), format!("\"{other}\" is not a choice; use reject (answer 45009 at once) or wait (queue up to max_wait)")),
+    }
+    if let Some(s) = k.quota_status {
+        if s == 200 || s == 429 {
+            p.quota_status = s;
+        } else {
+            c.problem(
+                format!("{key}.quota_status"),
+                format!("{s} is not allowed; use 200 (like WeCom) or 429"),
+            );
+        }
+    }
+    if let Some(r) = k.recipient_cap {
+        p.recipient_cap = r;
+    }
+    if let Some(d) = k.dedupe {
+        p.dedupe = d;
+    }
+    if let Some(i) = k.duplicate_check_interval {
+        let d = c.duration(
+            &format!("{key}.duplicate_check_interval"),
+            Some(i),
+            DEFAULT_DUPLICATE_CHECK_INTERVAL,
+        );
+        if d.as_secs() > MAX_DUPLICATE_CHECK_INTERVAL_SECS || d.as_secs() == 0 {
+            c.problem(format!("{key}.duplicate_check_interval"), format!("WeCom accepts 1 s to 4 h ({MAX_DUPLICATE_CHECK_INTERVAL_SECS} s); the default is 30m"));
+        } else {
+            p.duplicate_check_interval = d;
+        }
     }
     p
 }

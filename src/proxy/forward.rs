@@ -9,10 +9,12 @@ use bytes::Bytes;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
-use super::respond;
-use super::{request, RequestCtx};
+use tokio::time::Instant;
+
+use super::{admission, request, respond, RequestCtx};
 use crate::body::RequestBody;
 use crate::metrics::Outcome;
+use crate::retry::{self, RetryReason};
 use crate::routing::Call;
 use crate::state::{Runtime, Shared};
 use crate::token::{AppTokens, Token, TokenError};
@@ -49,6 +51,10 @@ pub struct Forward<'a> {
     pub call: &'a Call<'a>,
     pub app: Option<&'a AppTokens>,
     pub body: &'a RequestBody,
+    /// Safe to send twice (API table, route, or WeCom's duplicate check on the body).
+    pub idempotent: bool,
+    /// The call's deadline; no retry starts that would end past it.
+    pub deadline_at: Instant,
 }
 
 /// How forwarding ended, when it did not write the answer itself.
@@ -138,6 +144,14 @@ fn is_json_answer(open: &Open) -> bool {
         .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/plain"))
 }
 
+/// How a failed attempt ends if it is not repeated.
+enum Failure {
+    /// The sidecar answers locally.
+    Local(LocalAnswer),
+    /// WeCom's own answer (errcode -1, 45033) goes to the app.
+    Pass(Box<pingora::http::ResponseHeader>, Bytes, i64),
+}
+
 /// Runs the call to the end. Writes the upstream's answer itself; returns a local answer for
 /// the caller to write when there is none.
 pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx) -> Ended {
@@ -147,10 +161,13 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
         call,
         app,
         body,
+        idempotent,
+        deadline_at,
     } = f;
     let path = session.req_header().uri.path().to_string();
     let query = session.req_header().uri.query().unwrap_or("").to_string();
     let policy = &call.route.policy;
+    shared.retry_budget.record_call();
 
     let Some(member) = call.route.split.pick() else {
         return Ended::Local(LocalAnswer::new(
@@ -183,11 +200,13 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
         Ok(a) => a,
         Err(why) => {
             ctx.detail = Some(why);
+            ctx.outcome = Outcome::NetworkError;
             return Ended::Local(unavailable(up, "its address could not be resolved"));
         }
     };
 
     let mut token_retried = false;
+    let mut retries = 0u32;
     loop {
         ctx.attempts += 1;
         let q = request::upstream_query(
@@ -199,98 +218,198 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
             Ok(r) => r,
             Err(answer) => return Ended::Local(answer),
         };
-        let result = attempt(up, addr, req, body).await;
-        let mut open = match result {
-            Ok(open) => open,
+        let (reason, failure) = match attempt(up, addr, req, body).await {
             Err(e) => {
                 record_attempt(shared, call, up, e.label());
                 ctx.detail = Some(e.describe());
                 ctx.outcome = Outcome::NetworkError;
-                return Ended::Local(unavailable(up, &e.describe()));
+                (
+                    RetryReason::from(&e),
+                    Failure::Local(unavailable(up, &e.describe())),
+                )
             }
-        };
-        let status = open.status();
-        let stream_it =
-            call.api.body == BodyKind::Download && status == 200 && !is_json_answer(&open);
-        if stream_it {
-            record_attempt(shared, call, up, "ok");
-            return stream(open, up, session, ctx).await;
-        }
-        let answer =
-            tokio::time::timeout(up.cfg.timeout, open.read_to_end(MAX_JSON_RESPONSE)).await;
-        let answer = match answer {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                record_attempt(shared, call, up, e.label());
-                ctx.detail = Some(e.describe());
-                ctx.outcome = Outcome::NetworkError;
-                return Ended::Local(unavailable(up, &e.describe()));
-            }
-            Err(_) => {
-                record_attempt(shared, call, up, "timeout");
-                ctx.outcome = Outcome::NetworkError;
-                return Ended::Local(unavailable(up, "timed out"));
-            }
-        };
-        let up_header = open.header().clone();
-        open.release(up).await;
-
-        if status >= 500 {
-            record_attempt(shared, call, up, "http_5xx");
-            ctx.outcome = Outcome::HttpError;
-            return Ended::Local(unavailable(up, &format!("answered HTTP {status}")));
-        }
-        if status != 200 {
-            record_attempt(shared, call, up, "http_error");
-            return pass(session, ctx, &up_header, answer, Outcome::HttpError, None).await;
-        }
-        match errcode::read_errcode(&answer) {
-            BodyErrcode::Invalid => {
-                record_attempt(shared, call, up, "bad_response");
-                ctx.outcome = Outcome::NetworkError;
-                return Ended::Local(unavailable(up, "answered a body that is not valid JSON"));
-            }
-            BodyErrcode::Absent => {
-                record_attempt(shared, call, up, "ok");
-                return pass(session, ctx, &up_header, answer, Outcome::Ok, None).await;
-            }
-            BodyErrcode::Code(code) => {
-                if errcode::is_token_error(code) && needs_token && !token_retried {
-                    record_attempt(shared, call, up, "token_error");
-                    shared
-                        .metrics
-                        .retries
-                        .with_label_values(&[&call.label, "token"])
-                        .inc();
-                    token_retried = true;
-                    let (Some(app), Some(rejected)) = (app, token.as_ref()) else {
-                        return pass(
-                            session,
-                            ctx,
-                            &up_header,
-                            answer,
-                            Outcome::Errcode,
-                            Some(code),
+            Ok(mut open) => {
+                let status = open.status();
+                if call.api.body == BodyKind::Download && status == 200 && !is_json_answer(&open) {
+                    record_attempt(shared, call, up, "ok");
+                    return stream(open, up, session, ctx).await;
+                }
+                let read =
+                    tokio::time::timeout(up.cfg.timeout, open.read_to_end(MAX_JSON_RESPONSE)).await;
+                let answer = match read {
+                    Ok(Ok(b)) => Ok(b),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(AttemptError::Timeout),
+                };
+                match answer {
+                    Err(e) => {
+                        record_attempt(shared, call, up, e.label());
+                        ctx.detail = Some(e.describe());
+                        ctx.outcome = Outcome::NetworkError;
+                        (
+                            RetryReason::from(&e),
+                            Failure::Local(unavailable(up, &e.describe())),
                         )
-                        .await;
-                    };
-                    match shared.tokens.replace(app, &src, rejected).await {
-                        Ok(t) => {
-                            token = Some(t);
-                            continue;
+                    }
+                    Ok(answer) => {
+                        let up_header = Box::new(open.header().clone());
+                        open.release(up).await;
+                        if status >= 500 {
+                            record_attempt(shared, call, up, "http_5xx");
+                            ctx.outcome = Outcome::HttpError;
+                            ctx.detail = Some(format!("upstream answered HTTP {status}"));
+                            (
+                                RetryReason::Http5xx,
+                                Failure::Local(unavailable(up, &format!("answered HTTP {status}"))),
+                            )
+                        } else if status != 200 {
+                            record_attempt(shared, call, up, "http_error");
+                            return pass(
+                                session,
+                                ctx,
+                                &up_header,
+                                answer,
+                                Outcome::HttpError,
+                                None,
+                            )
+                            .await;
+                        } else {
+                            match errcode::read_errcode(&answer) {
+                                BodyErrcode::Invalid => {
+                                    record_attempt(shared, call, up, "bad_response");
+                                    ctx.outcome = Outcome::NetworkError;
+                                    ctx.detail = Some(
+                                        "upstream answered a body that is not valid JSON".into(),
+                                    );
+                                    (
+                                        RetryReason::BadResponse,
+                                        Failure::Local(unavailable(
+                                            up,
+                                            "answered a body that is not valid JSON",
+                                        )),
+                                    )
+                                }
+                                BodyErrcode::Absent => {
+                                    record_attempt(shared, call, up, "ok");
+                                    return pass(
+                                        session,
+                                        ctx,
+                                        &up_header,
+                                        answer,
+                                        Outcome::Ok,
+                                        None,
+                                    )
+                                    .await;
+                                }
+                                BodyErrcode::Code(code)
+                                    if errcode::is_token_error(code)
+                                        && needs_token
+                                        && !token_retried =>
+                                {
+                                    record_attempt(shared, call, up, "token_error");
+                                    shared
+                                        .metrics
+                                        .retries
+                                        .with_label_values(&[&*call.label, "token"])
+                                        .inc();
+                                    token_retried = true;
+                                    let (Some(app), Some(rejected)) = (app, token.as_ref()) else {
+                                        return pass(
+                                            session,
+                                            ctx,
+                                            &up_header,
+                                            answer,
+                                            Outcome::Errcode,
+                                            Some(code),
+                                        )
+                                        .await;
+                                    };
+                                    match shared.tokens.replace(app, &src, rejected).await {
+                                        Ok(t) => {
+                                            token = Some(t);
+                                            continue;
+                                        }
+                                        Err(e) => return Ended::Local(no_token_answer(app, &e)),
+                                    }
+                                }
+                                BodyErrcode::Code(code) => {
+                                    record_attempt(
+                                        shared,
+                                        call,
+                                        up,
+                                        if code == 0 { "ok" } else { "errcode" },
+                                    );
+                                    admission::note_block(
+                                        shared,
+                                        call,
+                                        app.map(|a| &a.app.name),
+                                        code,
+                                        &answer,
+                                    );
+                                    match retry::errcode_reason(code) {
+                                        Some(reason) => {
+                                            ctx.outcome = Outcome::Errcode;
+                                            (reason, Failure::Pass(up_header, answer, code))
+                                        }
+                                        None => {
+                                            let outcome = if code == 0 {
+                                                Outcome::Ok
+                                            } else {
+                                                Outcome::Errcode
+                                            };
+                                            return pass(
+                                                session,
+                                                ctx,
+                                                &up_header,
+                                                answer,
+                                                outcome,
+                                                Some(code),
+                                            )
+                                            .await;
+                                        }
+                                    }
+                                }
+                            }
                         }
-                        Err(e) => return Ended::Local(no_token_answer(app, &e)),
                     }
                 }
-                record_attempt(shared, call, up, if code == 0 { "ok" } else { "errcode" });
-                let outcome = if code == 0 {
-                    Outcome::Ok
-                } else {
-                    Outcome::Errcode
-                };
-                return pass(session, ctx, &up_header, answer, outcome, Some(code)).await;
+            }
+        };
+
+        if retries + 1 < policy.retry.attempts && retry::may_retry(reason, idempotent) {
+            let wait = retry::backoff(&policy.retry, retries + 1, &mut rand::rng());
+            if Instant::now() + wait >= deadline_at {
+                ctx.detail = Some(format!(
+                    "{}; no time left to retry",
+                    ctx.detail.as_deref().unwrap_or(reason.as_str())
+                ));
+            } else if !shared.retry_budget.try_withdraw() {
+                shared
+                    .metrics
+                    .retry_budget_exhausted
+                    .with_label_values(&[&*call.label])
+                    .inc();
+                ctx.detail = Some(format!(
+                    "{}; retry budget spent",
+                    ctx.detail.as_deref().unwrap_or(reason.as_str())
+                ));
+            } else {
+                retries += 1;
+                shared
+                    .metrics
+                    .retries
+                    .with_label_values(&[&*call.label, reason.as_str()])
+                    .inc();
+                tokio::time::sleep(wait).await;
+                continue;
             }
         }
+        return match failure {
+            Failure::Local(answer) => Ended::Local(answer),
+            Failure::Pass(header, answer, code) => {
+                pass(session, ctx, &header, answer, Outcome::Errcode, Some(code)).await
+            }
+        };
     }
 }
 

@@ -8,6 +8,8 @@
 //! Order: request id → route → method/limits → `gettoken` answered locally → app → body read
 //! (JSON buffered, uploads spooled) → forward (token, upstream, errcode) → answer → access log.
 
+pub mod admission;
+pub mod dedupe;
 pub mod forward;
 pub mod request;
 pub mod respond;
@@ -181,6 +183,26 @@ impl SidecarProxy {
             Ok(b) => b,
             Err(answer) => return Some(answer),
         };
+        let (body, duplicate_checked) = match body {
+            RequestBody::Buffered(b) => {
+                let (b, safe) = dedupe::apply(call.api.name, &call.route.policy, b);
+                (RequestBody::Buffered(b), safe)
+            }
+            other => (other, false),
+        };
+
+        let deadline = call.route.policy.deadline;
+        let deadline_at = tokio::time::Instant::now() + deadline;
+        let admitted = tokio::time::timeout(
+            deadline,
+            admission::admit(shared, &call, app.map(|a| &a.app.name), &query, &body),
+        )
+        .await;
+        match admitted {
+            Ok(Ok(())) => {}
+            Ok(Err(answer)) => return Some(answer),
+            Err(_) => return Some(deadline_answer(deadline)),
+        }
 
         let f = forward::Forward {
             shared,
@@ -188,22 +210,28 @@ impl SidecarProxy {
             call: &call,
             app,
             body: &body,
+            idempotent: call.idempotent() || duplicate_checked,
+            deadline_at,
         };
-        let deadline = call.route.policy.deadline;
-        match tokio::time::timeout(deadline, forward::forward(f, session, ctx)).await {
+        let left = deadline_at.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, forward::forward(f, session, ctx)).await {
             Ok(forward::Ended::Answered) => None,
             Ok(forward::Ended::Local(answer)) => Some(answer),
             Err(_) => {
                 ctx.outcome = Outcome::NetworkError;
-                Some(LocalAnswer::new(
-                    504,
-                    Reason::Deadline,
-                    errcode::SYSTEM_BUSY,
-                    format!("wecom-sidecar: no answer within the deadline of {deadline:?}"),
-                ))
+                Some(deadline_answer(deadline))
             }
         }
     }
+}
+
+fn deadline_answer(deadline: std::time::Duration) -> LocalAnswer {
+    LocalAnswer::new(
+        504,
+        Reason::Deadline,
+        errcode::SYSTEM_BUSY,
+        format!("wecom-sidecar: no answer within the deadline of {deadline:?}"),
+    )
 }
 
 fn too_large(limit: u64) -> LocalAnswer {

@@ -183,6 +183,20 @@ pub fn lookup(name: &str) -> Option<&'static ApiInfo> {
     APIS.iter().find(|api| api.name == name)
 }
 
+/// Message APIs whose `touser` members WeCom caps (30 a minute, 1,000 an hour per member from
+/// one app), silently dropping the excess.
+pub fn caps_recipients(name: &str) -> bool {
+    matches!(name, "message/send" | "linkedcorp/message/send")
+}
+
+/// Message APIs that accept `enable_duplicate_check` and `duplicate_check_interval`.
+pub fn accepts_duplicate_check(name: &str) -> bool {
+    matches!(
+        name,
+        "message/send" | "appchat/send" | "linkedcorp/message/send"
+    )
+}
+
 /// What the sidecar assumes of an API it does not know: a JSON write with a token.
 pub const UNKNOWN: ApiInfo = ApiInfo {
     name: "other",

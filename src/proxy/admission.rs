@@ -1,0 +1,174 @@
+//! Admission: the quota step before a call is sent. A call over its route's quota, to a member
+//! at WeCom's per-member cap, from a robot past 20 a minute, or into a block WeCom announced,
+//! gets the local 45009 answer (`X-Sidecar-Reason: quota`, `Retry-After`) and never reaches
+//! WeCom; with `on_limit: wait` a call over its route's quota waits for a slot instead, up to
+//! `max_wait`, in a bounded queue.
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::body::RequestBody;
+use crate::config::{AppName, OnLimit};
+use crate::quota::{self, Ask, Refusal};
+use crate::routing::Call;
+use crate::state::Shared;
+use crate::wecom::answer::{LocalAnswer, Reason};
+use crate::wecom::apis::{self, Auth};
+use crate::wecom::errcode;
+
+/// Most calls waiting for a quota slot at once, per sidecar; past it calls are refused at once.
+pub const MAX_WAITING: usize = 1024;
+
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+struct Waiting;
+
+impl Waiting {
+    fn enter() -> Option<Waiting> {
+        let n = WAITING.fetch_add(1, Ordering::AcqRel);
+        if n >= MAX_WAITING {
+            WAITING.fetch_sub(1, Ordering::AcqRel);
+            None
+        } else {
+            Some(Waiting)
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The app name used for robot calls in labels and block keys.
+fn robot_app() -> AppName {
+    AppName(Arc::from("robot"))
+}
+
+fn robot_key(query: &str) -> Option<u64> {
+    let key = super::request::query_value(query, "key")?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    Some(h.finish())
+}
+
+/// Lets the call through, or returns the local answer it gets.
+pub async fn admit(
+    shared: &Shared,
+    call: &Call<'_>,
+    app: Option<&AppName>,
+    query: &str,
+    body: &RequestBody,
+) -> Result<(), LocalAnswer> {
+    let policy = &call.route.policy;
+    let robot = if call.api.auth == Auth::RobotKey {
+        robot_key(query)
+    } else {
+        None
+    };
+    let fallback = robot_app();
+    let app = app.unwrap_or(&fallback);
+    let recipients = match body {
+        RequestBody::Buffered(b)
+            if policy.recipient_cap && apis::caps_recipients(call.api.name) =>
+        {
+            quota::recipients(b)
+        }
+        _ => Vec::new(),
+    };
+    let ask = Ask {
+        app,
+        api: &call.label,
+        limits: &policy.quota,
+        recipients: &recipients,
+        robot,
+    };
+    let started = Instant::now();
+    let mut waiting: Option<Waiting> = None;
+    loop {
+        let refusal = match shared.quotas.take(&ask) {
+            Ok(()) => return Ok(()),
+            Err(r) => r,
+        };
+        if let (OnLimit::Wait { max_wait }, Refusal::Limit { wait }) = (policy.on_limit, &refusal) {
+            let waited = started.elapsed();
+            if waited + *wait <= max_wait {
+                if waiting.is_none() {
+                    waiting = Waiting::enter();
+                }
+                if waiting.is_some() {
+                    tokio::time::sleep(*wait).await;
+                    continue;
+                }
+            }
+        }
+        shared
+            .metrics
+            .quota_rejected
+            .with_label_values(&[&*call.label, app.as_str()])
+            .inc();
+        return Err(answer(call, app, &refusal, policy.quota_status));
+    }
+}
+
+fn answer(call: &Call<'_>, app: &AppName, refusal: &Refusal, status: u16) -> LocalAnswer {
+    let wait = refusal.wait();
+    let msg = match refusal {
+        Refusal::Limit { .. } => format!(
+            "wecom-sidecar: quota [{}] for app {app} on {} reached; retry after {} s",
+            call.route.policy.quota.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "),
+            call.label,
+            secs(wait)
+        ),
+        Refusal::Recipients { members, .. } => format!(
+            "wecom-sidecar: not sent: WeCom caps messages from one app to one member at 30/min and 1000/h and drops the rest; over the cap: {}",
+            members.join("|")
+        ),
+        Refusal::Blocked { .. } => format!(
+            "wecom-sidecar: WeCom blocked app {app} on {} (api freq out of limit); held locally for {} s more",
+            call.label,
+            secs(wait)
+        ),
+    };
+    let mut a = LocalAnswer::new(status, Reason::Quota, errcode::FREQ_LIMIT, msg);
+    a.retry_after = Some(secs(wait));
+    a
+}
+
+/// Whole seconds, rounded up, at least 1.
+fn secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0).max(u64::from(d.is_zero()))
+}
+
+/// Remembers a block WeCom announced in an answer.
+pub fn note_block(shared: &Shared, call: &Call<'_>, app: Option<&AppName>, code: i64, body: &[u8]) {
+    if let Some(for_) = quota::block_for(code, body) {
+        let fallback = robot_app();
+        let app = app.unwrap_or(&fallback);
+        shared.quotas.block(app, &call.label, for_);
+        shared
+            .metrics
+            .quota_blocks
+            .with_label_values(&[&*call.label, app.as_str(), &code.to_string()])
+            .inc();
+        tracing::warn!(api = %call.label, app = %app, errcode = code, block_s = for_.as_secs(), "WeCom announced a frequency block; holding calls locally until it ends");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(secs(Duration::from_millis(1)), 1);
+        assert_eq!(secs(Duration::from_millis(1000)), 1);
+        assert_eq!(secs(Duration::from_millis(1001)), 2);
+        assert_eq!(secs(Duration::ZERO), 1);
+    }
+}

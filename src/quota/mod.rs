@@ -1,0 +1,360 @@
+//! Quotas enforced before WeCom's: per app and API (a route's `quota`), per message recipient
+//! (WeCom drops messages past 30 a minute / 1,000 an hour to one member), per group robot key
+//! (20 a minute), and blocks WeCom announced (45009/45033) remembered until they end.
+//!
+//! All decisions are local to this sidecar here; fleet mode shares them through Redis.
+
+pub mod window;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use moka::sync::Cache;
+use tokio::time::Instant;
+
+use crate::config::{AppName, Rate};
+use window::Cells;
+
+/// WeCom's cap on messages from one app to one member, per minute and per hour.
+pub const RECIPIENT_LIMITS: [Rate; 2] = [
+    Rate {
+        count: 30,
+        per: Duration::from_secs(60),
+    },
+    Rate {
+        count: 1000,
+        per: Duration::from_secs(3600),
+    },
+];
+/// A group robot may send 20 messages a minute.
+pub const ROBOT_LIMITS: [Rate; 1] = [Rate {
+    count: 20,
+    per: Duration::from_secs(60),
+}];
+/// How long a 45009 "minute" block lasts.
+pub const MINUTE_BLOCK: Duration = Duration::from_secs(60);
+/// How long a 45009 block lasts when WeCom's errmsg speaks of an hour.
+pub const HOUR_BLOCK: Duration = Duration::from_secs(3600);
+/// How long to hold back after 45033 (too many concurrent calls).
+pub const CONCURRENCY_BLOCK: Duration = Duration::from_secs(5);
+/// Most recipients tracked at once (bounded memory; idle entries leave after an hour).
+const MAX_TRACKED_KEYS: u64 = 1_000_000;
+
+/// What a quota state is kept for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    /// A route's limits for one app and API; `rule` tells routes with the same label apart.
+    Call {
+        app: AppName,
+        api: Arc<str>,
+        limits: Vec<Rate>,
+    },
+    Recipient {
+        app: AppName,
+        user: String,
+    },
+    Robot {
+        key: u64,
+    },
+}
+
+/// Why a call was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The route's own quota: try again after `wait`.
+    Limit { wait: Duration },
+    /// These members already got their share of messages from this app.
+    Recipients {
+        members: Vec<String>,
+        wait: Duration,
+    },
+    /// WeCom blocked this app and API; the block ends after `wait`.
+    Blocked { wait: Duration },
+}
+
+impl Refusal {
+    pub fn wait(&self) -> Duration {
+        match self {
+            Refusal::Limit { wait }
+            | Refusal::Recipients { wait, .. }
+            | Refusal::Blocked { wait } => *wait,
+        }
+    }
+}
+
+/// What one call asks of the quotas.
+pub struct Ask<'a> {
+    pub app: &'a AppName,
+    pub api: &'a Arc<str>,
+    pub limits: &'a [Rate],
+    /// Message recipients to count (empty: none, e.g. `@all` or not a message).
+    pub recipients: &'a [String],
+    /// A group robot's key (hashed), instead of an app.
+    pub robot: Option<u64>,
+}
+
+/// Local quota state.
+pub struct Quotas {
+    cells: Cache<Key, Arc<Mutex<Cells>>>,
+    blocks: Cache<(AppName, Arc<str>), Instant>,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            cells: Cache::builder()
+                .max_capacity(MAX_TRACKED_KEYS)
+                .time_to_idle(Duration::from_secs(86_400 + 60))
+                .build(),
+            blocks: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(HOUR_BLOCK * 2)
+                .build(),
+        }
+    }
+}
+
+impl Quotas {
+    fn cells(&self, key: Key, limits: usize) -> Arc<Mutex<Cells>> {
+        self.cells.get_with(key, || {
+            Arc::new(Mutex::new(Cells::new(limits, Instant::now())))
+        })
+    }
+
+    /// Takes one call from every quota the call falls under, or none.
+    pub fn take(&self, ask: &Ask<'_>) -> Result<(), Refusal> {
+        let now = Instant::now();
+        if let Some(wait) = self.blocked(ask.app, ask.api, now) {
+            return Err(Refusal::Blocked { wait });
+        }
+        let mut entries: Vec<(Arc<Mutex<Cells>>, &[Rate], Option<&str>)> = Vec::new();
+        if let Some(robot) = ask.robot {
+            entries.push((
+                self.cells(Key::Robot { key: robot }, ROBOT_LIMITS.len()),
+                &ROBOT_LIMITS[..],
+                None,
+            ));
+        } else if !ask.limits.is_empty() {
+            let key = Key::Call {
+                app: ask.app.clone(),
+                api: ask.api.clone(),
+                limits: ask.limits.to_vec(),
+            };
+            entries.push((self.cells(key, ask.limits.len()), ask.limits, None));
+        }
+        // Lock order: the call's cells, then recipients sorted by name (no deadlock).
+        let mut users: Vec<&String> = ask.recipients.iter().collect();
+        users.sort();
+        users.dedup();
+        for user in users {
+            let key = Key::Recipient {
+                app: ask.app.clone(),
+                user: user.clone(),
+            };
+            entries.push((
+                self.cells(key, RECIPIENT_LIMITS.len()),
+                &RECIPIENT_LIMITS[..],
+                Some(user.as_str()),
+            ));
+        }
+        let mut guards: Vec<_> = entries
+            .iter()
+            .map(|(c, limits, user)| (c.lock().unwrap_or_else(|p| p.into_inner()), *limits, *user))
+            .collect();
+        // Who is over, for the message; then all-or-nothing.
+        let over: Vec<String> = guards
+            .iter_mut()
+            .filter_map(|(cells, limits, user)| {
+                user.filter(|_| !cells.wait_time(limits, now).is_zero())
+            })
+            .map(str::to_string)
+            .collect();
+        let mut all: Vec<(&mut Cells, &[Rate])> = guards
+            .iter_mut()
+            .map(|(g, limits, _)| (&mut **g, *limits))
+            .collect();
+        match window::take_all(&mut all, now) {
+            Ok(()) => Ok(()),
+            Err(wait) if !over.is_empty() => Err(Refusal::Recipients {
+                members: over,
+                wait,
+            }),
+            Err(wait) => Err(Refusal::Limit { wait }),
+        }
+    }
+
+    /// Remaining share of each of a route's limits for one app and API.
+    pub fn remaining(&self, app: &AppName, api: &Arc<str>, limits: &[Rate]) -> Vec<u32> {
+        let key = Key::Call {
+            app: app.clone(),
+            api: api.clone(),
+            limits: limits.to_vec(),
+        };
+        match self.cells.get(&key) {
+            Some(c) => c
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remaining(limits, Instant::now()),
+            None => limits.iter().map(|r| r.count).collect(),
+        }
+    }
+
+    /// Remembers that WeCom blocked `app` on `api` for `for_`.
+    pub fn block(&self, app: &AppName, api: &Arc<str>, for_: Duration) {
+        self.blocks
+            .insert((app.clone(), api.clone()), Instant::now() + for_);
+    }
+
+    fn blocked(&self, app: &AppName, api: &Arc<str>, now: Instant) -> Option<Duration> {
+        let until = self.blocks.get(&(app.clone(), api.clone()))?;
+        (until > now).then(|| until - now)
+    }
+}
+
+/// How long WeCom's block lasts, from its answer: 45009 blocks a minute (an hour when its
+/// errmsg says so), 45033 a few seconds.
+pub fn block_for(errcode: i64, body: &[u8]) -> Option<Duration> {
+    match errcode {
+        crate::wecom::errcode::FREQ_LIMIT => {
+            let text = String::from_utf8_lossy(body).to_ascii_lowercase();
+            Some(if text.contains("hour") {
+                HOUR_BLOCK
+            } else {
+                MINUTE_BLOCK
+            })
+        }
+        crate::wecom::errcode::CONCURRENCY_LIMIT => Some(CONCURRENCY_BLOCK),
+        _ => None,
+    }
+}
+
+/// Recipients of a message body: the members of `touser` ("a|b|c"); `@all` counts nobody.
+pub fn recipients(body: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Touser {
+        touser: Option<String>,
+    }
+    match serde_json::from_slice::<Touser>(body) {
+        Ok(Touser { touser: Some(t) }) if t.trim() != "@all" => t
+            .split('|')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> AppName {
+        AppName("hr".into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn route_quota_and_retry_after() {
+        let q = Quotas::default();
+        let api: Arc<str> = "user/get".into();
+        let limits = [Rate {
+            count: 5,
+            per: Duration::from_secs(1),
+        }];
+        let ask = Ask {
+            app: &app(),
+            api: &api,
+            limits: &limits,
+            recipients: &[],
+            robot: None,
+        };
+        for _ in 0..5 {
+            q.take(&ask).unwrap();
+        }
+        assert!(
+            matches!(q.take(&ask), Err(Refusal::Limit { wait }) if wait > Duration::from_millis(980))
+        );
+        assert_eq!(q.remaining(&app(), &api, &limits), vec![0]);
+        tokio::time::advance(Duration::from_millis(1100)).await;
+        assert_eq!(q.remaining(&app(), &api, &limits), vec![5]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn thirty_first_message_to_a_member_is_refused_naming_them() {
+        let q = Quotas::default();
+        let api: Arc<str> = "message/send".into();
+        let to_a = vec!["alice".to_string()];
+        let to_ab = vec!["alice".to_string(), "bob".to_string()];
+        for _ in 0..30 {
+            q.take(&Ask {
+                app: &app(),
+                api: &api,
+                limits: &[],
+                recipients: &to_a,
+                robot: None,
+            })
+            .unwrap();
+        }
+        match q.take(&Ask {
+            app: &app(),
+            api: &api,
+            limits: &[],
+            recipients: &to_ab,
+            robot: None,
+        }) {
+            Err(Refusal::Recipients { members, wait }) => {
+                assert_eq!(members, vec!["alice".to_string()]);
+                assert!(wait > Duration::from_secs(59), "{wait:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // bob lost nothing to the refused call.
+        for _ in 0..30 {
+            q.take(&Ask {
+                app: &app(),
+                api: &api,
+                limits: &[],
+                recipients: &["bob".to_string()],
+                robot: None,
+            })
+            .unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn blocks_hold_until_they_end() {
+        let q = Quotas::default();
+        let api: Arc<str> = "message/send".into();
+        q.block(&app(), &api, Duration::from_secs(60));
+        let ask = Ask {
+            app: &app(),
+            api: &api,
+            limits: &[],
+            recipients: &[],
+            robot: None,
+        };
+        assert!(matches!(q.take(&ask), Err(Refusal::Blocked { .. })));
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(q.take(&ask).is_ok());
+    }
+
+    #[test]
+    fn block_lengths_and_recipients() {
+        assert_eq!(
+            block_for(45009, b"{\"errmsg\":\"api freq out of limit\"}"),
+            Some(MINUTE_BLOCK)
+        );
+        assert_eq!(
+            block_for(45009, b"{\"errmsg\":\"hour freq out of limit\"}"),
+            Some(HOUR_BLOCK)
+        );
+        assert_eq!(block_for(45033, b"{}"), Some(CONCURRENCY_BLOCK));
+        assert_eq!(block_for(0, b"{}"), None);
+        assert_eq!(
+            recipients(br#"{"touser":"a|b| c ||"}"#),
+            vec!["a", "b", "c"]
+        );
+        assert!(recipients(br#"{"touser":"@all"}"#).is_empty());
+        assert!(recipients(b"not json").is_empty());
+    }
+}

@@ -1,0 +1,253 @@
+//! Sliding windows of buckets, checked over several limits at once, all or nothing.
+//!
+//! A limit `count/per` keeps `BUCKETS + 1` counters, each covering `per / BUCKETS` of time. A
+//! call is counted in the bucket of its arrival; the calls "in the window" are the sum of the
+//! current bucket and the `BUCKETS` before it, a span of at least `per`. So in ANY window of
+//! length `per`, at most `count` calls pass: the error is on the safe side only (a call may be
+//! refused up to one bucket, 1/60 of the window, before a perfectly exact limiter would allow it).
+//! GCRA (governor's algorithm) was not used: with a burst of `count` it lets up to twice
+//! `count` through in the worst window, which is what gets a corp blocked by WeCom, and
+//! limiters checked one after another consume from the limits that allowed a call refused by
+//! a later one. Here a refused call consumes nothing anywhere.
+//!
+//! Time comes from `tokio::time::Instant`, so tests run on paused time. Memory: 61 counters per
+//! limit per key.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::Rate;
+
+/// Buckets per window.
+pub const BUCKETS: u32 = 60;
+const SLOTS: usize = BUCKETS as usize + 1;
+
+/// One limit's counters.
+#[derive(Debug, Clone)]
+struct Ring {
+    counts: [u32; SLOTS],
+    /// Bucket number of the newest bucket written.
+    head: u64,
+}
+
+/// The state of one key under a list of limits.
+#[derive(Debug, Clone)]
+pub struct Cells {
+    origin: Instant,
+    rings: Vec<Ring>,
+}
+
+fn width(rate: &Rate) -> Duration {
+    (rate.per / BUCKETS).max(Duration::from_micros(1))
+}
+
+fn bucket(origin: Instant, rate: &Rate, now: Instant) -> u64 {
+    (now.saturating_duration_since(origin).as_nanos() / width(rate).as_nanos()) as u64
+}
+
+impl Ring {
+    /// Moves the window to `epoch`, zeroing buckets that left it.
+    fn advance(&mut self, epoch: u64) {
+        if epoch <= self.head {
+            return;
+        }
+        let gap = (epoch - self.head).min(SLOTS as u64);
+        for i in 1..=gap {
+            self.counts[((self.head + i) % SLOTS as u64) as usize] = 0;
+        }
+        self.head = epoch;
+    }
+
+    fn used(&self) -> u64 {
+        self.counts.iter().map(|&c| u64::from(c)).sum()
+    }
+
+    /// Time from bucket `epoch` until one more call fits under `count`.
+    fn wait(&self, rate: &Rate, origin: Instant, now: Instant) -> Duration {
+        let mut used = self.used();
+        if used < u64::from(rate.count) {
+            return Duration::ZERO;
+        }
+        // Oldest buckets leave first: bucket b leaves when the head reaches b + SLOTS.
+        let oldest = self.head.saturating_sub(SLOTS as u64 - 1);
+        for b in oldest..=self.head {
+            used -= u64::from(self.counts[(b % SLOTS as u64) as usize]);
+            if used < u64::from(rate.count) {
+                let leaves_at = origin + width(rate) * (b + SLOTS as u64) as u32;
+                return leaves_at
+                    .saturating_duration_since(now)
+                    .max(Duration::from_millis(1));
+            }
+        }
+        rate.per
+    }
+}
+
+impl Cells {
+    pub fn new(limits: usize, now: Instant) -> Self {
+        Cells {
+            origin: now,
+            rings: vec![
+                Ring {
+                    counts: [0; SLOTS],
+                    head: 0
+                };
+                limits
+            ],
+        }
+    }
+
+    fn advance(&mut self, limits: &[Rate], now: Instant) {
+        let origin = self.origin;
+        for (ring, rate) in self.rings.iter_mut().zip(limits) {
+            ring.advance(bucket(origin, rate, now));
+        }
+    }
+
+    /// How long until one more call fits under every limit (zero: now).
+    pub fn wait_time(&mut self, limits: &[Rate], now: Instant) -> Duration {
+        self.advance(limits, now);
+        self.rings
+            .iter()
+            .zip(limits)
+            .map(|(ring, rate)| ring.wait(rate, self.origin, now))
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Calls that would pass right now, per limit.
+    pub fn remaining(&mut self, limits: &[Rate], now: Instant) -> Vec<u32> {
+        self.advance(limits, now);
+        self.rings
+            .iter()
+            .zip(limits)
+            .map(|(ring, rate)| u64::from(rate.count).saturating_sub(ring.used()) as u32)
+            .collect()
+    }
+
+    fn count_one(&mut self) {
+        for ring in &mut self.rings {
+            let i = (ring.head % SLOTS as u64) as usize;
+            ring.counts[i] = ring.counts[i].saturating_add(1);
+        }
+    }
+}
+
+/// Counts one call in every entry of `all` (a key's cells with its limits) if every one has
+/// room; otherwise counts nothing and says how long until all would.
+pub fn take_all(all: &mut [(&mut Cells, &[Rate])], now: Instant) -> Result<(), Duration> {
+    let wait = all
+        .iter_mut()
+        .map(|(cells, limits)| cells.wait_time(limits, now))
+        .max()
+        .unwrap_or_default();
+    if !wait.is_zero() {
+        return Err(wait);
+    }
+    for (cells, _) in all.iter_mut() {
+        cells.count_one();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(count: u32, secs: u64) -> Rate {
+        Rate {
+            count,
+            per: Duration::from_secs(secs),
+        }
+    }
+
+    fn take(c: &mut Cells, limits: &[Rate]) -> Result<(), Duration> {
+        take_all(&mut [(c, limits)], Instant::now())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn burst_up_to_count_then_wait_for_the_window() {
+        let limits = [rate(5, 1)];
+        let mut c = Cells::new(1, Instant::now());
+        for _ in 0..5 {
+            assert!(take(&mut c, &limits).is_ok());
+        }
+        let wait = take(&mut c, &limits).unwrap_err();
+        // The burst's bucket leaves the window one bucket (1/60 s) after a full second.
+        assert!(
+            wait > Duration::from_millis(980) && wait <= Duration::from_millis(1017),
+            "{wait:?}"
+        );
+        tokio::time::advance(wait - Duration::from_millis(1)).await;
+        assert!(take(&mut c, &limits).is_err());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(take(&mut c, &limits).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_window_of_length_per_ever_holds_more_than_count() {
+        // One attempt per 3 ms for 20 s against 50/s; then slide a 1 s window over the passes.
+        let limits = [rate(50, 1)];
+        let mut c = Cells::new(1, Instant::now());
+        let start = Instant::now();
+        let mut passed = Vec::new();
+        for _ in 0..(20_000 / 3) {
+            if take(&mut c, &limits).is_ok() {
+                passed.push(Instant::now() - start);
+            }
+            tokio::time::advance(Duration::from_millis(3)).await;
+        }
+        for (i, t) in passed.iter().enumerate() {
+            let in_window = passed[i..]
+                .iter()
+                .take_while(|u| **u < *t + Duration::from_secs(1))
+                .count();
+            assert!(
+                in_window <= 50,
+                "{in_window} passes in the second after {t:?}"
+            );
+        }
+        // And the limiter is not much stricter than the limit: 20 windows, ≥ 98 % used.
+        assert!(passed.len() >= 980, "{} passed", passed.len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_calls_consume_nothing_anywhere() {
+        let per_s = [rate(10, 1)];
+        let per_min = [rate(2, 60)];
+        let now = Instant::now();
+        let mut a = Cells::new(1, now);
+        let mut b = Cells::new(1, now);
+        for _ in 0..2 {
+            assert!(take_all(&mut [(&mut a, &per_s[..]), (&mut b, &per_min[..])], now).is_ok());
+        }
+        for _ in 0..20 {
+            assert!(take_all(&mut [(&mut a, &per_s[..]), (&mut b, &per_min[..])], now).is_err());
+        }
+        assert_eq!(a.remaining(&per_s, now), vec![8]);
+        let wait = b.wait_time(&per_min, now);
+        assert_eq!(
+            wait,
+            Duration::from_secs(61),
+            "both calls sit in bucket 0, which leaves after 61 s"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn several_limits_on_one_key() {
+        let limits = [rate(3, 1), rate(4, 60)];
+        let mut c = Cells::new(2, Instant::now());
+        for _ in 0..3 {
+            assert!(take(&mut c, &limits).is_ok());
+        }
+        assert!(take(&mut c, &limits).is_err());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(take(&mut c, &limits).is_ok());
+        let wait = take(&mut c, &limits).unwrap_err();
+        assert!(
+            wait > Duration::from_secs(50),
+            "the minute limit holds: {wait:?}"
+        );
+    }
+}
