@@ -1,32 +1,75 @@
-//! Defaults for every optional key, one documented constant each.
+//! Defaults for every optional key, one documented constant each, and the limits validation
+//! enforces. Durations and rates are written as they would be in the file, so the same text
+//! appears in `conf/sidecar.yaml`, in error messages and here.
 
-/// Where apps send their WeCom calls.
+/// `listen`: where apps send their WeCom calls (plain HTTP). Loopback only by default: anything
+/// that can reach this address can act as the configured apps.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// Where `/metrics`, `/healthz`, `/readyz` and `/admin/*` answer.
+/// `admin_listen`: where `/metrics`, `/healthz`, `/readyz` and `/admin/*` answer.
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
-/// TCP (and TLS) connect timeout of an upstream.
+
+/// The upstream every config must declare: it takes all traffic by default and issues tokens.
+pub const PRIMARY_UPSTREAM: &str = "primary";
+/// `upstreams.<name>.connect_timeout`: TCP (and TLS) connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: &str = "2s";
-/// Per-attempt timeout of an upstream.
+/// `upstreams.<name>.timeout`: per attempt, from the request being written until the response
+/// is fully read.
 pub const DEFAULT_TIMEOUT: &str = "10s";
-/// How long before expiry a token is refreshed in the background.
+
+/// `apps[].default`: an app is the default only when it says so, even if it is the only app.
+pub const DEFAULT_APP_DEFAULT: bool = false;
+
+/// `token.refresh_before_expiry`: how long before expiry a token is refreshed in the background.
 pub const DEFAULT_REFRESH_BEFORE_EXPIRY: &str = "5m";
-/// Whole-call deadline, retries included.
+/// A WeCom `access_token` normally lives this long (`expires_in`), in seconds;
+/// `refresh_before_expiry` must be shorter.
+pub const TOKEN_LIFETIME_SECS: u64 = 7200;
+
+/// `defaults.deadline`: the whole call, retries included.
 pub const DEFAULT_DEADLINE: &str = "15s";
-/// Attempts per call, the first included.
+/// `defaults.retry.attempts`: attempts per call, the first included (1 = never retry).
 pub const DEFAULT_RETRY_ATTEMPTS: u32 = 3;
-/// First backoff step.
+/// `defaults.retry.backoff_base`: the first backoff step; each retry doubles it.
 pub const DEFAULT_BACKOFF_BASE: &str = "100ms";
-/// Longest backoff step.
+/// `defaults.retry.backoff_max`: the longest backoff step.
 pub const DEFAULT_BACKOFF_MAX: &str = "2s";
-/// WeCom's own per-corp, per-API limits.
-pub const DEFAULT_QUOTA: &[&str] = &["10000/min", "150000/h"];
-/// Redis key prefix of a fleet.
-pub const DEFAULT_KEY_PREFIX: &str = "wecom-sidecar:";
+/// Fewest attempts a retry policy may ask for.
+pub const MIN_RETRY_ATTEMPTS: u32 = 1;
 /// Most attempts a retry policy may ask for.
 pub const MAX_RETRY_ATTEMPTS: u32 = 10;
-/// Longest a call waits for a quota slot with `on_limit: wait`.
+/// `defaults.split`: everything to `primary`.
+pub const DEFAULT_SPLIT: &[(&str, u32)] = &[(PRIMARY_UPSTREAM, 100)];
+/// What the weights of a split add up to.
+pub const SPLIT_TOTAL: u32 = 100;
+/// `defaults.quota`: per app and API, WeCom's own per-corp limits.
+pub const DEFAULT_QUOTA: &[&str] = &["10000/min", "150000/h"];
+/// `defaults.idempotent`: unset, so the built-in table of WeCom read APIs decides.
+pub const DEFAULT_IDEMPOTENT: Option<bool> = None;
+/// `defaults.allow_debug`: `debug=1` is stripped (WeCom caps a debugged API at 5 calls a minute).
+pub const DEFAULT_ALLOW_DEBUG: bool = false;
+/// `defaults.on_limit`: a call over its quota gets the local 45009 answer at once.
+pub const DEFAULT_ON_LIMIT: &str = "reject";
+/// `defaults.max_wait`: with `on_limit: wait`, the longest a call waits for a quota slot.
 pub const DEFAULT_MAX_WAIT: &str = "1s";
-/// `duplicate_check_interval` sent with `dedupe: true` (WeCom's own default).
+/// `defaults.quota_status`: HTTP status of the local quota answer (200, like WeCom).
+pub const DEFAULT_QUOTA_STATUS: u16 = 200;
+/// The HTTP statuses `quota_status` may take.
+pub const QUOTA_STATUSES: &[u16] = &[200, 429];
+/// `defaults.recipient_cap`: refuse messages to members already at WeCom's per-member cap.
+pub const DEFAULT_RECIPIENT_CAP: bool = true;
+/// `defaults.dedupe`: do not add `enable_duplicate_check` to messages.
+pub const DEFAULT_DEDUPE: bool = false;
+/// `defaults.duplicate_check_interval`: sent with `dedupe: true` (WeCom's own default, 1800 s).
 pub const DEFAULT_DUPLICATE_CHECK_INTERVAL: &str = "30m";
-/// WeCom's ceiling for `duplicate_check_interval`.
+/// WeCom's ceiling for `duplicate_check_interval`, in seconds (4 h).
 pub const MAX_DUPLICATE_CHECK_INTERVAL_SECS: u64 = 14_400;
+
+/// Every route path starts with this.
+pub const ROUTE_PATH_PREFIX: &str = "/cgi-bin/";
+
+/// `fleet.key_prefix`: sidecars with the same prefix share limits and tokens.
+pub const DEFAULT_KEY_PREFIX: &str = "wecom-sidecar:";
+/// `fleet.size`: sidecars sharing the limits; each keeps `limit / size` while Redis is down.
+pub const DEFAULT_FLEET_SIZE: u32 = 1;
+/// `fleet.share`: what the fleet shares through Redis.
+pub const DEFAULT_FLEET_SHARE: &[&str] = &["tokens", "quotas"];

@@ -1,15 +1,25 @@
 //! The config file as written: serde types, every struct `deny_unknown_fields`, optional keys
-//! as `Option` so validation can tell "absent" (take the default) from "set".
+//! as `Option` so validation can tell "absent" (take the default) from "set". Values stay as
+//! written (durations and rates as strings); `validate` gives them meaning.
+//!
+//! Maps whose keys are names (`upstreams`, `split`) are [`OrderedMap`]s: declaration order is
+//! kept, duplicate names are refused, and serde_yaml still reports the line of any mistake
+//! inside them.
 
-use serde::Deserialize;
+use std::fmt;
+use std::marker::PhantomData;
 
-#[derive(Debug, Deserialize)]
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<String>,
     pub admin_listen: Option<String>,
-    /// Kept in file order: `serde_yaml::Mapping` preserves it.
-    pub upstreams: Option<serde_yaml::Mapping>,
+    /// Name → endpoint, in file order; `primary` must be one of them.
+    pub upstreams: Option<OrderedMap<FileUpstream>>,
     pub apps: Option<Vec<FileApp>>,
     pub token: Option<FileToken>,
     pub defaults: Option<FilePolicy>,
@@ -17,6 +27,7 @@ pub struct FileConfig {
     pub fleet: Option<FileFleet>,
 }
 
+/// `upstreams.<name>`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileUpstream {
@@ -26,24 +37,29 @@ pub struct FileUpstream {
     pub ca_file: Option<String>,
 }
 
+/// `apps[i]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileApp {
     pub name: String,
     pub corp_id: String,
     pub agent_id: Option<i64>,
+    /// Name of an environment variable holding the secret.
     pub secret_env: Option<String>,
+    /// Path of a file holding the secret (relative to the config file's directory).
     pub secret_file: Option<String>,
     #[serde(default)]
     pub default: bool,
 }
 
+/// `token`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileToken {
     pub refresh_before_expiry: Option<String>,
 }
 
+/// `defaults.retry` and `routes[i].retry`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileRetry {
@@ -52,13 +68,14 @@ pub struct FileRetry {
     pub backoff_max: Option<String>,
 }
 
-/// Keys shared by `defaults` and each route.
+/// `defaults`: the policy keys every route shares.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilePolicy {
     pub deadline: Option<String>,
     pub retry: Option<FileRetry>,
-    pub split: Option<serde_yaml::Mapping>,
+    /// Upstream name → weight (0–100), in file order.
+    pub split: Option<OrderedMap<i64>>,
     pub quota: Option<Vec<String>>,
     pub idempotent: Option<bool>,
     pub allow_debug: Option<bool>,
@@ -70,6 +87,8 @@ pub struct FilePolicy {
     pub duplicate_check_interval: Option<String>,
 }
 
+/// `routes[i]`: a path, a metric label, and any policy key of `defaults`. (Not
+/// `#[serde(flatten)]` over `FilePolicy`: flatten does not work with `deny_unknown_fields`.)
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileRoute {
@@ -77,7 +96,7 @@ pub struct FileRoute {
     pub api: Option<String>,
     pub deadline: Option<String>,
     pub retry: Option<FileRetry>,
-    pub split: Option<serde_yaml::Mapping>,
+    pub split: Option<OrderedMap<i64>>,
     pub quota: Option<Vec<String>>,
     pub idempotent: Option<bool>,
     pub allow_debug: Option<bool>,
@@ -89,12 +108,208 @@ pub struct FileRoute {
     pub duplicate_check_interval: Option<String>,
 }
 
+impl FileRoute {
+    /// The route's policy keys, in the shape of `defaults`.
+    pub fn policy(&self) -> FilePolicyRef<'_> {
+        FilePolicyRef {
+            deadline: self.deadline.as_deref(),
+            retry: self.retry.as_ref(),
+            split: self.split.as_ref(),
+            quota: self.quota.as_deref(),
+            idempotent: self.idempotent,
+            allow_debug: self.allow_debug,
+            on_limit: self.on_limit.as_deref(),
+            max_wait: self.max_wait.as_deref(),
+            quota_status: self.quota_status,
+            recipient_cap: self.recipient_cap,
+            dedupe: self.dedupe,
+            duplicate_check_interval: self.duplicate_check_interval.as_deref(),
+        }
+    }
+}
+
+impl FilePolicy {
+    pub fn as_ref(&self) -> FilePolicyRef<'_> {
+        FilePolicyRef {
+            deadline: self.deadline.as_deref(),
+            retry: self.retry.as_ref(),
+            split: self.split.as_ref(),
+            quota: self.quota.as_deref(),
+            idempotent: self.idempotent,
+            allow_debug: self.allow_debug,
+            on_limit: self.on_limit.as_deref(),
+            max_wait: self.max_wait.as_deref(),
+            quota_status: self.quota_status,
+            recipient_cap: self.recipient_cap,
+            dedupe: self.dedupe,
+            duplicate_check_interval: self.duplicate_check_interval.as_deref(),
+        }
+    }
+}
+
+/// The policy keys of `defaults` or of a route, borrowed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FilePolicyRef<'a> {
+    pub deadline: Option<&'a str>,
+    pub retry: Option<&'a FileRetry>,
+    pub split: Option<&'a OrderedMap<i64>>,
+    pub quota: Option<&'a [String]>,
+    pub idempotent: Option<bool>,
+    pub allow_debug: Option<bool>,
+    pub on_limit: Option<&'a str>,
+    pub max_wait: Option<&'a str>,
+    pub quota_status: Option<u16>,
+    pub recipient_cap: Option<bool>,
+    pub dedupe: Option<bool>,
+    pub duplicate_check_interval: Option<&'a str>,
+}
+
+/// `fleet`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileFleet {
     pub redis_url: Option<String>,
+    /// Name of an environment variable holding the Redis URL (when it carries a password).
     pub redis_url_env: Option<String>,
     pub key_prefix: Option<String>,
     pub size: Option<u32>,
     pub share: Option<Vec<String>>,
+}
+
+/// A YAML mapping keyed by name, kept in file order. Keys are read as strings (`1:` is the name
+/// `"1"`); a name given twice is a deserialization error at the second one's line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderedMap<V>(pub Vec<(String, V)>);
+
+impl<V> Default for OrderedMap<V> {
+    fn default() -> Self {
+        OrderedMap(Vec::new())
+    }
+}
+
+impl<V> OrderedMap<V> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<V> IntoIterator for OrderedMap<V> {
+    type Item = (String, V);
+    type IntoIter = std::vec::IntoIter<(String, V)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(OrderedMapVisitor(PhantomData))
+    }
+}
+
+struct OrderedMapVisitor<V>(PhantomData<V>);
+
+impl<'de, V: Deserialize<'de>> Visitor<'de> for OrderedMapVisitor<V> {
+    type Value = OrderedMap<V>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a mapping of names")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out: Vec<(String, V)> = Vec::new();
+        while let Some(name) = map.next_key_seed(UniqueName { seen: &out })? {
+            let value = map.next_value()?;
+            out.push((name, value));
+        }
+        Ok(OrderedMap(out))
+    }
+}
+
+/// Reads a map key as a name, refusing one already seen (so the error points at the repeat).
+struct UniqueName<'a, V> {
+    seen: &'a [(String, V)],
+}
+
+impl<'de, V> DeserializeSeed<'de> for UniqueName<'_, V> {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<V> Visitor<'_> for UniqueName<'_, V> {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<String, E> {
+        if self.seen.iter().any(|(k, _)| k == name) {
+            return Err(E::custom(format_args!(
+                "`{name}` is given twice; keep one entry per name"
+            )));
+        }
+        Ok(name.to_string())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+        self.visit_str(&v.to_string())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+        self.visit_str(&v.to_string())
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+        self.visit_str(&v.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_map_keeps_file_order() {
+        let m: OrderedMap<i64> = serde_yaml::from_str("zeta: 1\nalpha: 2\n9: 3\n").unwrap();
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["zeta", "alpha", "9"]);
+        assert_eq!(m.get("alpha"), Some(&2));
+        let empty: OrderedMap<i64> = serde_yaml::from_str("{}").unwrap();
+        assert!(empty.is_empty());
+        let e = serde_yaml::from_str::<OrderedMap<i64>>("[a]").unwrap_err();
+        assert!(e.to_string().contains("expected a mapping of names"), "{e}");
+    }
+
+    #[test]
+    fn ordered_map_refuses_repeats_at_their_line() {
+        let e = serde_yaml::from_str::<OrderedMap<i64>>("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert!(e.to_string().contains("`a` is given twice"), "{e}");
+        assert_eq!(e.location().map(|l| l.line()), Some(3));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_everywhere() {
+        for text in [
+            "upstreams:\n  primary: { url: x, urll: y }\n",
+            "apps:\n  - { name: a, corp_id: b, secret: c }\n",
+            "token: { refresh: 5m }\n",
+            "defaults: { retry: { tries: 3 } }\n",
+            "routes:\n  - { path: /cgi-bin/a, quotas: [] }\n",
+            "fleet: { redis: x }\n",
+        ] {
+            let e = serde_yaml::from_str::<FileConfig>(text).unwrap_err();
+            assert!(e.to_string().contains("unknown field"), "{text}: {e}");
+        }
+    }
 }

@@ -3,9 +3,11 @@
 //!
 //! Flow: text → `file::FileConfig` (serde; unknown keys rejected with their line) →
 //! `validate::build` (every problem collected, each naming its key and the fix) → `Config`.
+//! Problems found after parsing get their line from `locate`.
 
 pub mod defaults;
 pub mod file;
+pub mod locate;
 pub mod model;
 pub mod units;
 pub mod validate;
@@ -15,16 +17,30 @@ use std::path::Path;
 
 pub use model::*;
 
-/// One thing wrong with a config.
+/// One thing wrong with a config. Never holds a secret value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// Key path, e.g. `upstreams.standby.url` or `apps[1].secret_env`.
+    /// Key path, e.g. `upstreams.standby.url`, `apps[1].secret_env`, `routes[0].split.standby`.
+    /// `(file)` when the problem is the file as a whole (unreadable, not YAML).
     pub key: String,
+    /// 1-based line in the file, when known.
     pub line: Option<usize>,
+    /// What is wrong and how to fix it.
     pub message: String,
 }
 
+impl Problem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            key: key.into(),
+            line: None,
+            message: message.into(),
+        }
+    }
+}
+
 impl fmt::Display for Problem {
+    /// `<key>: <message>`, plus ` (line N)` when known.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.key, self.message)?;
         if let Some(line) = self.line {
@@ -34,10 +50,22 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Every problem found in a config.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Every problem found in a config. `Display` prints one problem per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
     pub problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    fn one(key: impl Into<String>, line: Option<usize>, message: impl Into<String>) -> Self {
+        ConfigError {
+            problems: vec![Problem {
+                key: key.into(),
+                line,
+                message: message.into(),
+            }],
+        }
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -46,7 +74,7 @@ impl fmt::Display for ConfigError {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "  - {p}")?;
+            write!(f, "{p}")?;
         }
         Ok(())
     }
@@ -54,17 +82,26 @@ impl fmt::Display for ConfigError {
 
 /// Reads and validates a config file, taking secrets from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        problems: vec![Problem {
-            key: "(file)".into(),
-            line: None,
-            message: format!("cannot read {}: {e}", path.display()),
-        }],
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file".to_string(),
+            std::io::ErrorKind::InvalidData => "not UTF-8 text".to_string(),
+            kind => kind.to_string(),
+        };
+        ConfigError::one(
+            "(file)",
+            None,
+            format!(
+                "cannot read {} ({why}). Give the path with --config FILE or $WECOM_SIDECAR_CONFIG",
+                path.display()
+            ),
+        )
     })?;
     parse(&text, Some(path))
 }
 
-/// Validates config text, taking secrets from the process environment.
+/// Validates config text, taking secrets from the process environment. `source` is where the
+/// text came from: relative `secret_file` and `ca_file` paths start at its directory.
 pub fn parse(text: &str, source: Option<&Path>) -> Result<Config, ConfigError> {
     parse_with_env(text, source, &|name| std::env::var(name).ok())
 }
@@ -76,19 +113,99 @@ pub fn parse_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
     let file: file::FileConfig = serde_yaml::from_str(text).map_err(|e| ConfigError {
-        problems: vec![Problem {
-            key: e
-                .to_string()
-                .split(':')
-                .next()
-                .filter(|k| !k.contains(' ') && !k.is_empty())
-                .unwrap_or("(file)")
-                .to_string(),
-            line: e.location().map(|l| l.line()),
-            message: e.to_string(),
-        }],
+        problems: vec![serde_problem(&e)],
     })?;
-    validate::build(file, source, env).map_err(|problems| ConfigError { problems })
+    validate::build(file, source, env).map_err(|mut problems| {
+        for p in &mut problems {
+            if p.line.is_none() && !p.key.starts_with('(') {
+                p.line = locate::line_of(text, &p.key);
+            }
+        }
+        ConfigError { problems }
+    })
+}
+
+/// The file type names serde mentions, as a reader of the file knows them.
+const TYPE_NAMES: &[(&str, &str)] = &[
+    (
+        "struct FileConfig",
+        "a mapping of config keys (upstreams, apps, ...)",
+    ),
+    (
+        "struct FileUpstream",
+        "an upstream (url, connect_timeout, timeout, ca_file)",
+    ),
+    (
+        "struct FileApp",
+        "an app (name, corp_id, agent_id, secret_env or secret_file, default)",
+    ),
+    ("struct FileToken", "a mapping (refresh_before_expiry)"),
+    (
+        "struct FileRetry",
+        "a mapping (attempts, backoff_base, backoff_max)",
+    ),
+    (
+        "struct FilePolicy",
+        "a mapping of policy keys (deadline, retry, split, quota, ...)",
+    ),
+    ("struct FileRoute", "a route (path, api and policy keys)"),
+    (
+        "struct FileFleet",
+        "a mapping (redis_url or redis_url_env, key_prefix, size, share)",
+    ),
+    ("expected u32", "expected a whole number, 0 or more"),
+    ("expected u16", "expected a whole number, 0 or more"),
+    ("expected i64", "expected a whole number"),
+];
+
+/// A serde_yaml error (YAML syntax, unknown key, wrong type) as a problem: the key path it
+/// names (the unknown or missing key itself when there is one), its line, and serde's text
+/// (which lists the valid keys) without the location suffix.
+fn serde_problem(e: &serde_yaml::Error) -> Problem {
+    let line = e.location().map(|l| l.line());
+    let mut text = e.to_string();
+    if let Some(l) = e.location() {
+        let suffix = format!(" at line {} column {}", l.line(), l.column());
+        if let Some(stripped) = text.strip_suffix(&suffix) {
+            text.truncate(stripped.len());
+        }
+    }
+    // serde_yaml prefixes the path of the node it was in: `upstreams.primary: unknown field ...`.
+    let (path, message) = match text.split_once(": ") {
+        Some((p, rest)) if !p.is_empty() && !p.contains([' ', '`', '"', '\'']) => {
+            (p.to_string(), rest.to_string())
+        }
+        _ => (String::new(), text),
+    };
+    let named = [
+        "unknown field `",
+        "missing field `",
+        "duplicate field `",
+        "`",
+    ]
+    .iter()
+    .find_map(|start| message.strip_prefix(start))
+    .and_then(|rest| rest.split_once('`'))
+    .filter(|(_, after)| {
+        after.starts_with(',') || after.is_empty() || after.starts_with(" is given twice")
+    })
+    .map(|(name, _)| name.to_string());
+    let key = match (path.is_empty(), named) {
+        (true, Some(name)) => name,
+        (false, Some(name)) => format!("{path}.{name}"),
+        (false, None) => path,
+        (true, None) => "(file)".to_string(),
+    };
+    let mut message = message;
+    for (from, to) in TYPE_NAMES {
+        message = message.replace(from, to);
+    }
+    if message.starts_with("unknown field") {
+        message.push_str(". Drop it or fix its spelling");
+    } else if message.starts_with("missing field") {
+        message.push_str(". Add it");
+    }
+    Problem { key, line, message }
 }
 
 #[cfg(test)]

@@ -1,59 +1,125 @@
 //! Durations (`250ms`, `2s`, `5m`, `1h`, `1d`) and rates (`30/s`, `10000/min`, `150000/h`,
 //! `1000/day`) as written in the config file.
+//!
+//! A duration is a whole number followed directly by a unit: `ms`, `s`, `m` (or `min`), `h`,
+//! `d` (or `day`). A rate is a whole count, `/`, and a unit: `s` (or `sec`), `min` (or `m`),
+//! `h` (or `hour`), `day` (or `d`). Whitespace around the whole value is ignored; inside it is
+//! refused, as are signs, fractions and compound forms (`1h30m`: write `90m`). Errors quote the
+//! text and show valid examples.
 
 use std::time::Duration;
 
 use super::model::Rate;
 
-/// Parses a duration such as `250ms`, `2s`, `5m`, `1h` or `1d`.
+const DURATION_HINT: &str =
+    "write a whole number and a unit (ms, s, m, h, d), e.g. 250ms, 2s, 5m, 1h, 1d";
+const RATE_HINT: &str =
+    "write count/unit with unit s, min, h or day, e.g. 20/s, 10000/min, 150000/h, 1000/day";
+
+/// Parses a duration such as `250ms`, `2s`, `5m`, `1h` or `1d`. Zero (`0s`) is accepted here;
+/// use [`parse_positive_duration`] where it makes no sense.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let hint = "write a whole number and a unit, e.g. 250ms, 2s, 5m, 1h, 1d";
-    if num.is_empty() {
-        return Err(format!("\"{text}\" is not a duration; {hint}"));
+    if t.is_empty() {
+        return Err(format!("is empty; {DURATION_HINT}"));
     }
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("\"{text}\" is too large; {hint}"))?;
-    let per_unit = match unit {
-        "ms" => Duration::from_millis(1),
-        "s" => Duration::from_secs(1),
-        "m" | "min" => Duration::from_secs(60),
-        "h" => Duration::from_secs(3600),
-        "d" | "day" => Duration::from_secs(86400),
-        "" => return Err(format!("\"{text}\" has no unit; {hint}")),
-        _ => return Err(format!("\"{text}\" has an unknown unit \"{unit}\"; {hint}")),
-    };
-    let n32 = u32::try_from(n).map_err(|_| format!("\"{text}\" is too large; {hint}"))?;
-    per_unit
-        .checked_mul(n32)
-        .ok_or_else(|| format!("\"{text}\" is too large; {hint}"))
-}
-
-/// Parses a rate such as `30/s`, `10000/min`, `150000/h` or `1000/day`.
-pub fn parse_rate(text: &str) -> Result<Rate, String> {
-    let hint =
-        "write count/unit with unit s, min, h or day, e.g. 20/s, 10000/min, 150000/h, 1000/day";
-    let Some((count, unit)) = text.trim().split_once('/') else {
-        return Err(format!("\"{text}\" is not a rate; {hint}"));
-    };
-    let count: u32 = count
-        .trim()
-        .parse()
-        .map_err(|_| format!("\"{text}\" has no valid count; {hint}"))?;
-    if count == 0 {
+    if t.starts_with('-') {
+        return Err(format!("\"{text}\" is negative; {DURATION_HINT}"));
+    }
+    if t.chars().any(char::is_whitespace) {
         return Err(format!(
-            "\"{text}\" allows nothing; use a count of at least 1"
+            "\"{text}\" has a space inside; write the number and unit together, e.g. 2s"
         ));
     }
-    let per = match unit.trim() {
-        "s" | "sec" | "second" => Duration::from_secs(1),
-        "min" | "m" | "minute" => Duration::from_secs(60),
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(format!("\"{text}\" is not a duration; {DURATION_HINT}"));
+    }
+    if unit.starts_with('.') || unit.starts_with(',') {
+        return Err(format!(
+            "\"{text}\" is not a whole number; use a smaller unit instead, e.g. 1500ms for 1.5s"
+        ));
+    }
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" | "day" => 86_400_000,
+        "" => return Err(format!("\"{text}\" has no unit; {DURATION_HINT}")),
+        _ if unit.chars().any(|c| c.is_ascii_digit()) => {
+            return Err(format!(
+                "\"{text}\" combines units; write a single one, e.g. 90m for 1h30m"
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "\"{text}\" has an unknown unit \"{unit}\"; {DURATION_HINT}"
+            ))
+        }
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_ms))
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("\"{text}\" is too large; {DURATION_HINT}"))
+}
+
+/// Like [`parse_duration`], refusing zero.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!(
+            "\"{}\" is zero; give a positive duration, e.g. 250ms or 2s",
+            text.trim()
+        )),
+        d => Ok(d),
+    }
+}
+
+/// Parses a rate such as `30/s`, `10000/min`, `150000/h` or `1000/day`. The count is 1 or more.
+pub fn parse_rate(text: &str) -> Result<Rate, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(format!("is empty; {RATE_HINT}"));
+    }
+    if t.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "\"{text}\" has a space inside; write it without spaces, e.g. 20/s"
+        ));
+    }
+    let Some((count, unit)) = t.split_once('/') else {
+        return Err(format!("\"{text}\" is not a rate; {RATE_HINT}"));
+    };
+    if count.starts_with('-') {
+        return Err(format!("\"{text}\" is negative; {RATE_HINT}"));
+    }
+    if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "\"{text}\" does not start with a whole count; {RATE_HINT}"
+        ));
+    }
+    let count: u32 = count.parse().map_err(|_| {
+        format!(
+            "\"{text}\" is too large (at most {} per unit); {RATE_HINT}",
+            u32::MAX
+        )
+    })?;
+    if count == 0 {
+        return Err(format!(
+            "\"{text}\" allows nothing; use a count of at least 1, or remove the quota"
+        ));
+    }
+    let per = match unit {
+        "s" | "sec" => Duration::from_secs(1),
+        "min" | "m" => Duration::from_secs(60),
         "h" | "hour" => Duration::from_secs(3600),
         "day" | "d" => Duration::from_secs(86400),
-        _ => return Err(format!("\"{text}\" has an unknown unit; {hint}")),
+        _ => {
+            return Err(format!(
+                "\"{text}\" has an unknown unit \"{unit}\"; {RATE_HINT}"
+            ))
+        }
     };
     Ok(Rate { count, per })
 }
@@ -62,61 +128,130 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
 mod tests {
     use super::*;
 
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
-        assert_eq!(parse_duration(" 3s ").unwrap(), Duration::from_secs(3));
-        for bad in [
-            "",
-            "s",
-            "5",
-            "-1s",
-            "1.5s",
-            "5 parsecs",
-            "99999999999999999999s",
-            "5000000000d",
-        ] {
+        assert_eq!(parse_duration("2s").unwrap(), secs(2));
+        assert_eq!(parse_duration("5m").unwrap(), secs(300));
+        assert_eq!(parse_duration("5min").unwrap(), secs(300));
+        assert_eq!(parse_duration("1h").unwrap(), secs(3600));
+        assert_eq!(parse_duration("1d").unwrap(), secs(86400));
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("007s").unwrap(), secs(7));
+        assert_eq!(
+            parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
+    }
+
+    #[test]
+    fn durations_tolerate_surrounding_space_only() {
+        assert_eq!(parse_duration(" 3s ").unwrap(), secs(3));
+        assert_eq!(parse_duration("\t3s\n").unwrap(), secs(3));
+        let e = parse_duration("3 s").unwrap_err();
+        assert!(e.contains("space inside"), "{e}");
+    }
+
+    #[test]
+    fn bad_durations_say_why_and_show_examples() {
+        let cases = [
+            ("", "empty"),
+            ("   ", "empty"),
+            ("s", "not a duration"),
+            ("5", "no unit"),
+            ("-1s", "negative"),
+            ("+1s", "not a duration"),
+            ("1.5s", "whole number"),
+            ("5 parsecs", "space inside"),
+            ("5parsecs", "unknown unit"),
+            ("2S", "unknown unit"),
+            ("1h30m", "combines units"),
+            ("fast", "not a duration"),
+        ];
+        for (bad, why) in cases {
             let e = parse_duration(bad).unwrap_err();
-            assert!(e.contains("250ms"), "{bad}: {e}");
+            assert!(e.contains(why), "{bad:?}: {e}");
+            if !matches!(why, "whole number" | "space inside" | "combines units") {
+                assert!(e.contains("250ms"), "{bad:?} shows no examples: {e}");
+            }
         }
     }
 
     #[test]
-    fn rates() {
-        assert_eq!(
-            parse_rate("30/s").unwrap(),
-            Rate {
-                count: 30,
-                per: Duration::from_secs(1)
-            }
-        );
-        assert_eq!(
-            parse_rate("10000/min").unwrap().per,
-            Duration::from_secs(60)
-        );
-        assert_eq!(
-            parse_rate("150000/h").unwrap().per,
-            Duration::from_secs(3600)
-        );
-        assert_eq!(
-            parse_rate("1000/day").unwrap().per,
-            Duration::from_secs(86400)
-        );
+    fn duration_overflow_is_an_error_not_a_panic() {
         for bad in [
-            "",
-            "30",
-            "/s",
-            "x/s",
-            "0/s",
-            "30/week",
-            "-1/s",
-            "99999999999/s",
+            "99999999999999999999s",
+            "18446744073709551615ms0",
+            "18446744073709551616ms",
+            "18446744073709551615d",
+            "213503982334601d",
         ] {
-            assert!(parse_rate(bad).is_err(), "{bad}");
+            let e = parse_duration(bad).unwrap_err();
+            assert!(
+                e.contains("too large") || e.contains("combines"),
+                "{bad}: {e}"
+            );
         }
+        // The largest value that fits in milliseconds still parses.
+        assert_eq!(
+            parse_duration("18446744073709551615ms").unwrap(),
+            Duration::from_millis(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn positive_durations_refuse_zero() {
+        assert_eq!(
+            parse_positive_duration("1ms").unwrap(),
+            Duration::from_millis(1)
+        );
+        for zero in ["0s", "0ms", "000h", " 0d "] {
+            let e = parse_positive_duration(zero).unwrap_err();
+            assert!(e.contains("zero"), "{zero}: {e}");
+        }
+        assert!(parse_positive_duration("x").unwrap_err().contains("250ms"));
+    }
+
+    #[test]
+    fn rates() {
+        let r = |count, per| Rate { count, per };
+        assert_eq!(parse_rate("30/s").unwrap(), r(30, secs(1)));
+        assert_eq!(parse_rate("10000/min").unwrap(), r(10000, secs(60)));
+        assert_eq!(parse_rate("150000/h").unwrap(), r(150000, secs(3600)));
+        assert_eq!(parse_rate("1000/day").unwrap(), r(1000, secs(86400)));
+        assert_eq!(parse_rate(" 20/min ").unwrap(), r(20, secs(60)));
+        assert_eq!(parse_rate("4294967295/s").unwrap().count, u32::MAX);
+        for text in ["30/s", "10000/min", "150000/h", "1000/day"] {
+            assert_eq!(parse_rate(text).unwrap().to_string(), text, "round trip");
+        }
+    }
+
+    #[test]
+    fn bad_rates_say_why_and_show_examples() {
+        let cases = [
+            ("", "empty"),
+            ("30", "not a rate"),
+            ("/s", "whole count"),
+            ("x/s", "whole count"),
+            ("+5/s", "whole count"),
+            ("1.5/s", "whole count"),
+            ("-1/s", "negative"),
+            ("0/s", "allows nothing"),
+            ("30/week", "unknown unit"),
+            ("30/", "unknown unit"),
+            ("30/s/s", "unknown unit"),
+            ("30 / s", "space inside"),
+            ("4294967296/s", "too large"),
+            ("99999999999999999999999/s", "too large"),
+        ];
+        for (bad, why) in cases {
+            let e = parse_rate(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        assert!(parse_rate("30/week").unwrap_err().contains("10000/min"));
     }
 }

@@ -1,7 +1,10 @@
 //! From the file types to the runtime `Config`: every value checked, every problem collected
-//! (not just the first), each naming its key and saying the fix. Secret values are read here
-//! and never put into a message.
+//! (not just the first), each naming its key path and saying the fix.
+//!
+//! Secret values (app secrets, a Redis URL from `redis_url_env`) are read here and never put
+//! into a message: messages name the variable or file, never what it holds.
 
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,13 +13,121 @@ use std::time::Duration;
 use super::defaults::*;
 use super::file::*;
 use super::model::*;
-use super::units::{parse_duration, parse_rate};
+use super::units::{parse_duration, parse_positive_duration, parse_rate};
 use super::Problem;
+
+/// Largest secret file read: an app secret is 43 characters; anything this big is the wrong file.
+const MAX_SECRET_FILE_BYTES: u64 = 4096;
+
+/// Builds and checks the whole config. `source` is the config file's path: relative
+/// `secret_file` and `ca_file` paths are taken from its directory (else from the working
+/// directory). `env` stands in for the process environment.
+pub fn build(
+    file: FileConfig,
+    source: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<Problem>> {
+    let mut c = Check {
+        problems: Vec::new(),
+        env,
+        base_dir: source.and_then(Path::parent).map(Path::to_path_buf),
+    };
+
+    let listen = c.listen("listen", file.listen.as_deref(), DEFAULT_LISTEN);
+    let admin_listen = c.listen(
+        "admin_listen",
+        file.admin_listen.as_deref(),
+        DEFAULT_ADMIN_LISTEN,
+    );
+    if let (Some(l), Some(a)) = (listen, admin_listen) {
+        if l == a {
+            c.problem(
+                "admin_listen",
+                format!(
+                    "is the same address as listen ({l}). Give the admin listener its own port, e.g. \"{DEFAULT_ADMIN_LISTEN}\""
+                ),
+            );
+        }
+    }
+
+    // Splits are checked against every declared upstream, valid or not, so one bad upstream is
+    // reported once rather than again at each split naming it.
+    let declared: Vec<String> = file
+        .upstreams
+        .as_ref()
+        .map(|m| m.keys().map(str::to_string).collect())
+        .unwrap_or_default();
+    let upstreams = upstreams(&mut c, file.upstreams);
+    let apps = apps(&mut c, file.apps);
+
+    let refresh_before_expiry = c.duration(
+        "token.refresh_before_expiry",
+        file.token
+            .as_ref()
+            .and_then(|t| t.refresh_before_expiry.as_deref()),
+        DEFAULT_REFRESH_BEFORE_EXPIRY,
+    );
+    if refresh_before_expiry >= Duration::from_secs(TOKEN_LIFETIME_SECS) {
+        c.problem(
+            "token.refresh_before_expiry",
+            format!(
+                "must be shorter than a token's life ({TOKEN_LIFETIME_SECS} s), or every token would be refreshed as soon as it arrives. Set it below 2h, e.g. {DEFAULT_REFRESH_BEFORE_EXPIRY} (the default)"
+            ),
+        );
+    }
+    let token = TokenSettings {
+        refresh_before_expiry,
+    };
+
+    let defaults_file = file.defaults.unwrap_or_default();
+    let default_max_wait = parse_duration(DEFAULT_MAX_WAIT).expect("default is valid");
+    let defaults = policy(
+        &mut c,
+        "defaults",
+        &base_policy(),
+        defaults_file.as_ref(),
+        &declared,
+        default_max_wait,
+    );
+    // What a route's `on_limit: wait` without a `max_wait` of its own waits for (a problem in
+    // `defaults.max_wait` is reported above).
+    let routes_max_wait = defaults_file
+        .max_wait
+        .as_deref()
+        .and_then(|m| parse_positive_duration(m).ok())
+        .unwrap_or(default_max_wait);
+
+    let routes = routes(
+        &mut c,
+        file.routes.unwrap_or_default(),
+        &defaults,
+        &declared,
+        routes_max_wait,
+    );
+    let fleet = file.fleet.map(|f| fleet(&mut c, f));
+
+    match (listen, admin_listen) {
+        (Some(listen), Some(admin_listen)) if c.problems.is_empty() => Ok(Config {
+            listen,
+            admin_listen,
+            upstreams,
+            apps,
+            token,
+            defaults,
+            routes,
+            fleet,
+            source: source.map(Path::to_path_buf),
+        }),
+        _ => Err(c.problems),
+    }
+}
 
 /// Collects problems while building.
 struct Check<'e> {
     problems: Vec<Problem>,
     env: &'e dyn Fn(&str) -> Option<String>,
+    /// Directory relative paths are taken from.
+    base_dir: Option<PathBuf>,
 }
 
 impl Check<'_> {
@@ -28,384 +139,312 @@ impl Check<'_> {
         });
     }
 
-    fn duration(&mut self, key: &str, value: Option<&String>, default: &str) -> Duration {
-        let text = value.map(String::as_str).unwrap_or(default);
-        match parse_duration(text) {
-            Ok(d) if d.is_zero() => {
-                self.problem(
-                    key,
-                    format!("\"{text}\" is zero; give a positive duration such as {default}"),
-                );
-                parse_duration(default).unwrap_or(Duration::from_secs(1))
-            }
-            Ok(d) => d,
-            Err(e) => {
+    /// A positive duration at `key`, or `default` when absent. On a problem, the default stands
+    /// in so checking can go on.
+    fn duration(&mut self, key: &str, value: Option<&str>, default: &str) -> Duration {
+        let fallback = parse_duration(default).expect("defaults are valid durations");
+        match value.map(parse_positive_duration) {
+            None => fallback,
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
                 self.problem(key, e);
-                parse_duration(default).unwrap_or(Duration::from_secs(1))
+                fallback
             }
         }
     }
 
-    fn listen(&mut self, key: &str, value: Option<&String>, default: &str) -> SocketAddr {
-        let text = value.map(String::as_str).unwrap_or(default);
-        text.parse().unwrap_or_else(|_| {
-            self.problem(
-                key,
-                format!("\"{text}\" is not IP:port; write e.g. \"{default}\""),
-            );
-            default.parse().expect("default is valid")
-        })
+    fn listen(&mut self, key: &str, value: Option<&str>, default: &str) -> Option<SocketAddr> {
+        let text = value.unwrap_or(default);
+        match text.trim().parse::<SocketAddr>() {
+            Ok(a) if a.port() == 0 => {
+                self.problem(
+                    key,
+                    format!("\"{text}\" has port 0, which would pick a random port nobody knows. Give a fixed port, e.g. \"{default}\""),
+                );
+                None
+            }
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.problem(
+                    key,
+                    format!(
+                        "\"{text}\" is not IP:port. Write an IP address and a port, e.g. \"{default}\" (host names are not resolved; use [::1]:8080 for IPv6)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        match &self.base_dir {
+            Some(dir) if Path::new(p).is_relative() => dir.join(p),
+            _ => PathBuf::from(p),
+        }
     }
 }
 
+/// Names of apps and upstreams: `[A-Za-z0-9_.-]+`.
 fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
-fn yaml_key(k: &serde_yaml::Value) -> String {
-    match k {
-        serde_yaml::Value::String(s) => s.clone(),
-        other => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
+/// Environment variable names: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_env_name(s: &str) -> bool {
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether a `secret_env` value looks like a pasted secret rather than a variable name (long,
+/// mixed case, digits). Such a value is never echoed.
+fn looks_like_secret(s: &str) -> bool {
+    s.len() >= 24
+        && s.chars().any(|c| c.is_ascii_lowercase())
+        && s.chars().any(|c| c.is_ascii_uppercase())
+        && s.chars().any(|c| c.is_ascii_digit())
+}
+
+/// A URL for messages, with any `user:password@` hidden.
+fn show_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_string(),
     }
 }
 
-/// Builds and checks the whole config.
-pub fn build(
-    file: FileConfig,
-    source: Option<&Path>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, Vec<Problem>> {
-    let mut c = Check {
-        problems: Vec::new(),
-        env,
-    };
-    let listen = c.listen("listen", file.listen.as_ref(), DEFAULT_LISTEN);
-    let admin_listen = c.listen(
-        "admin_listen",
-        file.admin_listen.as_ref(),
-        DEFAULT_ADMIN_LISTEN,
-    );
-    if listen == admin_listen {
+fn upstreams(c: &mut Check, map: Option<OrderedMap<FileUpstream>>) -> Vec<Upstream> {
+    let Some(map) = map else {
         c.problem(
-            "admin_listen",
+            "upstreams",
+            format!("is missing. Add at least `upstreams: {{ {PRIMARY_UPSTREAM}: {{ url: \"https://qyapi.weixin.qq.com\" }} }}`"),
+        );
+        return Vec::new();
+    };
+    if !map.keys().any(|k| k == PRIMARY_UPSTREAM) {
+        c.problem(
+            format!("upstreams.{PRIMARY_UPSTREAM}"),
             format!(
-                "is the same address as listen ({listen}); give the admin listener its own port"
+                "is missing. Every config needs an upstream named {PRIMARY_UPSTREAM} (it takes the traffic no split sends elsewhere and issues tokens): add `{PRIMARY_UPSTREAM}: {{ url: \"https://qyapi.weixin.qq.com\" }}` under upstreams"
             ),
         );
     }
-
-    // Split weights are checked against every declared upstream, valid or not, so one bad
-    // upstream is reported once rather than again at each split naming it.
-    let names: Vec<String> = file
-        .upstreams
-        .as_ref()
-        .map(|m| m.keys().map(yaml_key).collect())
-        .unwrap_or_default();
-    let upstreams = upstreams(&mut c, file.upstreams);
-    let apps = apps(&mut c, file.apps, source);
-    let token = TokenSettings {
-        refresh_before_expiry: c.duration(
-            "token.refresh_before_expiry",
-            file.token
-                .as_ref()
-                .and_then(|t| t.refresh_before_expiry.as_ref()),
-            DEFAULT_REFRESH_BEFORE_EXPIRY,
-        ),
-    };
-    if token.refresh_before_expiry >= Duration::from_secs(7200) {
-        c.problem(
-            "token.refresh_before_expiry",
-            "must be shorter than a token's life (7200 s); the default is 5m",
-        );
-    }
-
-    let base = base_policy();
-    let defaults_file = file.defaults.unwrap_or_default();
-    let defaults = policy(
-        &mut c,
-        "defaults",
-        &base,
-        PolicyKeys::from_defaults(&defaults_file),
-        &names,
-    );
-
-    let mut routes = Vec::new();
-    for (i, r) in file.routes.unwrap_or_default().into_iter().enumerate() {
-        let key = format!("routes[{i}]");
-        let path = if !r.path.starts_with("/cgi-bin/") {
-            c.problem(format!("{key}.path"), format!("\"{}\" does not start with /cgi-bin/; routes match WeCom API paths such as /cgi-bin/message/send or /cgi-bin/user/*", r.path));
-            None
-        } else if let Some(prefix) = r.path.strip_suffix('*') {
-            if prefix.contains('*') {
-                c.problem(
-                    format!("{key}.path"),
-                    "a * may only end the path (prefix match), e.g. /cgi-bin/user/*",
-                );
-            }
-            Some(PathMatch::Prefix(prefix.to_string()))
-        } else if r.path.contains('*') {
-            c.problem(
-                format!("{key}.path"),
-                "a * may only end the path (prefix match), e.g. /cgi-bin/user/*",
-            );
-            None
-        } else {
-            Some(PathMatch::Exact(r.path.clone()))
-        };
-        if let Some(p) = &path {
-            let dup = routes.iter().any(|x: &Route| &x.path == p);
-            if dup {
-                c.problem(format!("{key}.path"), format!("\"{}\" is already routed by an earlier route; first match wins, so this one would never apply: remove it", r.path));
-            }
-        }
-        if let Some(api) = &r.api {
-            if api.is_empty()
-                || !api
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || "_/.-".contains(ch))
-            {
-                c.problem(format!("{key}.api"), format!("\"{api}\" is not a valid metric label; use letters, digits and _ / . - (e.g. message/send)"));
-            }
-        }
-        let keys = PolicyKeys {
-            deadline: r.deadline.as_ref(),
-            retry: r.retry.as_ref(),
-            split: r.split.as_ref(),
-            quota: r.quota.as_ref(),
-            idempotent: r.idempotent,
-            allow_debug: r.allow_debug,
-            on_limit: r.on_limit.as_ref(),
-            max_wait: r.max_wait.as_ref(),
-            quota_status: r.quota_status,
-            recipient_cap: r.recipient_cap,
-            dedupe: r.dedupe,
-            duplicate_check_interval: r.duplicate_check_interval.as_ref(),
-        };
-        let policy = policy(&mut c, &key, &defaults, keys, &names);
-        if let Some(path) = path {
-            routes.push(Route {
-                path,
-                api: r.api.clone(),
-                policy,
-            });
-        }
-    }
-
-    let fleet = file.fleet.map(|f| fleet(&mut c, f));
-
-    if c.problems.is_empty() {
-        Ok(Config {
-            listen,
-            admin_listen,
-            upstreams,
-            apps,
-            token,
-            defaults,
-            routes,
-            fleet,
-            source: source.map(Path::to_path_buf),
-        })
-    } else {
-        Err(c.problems)
-    }
-}
-
-fn upstreams(c: &mut Check, map: Option<serde_yaml::Mapping>) -> Vec<Upstream> {
-    let Some(map) = map else {
-        c.problem("upstreams", "is missing; add at least `upstreams: { primary: { url: \"https://qyapi.weixin.qq.com\" } }`");
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for (k, v) in map {
-        let name = yaml_key(&k);
+    for (name, u) in map {
         let key = format!("upstreams.{name}");
         if !is_name(&name) {
-            c.problem(&key, "an upstream name uses letters, digits and _ . - only");
+            c.problem(
+                &key,
+                format!(
+                    "\"{name}\" is not a valid upstream name. Use letters, digits and _ . - only"
+                ),
+            );
         }
-        let u: FileUpstream = match serde_yaml::from_value(v) {
-            Ok(u) => u,
-            Err(e) => {
-                c.problem(&key, e.to_string());
-                continue;
-            }
-        };
         let connect_timeout = c.duration(
             &format!("{key}.connect_timeout"),
-            u.connect_timeout.as_ref(),
+            u.connect_timeout.as_deref(),
             DEFAULT_CONNECT_TIMEOUT,
         );
         let timeout = c.duration(
             &format!("{key}.timeout"),
-            u.timeout.as_ref(),
+            u.timeout.as_deref(),
             DEFAULT_TIMEOUT,
         );
-        let ca_file = u.ca_file.map(PathBuf::from);
-        if let Some(p) = &ca_file {
-            if std::fs::metadata(p).map(|m| !m.is_file()).unwrap_or(true) {
-                c.problem(
+        let ca_file = u.ca_file.as_deref().map(|p| {
+            let path = c.path(p);
+            let readable = std::fs::File::open(&path)
+                .and_then(|f| f.metadata())
+                .map(|m| m.is_file());
+            match readable {
+                Ok(true) => {}
+                Ok(false) => c.problem(
                     format!("{key}.ca_file"),
-                    format!(
-                        "{} is not a readable file; point it at a PEM bundle or remove the key",
-                        p.display()
-                    ),
-                );
-            }
-        }
-        let url_key = format!("{key}.url");
-        let Ok(uri) = u.url.parse::<http::Uri>() else {
-            c.problem(
-                &url_key,
-                format!(
-                    "\"{}\" is not a URL; write e.g. https://qyapi.weixin.qq.com",
-                    u.url
+                    format!("{} is not a file. Point it at a PEM bundle, or drop ca_file to use the system roots", path.display()),
                 ),
-            );
-            continue;
-        };
-        let scheme = match uri.scheme_str() {
-            Some("https") => Scheme::Https,
-            Some("http") => Scheme::Http,
-            _ => {
-                c.problem(&url_key, format!("\"{}\" must start with https:// (or http:// for private networks and tests)", u.url));
-                continue;
+                Err(e) => c.problem(
+                    format!("{key}.ca_file"),
+                    format!("{} cannot be read ({}). Point it at a readable PEM bundle, or drop ca_file to use the system roots", path.display(), e.kind()),
+                ),
             }
-        };
-        let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
-            c.problem(&url_key, format!("\"{}\" has no host", u.url));
-            continue;
-        };
-        if uri.query().is_some() || u.url.contains('#') {
-            c.problem(&url_key, "must not carry a query or fragment; give scheme, host, optional port and path prefix");
-        }
-        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-            c.problem(
-                &url_key,
-                "must not carry user:password@; WeCom authenticates with tokens",
-            );
-        }
-        let port = uri
-            .port_u16()
-            .unwrap_or(if scheme == Scheme::Https { 443 } else { 80 });
-        let base_path = uri.path().trim_end_matches('/').to_string();
-        out.push(Upstream {
-            name: UpstreamName(Arc::from(name.as_str())),
-            scheme,
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port,
-            base_path,
-            connect_timeout,
-            timeout,
-            ca_file,
+            path
         });
-    }
-    if !out.iter().any(|u| u.name.as_str() == "primary")
-        && c.problems
-            .iter()
-            .all(|p| !p.key.starts_with("upstreams.primary"))
-    {
-        c.problem(
-            "upstreams.primary",
-            "is missing; every config needs an upstream named primary (it also issues tokens)",
-        );
+        if let Some(parsed) = upstream_url(c, &format!("{key}.url"), &u.url) {
+            out.push(Upstream {
+                name: UpstreamName(Arc::from(name.as_str())),
+                scheme: parsed.scheme,
+                host: parsed.host,
+                port: parsed.port,
+                base_path: parsed.base_path,
+                connect_timeout,
+                timeout,
+                ca_file,
+            });
+        }
     }
     out
 }
 
-fn apps(c: &mut Check, apps: Option<Vec<FileApp>>, source: Option<&Path>) -> Vec<App> {
-    let Some(apps) = apps.filter(|a| !a.is_empty()) else {
-        c.problem("apps", "is missing or empty; add one entry per WeCom app (name, corp_id, secret_env or secret_file)");
-        return Vec::new();
+struct ParsedUrl {
+    scheme: Scheme,
+    host: String,
+    port: u16,
+    base_path: String,
+}
+
+fn upstream_url(c: &mut Check, key: &str, url: &str) -> Option<ParsedUrl> {
+    let shown = show_url(url);
+    let example = "e.g. https://qyapi.weixin.qq.com or http://10.0.0.5:8080/wecom";
+    let Ok(uri) = url.trim().parse::<http::Uri>() else {
+        c.problem(
+            key,
+            format!("\"{shown}\" is not a URL. Write scheme://host[:port][/path], {example}"),
+        );
+        return None;
+    };
+    let scheme = match uri.scheme_str() {
+        Some("https") => Scheme::Https,
+        Some("http") => Scheme::Http,
+        Some(other) => {
+            c.problem(key, format!("\"{shown}\" has scheme {other}. Use https:// (or http:// on private networks and in tests), {example}"));
+            return None;
+        }
+        None => {
+            c.problem(key, format!("\"{shown}\" has no scheme. Start it with https:// (or http:// on private networks and in tests), {example}"));
+            return None;
+        }
+    };
+    let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
+        c.problem(
+            key,
+            format!("\"{shown}\" has no host. Write scheme://host[:port][/path], {example}"),
+        );
+        return None;
+    };
+    let mut ok = true;
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        c.problem(key, format!("\"{shown}\" carries user:password@, which WeCom never uses and which would put a secret in this file. Drop it"));
+        ok = false;
+    }
+    if uri.query().is_some() || url.contains('#') {
+        c.problem(key, format!("\"{shown}\" has a query or fragment. Drop everything from ? or #: give scheme, host, optional port and path prefix only"));
+        ok = false;
+    }
+    if uri.port_u16() == Some(0) {
+        c.problem(
+            key,
+            format!(
+                "\"{shown}\" has port 0. Give the real port or drop it for the scheme's default"
+            ),
+        );
+        ok = false;
+    }
+    let port = uri.port_u16().unwrap_or(match scheme {
+        Scheme::Https => 443,
+        Scheme::Http => 80,
+    });
+    ok.then(|| ParsedUrl {
+        scheme,
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port,
+        base_path: uri.path().trim_end_matches('/').to_string(),
+    })
+}
+
+fn apps(c: &mut Check, apps: Option<Vec<FileApp>>) -> Vec<App> {
+    let hint = "Add one entry per WeCom app, e.g. `apps: [{ name: hr-bot, corp_id: ww..., secret_env: WECOM_HR_SECRET, default: true }]`";
+    let apps = match apps {
+        None => {
+            c.problem("apps", format!("is missing. {hint}"));
+            return Vec::new();
+        }
+        Some(a) if a.is_empty() => {
+            c.problem("apps", format!("is empty. {hint}"));
+            return Vec::new();
+        }
+        Some(a) => a,
     };
     let mut out: Vec<App> = Vec::new();
-    for (i, a) in apps.into_iter().enumerate() {
+    let mut names: Vec<&str> = Vec::new();
+    let mut first_default: Option<(usize, &str)> = None;
+    for (i, a) in apps.iter().enumerate() {
         let key = format!("apps[{i}]");
-        if !is_name(&a.name) {
+        if a.name.is_empty() {
+            c.problem(format!("{key}.name"), "is empty. Name the app with letters, digits and _ . - (apps send it as X-WeCom-App), e.g. hr-bot");
+        } else if !is_name(&a.name) {
+            c.problem(
+                format!("{key}.name"),
+                format!("\"{}\" is not a valid app name. Use letters, digits and _ . - only (apps send it as X-WeCom-App), e.g. hr-bot", a.name),
+            );
+        }
+        if let Some(j) = names.iter().position(|n| *n == a.name) {
             c.problem(
                 format!("{key}.name"),
                 format!(
-                    "\"{}\" is not a valid app name; use letters, digits and _ . -",
+                    "\"{}\" is already the name of apps[{j}]. App names must be unique: rename one",
                     a.name
                 ),
             );
         }
-        if out.iter().any(|o| o.name.as_str() == a.name) {
-            c.problem(
-                format!("{key}.name"),
-                format!(
-                    "\"{}\" is used by an earlier app; app names must be unique",
-                    a.name
-                ),
-            );
-        }
-        if a.corp_id.trim().is_empty() {
+        names.push(&a.name);
+        let corp_id = a.corp_id.trim();
+        if corp_id.is_empty() {
+            c.problem(format!("{key}.corp_id"), "is empty. Copy the corp id (ww...) from the WeCom admin console (My Company > Company Info)");
+        } else if corp_id
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control())
+        {
             c.problem(
                 format!("{key}.corp_id"),
-                "is empty; copy the corp id (ww...) from the WeCom admin console",
+                "contains spaces. Copy the corp id (ww...) exactly as the admin console shows it",
             );
+        }
+        if let Some(id) = a.agent_id.filter(|id| *id <= 0) {
+            c.problem(
+                format!("{key}.agent_id"),
+                format!("{id} is not an AgentId. Give the positive AgentId the admin console shows for the app, or drop agent_id"),
+            );
+        }
+        if a.default {
+            match first_default {
+                Some((j, first)) => c.problem(
+                    format!("{key}.default"),
+                    format!("\"{}\" is marked default, but \"{first}\" (apps[{j}]) already is. Keep default: true on one app only", a.name),
+                ),
+                None => first_default = Some((i, &a.name)),
+            }
         }
         let secret = match (&a.secret_env, &a.secret_file) {
             (Some(_), Some(_)) => {
                 c.problem(
                     format!("{key}.secret_env"),
-                    "and secret_file are both set; keep exactly one",
+                    "and secret_file are both set. Keep exactly one: drop secret_env or secret_file",
                 );
                 None
             }
             (None, None) => {
-                c.problem(format!("{key}.secret_env"), "is missing; set secret_env (an environment variable) or secret_file (a file) holding the app secret");
+                c.problem(
+                    format!("{key}.secret_env"),
+                    "is missing. Set secret_env (the name of an environment variable holding the app secret) or secret_file (a file holding it); secrets never go in this file",
+                );
                 None
             }
-            (Some(var), None) => match (c.env)(var) {
-                Some(v) if !v.trim().is_empty() => {
-                    Some((v.trim().to_string(), format!("env {var}")))
-                }
-                _ => {
-                    c.problem(format!("{key}.secret_env"), format!("environment variable {var} is not set or empty; export it with the app secret"));
-                    None
-                }
-            },
-            (None, Some(path)) => {
-                let p = match source.and_then(Path::parent) {
-                    Some(dir) if Path::new(path).is_relative() => dir.join(path),
-                    _ => PathBuf::from(path),
-                };
-                match std::fs::read_to_string(&p) {
-                    Ok(v) if !v.trim().is_empty() => {
-                        Some((v.trim().to_string(), format!("file {}", p.display())))
-                    }
-                    Ok(_) => {
-                        c.problem(
-                            format!("{key}.secret_file"),
-                            format!("{} is empty; it must hold the app secret", p.display()),
-                        );
-                        None
-                    }
-                    Err(e) => {
-                        c.problem(
-                            format!("{key}.secret_file"),
-                            format!(
-                                "{} cannot be read ({}); mount the secret there or fix the path",
-                                p.display(),
-                                e.kind()
-                            ),
-                        );
-                        None
-                    }
-                }
-            }
+            (Some(var), None) => secret_from_env(c, &format!("{key}.secret_env"), var),
+            (None, Some(path)) => secret_from_file(c, &format!("{key}.secret_file"), path),
         };
         if let Some((value, source)) = secret {
             out.push(App {
                 name: AppName(Arc::from(a.name.as_str())),
-                corp_id: a.corp_id.trim().to_string(),
+                corp_id: corp_id.to_string(),
                 agent_id: a.agent_id,
                 secret: Secret::new(value),
                 secret_source: source,
@@ -413,164 +452,140 @@ fn apps(c: &mut Check, apps: Option<Vec<FileApp>>, source: Option<&Path>) -> Vec
             });
         }
     }
-    let defaults: Vec<&str> = out
-        .iter()
-        .filter(|a| a.default)
-        .map(|a| a.name.as_str())
-        .collect();
-    if defaults.len() > 1 {
-        c.problem(
-            "apps",
-            format!(
-                "{} apps have default: true ({}); keep it on one",
-                defaults.len(),
-                defaults.join(", ")
-            ),
-        );
-    }
     out
 }
 
-/// The policy keys of `defaults` or a route.
-struct PolicyKeys<'a> {
-    deadline: Option<&'a String>,
-    retry: Option<&'a FileRetry>,
-    split: Option<&'a serde_yaml::Mapping>,
-    quota: Option<&'a Vec<String>>,
-    idempotent: Option<bool>,
-    allow_debug: Option<bool>,
-    on_limit: Option<&'a String>,
-    max_wait: Option<&'a String>,
-    quota_status: Option<u16>,
-    recipient_cap: Option<bool>,
-    dedupe: Option<bool>,
-    duplicate_check_interval: Option<&'a String>,
+/// Trailing whitespace (the newline an editor or `echo` adds) is dropped; whitespace anywhere
+/// else means the wrong value and is refused. `what` names the variable or file, never the value.
+fn clean_secret(c: &mut Check, key: &str, raw: &str, what: &str) -> Option<String> {
+    let value = raw.trim_end();
+    if value.is_empty() {
+        c.problem(key, format!("{what} is empty. Put the app secret there (WeCom admin console > the app > Secret)"));
+        return None;
+    }
+    if value
+        .chars()
+        .any(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        c.problem(key, format!("{what} holds spaces or control characters (value not shown). A WeCom secret has none: put the app secret alone there"));
+        return None;
+    }
+    Some(value.to_string())
 }
 
-impl<'a> PolicyKeys<'a> {
-    fn from_defaults(p: &'a FilePolicy) -> Self {
-        PolicyKeys {
-            deadline: p.deadline.as_ref(),
-            retry: p.retry.as_ref(),
-            split: p.split.as_ref(),
-            quota: p.quota.as_ref(),
-            idempotent: p.idempotent,
-            allow_debug: p.allow_debug,
-            on_limit: p.on_limit.as_ref(),
-            max_wait: p.max_wait.as_ref(),
-            quota_status: p.quota_status,
-            recipient_cap: p.recipient_cap,
-            dedupe: p.dedupe,
-            duplicate_check_interval: p.duplicate_check_interval.as_ref(),
+fn secret_from_env(c: &mut Check, key: &str, var: &str) -> Option<(String, String)> {
+    if var.is_empty() {
+        c.problem(key, "is empty. Give the NAME of an environment variable holding the app secret, e.g. WECOM_HR_SECRET");
+        return None;
+    }
+    if !is_env_name(var) || looks_like_secret(var) {
+        // Possibly the secret itself, pasted in: never echo it.
+        c.problem(key, "is not an environment variable name (value not shown). Give the NAME of a variable holding the app secret, e.g. WECOM_HR_SECRET; if you pasted the secret itself here, remove it from the file and rotate it in the WeCom admin console");
+        return None;
+    }
+    match (c.env)(var) {
+        None => {
+            c.problem(key, format!("environment variable {var} is not set. Export it with the app secret before starting, or use secret_file"));
+            None
+        }
+        Some(raw) => {
+            let value = clean_secret(c, key, &raw, &format!("environment variable {var}"))?;
+            Some((value, format!("env {var}")))
         }
     }
 }
 
+fn secret_from_file(c: &mut Check, key: &str, path: &str) -> Option<(String, String)> {
+    if path.trim().is_empty() {
+        c.problem(
+            key,
+            "is empty. Give the path of a file holding the app secret, e.g. /run/secrets/wecom-hr",
+        );
+        return None;
+    }
+    let p = c.path(path);
+    let shown = p.display().to_string();
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(&p).and_then(|f| {
+        if !f.metadata()?.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        f.take(MAX_SECRET_FILE_BYTES + 1).read_to_end(&mut bytes)
+    });
+    if let Err(e) = read {
+        let why = if e.kind() == std::io::ErrorKind::Other {
+            e.to_string()
+        } else {
+            e.kind().to_string()
+        };
+        c.problem(key, format!("{shown} cannot be read ({why}). Mount the secret there, fix the path (relative paths start at the config file's directory), or use secret_env"));
+        return None;
+    }
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        c.problem(key, format!("{shown} is larger than {MAX_SECRET_FILE_BYTES} bytes (contents not shown). It must hold only the app secret: check the path"));
+        return None;
+    }
+    let Ok(text) = String::from_utf8(bytes) else {
+        c.problem(key, format!("{shown} is not UTF-8 text (contents not shown). It must hold only the app secret: check the path"));
+        return None;
+    };
+    let value = clean_secret(c, key, &text, &format!("file {shown}"))?;
+    Some((value, format!("file {shown}")))
+}
+
+/// `defaults` as they are when the file sets none.
 fn base_policy() -> RoutePolicy {
+    let d = |text| parse_duration(text).expect("defaults are valid durations");
     RoutePolicy {
-        deadline: parse_duration(DEFAULT_DEADLINE).expect("default"),
+        deadline: d(DEFAULT_DEADLINE),
         retry: RetryPolicy {
             attempts: DEFAULT_RETRY_ATTEMPTS,
-            backoff_base: parse_duration(DEFAULT_BACKOFF_BASE).expect("default"),
-            backoff_max: parse_duration(DEFAULT_BACKOFF_MAX).expect("default"),
+            backoff_base: d(DEFAULT_BACKOFF_BASE),
+            backoff_max: d(DEFAULT_BACKOFF_MAX),
         },
-        split: Split(vec![(UpstreamName(Arc::from("primary")), 100)]),
+        split: Split(
+            DEFAULT_SPLIT
+                .iter()
+                .map(|(name, w)| (UpstreamName(Arc::from(*name)), *w))
+                .collect(),
+        ),
         quota: DEFAULT_QUOTA
             .iter()
-            .map(|q| parse_rate(q).expect("default"))
+            .map(|q| parse_rate(q).expect("defaults are valid rates"))
             .collect(),
-        idempotent: None,
-        allow_debug: false,
+        idempotent: DEFAULT_IDEMPOTENT,
+        allow_debug: DEFAULT_ALLOW_DEBUG,
         on_limit: OnLimit::Reject,
-        quota_status: 200,
-        recipient_cap: true,
-        dedupe: false,
-        duplicate_check_interval: parse_duration(DEFAULT_DUPLICATE_CHECK_INTERVAL)
-            .expect("default"),
+        quota_status: DEFAULT_QUOTA_STATUS,
+        recipient_cap: DEFAULT_RECIPIENT_CAP,
+        dedupe: DEFAULT_DEDUPE,
+        duplicate_check_interval: d(DEFAULT_DUPLICATE_CHECK_INTERVAL),
     }
 }
 
-/// `over` with the keys that are set applied.
+/// `over` with the keys `k` sets applied; `key` is `defaults` or `routes[i]`.
 fn policy(
     c: &mut Check,
     key: &str,
     over: &RoutePolicy,
-    k: PolicyKeys,
+    k: FilePolicyRef,
     upstreams: &[String],
+    base_max_wait: Duration,
 ) -> RoutePolicy {
     let mut p = over.clone();
-    if let Some(d) = k.deadline {
-        p.deadline = c.duration(&format!("{key}.deadline"), Some(d), DEFAULT_DEADLINE);
+    if k.deadline.is_some() {
+        p.deadline = c.duration(&format!("{key}.deadline"), k.deadline, DEFAULT_DEADLINE);
     }
     if let Some(r) = k.retry {
-        if let Some(a) = r.attempts {
-            if a == 0 || a > MAX_RETRY_ATTEMPTS {
-                c.problem(format!("{key}.retry.attempts"), format!("{a} is out of range; attempts count the first try, 1 (no retry) to {MAX_RETRY_ATTEMPTS}"));
-            } else {
-                p.retry.attempts = a;
-            }
-        }
-        if let Some(b) = &r.backoff_base {
-            p.retry.backoff_base = c.duration(
-                &format!("{key}.retry.backoff_base"),
-                Some(b),
-                DEFAULT_BACKOFF_BASE,
-            );
-        }
-        if let Some(m) = &r.backoff_max {
-            p.retry.backoff_max = c.duration(
-                &format!("{key}.retry.backoff_max"),
-                Some(m),
-                DEFAULT_BACKOFF_MAX,
-            );
-        }
-        if p.retry.backoff_base > p.retry.backoff_max {
-            c.problem(
-                format!("{key}.retry.backoff_base"),
-                "is larger than backoff_max; raise backoff_max or lower backoff_base",
-            );
-        }
+        retry(c, &format!("{key}.retry"), r, &mut p.retry);
     }
     if let Some(split) = k.split {
-        let mut members = Vec::new();
-        let mut sum = 0u64;
-        for (name, w) in split {
-            let name = yaml_key(name);
-            let wkey = format!("{key}.split.{name}");
-            if !upstreams.iter().any(|u| u == &name) {
-                c.problem(
-                    &wkey,
-                    format!(
-                        "names no upstream; configured upstreams: {}",
-                        upstreams.join(", ")
-                    ),
-                );
-                continue;
-            }
-            match w.as_u64() {
-                Some(w) if w <= 100 => {
-                    sum += w;
-                    members.push((UpstreamName(Arc::from(name.as_str())), w as u32));
-                }
-                _ => c.problem(&wkey, "weight must be a whole number from 0 to 100"),
-            }
+        if let Some(s) = self::split(c, &format!("{key}.split"), split, upstreams) {
+            p.split = s;
         }
-        if sum != 100 {
-            c.problem(format!("{key}.split"), format!("weights add up to {sum}; they must add up to 100 (a weight of 0 makes a pure standby)"));
-        }
-        p.split = Split(members);
-    } else if !upstreams.iter().any(|u| u == "primary") {
-        p.split = Split(vec![]);
     }
     if let Some(q) = k.quota {
-        let mut rates = Vec::new();
-        for (i, r) in q.iter().enumerate() {
-            match parse_rate(r) {
-                Ok(rate) => rates.push(rate),
-                Err(e) => c.problem(format!("{key}.quota[{i}]"), e),
-            }
-        }
-        p.quota = rates;
+        p.quota = quota(c, &format!("{key}.quota"), q);
     }
     if let Some(i) = k.idempotent {
         p.idempotent = Some(i);
@@ -578,33 +593,16 @@ fn policy(
     if let Some(d) = k.allow_debug {
         p.allow_debug = d;
     }
-    let max_wait = match (k.on_limit.map(String::as_str), p.on_limit) {
-        (_, OnLimit::Wait { max_wait }) => max_wait,
-        _ => parse_duration(DEFAULT_MAX_WAIT).expect("default"),
-    };
-    let max_wait = match k.max_wait {
-        Some(m) => c.duration(&format!("{key}.max_wait"), Some(m), DEFAULT_MAX_WAIT),
-        None => max_wait,
-    };
-    match k.on_limit.map(String::as_str) {
-        None => {
-            if let OnLimit::Wait { .. } = p.on_limit {
-                p.on_limit = OnLimit::Wait { max_wait };
-            } else if k.max_wait.is_some() {
-                c.problem(format!("{key}.max_wait"), "only applies with on_limit: wait; set on_limit: wait or remove max_wait");
-            }
-        }
-        Some("reject") => p.on_limit = OnLimit::Reject,
-        Some("wait") => p.on_limit = OnLimit::Wait { max_wait },
-        Some(other) => c.problem(format!("{key}.on_limit"), format!("\"{other}\" is not a choice; use reject (answer 45009 at once) or wait (queue up to max_wait)")),
-    }
+    on_limit(c, key, &k, &mut p, base_max_wait);
     if let Some(s) = k.quota_status {
-        if s == 200 || s == 429 {
+        if QUOTA_STATUSES.contains(&s) {
             p.quota_status = s;
         } else {
             c.problem(
                 format!("{key}.quota_status"),
-                format!("{s} is not allowed; use 200 (like WeCom) or 429"),
+                format!(
+                    "{s} is not allowed. Use 200 (WeCom's own way: errcode 45009 in a 200) or 429"
+                ),
             );
         }
     }
@@ -614,14 +612,23 @@ fn policy(
     if let Some(d) = k.dedupe {
         p.dedupe = d;
     }
-    if let Some(i) = k.duplicate_check_interval {
+    if k.duplicate_check_interval.is_some() {
+        let ikey = format!("{key}.duplicate_check_interval");
         let d = c.duration(
-            &format!("{key}.duplicate_check_interval"),
-            Some(i),
+            &ikey,
+            k.duplicate_check_interval,
             DEFAULT_DUPLICATE_CHECK_INTERVAL,
         );
-        if d.as_secs() > MAX_DUPLICATE_CHECK_INTERVAL_SECS || d.as_secs() == 0 {
-            c.problem(format!("{key}.duplicate_check_interval"), format!("WeCom accepts 1 s to 4 h ({MAX_DUPLICATE_CHECK_INTERVAL_SECS} s); the default is 30m"));
+        if d.as_secs() > MAX_DUPLICATE_CHECK_INTERVAL_SECS {
+            c.problem(
+                ikey,
+                format!("is longer than WeCom accepts ({MAX_DUPLICATE_CHECK_INTERVAL_SECS} s). Set 4h or less; the default is {DEFAULT_DUPLICATE_CHECK_INTERVAL}"),
+            );
+        } else if d < Duration::from_secs(1) {
+            c.problem(
+                ikey,
+                format!("is shorter than WeCom accepts (1 s, counted in whole seconds). Set 1s to 4h; the default is {DEFAULT_DUPLICATE_CHECK_INTERVAL}"),
+            );
         } else {
             p.duplicate_check_interval = d;
         }
@@ -629,82 +636,418 @@ fn policy(
     p
 }
 
+fn retry(c: &mut Check, key: &str, r: &FileRetry, p: &mut RetryPolicy) {
+    if let Some(a) = r.attempts {
+        if (MIN_RETRY_ATTEMPTS..=MAX_RETRY_ATTEMPTS).contains(&a) {
+            p.attempts = a;
+        } else {
+            c.problem(
+                format!("{key}.attempts"),
+                format!("{a} is out of range. Attempts count the first try: set {MIN_RETRY_ATTEMPTS} (never retry) to {MAX_RETRY_ATTEMPTS}"),
+            );
+        }
+    }
+    if r.backoff_base.is_some() {
+        p.backoff_base = c.duration(
+            &format!("{key}.backoff_base"),
+            r.backoff_base.as_deref(),
+            DEFAULT_BACKOFF_BASE,
+        );
+    }
+    if r.backoff_max.is_some() {
+        p.backoff_max = c.duration(
+            &format!("{key}.backoff_max"),
+            r.backoff_max.as_deref(),
+            DEFAULT_BACKOFF_MAX,
+        );
+    }
+    // Checked where either is set, so a bad pair in `defaults` is not reported again at every
+    // route that sets only `attempts`.
+    let set_here = r.backoff_base.is_some() || r.backoff_max.is_some();
+    if set_here && p.backoff_base > p.backoff_max {
+        c.problem(
+            format!("{key}.backoff_base"),
+            format!(
+                "({:?}) is longer than backoff_max ({:?}). Lower backoff_base or raise backoff_max",
+                p.backoff_base, p.backoff_max
+            ),
+        );
+    }
+}
+
+fn split(c: &mut Check, key: &str, split: &OrderedMap<i64>, upstreams: &[String]) -> Option<Split> {
+    if split.is_empty() {
+        c.problem(
+            key,
+            format!("is empty. Give weights adding up to {SPLIT_TOTAL}, e.g. {{ {PRIMARY_UPSTREAM}: 90, standby: 10 }}, or drop split to inherit it"),
+        );
+        return None;
+    }
+    let mut members = Vec::new();
+    let mut sum: i64 = 0;
+    let mut ok = true;
+    for (name, &w) in split.iter() {
+        let wkey = format!("{key}.{name}");
+        if !upstreams.iter().any(|u| u == name) {
+            c.problem(
+                &wkey,
+                format!(
+                    "names no upstream (declared: {}). Drop it from the split or declare upstreams.{name}",
+                    upstreams.join(", ")
+                ),
+            );
+            ok = false;
+        }
+        match u32::try_from(w).ok().filter(|w| *w <= SPLIT_TOTAL) {
+            Some(w) => {
+                sum += i64::from(w);
+                members.push((UpstreamName(Arc::from(name)), w));
+            }
+            None => {
+                c.problem(
+                    &wkey,
+                    format!("weight {w} is out of range. Use a whole number from 0 (standby only) to {SPLIT_TOTAL}"),
+                );
+                // A sum of out-of-range weights says nothing more.
+                return None;
+            }
+        }
+    }
+    if sum != i64::from(SPLIT_TOTAL) {
+        c.problem(
+            key,
+            format!("weights add up to {sum}. Make them add up to exactly {SPLIT_TOTAL}, e.g. {{ {PRIMARY_UPSTREAM}: 90, standby: 10 }} (a weight of 0 keeps an upstream as a pure standby)"),
+        );
+        ok = false;
+    }
+    ok.then_some(Split(members))
+}
+
+fn quota(c: &mut Check, key: &str, rates: &[String]) -> Vec<Rate> {
+    // (index in the file, rate)
+    let mut out: Vec<(usize, Rate)> = Vec::new();
+    for (i, text) in rates.iter().enumerate() {
+        match parse_rate(text) {
+            Ok(rate) => {
+                if let Some((j, earlier)) = out.iter().find(|(_, r)| r.per == rate.per) {
+                    c.problem(
+                        format!("{key}[{i}]"),
+                        format!("\"{text}\" counts over the same period as quota[{j}] ({earlier}). Keep one limit per period"),
+                    );
+                }
+                out.push((i, rate));
+            }
+            Err(e) => c.problem(format!("{key}[{i}]"), e),
+        }
+    }
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+/// `on_limit` and `max_wait`. A `wait` without its own `max_wait` takes the inherited one, else
+/// `defaults.max_wait`, else the default. `defaults` may set `max_wait` while rejecting (for
+/// routes that choose `wait`); a route that rejects may not.
+fn on_limit(
+    c: &mut Check,
+    key: &str,
+    k: &FilePolicyRef,
+    p: &mut RoutePolicy,
+    base_max_wait: Duration,
+) {
+    let inherited_wait = match p.on_limit {
+        OnLimit::Wait { max_wait } => Some(max_wait),
+        OnLimit::Reject => None,
+    };
+    let max_wait = match k.max_wait {
+        Some(_) => c.duration(&format!("{key}.max_wait"), k.max_wait, DEFAULT_MAX_WAIT),
+        None => inherited_wait.unwrap_or(base_max_wait),
+    };
+    let rejects = match k.on_limit {
+        None if inherited_wait.is_some() => {
+            p.on_limit = OnLimit::Wait { max_wait };
+            false
+        }
+        None => true,
+        Some("reject") => {
+            p.on_limit = OnLimit::Reject;
+            true
+        }
+        Some("wait") => {
+            p.on_limit = OnLimit::Wait { max_wait };
+            false
+        }
+        Some(other) => {
+            c.problem(
+                format!("{key}.on_limit"),
+                format!("\"{other}\" is not a choice. Use reject (answer 45009 at once, the default) or wait (queue for a slot up to max_wait)"),
+            );
+            false
+        }
+    };
+    if rejects && k.max_wait.is_some() && key != "defaults" {
+        c.problem(
+            format!("{key}.max_wait"),
+            "only applies with on_limit: wait, and this route rejects. Set on_limit: wait or drop max_wait",
+        );
+    }
+}
+
+fn routes(
+    c: &mut Check,
+    routes: Vec<FileRoute>,
+    defaults: &RoutePolicy,
+    upstreams: &[String],
+    max_wait: Duration,
+) -> Vec<Route> {
+    // (index in the file, path) of every route whose path was valid, for shadowing checks.
+    let mut seen: Vec<(usize, &str, PathMatch)> = Vec::new();
+    let mut out = Vec::new();
+    for (i, r) in routes.iter().enumerate() {
+        let key = format!("routes[{i}]");
+        let path = route_path(c, &format!("{key}.path"), &r.path);
+        if let Some(p) = &path {
+            let covered_by = seen.iter().find(|(_, _, earlier)| match (earlier, p) {
+                (earlier, p) if earlier == p => true,
+                (PathMatch::Prefix(e), PathMatch::Exact(s) | PathMatch::Prefix(s)) => {
+                    s.starts_with(e.as_str())
+                }
+                _ => false,
+            });
+            if let Some((j, earlier_text, earlier)) = covered_by {
+                let message = if earlier == p {
+                    format!("\"{}\" is the same path as routes[{j}], and the first match wins, so this route would never apply. Drop it or merge its keys into routes[{j}]", r.path)
+                } else {
+                    format!("\"{}\" is covered by routes[{j}] (\"{earlier_text}\"), and the first match wins, so this route would never apply. Move it above routes[{j}] or drop it", r.path)
+                };
+                c.problem(format!("{key}.path"), message);
+            }
+            seen.push((i, &r.path, p.clone()));
+        }
+        if let Some(api) = &r.api {
+            let valid = !api.is_empty()
+                && api
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "_/.-".contains(ch));
+            if !valid {
+                c.problem(
+                    format!("{key}.api"),
+                    format!("\"{api}\" is not a valid metric label. Use letters, digits and _ / . - (e.g. message/send), or drop api to derive it from the path"),
+                );
+            }
+        }
+        let policy = policy(c, &key, defaults, r.policy(), upstreams, max_wait);
+        if let Some(path) = path {
+            out.push(Route {
+                path,
+                api: r.api.clone(),
+                policy,
+            });
+        }
+    }
+    out
+}
+
+fn route_path(c: &mut Check, key: &str, path: &str) -> Option<PathMatch> {
+    let example = "e.g. /cgi-bin/message/send (exact) or /cgi-bin/user/* (prefix)";
+    if !path.starts_with(ROUTE_PATH_PREFIX) {
+        c.problem(key, format!("\"{path}\" does not start with {ROUTE_PATH_PREFIX}. Routes match WeCom API paths, {example}"));
+        return None;
+    }
+    if path
+        .chars()
+        .any(|ch| ch.is_whitespace() || ch.is_control() || ch == '?' || ch == '#')
+    {
+        c.problem(
+            key,
+            format!(
+                "\"{}\" holds spaces, ? or #. Give the path alone, without a query, {example}",
+                path.escape_debug()
+            ),
+        );
+        return None;
+    }
+    match path.strip_suffix('*') {
+        Some(prefix) if !prefix.contains('*') => Some(PathMatch::Prefix(prefix.to_string())),
+        _ if path.contains('*') => {
+            c.problem(key, format!("\"{path}\" has a * that does not end it. A * may only end the path, for a prefix match, {example}"));
+            None
+        }
+        _ => Some(PathMatch::Exact(path.to_string())),
+    }
+}
+
 fn fleet(c: &mut Check, f: FileFleet) -> Fleet {
     let url = match (&f.redis_url, &f.redis_url_env) {
         (Some(_), Some(_)) => {
             c.problem(
                 "fleet.redis_url",
-                "and redis_url_env are both set; keep exactly one",
+                "and redis_url_env are both set. Keep exactly one: drop redis_url or redis_url_env",
             );
             None
         }
         (None, None) => {
-            c.problem("fleet.redis_url", "is missing; set redis_url (redis://host:6379/0) or redis_url_env (a variable holding it, when it has a password)");
+            c.problem("fleet.redis_url", "is missing. Set redis_url (e.g. redis://127.0.0.1:6379/0) or redis_url_env (the name of a variable holding the URL, when it carries a password), or drop the fleet section");
             None
         }
-        (Some(u), None) => Some((u.clone(), "fleet.redis_url")),
-        (None, Some(var)) => match (c.env)(var) {
-            Some(v) if !v.trim().is_empty() => Some((v.trim().to_string(), "fleet.redis_url_env")),
-            _ => {
-                c.problem(
-                    "fleet.redis_url_env",
-                    format!("environment variable {var} is not set or empty"),
-                );
+        (Some(u), None) => {
+            let u = u.trim().to_string();
+            if redis_password(&u) {
+                c.problem("fleet.redis_url", "carries a password (URL not shown), and secrets never go in this file. Put the URL in an environment variable and name it in redis_url_env instead");
+            }
+            Some((u, "fleet.redis_url", None))
+        }
+        (None, Some(var)) if !is_env_name(var) => {
+            c.problem("fleet.redis_url_env", "is not an environment variable name (value not shown). Give the NAME of a variable holding the Redis URL, e.g. WECOM_REDIS_URL");
+            None
+        }
+        (None, Some(var)) => match (c.env)(var).map(|v| v.trim().to_string()) {
+            Some(v) if !v.is_empty() => Some((v, "fleet.redis_url_env", Some(var.as_str()))),
+            Some(_) => {
+                c.problem("fleet.redis_url_env", format!("environment variable {var} is empty. Export it with the Redis URL, e.g. rediss://:password@redis:6380/0"));
+                None
+            }
+            None => {
+                c.problem("fleet.redis_url_env", format!("environment variable {var} is not set. Export it with the Redis URL, e.g. rediss://:password@redis:6380/0"));
                 None
             }
         },
     };
-    if let Some((u, key)) = &url {
-        if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
-            c.problem(*key, "must start with redis:// or rediss:// (TLS)");
+    if let Some((u, key, var)) = &url {
+        let what = match var {
+            Some(var) => format!("environment variable {var} holds a URL that"),
+            None => "the URL (not shown)".to_string(),
+        };
+        let rest = u
+            .strip_prefix("redis://")
+            .or_else(|| u.strip_prefix("rediss://"));
+        match rest {
+            None => c.problem(*key, format!("{what} does not start with redis:// or rediss:// (TLS). Write e.g. redis://127.0.0.1:6379/0")),
+            Some(rest) => {
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+                let host = authority.rsplit('@').next().unwrap_or("");
+                if host.is_empty() || host.starts_with(':') {
+                    c.problem(*key, format!("{what} has no host. Write e.g. redis://127.0.0.1:6379/0"));
+                }
+            }
         }
     }
     let key_prefix = f
         .key_prefix
         .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_string());
-    if key_prefix.is_empty() {
+    if key_prefix.trim().is_empty() {
         c.problem(
             "fleet.key_prefix",
-            format!(
-                "is empty; sidecars sharing a Redis need a prefix, e.g. \"{DEFAULT_KEY_PREFIX}\""
-            ),
+            format!("is empty. Sidecars sharing a Redis need a prefix for their keys, e.g. \"{DEFAULT_KEY_PREFIX}\" (the default)"),
         );
     }
-    let size = f.size.unwrap_or(1);
+    let size = f.size.unwrap_or(DEFAULT_FLEET_SIZE);
     if size == 0 {
         c.problem(
             "fleet.size",
-            "must be at least 1 (the number of sidecars sharing the limits)",
+            "must be at least 1: the number of sidecars sharing the limits (each keeps limit/size while Redis is down)",
         );
     }
     let mut share = Vec::new();
-    for (i, s) in f
+    let written = f
         .share
-        .unwrap_or_else(|| vec!["tokens".into(), "quotas".into()])
-        .iter()
-        .enumerate()
-    {
+        .unwrap_or_else(|| DEFAULT_FLEET_SHARE.iter().map(|s| s.to_string()).collect());
+    if written.is_empty() {
+        c.problem(
+            "fleet.share",
+            "is empty. Share tokens, quotas or both (e.g. [tokens, quotas]), or drop the fleet section",
+        );
+    }
+    for (i, s) in written.iter().enumerate() {
         match s.as_str() {
             "tokens" => share.push(Shared::Tokens),
             "quotas" => share.push(Shared::Quotas),
             other => c.problem(
                 format!("fleet.share[{i}]"),
-                format!("\"{other}\" is not shareable; use tokens and/or quotas"),
+                format!("\"{other}\" cannot be shared. Use tokens and/or quotas"),
             ),
         }
-    }
-    if share.is_empty() {
-        c.problem(
-            "fleet.share",
-            "is empty; share tokens, quotas or both, or remove the fleet section",
-        );
     }
     share.sort();
     share.dedup();
     Fleet {
-        redis_url: Secret::new(url.map(|u| u.0).unwrap_or_default()),
+        redis_url: Secret::new(url.map(|(u, _, _)| u).unwrap_or_default()),
         key_prefix,
         size: size.max(1),
         share,
+    }
+}
+
+/// Whether a Redis URL carries a password (`redis://:pw@host`, `redis://user:pw@host`).
+fn redis_password(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    match authority.rsplit_once('@') {
+        Some((userinfo, _)) => userinfo
+            .split_once(':')
+            .is_some_and(|(_, pw)| !pw.is_empty()),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_credentials() {
+        assert_eq!(show_url("https://u:p@h:1/x"), "https://***@h:1/x");
+        assert_eq!(show_url("https://h/x@y"), "https://h/x@y");
+        assert_eq!(show_url("nonsense"), "nonsense");
+    }
+
+    #[test]
+    fn redis_passwords_are_spotted() {
+        assert!(redis_password("redis://:pw@h:6379/0"));
+        assert!(redis_password("rediss://user:pw@h"));
+        assert!(!redis_password("redis://user@h"));
+        assert!(!redis_password("redis://h:6379/0"));
+        assert!(!redis_password("redis://h/0?x=a:b@c"));
+    }
+
+    #[test]
+    fn env_names_and_pasted_secrets() {
+        assert!(is_env_name("WECOM_HR_SECRET") && is_env_name("_x1"));
+        assert!(!is_env_name("1X") && !is_env_name("A-B") && !is_env_name(""));
+        assert!(looks_like_secret(
+            "aB3dEfGhIjKlMnOpQrStUvWxYz0123456789_abcdE"
+        ));
+        assert!(!looks_like_secret("WECOM_HR_SECRET_2"));
+    }
+
+    #[test]
+    fn route_paths() {
+        let mut c = Check {
+            problems: Vec::new(),
+            env: &|_| None,
+            base_dir: None,
+        };
+        assert_eq!(
+            route_path(&mut c, "k", "/cgi-bin/user/*"),
+            Some(PathMatch::Prefix("/cgi-bin/user/".into()))
+        );
+        assert_eq!(
+            route_path(&mut c, "k", "/cgi-bin/*"),
+            Some(PathMatch::Prefix("/cgi-bin/".into()))
+        );
+        assert_eq!(
+            route_path(&mut c, "k", "/cgi-bin/message/send"),
+            Some(PathMatch::Exact("/cgi-bin/message/send".into()))
+        );
+        assert!(c.problems.is_empty());
+        for bad in [
+            "/user/get",
+            "cgi-bin/x",
+            "/cgi-bin/*/get",
+            "/cgi-bin/**",
+            "/cgi-bin/a?b=1",
+            "/cgi-bin/a b",
+        ] {
+            assert_eq!(route_path(&mut c, "k", bad), None, "{bad}");
+        }
+        assert_eq!(c.problems.len(), 6);
     }
 }

@@ -93,6 +93,9 @@ pub struct Ask<'a> {
     pub robot: Option<u64>,
 }
 
+/// One quota state a call counts in: its cells, its limits, and the member it is for.
+type Entry<'a> = (Arc<Mutex<Cells>>, &'a [Rate], Option<&'a str>);
+
 /// Local quota state.
 pub struct Quotas {
     cells: Cache<Key, Arc<Mutex<Cells>>>,
@@ -127,7 +130,7 @@ impl Quotas {
         if let Some(wait) = self.blocked(ask.app, ask.api, now) {
             return Err(Refusal::Blocked { wait });
         }
-        let mut entries: Vec<(Arc<Mutex<Cells>>, &[Rate], Option<&str>)> = Vec::new();
+        let mut entries: Vec<Entry<'_>> = Vec::new();
         if let Some(robot) = ask.robot {
             entries.push((
                 self.cells(Key::Robot { key: robot }, ROBOT_LIMITS.len()),

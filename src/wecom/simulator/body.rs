@@ -1,0 +1,128 @@
+//! Response bodies of the simulator: whole, generated (streamed, never held whole), or cut short.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+/// Size of the pieces a generated body is sent in.
+const CHUNK: usize = 64 * 1024;
+
+/// A simulator response body.
+pub enum SimBody {
+    Full(Option<Bytes>),
+    /// `remaining` deterministic pseudo-random bytes from an xorshift state.
+    Generated {
+        remaining: u64,
+        state: u64,
+    },
+    /// Sends a few bytes, then fails so the connection is cut mid-body.
+    Truncated {
+        sent: bool,
+    },
+}
+
+impl SimBody {
+    pub fn full(b: impl Into<Bytes>) -> Self {
+        SimBody::Full(Some(b.into()))
+    }
+
+    pub fn generated(len: u64) -> Self {
+        SimBody::Generated {
+            remaining: len,
+            state: len ^ 0x9E37_79B9_7F4A_7C15 | 1,
+        }
+    }
+}
+
+/// The bytes `SimBody::generated(len)` produces, for tests that check them.
+pub fn generated_bytes(len: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len as usize);
+    let mut state = seed(len);
+    while (out.len() as u64) < len {
+        let take = ((len - out.len() as u64) as usize).min(CHUNK);
+        out.extend(fill(&mut state, take));
+    }
+    out
+}
+
+/// A non-zero xorshift seed that differs for every length.
+fn seed(len: u64) -> u64 {
+    len.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1
+}
+
+fn fill(state: &mut u64, n: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(n + 8);
+    while v.len() < n {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        v.extend_from_slice(&state.to_le_bytes());
+    }
+    v.truncate(n);
+    v
+}
+
+impl Body for SimBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        match this {
+            SimBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            SimBody::Generated { remaining, state } => {
+                if *remaining == 0 {
+                    return Poll::Ready(None);
+                }
+                let n = (*remaining).min(CHUNK as u64) as usize;
+                *remaining -= n as u64;
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from(fill(state, n))))))
+            }
+            SimBody::Truncated { sent } => {
+                if *sent {
+                    Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "truncated",
+                    ))))
+                } else {
+                    *sent = true;
+                    Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"{\"errcode\":")))))
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            SimBody::Full(b) => b.is_none(),
+            SimBody::Generated { remaining, .. } => *remaining == 0,
+            SimBody::Truncated { .. } => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            SimBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            SimBody::Full(None) => SizeHint::with_exact(0),
+            SimBody::Generated { remaining, .. } => SizeHint::with_exact(*remaining),
+            SimBody::Truncated { .. } => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_is_deterministic_and_sized() {
+        assert_eq!(generated_bytes(100_000).len(), 100_000);
+        assert_eq!(generated_bytes(1000), generated_bytes(1000));
+        assert_ne!(generated_bytes(1000)[..16], generated_bytes(1001)[..16]);
+    }
+}

@@ -1,0 +1,84 @@
+//! `--check`: every shipped config passes, and each class of problem gives a clear error
+//! naming its key, with exit code 1 and nothing started.
+
+use std::process::Command;
+
+fn check(path: &std::path::Path, envs: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wecom-sidecar"));
+    cmd.arg("--config").arg(path).arg("--check");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Every `secret_env` a file names, so the check can be given stand-in values.
+fn secret_envs(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("secret_env:"))
+        .map(|v| v.split('#').next().unwrap().trim().to_string())
+        .collect()
+}
+
+#[test]
+fn every_shipped_config_passes_check() {
+    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let mut checked = 0;
+    let mut stack = vec![conf];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            // Sidecar configs only: other YAML under conf/ (Kubernetes, Prometheus) is not ours.
+            if !(name.ends_with(".yaml") && path.parent().unwrap().ends_with("conf")) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let vars = secret_envs(&text);
+            let envs: Vec<(&str, &str)> = vars
+                .iter()
+                .map(|v| (v.as_str(), "stand-in-secret"))
+                .collect();
+            let (code, out) = check(&path, &envs);
+            assert_eq!(code, 0, "{} failed --check:\n{out}", path.display());
+            assert!(out.contains("ok"), "{out}");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2,
+        "expected conf/sidecar.yaml and conf/dev.yaml, checked {checked}"
+    );
+}
+
+#[test]
+fn problems_are_reported_with_keys_and_exit_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str)] = &[
+        ("listen: [\n", "line"),
+        ("upstreams:\n  primary: { url: \"https://x\" }\napps:\n  - { name: a, corp_id: w, secret_env: NOPE_NOT_SET }\n", "apps[0].secret_env"),
+        ("upstreams:\n  primary: { url: \"https://x\", timeout: fast }\napps:\n  - { name: a, corp_id: w, secret_env: SET }\n", "upstreams.primary.timeout"),
+        ("upstreams:\n  primary: { url: \"https://x\" }\napps:\n  - { name: a, corp_id: w, secret_env: SET }\nroutes:\n  - { path: /cgi-bin/x, split: { primary: 50 } }\n", "routes[0].split"),
+        ("upstreams:\n  primary: { url: \"https://x\" }\napps:\n  - { name: a, corp_id: w, secret_env: SET }\nlisten: \"127.0.0.1:1\"\nunknown_key: 1\n", "unknown_key"),
+    ];
+    for (i, (yaml, expect)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("c{i}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        let (code, out) = check(&path, &[("SET", "x")]);
+        assert_eq!(code, 1, "case {i} should fail:\n{out}");
+        assert!(out.contains(expect), "case {i}: {expect:?} not in:\n{out}");
+    }
+    let (code, out) = check(&dir.path().join("missing.yaml"), &[]);
+    assert_eq!(code, 1);
+    assert!(out.contains("missing.yaml"), "{out}");
+}

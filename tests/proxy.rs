@@ -1,0 +1,437 @@
+//! The walking skeleton end to end: real sidecar process, real simulator, real HTTP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use wecom_sidecar::wecom::simulator::{Fault, FaultKind};
+
+#[tokio::test]
+async fn unmodified_sdk_flow_works_with_placeholder_credentials() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), "").await;
+    let c = client();
+
+    // The SDK asks for a token with the app's name as secret and gets the name back.
+    let (status, _, v) = get_json(
+        &c,
+        &sc.url(&format!(
+            "/cgi-bin/gettoken?corpid={CORP_ID}&corpsecret=ops-bot"
+        )),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(v["errcode"], 0);
+    assert_eq!(v["access_token"], "ops-bot");
+    assert_eq!(v["expires_in"], 7200);
+
+    let tok = v["access_token"].as_str().unwrap();
+    let (_, h, v) = get_json(
+        &c,
+        &sc.url(&format!(
+            "/cgi-bin/user/get?access_token={tok}&userid=zhangsan"
+        )),
+    )
+    .await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(v["userid"], "zhangsan");
+    assert!(h.get("x-request-id").is_some());
+    let (_, _, v) = get_json(
+        &c,
+        &sc.url(&format!("/cgi-bin/department/list?access_token={tok}")),
+    )
+    .await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    let msg = json!({"touser": "zhangsan", "msgtype": "text", "agentid": 1000003, "text": {"content": "hi"}});
+    let (_, _, v) = post_json(
+        &c,
+        &sc.url(&format!("/cgi-bin/message/send?access_token={tok}")),
+        &msg,
+    )
+    .await;
+    assert_eq!(v["errcode"], 0, "{v}");
+
+    let counters = sim.counters();
+    assert_eq!(counters.messages_delivered, 1);
+    assert_eq!(
+        counters.gettoken.get("ops-bot").copied().unwrap_or(0),
+        1,
+        "the sidecar fetched ops-bot's token once"
+    );
+    // The app's gettoken never reached WeCom with a placeholder.
+    assert!(!sc.logs().contains("corpsecret=ops-bot"));
+
+    // A wrong placeholder is refused like WeCom would.
+    let (_, _, v) = get_json(
+        &c,
+        &sc.url(&format!(
+            "/cgi-bin/gettoken?corpid={CORP_ID}&corpsecret=nope"
+        )),
+    )
+    .await;
+    assert_eq!(v["errcode"], 40001);
+    let (_, _, v) = get_json(
+        &c,
+        &sc.url("/cgi-bin/gettoken?corpid=wwother&corpsecret=ops-bot"),
+    )
+    .await;
+    assert_eq!(v["errcode"], 40013);
+}
+
+#[tokio::test]
+async fn app_chosen_by_header_token_or_default() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), "").await;
+    sc.wait_ready().await;
+    sim.reset_counters();
+    let c = client();
+    // Default app without any name.
+    let (_, _, v) = get_json(&c, &sc.url("/cgi-bin/user/get?userid=a")).await;
+    assert_eq!(v["errcode"], 0);
+    // By header.
+    let r = c
+        .get(sc.url("/cgi-bin/user/get?userid=a"))
+        .header("X-WeCom-App", "ops-bot")
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["errcode"], 0);
+    // Unknown app by header: a clear local error naming no secret.
+    let r = c
+        .get(sc.url("/cgi-bin/user/get?userid=a"))
+        .header("X-WeCom-App", "ghost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-sidecar-reason"], "unknown-app");
+    let v: serde_json::Value = r.json().await.unwrap();
+    let msg = v["errmsg"].as_str().unwrap();
+    assert!(msg.contains("hr-bot") && msg.contains("ops-bot"), "{msg}");
+    assert!(!msg.contains(HR_SECRET));
+    // debug=1 is stripped before WeCom sees it: the simulator records the query it got.
+    let (_, _, v) = get_json(&c, &sc.url("/cgi-bin/user/get?userid=a&debug=1")).await;
+    assert_eq!(v["errcode"], 0);
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_first_calls_fetch_one_token() {
+    let sim = simulator().await;
+    // Slow gettoken so every call arrives while the first fetch is still under way.
+    sim.inject(Fault {
+        path: "/cgi-bin/gettoken".into(),
+        kind: FaultKind::Delay(Duration::from_millis(500)),
+        times: None,
+    });
+    let sc = Sidecar::start(&sim.url(), "").await;
+    let c = client();
+    let calls = (0..200).map(|i| {
+        let c = c.clone();
+        let url = sc.url(&format!(
+            "/cgi-bin/user/get?access_token=ops-bot&userid=u{i}"
+        ));
+        tokio::spawn(async move { get_json(&c, &url).await.2 })
+    });
+    for call in calls {
+        let v = call.await.unwrap();
+        assert_eq!(v["errcode"], 0, "{v}");
+    }
+    assert_eq!(
+        sim.counters().gettoken.get("ops-bot").copied().unwrap_or(0),
+        1
+    );
+}
+
+#[tokio::test]
+async fn tokens_expired_under_traffic_are_invisible_to_the_app() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), "").await;
+    sc.wait_ready().await;
+    let c = client();
+    let before = sim.counters().gettoken.get("hr-bot").copied().unwrap_or(0);
+    let mut token_errors = 0;
+    for round in 0..40 {
+        if round == 20 {
+            sim.expire_all_tokens();
+        }
+        let batch = (0..10).map(|i| {
+            let c = c.clone();
+            let url = sc.url(&format!("/cgi-bin/user/get?userid=r{round}i{i}"));
+            tokio::spawn(async move { get_json(&c, &url).await.2 })
+        });
+        for b in batch {
+            let v = b.await.unwrap();
+            let code = v["errcode"].as_i64().unwrap();
+            if [40014, 42001, 40001].contains(&code) {
+                token_errors += 1;
+            }
+            assert_eq!(code, 0, "{v}");
+        }
+    }
+    assert_eq!(token_errors, 0);
+    let after = sim.counters().gettoken.get("hr-bot").copied().unwrap_or(0);
+    assert_eq!(
+        after - before,
+        1,
+        "exactly one extra gettoken after the expiry"
+    );
+}
+
+#[tokio::test]
+async fn gettoken_failure_is_a_clear_local_answer_and_service_resumes() {
+    let sim = simulator().await;
+    sim.inject(Fault {
+        path: "/cgi-bin/gettoken".into(),
+        kind: FaultKind::Errcode(60020),
+        times: None,
+    });
+    let sc = Sidecar::start(&sim.url(), "").await;
+    sc.wait_ready().await; // ready means "tried", even when it failed
+    let c = client();
+    let r = c
+        .get(sc.url("/cgi-bin/user/get?userid=a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-sidecar-reason"], "no-token");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["errcode"], 60020, "{v}");
+    assert!(v["errmsg"].as_str().unwrap().contains("hr-bot"));
+
+    sim.clear_faults();
+    let resumed = eventually(Duration::from_secs(15), async || {
+        get_json(&c, &sc.url("/cgi-bin/user/get?userid=a")).await.2["errcode"] == 0
+    })
+    .await;
+    assert!(resumed, "service did not resume after gettoken recovered");
+    let status = sc.status().await;
+    assert!(status.contains("refresh_failures"));
+}
+
+#[tokio::test]
+async fn ten_megabyte_upload_and_download_stream_intact() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), "").await;
+    sc.wait_ready().await;
+    let c = client();
+    // Warm up the paths once so the baseline includes their fixed costs.
+    let small = reqwest::multipart::Form::new().part(
+        "media",
+        reqwest::multipart::Part::bytes(vec![1u8; 1024]).file_name("a.bin"),
+    );
+    let r: serde_json::Value = c
+        .post(sc.url("/cgi-bin/media/upload?type=file"))
+        .multipart(small)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["errcode"], 0, "{r}");
+    let _ = c
+        .get(sc.url("/cgi-bin/media/get?media_id=gen-1024"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let baseline = peak_rss_kib(sc.pid());
+
+    let data: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let sent_sum = Sha256::digest(&data);
+    let form = reqwest::multipart::Form::new().part(
+        "media",
+        reqwest::multipart::Part::bytes(data).file_name("big.bin"),
+    );
+    let r: serde_json::Value = c
+        .post(sc.url("/cgi-bin/media/upload?type=file"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["errcode"], 0, "{r}");
+    let media_id = r["media_id"].as_str().unwrap().to_string();
+
+    let got = c
+        .get(sc.url(&format!("/cgi-bin/media/get?media_id={media_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    let got = got.bytes().await.unwrap();
+    assert_eq!(got.len(), 10 * 1024 * 1024);
+    assert_eq!(
+        Sha256::digest(&got),
+        sent_sum,
+        "download differs from upload"
+    );
+
+    let big = c
+        .get(sc.url("/cgi-bin/media/get?media_id=gen-10485760"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(big.len(), 10 * 1024 * 1024);
+
+    let grown = peak_rss_kib(sc.pid()).saturating_sub(baseline);
+    assert!(
+        grown < 6 * 1024,
+        "peak RSS grew by {grown} KiB moving 10 MB bodies: they were held in memory"
+    );
+}
+
+#[tokio::test]
+async fn broken_upstream_answers_become_clear_local_answers() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), "").await;
+    sc.wait_ready().await;
+    let c = client();
+    for kind in [
+        FaultKind::Garbage,
+        FaultKind::Truncated,
+        FaultKind::Reset,
+        FaultKind::Status(503),
+    ] {
+        sim.inject(Fault {
+            path: "/cgi-bin/message/send".into(),
+            kind: kind.clone(),
+            times: Some(1),
+        });
+        let msg = json!({"touser": "a", "msgtype": "text", "agentid": 1, "text": {"content": "x"}});
+        let (status, h, v) = post_json(&c, &sc.url("/cgi-bin/message/send"), &msg).await;
+        assert_eq!(status, 502, "{kind:?}: {v}");
+        assert_eq!(h["x-sidecar-reason"], "upstream-unavailable");
+        assert_eq!(v["errcode"], -1);
+    }
+    // Non-cgi paths and bad methods are refused locally.
+    let r = c.get(sc.url("/etc/passwd")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = c.delete(sc.url("/cgi-bin/user/get")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    // Oversized JSON body: 413 before anything is sent.
+    let big = vec![b'a'; 3 * 1024 * 1024];
+    let before = sim
+        .counters()
+        .calls
+        .get("/cgi-bin/message/send")
+        .copied()
+        .unwrap_or(0);
+    let r = c
+        .post(sc.url("/cgi-bin/message/send"))
+        .body(big)
+        .send()
+        .await;
+    if let Ok(r) = r {
+        assert_eq!(r.status(), 413);
+    }
+    assert_eq!(
+        sim.counters()
+            .calls
+            .get("/cgi-bin/message/send")
+            .copied()
+            .unwrap_or(0),
+        before
+    );
+}
+
+#[tokio::test]
+async fn metrics_status_and_logs_hold_no_secret_or_token() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), "").await;
+    sc.wait_ready().await;
+    let c = client();
+    // Drive the main paths, including failures.
+    let _ = get_json(
+        &c,
+        &sc.url(&format!(
+            "/cgi-bin/gettoken?corpid={CORP_ID}&corpsecret={HR_SECRET}"
+        )),
+    )
+    .await;
+    let _ = get_json(&c, &sc.url("/cgi-bin/user/get?userid=a")).await;
+    sim.expire_all_tokens();
+    let _ = get_json(&c, &sc.url("/cgi-bin/user/get?userid=b")).await;
+    sim.inject(Fault {
+        path: "/cgi-bin/user/get".into(),
+        kind: FaultKind::Garbage,
+        times: Some(1),
+    });
+    let _ = get_json(&c, &sc.url("/cgi-bin/user/get?userid=c")).await;
+    let _ = c
+        .post(sc.url("/cgi-bin/webhook/send?key=robot-key-secret-123"))
+        .json(&json!({"msgtype":"text"}))
+        .send()
+        .await;
+
+    let metrics = sc.metrics().await;
+    assert!(
+        metrics.contains("wecom_api_request_duration_seconds_bucket{api=\"user/get\""),
+        "{metrics}"
+    );
+    assert!(metrics.contains("wecom_token_refresh_total"));
+    assert!(metrics.contains("wecom_token_expires_in_seconds{app=\"hr-bot\"}"));
+    assert!(metrics.contains("wecom_upstream_attempts_total"));
+    assert!(metrics.contains("wecom_api_errcode_total"));
+    let status = sc.status().await;
+    assert!(status.contains("fingerprint"));
+    let logs = sc.logs();
+    assert!(
+        logs.contains("api=user/get") || logs.contains("api=\"user/get\""),
+        "no access log line:\n{logs}"
+    );
+
+    let mut secrets: Vec<String> = vec![
+        HR_SECRET.into(),
+        OPS_SECRET.into(),
+        "robot-key-secret-123".into(),
+    ];
+    secrets.extend(sim.issued_tokens());
+    assert!(sim.issued_tokens().len() >= 2);
+    for s in &secrets {
+        assert!(!metrics.contains(s.as_str()), "secret in /metrics");
+        assert!(!status.contains(s.as_str()), "secret in /admin/status");
+        assert!(!logs.contains(s.as_str()), "secret in logs");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_calls_and_exits_zero() {
+    let sim = simulator().await;
+    let mut sc = Sidecar::start(&sim.url(), "").await;
+    sc.wait_ready().await;
+    sim.inject(Fault {
+        path: "/cgi-bin/user/get".into(),
+        kind: FaultKind::Delay(Duration::from_millis(800)),
+        times: None,
+    });
+    let c = client();
+    let calls: Vec<_> = (0..5)
+        .map(|i| {
+            let c = c.clone();
+            let url = sc.url(&format!("/cgi-bin/user/get?userid=d{i}"));
+            tokio::spawn(async move { get_json(&c, &url).await.2 })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sc.signal("TERM");
+    for call in calls {
+        assert_eq!(call.await.unwrap()["errcode"], 0);
+    }
+    let code = tokio::task::spawn_blocking(move || sc.wait_exit(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+}
