@@ -321,3 +321,41 @@ async fn the_thirty_first_message_to_a_member_is_refused_locally() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_lost_answer_is_repeated_only_when_wecom_drops_duplicates() {
+    let sim = simulator().await;
+    let extra = format!("{FAST_RETRY}routes:\n  - path: /cgi-bin/message/send\n    dedupe: true\n  - path: /cgi-bin/linkedcorp/message/send\n");
+    let sc = Sidecar::start(&sim.url(), &extra).await;
+    sc.wait_ready().await;
+    let c = client();
+    // The simulated WeCom delivers, then the answer is lost on the way back.
+    sim.inject(Fault {
+        path: "/cgi-bin/message/send".into(),
+        kind: FaultKind::LoseAnswer,
+        times: Some(1),
+    });
+    let msg =
+        json!({"touser": "erin", "msgtype": "text", "agentid": 1, "text": {"content": "lost"}});
+    let (status, _, v) = post_json(&c, &sc.url("/cgi-bin/message/send"), &msg).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    assert_eq!(calls(&sim, "/cgi-bin/message/send"), 2, "repeated once");
+    let n = sim.counters();
+    assert_eq!(
+        (n.messages_delivered, n.duplicates_suppressed),
+        (1, 1),
+        "delivered exactly once"
+    );
+
+    // Without dedupe the same loss is answered, not repeated: never delivered twice.
+    sim.inject(Fault {
+        path: "/cgi-bin/linkedcorp/message/send".into(),
+        kind: FaultKind::LoseAnswer,
+        times: Some(1),
+    });
+    let (status, h, _) = post_json(&c, &sc.url("/cgi-bin/linkedcorp/message/send"), &msg).await;
+    assert_eq!(status, 502);
+    assert_eq!(h["x-sidecar-reason"], "upstream-unavailable");
+    assert_eq!(calls(&sim, "/cgi-bin/linkedcorp/message/send"), 1);
+    assert_eq!(sim.counters().messages_delivered, 2);
+}

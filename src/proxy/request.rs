@@ -74,7 +74,7 @@ pub fn answer_gettoken(rt: &Runtime, query: &str) -> LocalAnswer {
     if in_corp.is_empty() {
         return LocalAnswer::new(
             200,
-            Reason::BadRequest,
+            Reason::Gettoken,
             errcode::INVALID_CORPID,
             "invalid corpid: wecom-sidecar has no app with this corpid",
         );
@@ -88,13 +88,13 @@ pub fn answer_gettoken(rt: &Runtime, query: &str) -> LocalAnswer {
             let mut extra = serde_json::Map::new();
             extra.insert("access_token".into(), app.app.name.as_str().into());
             extra.insert("expires_in".into(), PLACEHOLDER_EXPIRES_IN.into());
-            let mut a = LocalAnswer::new(200, Reason::BadRequest, errcode::OK, "ok");
+            let mut a = LocalAnswer::new(200, Reason::Gettoken, errcode::OK, "ok");
             a.extra = Some(extra);
             a
         }
         None => LocalAnswer::new(
             200,
-            Reason::BadRequest,
+            Reason::Gettoken,
             errcode::INVALID_CREDENTIAL,
             "invalid credential: send the app's name (as configured in wecom-sidecar) as corpsecret",
         ),

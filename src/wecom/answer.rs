@@ -13,6 +13,8 @@ pub enum Reason {
     UpstreamUnavailable,
     Deadline,
     BadRequest,
+    /// The app's `gettoken`, answered locally with its placeholder.
+    Gettoken,
 }
 
 impl Reason {
@@ -24,6 +26,7 @@ impl Reason {
             Reason::UpstreamUnavailable => "upstream-unavailable",
             Reason::Deadline => "deadline",
             Reason::BadRequest => "bad-request",
+            Reason::Gettoken => "gettoken",
         }
     }
 }

@@ -86,7 +86,8 @@ pub static APIS: &[ApiInfo] = &[
     write("tag/delete"),
     write("tag/addtagusers"),
     write("tag/deltagusers"),
-    // Apps and identity
+    // Apps and identity (`gettoken` is answered by the sidecar itself)
+    read("gettoken"),
     read("agent/get"),
     read("agent/list"),
     write("agent/set"),

@@ -31,7 +31,7 @@ impl SimBody {
     pub fn generated(len: u64) -> Self {
         SimBody::Generated {
             remaining: len,
-            state: len ^ 0x9E37_79B9_7F4A_7C15 | 1,
+            state: seed(len),
         }
     }
 }
