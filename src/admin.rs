@@ -169,7 +169,10 @@ pub fn status(shared: &Shared) -> Value {
             json!({
                 "name": u.cfg.name.as_str(),
                 "url": format!("{}://{}{}", match u.cfg.scheme { crate::config::Scheme::Http => "http", crate::config::Scheme::Https => "https" }, u.authority, u.cfg.base_path),
-                "healthy": true,
+                "healthy": u.health.view().healthy,
+                "consecutive_failures": u.health.view().consecutive_failures,
+                "ejections": u.health.view().ejections,
+                "ejected_for_ms": u.health.view().ejected_for_ms,
                 "connect_timeout_ms": u.cfg.connect_timeout.as_millis() as u64,
                 "timeout_ms": u.cfg.timeout.as_millis() as u64,
             })
@@ -178,6 +181,7 @@ pub fn status(shared: &Shared) -> Value {
     let route = |path: String, r: &crate::routing::RouteRt| {
         json!({
             "path": path,
+            "api": r.label(),
             "split": r.policy.split.0.iter().map(|(n, w)| (n.as_str().to_string(), json!(w))).collect::<serde_json::Map<_, _>>(),
             "quota": r.policy.quota.iter().map(|q| q.to_string()).collect::<Vec<_>>(),
             "deadline_ms": r.policy.deadline.as_millis() as u64,

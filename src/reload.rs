@@ -45,7 +45,47 @@ fn try_reload(shared: &Shared) -> Result<(), ReloadError> {
     if next.admin_listen != current.config.admin_listen {
         return Err(ReloadError::ListenerChanged("admin_listen"));
     }
-    let runtime = Runtime::build(next, &shared.connectors, Some(&current));
+    let runtime = Runtime::build(next, &shared.connectors, &shared.health, Some(&current));
     shared.runtime.store(Arc::new(runtime));
     Ok(())
+}
+
+/// How often the config file is looked at for replacement.
+pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What identifies one version of the config file: Kubernetes ConfigMaps and editors replace
+/// files by rename (a new inode), others rewrite in place (new mtime or size).
+type FileVersion = (u64, u64, std::time::SystemTime, u64);
+
+fn fingerprint(path: &std::path::Path) -> Option<FileVersion> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.modified().ok()?, m.len()))
+}
+
+/// Reloads whenever the config file is replaced or rewritten, until `shutdown` turns true.
+pub async fn watch(shared: Arc<Shared>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut seen: Option<(std::path::PathBuf, Option<FileVersion>)> = None;
+    loop {
+        let source = shared.runtime.load().config.source.clone();
+        if let Some(path) = source {
+            let now = fingerprint(&path);
+            match &seen {
+                Some((p, fp)) if *p == path && *fp != now && now.is_some() => {
+                    tracing::info!(path = %path.display(), "config file changed: reloading");
+                    let s = shared.clone();
+                    let _ = tokio::task::spawn_blocking(move || reload(&s)).await;
+                }
+                _ => {}
+            }
+            seen = Some((path, now));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(WATCH_INTERVAL) => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
 }

@@ -44,6 +44,13 @@ pub struct RouteTable {
     known_labels: Vec<Arc<str>>,
 }
 
+impl RouteRt {
+    /// The configured `api` label (or a prefix route's pattern), if any.
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+}
+
 impl RouteTable {
     /// `upstream_index` maps an upstream name to its index; names were validated already.
     pub fn new(

@@ -124,7 +124,7 @@ impl ShutdownSignalWatch for DrainOnSignal {
     }
 }
 
-/// Token refresh, SIGHUP reloads and the drain watcher.
+/// Token refresh, config reloads (SIGHUP, file replaced) and the drain watcher.
 struct Background {
     shared: Arc<Shared>,
 }
@@ -132,6 +132,11 @@ struct Background {
 #[async_trait]
 impl BackgroundService for Background {
     async fn start(&self, shutdown: ShutdownWatch) {
+        tokio::spawn(crate::reload::watch(self.shared.clone(), shutdown.clone()));
+        tokio::spawn(crate::upstream::probe::run(
+            self.shared.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(crate::token::refresher::run(
             self.shared.clone(),
             shutdown.clone(),

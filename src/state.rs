@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::routing::RouteTable;
 use crate::token::{AppTokens, TokenSource, TokenStore};
+use crate::upstream::health::HealthRegistry;
 use crate::upstream::resolve::Resolver;
 use crate::upstream::{Connectors, UpstreamRt};
 
@@ -30,11 +31,16 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the runtime of `config`, keeping the token state of apps whose credentials did not
     /// change in `previous`.
-    pub fn build(config: Config, connectors: &Connectors, previous: Option<&Runtime>) -> Runtime {
+    pub fn build(
+        config: Config,
+        connectors: &Connectors,
+        health: &HealthRegistry,
+        previous: Option<&Runtime>,
+    ) -> Runtime {
         let upstreams: Vec<Arc<UpstreamRt>> = config
             .upstreams
             .iter()
-            .map(|u| connectors.build(u))
+            .map(|u| connectors.build(u, health))
             .collect();
         let primary = config
             .upstreams
@@ -94,6 +100,7 @@ pub struct Shared {
     pub retry_budget: crate::retry::RetryBudget,
     pub resolver: Resolver,
     pub connectors: Connectors,
+    pub health: HealthRegistry,
     pub runtime: ArcSwap<Runtime>,
     pub started: Instant,
     /// Set when SIGTERM/SIGINT arrived: readiness turns false, the drain watcher runs.
@@ -105,7 +112,8 @@ impl Shared {
     pub fn new(config: Config) -> Arc<Shared> {
         let metrics = Arc::new(Metrics::new());
         let connectors = Connectors::default();
-        let runtime = Runtime::build(config, &connectors, None);
+        let health = HealthRegistry::default();
+        let runtime = Runtime::build(config, &connectors, &health, None);
         Arc::new(Shared {
             tokens: TokenStore::new(metrics.clone()),
             quotas: crate::quota::Quotas::default(),
@@ -113,6 +121,7 @@ impl Shared {
             metrics,
             resolver: Resolver::default(),
             connectors,
+            health,
             runtime: ArcSwap::from_pointee(runtime),
             started: Instant::now(),
             draining: AtomicBool::new(false),

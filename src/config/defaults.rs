@@ -73,3 +73,13 @@ pub const DEFAULT_KEY_PREFIX: &str = "wecom-sidecar:";
 pub const DEFAULT_FLEET_SIZE: u32 = 1;
 /// `fleet.share`: what the fleet shares through Redis.
 pub const DEFAULT_FLEET_SHARE: &[&str] = &["tokens", "quotas"];
+/// Consecutive failures that eject an upstream.
+pub const DEFAULT_CONSECUTIVE_FAILURES: u32 = 5;
+/// First ejection time; each further ejection adds as much again.
+pub const DEFAULT_BASE_EJECTION: &str = "30s";
+/// Longest ejection.
+pub const DEFAULT_MAX_EJECTION: &str = "5m";
+/// How often an ejected upstream is probed.
+pub const DEFAULT_HEALTH_CHECK_INTERVAL: &str = "5s";
+/// Timeout of one probe.
+pub const DEFAULT_HEALTH_CHECK_TIMEOUT: &str = "2s";

@@ -25,6 +25,25 @@ pub struct FileConfig {
     pub defaults: Option<FilePolicy>,
     pub routes: Option<Vec<FileRoute>>,
     pub fleet: Option<FileFleet>,
+    pub outlier: Option<FileOutlier>,
+    pub health_check: Option<FileHealthCheck>,
+}
+
+/// `outlier`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOutlier {
+    pub consecutive_failures: Option<u32>,
+    pub base_ejection: Option<String>,
+    pub max_ejection: Option<String>,
+}
+
+/// `health_check`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHealthCheck {
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
 }
 
 /// `upstreams.<name>`.

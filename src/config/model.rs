@@ -77,6 +77,10 @@ pub struct Config {
     /// First match wins.
     pub routes: Vec<Route>,
     pub fleet: Option<Fleet>,
+    /// When an upstream is taken out of rotation, and for how long.
+    pub outlier: OutlierPolicy,
+    /// How ejected upstreams are probed to bring them back early.
+    pub health_check: HealthCheck,
     /// Where this config was read from (for reload and messages).
     pub source: Option<PathBuf>,
 }
@@ -134,6 +138,24 @@ impl Upstream {
             format!("{host}:{}", self.port)
         }
     }
+}
+
+/// Passive outlier detection: consecutive failures (connect errors, timeouts, resets, 5xx,
+/// errcode -1) eject an upstream for `base_ejection` × the number of times it was ejected,
+/// at most `max_ejection`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutlierPolicy {
+    pub consecutive_failures: u32,
+    pub base_ejection: Duration,
+    pub max_ejection: Duration,
+}
+
+/// Active checks of ejected upstreams: a cheap request every `interval`; an answer brings the
+/// upstream back before its ejection ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub interval: Duration,
+    pub timeout: Duration,
 }
 
 #[derive(Clone, Debug)]

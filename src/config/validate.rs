@@ -105,6 +105,49 @@ pub fn build(
         routes_max_wait,
     );
     let fleet = file.fleet.map(|f| fleet(&mut c, f));
+    let o = file.outlier.as_ref();
+    let outlier = OutlierPolicy {
+        consecutive_failures: match o.and_then(|o| o.consecutive_failures) {
+            Some(0) => {
+                c.problem(
+                    "outlier.consecutive_failures",
+                    "must be at least 1 (the default is 5)",
+                );
+                DEFAULT_CONSECUTIVE_FAILURES
+            }
+            Some(n) => n,
+            None => DEFAULT_CONSECUTIVE_FAILURES,
+        },
+        base_ejection: c.duration(
+            "outlier.base_ejection",
+            o.and_then(|o| o.base_ejection.as_deref()),
+            DEFAULT_BASE_EJECTION,
+        ),
+        max_ejection: c.duration(
+            "outlier.max_ejection",
+            o.and_then(|o| o.max_ejection.as_deref()),
+            DEFAULT_MAX_EJECTION,
+        ),
+    };
+    if outlier.base_ejection > outlier.max_ejection {
+        c.problem(
+            "outlier.base_ejection",
+            "is longer than max_ejection; raise max_ejection or lower base_ejection",
+        );
+    }
+    let h = file.health_check.as_ref();
+    let health_check = HealthCheck {
+        interval: c.duration(
+            "health_check.interval",
+            h.and_then(|h| h.interval.as_deref()),
+            DEFAULT_HEALTH_CHECK_INTERVAL,
+        ),
+        timeout: c.duration(
+            "health_check.timeout",
+            h.and_then(|h| h.timeout.as_deref()),
+            DEFAULT_HEALTH_CHECK_TIMEOUT,
+        ),
+    };
 
     match (listen, admin_listen) {
         (Some(listen), Some(admin_listen)) if c.problems.is_empty() => Ok(Config {
@@ -116,6 +159,8 @@ pub fn build(
             defaults,
             routes,
             fleet,
+            outlier,
+            health_check,
             source: source.map(Path::to_path_buf),
         }),
         _ => Err(c.problems),

@@ -169,7 +169,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
     let policy = &call.route.policy;
     shared.retry_budget.record_call();
 
-    let Some(member) = call.route.split.pick() else {
+    let Some(mut member) = choose(call, rt, None) else {
         return Ended::Local(LocalAnswer::new(
             502,
             Reason::UpstreamUnavailable,
@@ -177,8 +177,6 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
             "wecom-sidecar: this route's split gives no upstream any weight",
         ));
     };
-    let up = &rt.upstreams[call.route.split_members[member]];
-    ctx.upstream = Some(up.cfg.name.clone());
 
     let needs_token = call.api.auth == Auth::Token;
     let src = rt.token_source(shared);
@@ -196,19 +194,28 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
         }
     }
 
-    let addr = match shared.resolver.resolve(&up.cfg.host, up.cfg.port).await {
-        Ok(a) => a,
-        Err(why) => {
-            ctx.detail = Some(why);
-            ctx.outcome = Outcome::NetworkError;
-            return Ended::Local(unavailable(up, "its address could not be resolved"));
-        }
-    };
-
     let mut token_retried = false;
     let mut retries = 0u32;
     loop {
         ctx.attempts += 1;
+        let up = &rt.upstreams[call.route.split_members[member]];
+        ctx.upstream = Some(up.cfg.name.clone());
+        let addr = match shared.resolver.resolve(&up.cfg.host, up.cfg.port).await {
+            Ok(a) => a,
+            Err(why) => {
+                ctx.detail = Some(why);
+                ctx.outcome = Outcome::NetworkError;
+                let e = AttemptError::Connect("dns");
+                record_attempt(shared, call, up, e.label());
+                if let Some(next) =
+                    retry_elsewhere(shared, rt, call, member, &e, &mut retries, deadline_at)
+                {
+                    member = next;
+                    continue;
+                }
+                return Ended::Local(unavailable(up, "its address could not be resolved"));
+            }
+        };
         let q = request::upstream_query(
             &query,
             token.as_deref().map(Token::expose),
@@ -232,6 +239,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                 let status = open.status();
                 if call.api.body == BodyKind::Download && status == 200 && !is_json_answer(&open) {
                     record_attempt(shared, call, up, "ok");
+                    up.health.success();
                     return stream(open, up, session, ctx).await;
                 }
                 let read =
@@ -376,6 +384,16 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
             }
         };
 
+        if reason != RetryReason::Concurrency {
+            if let Some(for_) = up.health.failure(&rt.config.outlier) {
+                shared
+                    .metrics
+                    .upstream_healthy
+                    .with_label_values(&[up.cfg.name.as_str()])
+                    .set(0);
+                tracing::warn!(upstream = %up.cfg.name, ejected_s = for_.as_secs(), "upstream ejected after consecutive failures");
+            }
+        }
         if retries + 1 < policy.retry.attempts && retry::may_retry(reason, idempotent) {
             let wait = retry::backoff(&policy.retry, retries + 1, &mut rand::rng());
             if Instant::now() + wait >= deadline_at {
@@ -401,6 +419,10 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                     .with_label_values(&[&*call.label, reason.as_str()])
                     .inc();
                 tokio::time::sleep(wait).await;
+                // A retry prefers an upstream other than the one that just failed.
+                if let Some(next) = choose(call, rt, Some(member)) {
+                    member = next;
+                }
                 continue;
             }
         }
@@ -411,6 +433,59 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
             }
         };
     }
+}
+
+/// The member of the call's split to send to: smooth weighted among available upstreams
+/// (not `avoid`, when another is available); else a zero-weight standby; else the member
+/// ejected longest ago (never a blackhole).
+fn choose(call: &Call<'_>, rt: &Runtime, avoid: Option<usize>) -> Option<usize> {
+    let members = &call.route.split_members;
+    if members.is_empty() {
+        return None;
+    }
+    let now = Instant::now();
+    let up = |i: usize| &rt.upstreams[members[i]];
+    let available = |i: usize| up(i).health.available(now);
+    let split = &call.route.split;
+    if let Some(i) = split.pick_among(|i| available(i) && Some(i) != avoid) {
+        return Some(i);
+    }
+    if let Some(i) = (0..members.len()).find(|&i| available(i) && Some(i) != avoid) {
+        return Some(i);
+    }
+    if let Some(i) = avoid.filter(|&i| available(i)) {
+        return Some(i);
+    }
+    (0..members.len()).min_by_key(|&i| up(i).health.ejected_at())
+}
+
+/// After a failed DNS lookup (nothing sent): counts it against the upstream and picks another
+/// member when the policy still allows a retry.
+fn retry_elsewhere(
+    shared: &Shared,
+    rt: &Runtime,
+    call: &Call<'_>,
+    member: usize,
+    _e: &AttemptError,
+    retries: &mut u32,
+    deadline_at: Instant,
+) -> Option<usize> {
+    let up = &rt.upstreams[call.route.split_members[member]];
+    up.health.failure(&rt.config.outlier);
+    if *retries + 1 >= call.route.policy.retry.attempts || Instant::now() >= deadline_at {
+        return None;
+    }
+    let next = choose(call, rt, Some(member)).filter(|&n| n != member)?;
+    if !shared.retry_budget.try_withdraw() {
+        return None;
+    }
+    *retries += 1;
+    shared
+        .metrics
+        .retries
+        .with_label_values(&[&*call.label, RetryReason::Connect.as_str()])
+        .inc();
+    Some(next)
 }
 
 fn record_attempt(shared: &Shared, call: &Call<'_>, up: &UpstreamRt, result: &str) {

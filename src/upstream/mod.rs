@@ -6,6 +6,8 @@
 //! upstreams and deciding on retries happens above, in `proxy`.
 
 pub mod exchange;
+pub mod health;
+pub mod probe;
 pub mod resolve;
 pub mod split;
 
@@ -31,6 +33,8 @@ pub struct UpstreamRt {
     pub connector: Arc<Connector>,
     /// `Host` header value.
     pub authority: String,
+    /// Outlier state, kept across reloads while name and URL stay the same.
+    pub health: Arc<health::UpstreamHealth>,
 }
 
 impl UpstreamRt {
@@ -74,9 +78,12 @@ impl Connectors {
     }
 
     /// Builds the runtime form of an upstream.
-    pub fn build(&self, cfg: &Upstream) -> Arc<UpstreamRt> {
+    pub fn build(&self, cfg: &Upstream, health: &health::HealthRegistry) -> Arc<UpstreamRt> {
+        let authority = cfg.authority();
+        let url = format!("{:?}://{authority}{}", cfg.scheme, cfg.base_path);
         Arc::new(UpstreamRt {
-            authority: cfg.authority(),
+            health: health.get(cfg.name.as_str(), &url),
+            authority,
             connector: self.get(cfg.ca_file.as_ref()),
             cfg: cfg.clone(),
         })

@@ -26,6 +26,37 @@ impl SmoothWrr {
         }
     }
 
+    /// The next member among those `ok` accepts (weights of the others count as zero and
+    /// their scores stand still), or `None` when no accepted member has weight.
+    pub fn pick_among(&self, ok: impl Fn(usize) -> bool) -> Option<usize> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let total: i64 = (0..self.weights.len())
+            .filter(|&i| ok(i))
+            .map(|i| self.weights[i])
+            .sum();
+        if total <= 0 {
+            return None;
+        }
+        let mut best: Option<usize> = None;
+        for i in 0..self.weights.len() {
+            if !ok(i) || self.weights[i] == 0 {
+                continue;
+            }
+            current[i] += self.weights[i];
+            if best.is_none_or(|b| current[i] > current[b]) {
+                best = Some(i);
+            }
+        }
+        let best = best?;
+        current[best] -= total;
+        Some(best)
+    }
+
+    /// Member weights, in order.
+    pub fn weight(&self, i: usize) -> i64 {
+        self.weights[i]
+    }
+
     /// The next member, or `None` when every weight is zero.
     pub fn pick(&self) -> Option<usize> {
         if self.total <= 0 {
@@ -59,6 +90,17 @@ mod tests {
         // never more than 9 primaries in a row
         let longest = picks.split(|&i| i == 1).map(|run| run.len()).max().unwrap();
         assert!(longest <= 9, "longest run {longest}");
+    }
+
+    #[test]
+    fn shares_of_unavailable_members_go_to_the_others() {
+        let wrr = SmoothWrr::new(&[60, 30, 10]);
+        let mut counts = [0; 3];
+        for _ in 0..100 {
+            counts[wrr.pick_among(|i| i != 0).unwrap()] += 1;
+        }
+        assert_eq!(counts, [0, 75, 25]);
+        assert_eq!(SmoothWrr::new(&[100, 0]).pick_among(|i| i == 1), None);
     }
 
     #[test]

@@ -90,17 +90,39 @@ pub struct Simulator {
     addr: SocketAddr,
     state: Arc<State>,
     stop: watch::Sender<bool>,
+    /// Calls per path taken by this listener (a simulator may listen on several addresses).
+    here: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
 }
 
 impl Simulator {
     /// Binds `addr` (port 0 picks one) and serves on the current tokio runtime.
     pub async fn start(addr: SocketAddr, cfg: SimConfig) -> std::io::Result<Simulator> {
+        Self::listen(addr, Arc::new(State::new(cfg))).await
+    }
+
+    /// Another listener of the same simulated WeCom (same tokens, counters and faults): the same
+    /// WeCom behind another address, as a standby endpoint is.
+    pub async fn also_listen(&self, addr: SocketAddr) -> std::io::Result<Simulator> {
+        Self::listen(addr, self.state.clone()).await
+    }
+
+    async fn listen(addr: SocketAddr, state: Arc<State>) -> std::io::Result<Simulator> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(State::new(cfg));
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(serve(listener, state.clone(), stopped));
-        Ok(Simulator { addr, state, stop })
+        let here = Arc::default();
+        tokio::spawn(serve(listener, state.clone(), stopped, Arc::clone(&here)));
+        Ok(Simulator {
+            addr,
+            state,
+            stop,
+            here,
+        })
+    }
+
+    /// Calls to `path` this listener took.
+    pub fn calls_here(&self, path: &str) -> u64 {
+        lock(&self.here).get(path).copied().unwrap_or(0)
     }
 
     /// Like `start`, on a runtime of its own in a new thread.
@@ -154,13 +176,20 @@ impl Simulator {
         lock(&self.state.issued).clone()
     }
 
-    /// Stops accepting connections.
+    /// Stops accepting connections and closes the open ones (this listener only).
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
     }
 }
 
-async fn serve(listener: TcpListener, state: Arc<State>, mut stopped: watch::Receiver<bool>) {
+type PathCounts = Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>;
+
+async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    mut stopped: watch::Receiver<bool>,
+    here: PathCounts,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -169,9 +198,13 @@ async fn serve(listener: TcpListener, state: Arc<State>, mut stopped: watch::Rec
         let Ok((stream, _)) = accepted else { continue };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
+        let here = here.clone();
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                *lock(&here).entry(req.uri().path().to_string()).or_default() += 1;
+                handle(state.clone(), req)
+            });
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service);

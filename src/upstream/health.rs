@@ -1,0 +1,180 @@
+//! Upstream health: passive outlier detection from real traffic, ejection with growing
+//! back-off, and the state the split picker and `/admin/status` read.
+//!
+//! Consecutive failures (connect errors, timeouts, resets, 5xx, errcode -1) past
+//! `outlier.consecutive_failures` eject an upstream for `base_ejection` × its ejection count
+//! (at most `max_ejection`). Its share goes to the healthy members of each split. It comes back
+//! when the ejection ends, or earlier when an active health check gets an answer. If every
+//! member of a split is ejected, the one ejected longest ago still gets the calls: never a
+//! blackhole.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
+
+use crate::config::OutlierPolicy;
+
+/// Health of one upstream, shared across config reloads while its name and URL stay the same.
+#[derive(Default)]
+pub struct UpstreamHealth {
+    consecutive: AtomicU32,
+    ejections: AtomicU32,
+    total_ejections: AtomicU64,
+    state: Mutex<Ejection>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Ejection {
+    until: Option<Instant>,
+    at: Option<Instant>,
+}
+
+/// What the status page shows.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthView {
+    pub healthy: bool,
+    pub consecutive_failures: u32,
+    pub ejections: u64,
+    pub ejected_for_ms: Option<u64>,
+}
+
+impl UpstreamHealth {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ejection> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes traffic right now.
+    pub fn available(&self, now: Instant) -> bool {
+        self.lock().until.is_none_or(|u| u <= now)
+    }
+
+    /// When it was last ejected (for "least recently ejected" when all are out).
+    pub fn ejected_at(&self) -> Option<Instant> {
+        self.lock().at
+    }
+
+    /// A good answer: the failure streak ends; an upstream whose ejection had run out is back
+    /// for good (its ejection count decays).
+    pub fn success(&self) {
+        self.consecutive.store(0, Ordering::Relaxed);
+        let mut s = self.lock();
+        if s.until.is_some_and(|u| u <= Instant::now()) {
+            s.until = None;
+            drop(s);
+            let _ = self
+                .ejections
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(1))
+                });
+        }
+    }
+
+    /// An active check answered: back into rotation now.
+    pub fn restore(&self) {
+        self.consecutive.store(0, Ordering::Relaxed);
+        self.lock().until = None;
+    }
+
+    /// A failure; returns the ejection time when this failure ejected the upstream.
+    pub fn failure(&self, policy: &OutlierPolicy) -> Option<std::time::Duration> {
+        let n = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
+        if n < policy.consecutive_failures {
+            return None;
+        }
+        let now = Instant::now();
+        let mut s = self.lock();
+        if s.until.is_some_and(|u| u > now) {
+            return None;
+        }
+        let times = self.ejections.fetch_add(1, Ordering::Relaxed) + 1;
+        self.total_ejections.fetch_add(1, Ordering::Relaxed);
+        let for_ = policy
+            .base_ejection
+            .saturating_mul(times)
+            .min(policy.max_ejection);
+        s.until = Some(now + for_);
+        s.at = Some(now);
+        self.consecutive.store(0, Ordering::Relaxed);
+        Some(for_)
+    }
+
+    pub fn view(&self) -> HealthView {
+        let now = Instant::now();
+        let s = *self.lock();
+        HealthView {
+            healthy: s.until.is_none_or(|u| u <= now),
+            consecutive_failures: self.consecutive.load(Ordering::Relaxed),
+            ejections: self.total_ejections.load(Ordering::Relaxed),
+            ejected_for_ms: s
+                .until
+                .filter(|u| *u > now)
+                .map(|u| (u - now).as_millis() as u64),
+        }
+    }
+}
+
+/// Health state by upstream name and URL, kept across reloads.
+#[derive(Default)]
+pub struct HealthRegistry {
+    by_upstream: Mutex<HashMap<(String, String), Arc<UpstreamHealth>>>,
+}
+
+impl HealthRegistry {
+    pub fn get(&self, name: &str, url: &str) -> Arc<UpstreamHealth> {
+        let mut map = self.by_upstream.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry((name.to_string(), url.to_string()))
+            .or_default()
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn policy() -> OutlierPolicy {
+        OutlierPolicy {
+            consecutive_failures: 3,
+            base_ejection: Duration::from_secs(10),
+            max_ejection: Duration::from_secs(25),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ejection_grows_and_ends() {
+        let h = UpstreamHealth::default();
+        assert!(h.failure(&policy()).is_none());
+        assert!(h.failure(&policy()).is_none());
+        assert_eq!(h.failure(&policy()), Some(Duration::from_secs(10)));
+        assert!(!h.available(Instant::now()));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(h.available(Instant::now()));
+        // Failing again right away: ejected for twice as long, then capped.
+        for _ in 0..2 {
+            assert!(h.failure(&policy()).is_none());
+        }
+        assert_eq!(h.failure(&policy()), Some(Duration::from_secs(20)));
+        tokio::time::advance(Duration::from_secs(20)).await;
+        for _ in 0..2 {
+            h.failure(&policy());
+        }
+        assert_eq!(h.failure(&policy()), Some(Duration::from_secs(25)));
+        assert_eq!(h.view().ejections, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn success_resets_the_streak_and_restore_ends_an_ejection() {
+        let h = UpstreamHealth::default();
+        h.failure(&policy());
+        h.failure(&policy());
+        h.success();
+        assert!(h.failure(&policy()).is_none(), "the streak restarted");
+        h.failure(&policy());
+        assert!(h.failure(&policy()).is_some());
+        h.restore();
+        assert!(h.available(Instant::now()));
+    }
+}

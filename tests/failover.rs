@@ -1,0 +1,153 @@
+//! Traffic shifting and failover between two endpoints of the same (simulated) WeCom.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use wecom_sidecar::wecom::simulator::Simulator;
+
+fn two_upstreams(listen: u16, admin: u16, primary: &str, standby: &str, extra: &str) -> String {
+    config_yaml(listen, admin, primary, extra).replace(
+        "upstreams:\n",
+        &format!("upstreams:\n  standby:\n    url: \"{standby}\"\n    connect_timeout: 1s\n    timeout: 3s\n"),
+    )
+}
+
+#[tokio::test]
+async fn a_ninety_ten_split_lands_within_two_percent() {
+    let primary = simulator().await;
+    let standby = primary
+        .also_listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let sc = Sidecar::start_with(|l, a| {
+        two_upstreams(
+            l,
+            a,
+            &primary.url(),
+            &standby.url(),
+            "routes:\n  - path: /cgi-bin/user/get\n    split: { primary: 90, standby: 10 }\n",
+        )
+    })
+    .await;
+    sc.wait_ready().await;
+    let c = client();
+    for i in 0..1000 {
+        let (_, _, v) = get_json(&c, &sc.url(&format!("/cgi-bin/user/get?userid=s{i}"))).await;
+        assert_eq!(v["errcode"], 0);
+    }
+    let p = primary.calls_here("/cgi-bin/user/get");
+    let s = standby.calls_here("/cgi-bin/user/get");
+    assert_eq!(p + s, 1000);
+    assert!(
+        (80..=120).contains(&s),
+        "standby took {s} of 1000, want 100 ± 20"
+    );
+    let status = sc.status().await;
+    assert!(status.contains("\"standby\""), "{status}");
+}
+
+#[tokio::test]
+async fn standby_carries_the_calls_while_the_primary_is_dead() {
+    let primary = simulator().await;
+    let primary_addr = primary.addr();
+    let standby = primary
+        .also_listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let extra = "routes:\n  - path: /cgi-bin/*\n    split: { primary: 100, standby: 0 }\n    retry: { attempts: 3, backoff_base: 10ms, backoff_max: 50ms }\noutlier: { consecutive_failures: 3, base_ejection: 2s, max_ejection: 10s }\nhealth_check: { interval: 200ms, timeout: 500ms }\n";
+    let sc = Sidecar::start_with(|l, a| two_upstreams(l, a, &primary.url(), &standby.url(), extra))
+        .await;
+    sc.wait_ready().await;
+    let c = client();
+    for i in 0..20 {
+        assert_eq!(
+            get_json(&c, &sc.url(&format!("/cgi-bin/user/get?userid=a{i}")))
+                .await
+                .2["errcode"],
+            0
+        );
+    }
+    assert_eq!(
+        standby.calls_here("/cgi-bin/user/get"),
+        0,
+        "a pure standby takes nothing while the primary is up"
+    );
+
+    // The primary dies. Reads and writes alike go to the standby: a refused connection sent
+    // nothing, so even a write is safe to send elsewhere.
+    primary.shutdown();
+    let mut failed = 0;
+    for i in 0..50 {
+        let (_, _, v) = get_json(&c, &sc.url(&format!("/cgi-bin/user/get?userid=b{i}"))).await;
+        if v["errcode"] != 0 {
+            failed += 1;
+        }
+        let msg = json!({"touser": format!("u{i}"), "msgtype": "text", "agentid": 1, "text": {"content": "x"}});
+        let (_, _, v) = post_json(&c, &sc.url("/cgi-bin/message/send"), &msg).await;
+        if v["errcode"] != 0 {
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 0, "calls failed while the standby was there");
+    assert!(standby.calls_here("/cgi-bin/user/get") >= 50);
+    assert_eq!(
+        standby.counters().messages_delivered,
+        50,
+        "each message delivered once"
+    );
+    let status: serde_json::Value = serde_json::from_str(&sc.status().await).unwrap();
+    let p = status["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "primary")
+        .unwrap()
+        .clone();
+    assert!(
+        p["ejections"].as_u64().unwrap() >= 1,
+        "primary never ejected: {p}"
+    );
+
+    // The primary comes back on the same address; the health check returns it to rotation.
+    let revived = standby.also_listen(primary_addr).await.unwrap();
+    let back = eventually(Duration::from_secs(10), async || {
+        let _ = get_json(&c, &sc.url("/cgi-bin/user/get?userid=c")).await;
+        revived.calls_here("/cgi-bin/user/get") > 0
+    })
+    .await;
+    assert!(back, "the primary never returned to rotation");
+    assert!(sc
+        .metrics()
+        .await
+        .contains("wecom_upstream_healthy{upstream=\"primary\"} 1"));
+    let _: Simulator = revived;
+}
+
+#[tokio::test]
+async fn when_every_upstream_is_down_calls_still_try_one() {
+    let primary = simulator().await;
+    let sc = Sidecar::start_with(|l, a| {
+        config_yaml(
+            l,
+            a,
+            &primary.url(),
+            "outlier: { consecutive_failures: 1, base_ejection: 30s, max_ejection: 60s }\n",
+        )
+    })
+    .await;
+    sc.wait_ready().await;
+    let addr = primary.addr();
+    primary.shutdown();
+    let c = client();
+    let (status, h, _) = get_json(&c, &sc.url("/cgi-bin/user/get?userid=x")).await;
+    assert_eq!(status, 502);
+    assert_eq!(h["x-sidecar-reason"], "upstream-unavailable");
+    // Ejected, and still tried (no blackhole): once it is back, the next calls succeed.
+    let revived = primary.also_listen(addr).await.unwrap();
+    let (_, _, v) = get_json(&c, &sc.url("/cgi-bin/user/get?userid=y")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    drop(revived);
+}

@@ -1,0 +1,141 @@
+//! Live reload under steady traffic: a valid change takes effect, an invalid one is refused,
+//! and no call in a loop of calls fails during either.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+
+/// Replaces the config file the way editors and ConfigMaps do: write aside, then rename.
+fn replace(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+async fn reloads(sc: &Sidecar, result: &str) -> u64 {
+    let m = sc.metrics().await;
+    m.lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "wecom_config_reloads_total{{result=\"{result}\"}}"
+            ))
+        })
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn reload_under_load_never_fails_a_call() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), "").await;
+    sc.wait_ready().await;
+    let original = std::fs::read_to_string(&sc.config_path).unwrap();
+
+    // A steady loop of calls for the whole test.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut loops = Vec::new();
+    for w in 0..4 {
+        let (stop, failures, done, url) = (
+            stop.clone(),
+            failures.clone(),
+            done.clone(),
+            sc.url(&format!("/cgi-bin/user/get?userid=loop{w}")),
+        );
+        loops.push(tokio::spawn(async move {
+            let c = client();
+            while !stop.load(Ordering::Relaxed) {
+                match c.get(&url).send().await {
+                    Ok(r) => {
+                        let v: serde_json::Value = r.json().await.unwrap_or_default();
+                        if v["errcode"] != 0 {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(_) => {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+
+    // 1. A valid change by file replacement: a new route with its own label.
+    let changed =
+        format!("{original}\nroutes:\n  - path: /cgi-bin/user/get\n    api: member-read\n");
+    replace(&sc.config_path, &changed);
+    let applied = eventually(Duration::from_secs(10), async || {
+        sc.metrics().await.contains("api=\"member-read\"")
+    })
+    .await;
+    assert!(applied, "the new route never took effect");
+    assert!(reloads(&sc, "ok").await >= 1);
+
+    // 2. An invalid change: refused, counted, the old config keeps serving.
+    replace(&sc.config_path, &format!("{changed}\nbogus_key: 1\n"));
+    let refused = eventually(Duration::from_secs(10), async || {
+        reloads(&sc, "error").await >= 1
+    })
+    .await;
+    assert!(refused, "the invalid config was not refused");
+    assert!(sc.logs().contains("reload refused"));
+
+    // 3. POST /admin/reload with the file still invalid: a clear refusal.
+    let r = client()
+        .post(format!("{}/admin/reload", sc.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("bogus_key"), "{v}");
+
+    // 4. A listener change is refused: it needs a restart.
+    let moved = original.replacen("listen: \"127.0.0.1:", "listen: \"127.0.0.2:", 1);
+    std::fs::write(&sc.config_path, &moved).unwrap();
+    let r = client()
+        .post(format!("{}/admin/reload", sc.admin))
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("restart"), "{v}");
+
+    // 5. Back to the original with SIGHUP: the route (and its label) is gone again.
+    let ok_before = reloads(&sc, "ok").await;
+    std::fs::write(&sc.config_path, &original).unwrap();
+    sc.signal("HUP");
+    let back = eventually(Duration::from_secs(10), async || {
+        reloads(&sc, "ok").await > ok_before
+    })
+    .await;
+    assert!(back, "SIGHUP did not reload");
+    let status = sc.status().await;
+    assert!(
+        !status.contains("member-read"),
+        "old route still configured: {status}"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        l.await.unwrap();
+    }
+    assert!(done.load(Ordering::Relaxed) > 100, "the loop barely ran");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "calls failed during reloads"
+    );
+    // Tokens of unchanged apps were kept: one gettoken per app for the whole test.
+    assert_eq!(
+        sim.counters().gettoken.get("hr-bot").copied().unwrap_or(0),
+        1
+    );
+}
