@@ -60,6 +60,7 @@ impl ServeHttp for AdminApp {
                     &json!({"reloaded": false, "error": e.to_string()}),
                 ),
             },
+            (p, m) if p.starts_with("/admin/plans/") => plan_call(&self.shared, p, m),
             ("/metrics", &Method::GET) => {
                 refresh_gauges(&self.shared);
                 answer(
@@ -77,6 +78,33 @@ impl ServeHttp for AdminApp {
             }
             _ => answer(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
         }
+    }
+}
+
+/// `POST /admin/plans/<name>/start` and `POST /admin/plans/<name>/abort`.
+fn plan_call(shared: &Arc<Shared>, path: &str, method: &Method) -> Response<Vec<u8>> {
+    let rest = path.trim_start_matches("/admin/plans/");
+    let Some((name, action)) = rest.rsplit_once('/') else {
+        return answer(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec());
+    };
+    if method != Method::POST {
+        return answer(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            b"method not allowed\n".to_vec(),
+        );
+    }
+    let result = match action {
+        "start" => crate::plans::start(shared, name),
+        "abort" => crate::plans::abort(shared, name),
+        _ => return answer(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
+    };
+    match result {
+        Ok(()) => json_answer(
+            StatusCode::OK,
+            &json!({"ok": true, "plan": shared.plans.status()}),
+        ),
+        Err(e) => json_answer(StatusCode::CONFLICT, &json!({"ok": false, "error": e})),
     }
 }
 
@@ -182,6 +210,13 @@ pub fn status(shared: &Shared) -> Value {
         json!({
             "path": path,
             "api": r.label(),
+            "plan_split": shared.plans.override_for(&r.key).map(|o| {
+                o.members
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| (m.as_str().to_string(), json!(o.wrr.weight(i))))
+                    .collect::<serde_json::Map<_, _>>()
+            }),
             "split": r.policy.split.0.iter().map(|(n, w)| (n.as_str().to_string(), json!(w))).collect::<serde_json::Map<_, _>>(),
             "quota": r.policy.quota.iter().map(|q| q.to_string()).collect::<Vec<_>>(),
             "deadline_ms": r.policy.deadline.as_millis() as u64,
@@ -213,5 +248,7 @@ pub fn status(shared: &Shared) -> Value {
         "apps": apps,
         "upstreams": upstreams,
         "routes": routes,
+        "plan": shared.plans.status(),
+        "plans": rt.config.shift_plans.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
     })
 }

@@ -11,6 +11,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod metrics;
+pub mod plans;
 pub mod proxy;
 pub mod quota;
 pub mod redact;

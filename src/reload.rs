@@ -46,6 +46,7 @@ fn try_reload(shared: &Shared) -> Result<(), ReloadError> {
         return Err(ReloadError::ListenerChanged("admin_listen"));
     }
     let runtime = Runtime::build(next, &shared.connectors, &shared.health, Some(&current));
+    shared.plans.on_reload(&runtime.config.shift_plans);
     shared.runtime.store(Arc::new(runtime));
     Ok(())
 }

@@ -13,6 +13,8 @@ pub const CGI_PREFIX: &str = "/cgi-bin/";
 /// A route ready for the request path.
 pub struct RouteRt {
     pub path: Option<PathMatch>,
+    /// The route as written (`/cgi-bin/user/*`), or `defaults`: how plans name it.
+    pub key: Arc<str>,
     /// The configured `api` label, or for a prefix route its pattern (`user/*`).
     label: Option<Arc<str>>,
     pub policy: RoutePolicy,
@@ -73,7 +75,13 @@ impl RouteTable {
                 ))),
                 (None, _) => None,
             };
+            let key: Arc<str> = match &path {
+                Some(PathMatch::Exact(p)) => Arc::from(p.as_str()),
+                Some(PathMatch::Prefix(p)) => Arc::from(format!("{p}*")),
+                None => Arc::from("defaults"),
+            };
             RouteRt {
+                key,
                 split: SmoothWrr::new(&members.iter().map(|m| m.1).collect::<Vec<_>>()),
                 split_members: members.into_iter().map(|m| m.0).collect(),
                 label,

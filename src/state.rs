@@ -101,6 +101,7 @@ pub struct Shared {
     pub resolver: Resolver,
     pub connectors: Connectors,
     pub health: HealthRegistry,
+    pub plans: crate::plans::Plans,
     pub runtime: ArcSwap<Runtime>,
     pub started: Instant,
     /// Set when SIGTERM/SIGINT arrived: readiness turns false, the drain watcher runs.
@@ -122,6 +123,7 @@ impl Shared {
             resolver: Resolver::default(),
             connectors,
             health,
+            plans: crate::plans::Plans::default(),
             runtime: ArcSwap::from_pointee(runtime),
             started: Instant::now(),
             draining: AtomicBool::new(false),

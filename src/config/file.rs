@@ -27,6 +27,19 @@ pub struct FileConfig {
     pub fleet: Option<FileFleet>,
     pub outlier: Option<FileOutlier>,
     pub health_check: Option<FileHealthCheck>,
+    /// Plan name → steps, in file order.
+    pub shift_plans: Option<OrderedMap<Vec<FilePlanStep>>>,
+}
+
+/// `shift_plans.<name>[i]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePlanStep {
+    pub routes: Vec<String>,
+    pub split: OrderedMap<i64>,
+    pub hold: String,
+    pub max_error_rate: Option<f64>,
+    pub max_p99: Option<String>,
 }
 
 /// `outlier`.

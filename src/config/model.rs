@@ -81,6 +81,8 @@ pub struct Config {
     pub outlier: OutlierPolicy,
     /// How ejected upstreams are probed to bring them back early.
     pub health_check: HealthCheck,
+    /// Named staged switch plans (`POST /admin/plans/<name>/start`).
+    pub shift_plans: Vec<ShiftPlan>,
     /// Where this config was read from (for reload and messages).
     pub source: Option<PathBuf>,
 }
@@ -138,6 +140,27 @@ impl Upstream {
             format!("{host}:{}", self.port)
         }
     }
+}
+
+/// A disaster-recovery runbook: steps that move traffic in stages, with checks between.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShiftPlan {
+    pub name: String,
+    pub steps: Vec<PlanStep>,
+}
+
+/// One stage: these routes take this split, hold it, then the gates are checked on the calls
+/// of those routes during the hold.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanStep {
+    /// Route paths as written in `routes[].path`, or `defaults`.
+    pub routes: Vec<String>,
+    pub split: Split,
+    pub hold: Duration,
+    /// Largest share of failed calls (0.0–1.0) that lets the plan go on.
+    pub max_error_rate: Option<f64>,
+    /// Largest 99th-percentile latency that lets the plan go on.
+    pub max_p99: Option<Duration>,
 }
 
 /// Passive outlier detection: consecutive failures (connect errors, timeouts, resets, 5xx,

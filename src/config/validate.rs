@@ -105,6 +105,10 @@ pub fn build(
         routes_max_wait,
     );
     let fleet = file.fleet.map(|f| fleet(&mut c, f));
+    let shift_plans = match file.shift_plans {
+        Some(plans) => shift_plans(&mut c, plans, &routes, &declared),
+        None => Vec::new(),
+    };
     let o = file.outlier.as_ref();
     let outlier = OutlierPolicy {
         consecutive_failures: match o.and_then(|o| o.consecutive_failures) {
@@ -161,6 +165,7 @@ pub fn build(
             fleet,
             outlier,
             health_check,
+            shift_plans,
             source: source.map(Path::to_path_buf),
         }),
         _ => Err(c.problems),
@@ -1031,6 +1036,86 @@ fn redis_password(url: &str) -> bool {
             .is_some_and(|(_, pw)| !pw.is_empty()),
         None => false,
     }
+}
+
+fn shift_plans(
+    c: &mut Check,
+    plans: OrderedMap<Vec<FilePlanStep>>,
+    routes: &[Route],
+    upstreams: &[String],
+) -> Vec<ShiftPlan> {
+    let known: Vec<String> = routes
+        .iter()
+        .map(|r| match &r.path {
+            PathMatch::Exact(p) => p.clone(),
+            PathMatch::Prefix(p) => format!("{p}*"),
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (name, steps) in plans.iter() {
+        let key = format!("shift_plans.{name}");
+        if !is_name(name) {
+            c.problem(
+                &key,
+                "a plan name uses letters, digits and _ . - only (it appears in admin URLs)",
+            );
+        }
+        if steps.is_empty() {
+            c.problem(
+                &key,
+                "has no steps; give at least one { routes, split, hold }",
+            );
+        }
+        let mut out_steps = Vec::new();
+        for (i, s) in steps.iter().enumerate() {
+            let skey = format!("{key}[{i}]");
+            if s.routes.is_empty() {
+                c.problem(
+                    format!("{skey}.routes"),
+                    "is empty; name route paths as written in routes[].path, or defaults",
+                );
+            }
+            for r in &s.routes {
+                if r != "defaults" && !known.contains(r) {
+                    c.problem(
+                        format!("{skey}.routes"),
+                        format!(
+                            "\"{r}\" is not a configured route path (configured: {}, or defaults)",
+                            known.join(", ")
+                        ),
+                    );
+                }
+            }
+            let split = split(c, &format!("{skey}.split"), &s.split, upstreams);
+            let hold = c.duration(&format!("{skey}.hold"), Some(&s.hold), "1m");
+            if let Some(rate) = s.max_error_rate {
+                if !(0.0..=1.0).contains(&rate) {
+                    c.problem(
+                        format!("{skey}.max_error_rate"),
+                        "is a share of calls from 0.0 to 1.0, e.g. 0.05 for 5 %",
+                    );
+                }
+            }
+            let max_p99 = s
+                .max_p99
+                .as_deref()
+                .map(|p| c.duration(&format!("{skey}.max_p99"), Some(p), "2s"));
+            if let Some(split) = split {
+                out_steps.push(PlanStep {
+                    routes: s.routes.clone(),
+                    split,
+                    hold,
+                    max_error_rate: s.max_error_rate,
+                    max_p99,
+                });
+            }
+        }
+        out.push(ShiftPlan {
+            name: name.to_string(),
+            steps: out_steps,
+        });
+    }
+    out
 }
 
 #[cfg(test)]

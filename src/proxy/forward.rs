@@ -19,6 +19,7 @@ use crate::routing::Call;
 use crate::state::{Runtime, Shared};
 use crate::token::{AppTokens, Token, TokenError};
 use crate::upstream::exchange::{self, AttemptError, Open};
+use crate::upstream::split::SmoothWrr;
 use crate::upstream::UpstreamRt;
 use crate::wecom::answer::{LocalAnswer, Reason};
 use crate::wecom::apis::{Auth, BodyKind};
@@ -169,7 +170,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
     let policy = &call.route.policy;
     shared.retry_budget.record_call();
 
-    let Some(mut member) = choose(call, rt, None) else {
+    let Some(mut member) = choose(shared, call, rt, None) else {
         return Ended::Local(LocalAnswer::new(
             502,
             Reason::UpstreamUnavailable,
@@ -198,7 +199,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
     let mut retries = 0u32;
     loop {
         ctx.attempts += 1;
-        let up = &rt.upstreams[call.route.split_members[member]];
+        let up = &rt.upstreams[member];
         ctx.upstream = Some(up.cfg.name.clone());
         let addr = match shared.resolver.resolve(&up.cfg.host, up.cfg.port).await {
             Ok(a) => a,
@@ -420,7 +421,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                     .inc();
                 tokio::time::sleep(wait).await;
                 // A retry prefers an upstream other than the one that just failed.
-                if let Some(next) = choose(call, rt, Some(member)) {
+                if let Some(next) = choose(shared, call, rt, Some(member)) {
                     member = next;
                 }
                 continue;
@@ -435,28 +436,37 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
     }
 }
 
-/// The member of the call's split to send to: smooth weighted among available upstreams
-/// (not `avoid`, when another is available); else a zero-weight standby; else the member
-/// ejected longest ago (never a blackhole).
-fn choose(call: &Call<'_>, rt: &Runtime, avoid: Option<usize>) -> Option<usize> {
-    let members = &call.route.split_members;
+/// The upstream (index into the runtime's upstreams) to send to: smooth weighted among the
+/// available members of the route's split, or of the split a running plan imposes (not
+/// `avoid`, when another is available); else a zero-weight standby; else the member ejected
+/// longest ago (never a blackhole).
+fn choose(shared: &Shared, call: &Call<'_>, rt: &Runtime, avoid: Option<usize>) -> Option<usize> {
+    let planned = shared.plans.override_for(&call.route.key);
+    let (members, split): (std::borrow::Cow<'_, [usize]>, &SmoothWrr) = match &planned {
+        Some(o) => (
+            o.members
+                .iter()
+                .filter_map(|n| rt.upstreams.iter().position(|u| u.cfg.name == *n))
+                .collect::<Vec<_>>()
+                .into(),
+            &o.wrr,
+        ),
+        None => ((&call.route.split_members[..]).into(), &call.route.split),
+    };
     if members.is_empty() {
         return None;
     }
     let now = Instant::now();
-    let up = |i: usize| &rt.upstreams[members[i]];
-    let available = |i: usize| up(i).health.available(now);
-    let split = &call.route.split;
-    if let Some(i) = split.pick_among(|i| available(i) && Some(i) != avoid) {
-        return Some(i);
-    }
-    if let Some(i) = (0..members.len()).find(|&i| available(i) && Some(i) != avoid) {
-        return Some(i);
-    }
-    if let Some(i) = avoid.filter(|&i| available(i)) {
-        return Some(i);
-    }
-    (0..members.len()).min_by_key(|&i| up(i).health.ejected_at())
+    let available = |i: usize| rt.upstreams[members[i]].health.available(now);
+    let avoided = |i: usize| Some(members[i]) == avoid;
+    let member = split
+        .pick_among(|i| available(i) && !avoided(i))
+        .or_else(|| (0..members.len()).find(|&i| available(i) && !avoided(i)))
+        .or_else(|| (0..members.len()).find(|&i| available(i)))
+        .or_else(|| {
+            (0..members.len()).min_by_key(|&i| rt.upstreams[members[i]].health.ejected_at())
+        })?;
+    Some(members[member])
 }
 
 /// After a failed DNS lookup (nothing sent): counts it against the upstream and picks another
@@ -470,12 +480,12 @@ fn retry_elsewhere(
     retries: &mut u32,
     deadline_at: Instant,
 ) -> Option<usize> {
-    let up = &rt.upstreams[call.route.split_members[member]];
+    let up = &rt.upstreams[member];
     up.health.failure(&rt.config.outlier);
     if *retries + 1 >= call.route.policy.retry.attempts || Instant::now() >= deadline_at {
         return None;
     }
-    let next = choose(call, rt, Some(member)).filter(|&n| n != member)?;
+    let next = choose(shared, call, rt, Some(member)).filter(|&n| n != member)?;
     if !shared.retry_budget.try_withdraw() {
         return None;
     }

@@ -40,6 +40,8 @@ pub struct RequestCtx {
     pub started: Instant,
     pub request_id: String,
     pub api: Arc<str>,
+    /// The route the call fell under (for plan gates).
+    pub route: Option<Arc<str>>,
     pub app: Option<AppName>,
     pub upstream: Option<UpstreamName>,
     pub attempts: u32,
@@ -66,6 +68,7 @@ impl ProxyHttp for SidecarProxy {
             started: Instant::now(),
             request_id: String::new(),
             api: Arc::from("other"),
+            route: None,
             app: None,
             upstream: None,
             attempts: 0,
@@ -141,6 +144,7 @@ impl SidecarProxy {
             ));
         };
         ctx.api = call.label.clone();
+        ctx.route = Some(call.route.key.clone());
         if req.method != http::Method::GET && req.method != http::Method::POST {
             return Some(LocalAnswer::new(
                 405,
@@ -321,6 +325,11 @@ fn access_log(shared: &Shared, session: &Session, ctx: &RequestCtx) {
                 .with_label_values(&[&*ctx.api, &*crate::metrics::errcode_label(code)])
                 .inc();
         }
+    }
+    if let Some(route) = &ctx.route {
+        let failed = matches!(ctx.outcome, Outcome::NetworkError | Outcome::HttpError)
+            || ctx.errcode == Some(errcode::SYSTEM_BUSY);
+        shared.plans.observe(route, failed, latency);
     }
     let req = session.req_header();
     tracing::info!(

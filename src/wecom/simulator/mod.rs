@@ -91,7 +91,9 @@ pub struct Simulator {
     state: Arc<State>,
     stop: watch::Sender<bool>,
     /// Calls per path taken by this listener (a simulator may listen on several addresses).
-    here: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
+    here: PathCounts,
+    /// Faults of this listener only, checked before the shared ones.
+    faults_here: Arc<std::sync::Mutex<Vec<Fault>>>,
 }
 
 impl Simulator {
@@ -110,13 +112,21 @@ impl Simulator {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
-        let here = Arc::default();
-        tokio::spawn(serve(listener, state.clone(), stopped, Arc::clone(&here)));
+        let here = PathCounts::default();
+        let faults_here = Arc::new(std::sync::Mutex::new(Vec::new()));
+        tokio::spawn(serve(
+            listener,
+            state.clone(),
+            stopped,
+            here.clone(),
+            faults_here.clone(),
+        ));
         Ok(Simulator {
             addr,
             state,
             stop,
             here,
+            faults_here,
         })
     }
 
@@ -147,11 +157,17 @@ impl Simulator {
         format!("http://{}", self.addr)
     }
 
+    /// Injects a fault at this listener only (e.g. at a standby address of the same WeCom).
+    pub fn inject_here(&self, fault: Fault) {
+        lock(&self.faults_here).push(fault);
+    }
+
     pub fn inject(&self, fault: Fault) {
         lock(&self.state.faults).push(fault);
     }
 
     pub fn clear_faults(&self) {
+        lock(&self.faults_here).clear();
         lock(&self.state.faults).clear();
     }
 
@@ -189,6 +205,7 @@ async fn serve(
     state: Arc<State>,
     mut stopped: watch::Receiver<bool>,
     here: PathCounts,
+    faults_here: Arc<std::sync::Mutex<Vec<Fault>>>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -199,11 +216,12 @@ async fn serve(
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         let here = here.clone();
+        let faults_here = faults_here.clone();
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 *lock(&here).entry(req.uri().path().to_string()).or_default() += 1;
-                handle(state.clone(), req)
+                handle(state.clone(), faults_here.clone(), req)
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
@@ -228,7 +246,11 @@ impl std::fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Answer, Dropped> {
+async fn handle(
+    state: Arc<State>,
+    faults_here: Arc<std::sync::Mutex<Vec<Fault>>>,
+    req: Request<Incoming>,
+) -> Result<Answer, Dropped> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let method = req.method().clone();
@@ -250,7 +272,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Answer, Dro
     }
     state.count_call(&path);
     let mut lose_answer = false;
-    match state.take_fault(&path) {
+    let fault =
+        state::take_fault(&mut lock(&faults_here), &path).or_else(|| state.take_fault(&path));
+    match fault {
         None => {}
         Some(FaultKind::Status(code)) => return Ok(handlers::status(code, "simulated failure")),
         Some(FaultKind::Hang) => {

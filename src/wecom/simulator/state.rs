@@ -88,15 +88,7 @@ impl State {
 
     /// The first matching fault with calls left, used up by one.
     pub fn take_fault(&self, path: &str) -> Option<FaultKind> {
-        let mut faults = lock(&self.faults);
-        let i = faults
-            .iter()
-            .position(|f| (f.path == path || f.path == "*") && f.times != Some(0))?;
-        let kind = faults[i].kind.clone();
-        if let Some(t) = faults[i].times.as_mut() {
-            *t -= 1;
-        }
-        Some(kind)
+        take_fault(&mut lock(&self.faults), path)
     }
 
     pub fn count_call(&self, path: &str) {
@@ -115,4 +107,16 @@ impl State {
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The first fault of `faults` matching `path` with calls left, used up by one.
+pub(crate) fn take_fault(faults: &mut [Fault], path: &str) -> Option<FaultKind> {
+    let i = faults
+        .iter()
+        .position(|f| (f.path == path || f.path == "*") && f.times != Some(0))?;
+    let kind = faults[i].kind.clone();
+    if let Some(t) = faults[i].times.as_mut() {
+        *t -= 1;
+    }
+    Some(kind)
 }

@@ -1,0 +1,180 @@
+//! Staged switch plans: gates that pass move traffic to the final split; a failed gate rolls
+//! every route back to its configured split.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+use wecom_sidecar::wecom::simulator::{Fault, FaultKind, Simulator};
+
+const PLAN: &str = r#"
+routes:
+  - path: /cgi-bin/user/*
+    retry: { attempts: 1 }
+outlier: { consecutive_failures: 1000 }
+shift_plans:
+  to-standby:
+    - routes: ["/cgi-bin/user/*"]
+      split: { primary: 50, standby: 50 }
+      hold: 1s
+      max_error_rate: 0.05
+      max_p99: 2s
+    - routes: ["/cgi-bin/user/*"]
+      split: { primary: 0, standby: 100 }
+      hold: 1s
+      max_error_rate: 0.05
+"#;
+
+async fn start(primary: &Simulator, standby: &Simulator) -> Sidecar {
+    let sc = Sidecar::start_with(|l, a| {
+        config_yaml(l, a, &primary.url(), PLAN).replace(
+            "upstreams:\n",
+            &format!("upstreams:\n  standby:\n    url: \"{}\"\n", standby.url()),
+        )
+    })
+    .await;
+    sc.wait_ready().await;
+    sc
+}
+
+/// Calls user/get in a loop until stopped.
+fn traffic(sc: &Sidecar, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    let url = sc.url("/cgi-bin/user/get?userid=plan");
+    tokio::spawn(async move {
+        let c = client();
+        while !stop.load(Ordering::Relaxed) {
+            let _ = c.get(&url).send().await.map(|r| r.bytes());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+}
+
+async fn plan_state(sc: &Sidecar) -> Value {
+    let v: Value = serde_json::from_str(&sc.status().await).unwrap();
+    v["plan"].clone()
+}
+
+#[tokio::test]
+async fn a_plan_whose_gates_pass_ends_at_its_final_split() {
+    let primary = simulator().await;
+    let standby = primary
+        .also_listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let sc = start(&primary, &standby).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = traffic(&sc, stop.clone());
+
+    let c = client();
+    let r = c
+        .post(format!("{}/admin/plans/to-standby/start", sc.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A second start while it runs is refused.
+    let again = c
+        .post(format!("{}/admin/plans/to-standby/start", sc.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    let done = eventually(Duration::from_secs(15), async || {
+        plan_state(&sc).await["state"] == "completed"
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    assert!(done, "plan did not complete: {}", plan_state(&sc).await);
+    let plan = plan_state(&sc).await;
+    assert_eq!(plan["finished_steps"].as_array().unwrap().len(), 2);
+    assert!(
+        plan["finished_steps"][0]["calls"].as_u64().unwrap() > 10,
+        "{plan}"
+    );
+
+    // The final split holds: everything on the standby.
+    let before = primary.calls_here("/cgi-bin/user/get");
+    for i in 0..20 {
+        assert_eq!(
+            get_json(&c, &sc.url(&format!("/cgi-bin/user/get?userid=f{i}")))
+                .await
+                .2["errcode"],
+            0
+        );
+    }
+    assert_eq!(primary.calls_here("/cgi-bin/user/get"), before);
+
+    // Aborting a completed plan returns the routes to their configured split.
+    let r = c
+        .post(format!("{}/admin/plans/to-standby/abort", sc.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for i in 0..10 {
+        get_json(&c, &sc.url(&format!("/cgi-bin/user/get?userid=g{i}"))).await;
+    }
+    assert_eq!(primary.calls_here("/cgi-bin/user/get"), before + 10);
+}
+
+#[tokio::test]
+async fn a_failed_gate_rolls_back_automatically() {
+    let primary = simulator().await;
+    let standby = primary
+        .also_listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    standby.inject_here(Fault {
+        path: "/cgi-bin/user/get".into(),
+        kind: FaultKind::Status(503),
+        times: None,
+    });
+    let sc = start(&primary, &standby).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = traffic(&sc, stop.clone());
+    let c = client();
+    let r = c
+        .post(format!("{}/admin/plans/to-standby/start", sc.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rolled = eventually(Duration::from_secs(15), async || {
+        plan_state(&sc).await["state"] == "rolled_back"
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let plan = plan_state(&sc).await;
+    assert!(rolled, "plan did not roll back: {plan}");
+    assert_eq!(plan["step"], 1, "{plan}");
+    assert!(
+        plan["reason"].as_str().unwrap().contains("error rate"),
+        "{plan}"
+    );
+
+    // Back on the configured split: the broken standby takes nothing.
+    let before = standby.calls_here("/cgi-bin/user/get");
+    for i in 0..20 {
+        assert_eq!(
+            get_json(&c, &sc.url(&format!("/cgi-bin/user/get?userid=r{i}")))
+                .await
+                .2["errcode"],
+            0
+        );
+    }
+    assert_eq!(standby.calls_here("/cgi-bin/user/get"), before);
+    // Unknown plans are a clear error.
+    let r = c
+        .post(format!("{}/admin/plans/nope/start", sc.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("to-standby"));
+}
