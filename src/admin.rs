@@ -167,13 +167,13 @@ pub fn status(shared: &Shared) -> Value {
     let rt: Arc<Runtime> = shared.runtime.load_full();
     let now = Instant::now();
     let apps: Vec<Value> = rt
-        .apps
-        .iter()
+        .all_tokens()
         .map(|a| {
             let st = a.status();
             let token = shared.tokens.peek(a);
             json!({
                 "name": a.app.name.as_str(),
+                "token_realm": a.key.realm.as_ref().map_or("primary (shared)", |r| r.as_str()),
                 "corp_id": a.app.corp_id,
                 "agent_id": a.app.agent_id,
                 "default": a.app.default,

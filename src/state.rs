@@ -23,8 +23,10 @@ pub struct Runtime {
     pub upstreams: Vec<Arc<UpstreamRt>>,
     /// The upstream that issues tokens (`primary`).
     pub token_upstream: Arc<UpstreamRt>,
-    /// Same order as `config.apps`.
+    /// Same order as `config.apps`: tokens issued by primary (shared by `tokens: shared`).
     pub apps: Vec<Arc<AppTokens>>,
+    /// For each upstream with `tokens: own` (by index), its own tokens, in `config.apps` order.
+    pub own_tokens: Vec<(usize, Vec<Arc<AppTokens>>)>,
     pub routes: RouteTable,
 }
 
@@ -47,18 +49,33 @@ impl Runtime {
             .iter()
             .position(|u| u.name.as_str() == "primary")
             .unwrap_or(0);
-        let apps = config
-            .apps
-            .iter()
-            .map(|app| {
-                previous
-                    .and_then(|p| {
-                        p.apps
-                            .iter()
-                            .find(|old| old.app.name == app.name && old.same_credentials(app))
+        let keep = |app: &crate::config::App, realm: Option<crate::config::UpstreamName>| {
+            previous
+                .and_then(|p| {
+                    p.all_tokens().find(|old| {
+                        old.app.name == app.name
+                            && old.key.realm == realm
+                            && old.same_credentials(app)
                     })
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(AppTokens::new(app.clone())))
+                })
+                .cloned()
+                .unwrap_or_else(|| Arc::new(AppTokens::in_realm(app.clone(), realm)))
+        };
+        let apps = config.apps.iter().map(|a| keep(a, None)).collect();
+        let own_tokens = config
+            .upstreams
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.tokens == crate::config::TokenRealm::Own)
+            .map(|(i, u)| {
+                (
+                    i,
+                    config
+                        .apps
+                        .iter()
+                        .map(|a| keep(a, Some(u.name.clone())))
+                        .collect(),
+                )
             })
             .collect();
         let routes = RouteTable::new(&config.routes, &config.defaults, |name| {
@@ -71,8 +88,53 @@ impl Runtime {
             token_upstream: upstreams[primary].clone(),
             upstreams,
             apps,
+            own_tokens,
             routes,
             config: Arc::new(config),
+        }
+    }
+
+    /// Every app's token state, shared realm first, then each `tokens: own` upstream's.
+    pub fn all_tokens(&self) -> impl Iterator<Item = &Arc<AppTokens>> {
+        self.apps
+            .iter()
+            .chain(self.own_tokens.iter().flat_map(|(_, v)| v.iter()))
+    }
+
+    /// The token state and source for `app` on the upstream at `upstream` (its own realm, or
+    /// the shared one).
+    pub fn tokens_on<'a>(
+        &'a self,
+        shared: &'a Shared,
+        app: &'a AppTokens,
+        upstream: usize,
+    ) -> (&'a AppTokens, TokenSource<'a>) {
+        if let Some((_, own)) = self.own_tokens.iter().find(|(i, _)| *i == upstream) {
+            if let Some(t) = own.iter().find(|t| t.app.name == app.app.name) {
+                return (
+                    t,
+                    TokenSource {
+                        upstream: &self.upstreams[upstream],
+                        resolver: &shared.resolver,
+                    },
+                );
+            }
+        }
+        let base = self.app(app.app.name.as_str()).map_or(app, |a| a.as_ref());
+        (base, self.token_source(shared))
+    }
+
+    /// Where a token state's tokens come from.
+    pub fn source_of<'a>(&'a self, shared: &'a Shared, tokens: &AppTokens) -> TokenSource<'a> {
+        match &tokens.key.realm {
+            Some(name) => match self.upstreams.iter().find(|u| u.cfg.name == *name) {
+                Some(up) => TokenSource {
+                    upstream: up,
+                    resolver: &shared.resolver,
+                },
+                None => self.token_source(shared),
+            },
+            None => self.token_source(shared),
         }
     }
 

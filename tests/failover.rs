@@ -151,3 +151,56 @@ async fn when_every_upstream_is_down_calls_still_try_one() {
     assert_eq!(v["errcode"], 0, "{v}");
     drop(revived);
 }
+
+#[tokio::test]
+async fn an_upstream_with_tokens_of_its_own_gets_its_own_tokens() {
+    let primary = simulator().await;
+    // A private deployment: another WeCom that knows the same apps but issues its own tokens.
+    let private = simulator().await;
+    let sc = Sidecar::start_with(|l, a| {
+        config_yaml(
+            l,
+            a,
+            &primary.url(),
+            "routes:\n  - path: /cgi-bin/department/*\n    split: { primary: 0, private: 100 }\n",
+        )
+        .replace(
+            "upstreams:\n",
+            &format!(
+                "upstreams:\n  private:\n    url: \"{}\"\n    tokens: own\n",
+                private.url()
+            ),
+        )
+    })
+    .await;
+    sc.wait_ready().await;
+    let c = client();
+    for _ in 0..5 {
+        assert_eq!(
+            get_json(&c, &sc.url("/cgi-bin/department/list")).await.2["errcode"],
+            0
+        );
+        assert_eq!(
+            get_json(&c, &sc.url("/cgi-bin/user/get?userid=a")).await.2["errcode"],
+            0
+        );
+    }
+    assert_eq!(private.counters().calls["/cgi-bin/department/list"], 5);
+    assert_eq!(
+        private.counters().gettoken["hr-bot"],
+        1,
+        "the private deployment issued its own token once"
+    );
+    assert_eq!(
+        primary.counters().calls.get("/cgi-bin/department/list"),
+        None
+    );
+    // Its tokens are refreshed like any other: expiring them costs one gettoken there.
+    private.expire_all_tokens();
+    assert_eq!(
+        get_json(&c, &sc.url("/cgi-bin/department/list")).await.2["errcode"],
+        0
+    );
+    assert_eq!(private.counters().gettoken["hr-bot"], 2);
+    assert_eq!(primary.counters().gettoken["hr-bot"], 1);
+}

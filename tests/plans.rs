@@ -178,3 +178,60 @@ async fn a_failed_gate_rolls_back_automatically() {
     assert_eq!(r.status(), 409);
     assert!(r.text().await.unwrap().contains("to-standby"));
 }
+
+#[tokio::test]
+async fn a_reload_keeps_a_running_plan_and_one_that_removes_it_aborts_it() {
+    let primary = simulator().await;
+    let standby = primary
+        .also_listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let sc = start(&primary, &standby).await;
+    let long = std::fs::read_to_string(&sc.config_path)
+        .unwrap()
+        .replace("hold: 1s", "hold: 1m");
+    std::fs::write(&sc.config_path, &long).unwrap();
+    let c = client();
+    let reload = async || {
+        c.post(format!("{}/admin/reload", sc.admin))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(reload().await, 200);
+    let r = c
+        .post(format!("{}/admin/plans/to-standby/start", sc.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A reload that keeps the plan: it goes on.
+    let edited = long.replace(
+        "retry: { attempts: 1 }",
+        "retry: { attempts: 1 }\n    deadline: 9s",
+    );
+    std::fs::write(&sc.config_path, &edited).unwrap();
+    assert_eq!(reload().await, 200);
+    assert_eq!(plan_state(&sc).await["state"], "running");
+
+    // A reload that removes it: aborted, routes back on their split.
+    let without = edited[..edited.find("shift_plans:").unwrap()].to_string();
+    std::fs::write(&sc.config_path, &without).unwrap();
+    assert_eq!(reload().await, 200);
+    let aborted = eventually(Duration::from_secs(5), async || {
+        plan_state(&sc).await["state"] == "aborted"
+    })
+    .await;
+    assert!(aborted, "{}", plan_state(&sc).await);
+    assert!(plan_state(&sc).await["reason"]
+        .as_str()
+        .unwrap()
+        .contains("removed"));
+    let before = standby.calls_here("/cgi-bin/user/get");
+    for i in 0..10 {
+        get_json(&c, &sc.url(&format!("/cgi-bin/user/get?userid=x{i}"))).await;
+    }
+    assert_eq!(standby.calls_here("/cgi-bin/user/get"), before);
+}

@@ -67,6 +67,8 @@ pub struct FileUpstream {
     pub connect_timeout: Option<String>,
     pub timeout: Option<String>,
     pub ca_file: Option<String>,
+    /// `shared` (default) or `own`.
+    pub tokens: Option<String>,
 }
 
 /// `apps[i]`.

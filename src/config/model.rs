@@ -120,6 +120,17 @@ pub struct Upstream {
     pub timeout: Duration,
     /// Extra trust root (PEM file).
     pub ca_file: Option<PathBuf>,
+    /// Whose tokens this upstream accepts.
+    pub tokens: TokenRealm,
+}
+
+/// Whose tokens an upstream accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenRealm {
+    /// The same WeCom behind another address: tokens from `primary` work here (the default).
+    Shared,
+    /// A deployment of its own (e.g. private WeCom): it issues and accepts its own tokens.
+    Own,
 }
 
 impl Upstream {

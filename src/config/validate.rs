@@ -326,7 +326,25 @@ fn upstreams(c: &mut Check, map: Option<OrderedMap<FileUpstream>>) -> Vec<Upstre
             path
         });
         if let Some(parsed) = upstream_url(c, &format!("{key}.url"), &u.url) {
+            let tokens = match u.tokens.as_deref() {
+                None | Some("shared") => TokenRealm::Shared,
+                Some("own") => TokenRealm::Own,
+                Some(other) => {
+                    c.problem(
+                        format!("{key}.tokens"),
+                        format!("\"{other}\" is not a choice. Use shared (the same WeCom behind another address: primary's tokens work) or own (a deployment that issues its own tokens)"),
+                    );
+                    TokenRealm::Shared
+                }
+            };
+            if name == "primary" && tokens == TokenRealm::Own {
+                c.problem(
+                    format!("{key}.tokens"),
+                    "primary issues the shared tokens; own only applies to other upstreams",
+                );
+            }
             out.push(Upstream {
+                tokens,
                 name: UpstreamName(Arc::from(name.as_str())),
                 scheme: parsed.scheme,
                 host: parsed.host,

@@ -180,20 +180,16 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
     };
 
     let needs_token = call.api.auth == Auth::Token;
-    let src = rt.token_source(shared);
-    let mut token: Option<Arc<Token>> = None;
-    if needs_token {
-        let Some(app) = app else {
-            return Ended::Local(LocalAnswer::bad_request(
-                errcode::TOKEN_MISSING,
-                "wecom-sidecar: no app",
-            ));
-        };
-        match shared.tokens.get(app, &src).await {
-            Ok(t) => token = Some(t),
-            Err(e) => return Ended::Local(no_token_answer(app, &e)),
-        }
+    if needs_token && app.is_none() {
+        return Ended::Local(LocalAnswer::bad_request(
+            errcode::TOKEN_MISSING,
+            "wecom-sidecar: no app",
+        ));
     }
+    // The token in hand and whose it is (its realm): re-fetched when a retry moves the call to
+    // an upstream with tokens of its own.
+    let mut token: Option<Arc<Token>> = None;
+    let mut token_realm: Option<Option<crate::config::UpstreamName>> = None;
 
     let mut token_retried = false;
     let mut retries = 0u32;
@@ -201,6 +197,18 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
         ctx.attempts += 1;
         let up = &rt.upstreams[member];
         ctx.upstream = Some(up.cfg.name.clone());
+        let tokens = app.map(|a| rt.tokens_on(shared, a, member));
+        if let (true, Some((state, src))) = (needs_token, &tokens) {
+            if token_realm.as_ref() != Some(&state.key.realm) {
+                match shared.tokens.get(state, src).await {
+                    Ok(t) => {
+                        token = Some(t);
+                        token_realm = Some(state.key.realm.clone());
+                    }
+                    Err(e) => return Ended::Local(no_token_answer(state, &e)),
+                }
+            }
+        }
         let addr = match shared.resolver.resolve(&up.cfg.host, up.cfg.port).await {
             Ok(a) => a,
             Err(why) => {
@@ -322,7 +330,9 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                                         .with_label_values(&[&*call.label, "token"])
                                         .inc();
                                     token_retried = true;
-                                    let (Some(app), Some(rejected)) = (app, token.as_ref()) else {
+                                    let (Some((app, src)), Some(rejected)) =
+                                        (tokens.as_ref(), token.as_ref())
+                                    else {
                                         return pass(
                                             session,
                                             ctx,
@@ -333,7 +343,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                                         )
                                         .await;
                                     };
-                                    match shared.tokens.replace(app, &src, rejected).await {
+                                    match shared.tokens.replace(app, src, rejected).await {
                                         Ok(t) => {
                                             token = Some(t);
                                             continue;

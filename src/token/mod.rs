@@ -103,16 +103,24 @@ impl fmt::Display for TokenError {
 pub struct TokenKey {
     pub app: AppName,
     credentials: u64,
+    /// `None`: tokens of `primary` (shared by every `tokens: shared` upstream); else the
+    /// upstream with `tokens: own` that issued them.
+    pub realm: Option<crate::config::UpstreamName>,
 }
 
 impl TokenKey {
     pub fn for_app(app: &App) -> Self {
+        Self::in_realm(app, None)
+    }
+
+    pub fn in_realm(app: &App, realm: Option<crate::config::UpstreamName>) -> Self {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         app.corp_id.hash(&mut h);
         app.secret.expose().hash(&mut h);
         TokenKey {
             app: app.name.clone(),
             credentials: h.finish(),
+            realm,
         }
     }
 }
@@ -141,8 +149,13 @@ pub struct FetchStatus {
 
 impl AppTokens {
     pub fn new(app: App) -> Self {
+        Self::in_realm(app, None)
+    }
+
+    /// Tokens of `app` issued by the upstream `realm` (`tokens: own`), or by primary (`None`).
+    pub fn in_realm(app: App, realm: Option<crate::config::UpstreamName>) -> Self {
         AppTokens {
-            key: TokenKey::for_app(&app),
+            key: TokenKey::in_realm(&app, realm),
             app,
             fetch_lock: tokio::sync::Mutex::new(()),
             status: Mutex::new(FetchStatus::default()),
@@ -167,7 +180,7 @@ impl AppTokens {
 
     /// Same app, same credentials: its tokens stay valid.
     pub fn same_credentials(&self, app: &App) -> bool {
-        self.key == TokenKey::for_app(app)
+        self.key == TokenKey::in_realm(app, self.key.realm.clone())
     }
 }
 

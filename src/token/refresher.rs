@@ -51,13 +51,13 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         let runtime = shared.runtime.load_full();
         let refresh_before = runtime.config.token.refresh_before_expiry;
         let now = Instant::now();
-        for app in &runtime.apps {
+        for app in runtime.all_tokens() {
             if !due(&shared, app, refresh_before, now) {
                 continue;
             }
             let (shared, runtime, app) = (shared.clone(), runtime.clone(), app.clone());
             tokio::spawn(async move {
-                let src = runtime.token_source(&shared);
+                let src = runtime.source_of(&shared, &app);
                 if shared
                     .tokens
                     .refresh_ahead(&app, &src, refresh_before)
