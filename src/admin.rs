@@ -249,6 +249,7 @@ pub fn status(shared: &Shared) -> Value {
         "upstreams": upstreams,
         "routes": routes,
         "plan": shared.plans.status(),
+        "fleet": shared.fleet.as_ref().map_or_else(|| json!({"mode": "local"}), |f| f.status()),
         "plans": rt.config.shift_plans.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
     })
 }

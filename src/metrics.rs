@@ -58,6 +58,8 @@ pub struct Metrics {
     pub upstream_healthy: IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub in_flight: IntGaugeVec,
+    pub redis_up: prometheus::IntGauge,
+    pub fleet_fallbacks: IntCounterVec,
 }
 
 impl Metrics {
@@ -159,6 +161,19 @@ impl Metrics {
             &["listener"],
         )
         .expect("metric definition");
+        let redis_up = prometheus::IntGauge::new(
+            "wecom_redis_up",
+            "1 while the fleet's Redis answers, 0 while decisions are local (fleet mode only).",
+        )
+        .expect("metric definition");
+        let fleet_fallbacks = IntCounterVec::new(
+            Opts::new(
+                "wecom_fleet_fallbacks_total",
+                "Decisions taken locally because Redis could not (quota: local share; token: local fetch).",
+            ),
+            &["what"],
+        )
+        .expect("metric definition");
         for c in [
             Box::new(request_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errcode_total.clone()),
@@ -172,6 +187,8 @@ impl Metrics {
             Box::new(upstream_healthy.clone()),
             Box::new(config_reloads.clone()),
             Box::new(in_flight.clone()),
+            Box::new(redis_up.clone()),
+            Box::new(fleet_fallbacks.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -189,6 +206,8 @@ impl Metrics {
             upstream_healthy,
             config_reloads,
             in_flight,
+            redis_up,
+            fleet_fallbacks,
         }
     }
 

@@ -15,7 +15,9 @@ pub enum ReloadError {
     NoSource,
     #[error("the new config is invalid:\n{0}")]
     Invalid(config::ConfigError),
-    #[error("{0} changed; changing a listener needs a restart (old value kept)")]
+    #[error(
+        "{0} changed; changing a listener or the fleet section needs a restart (old value kept)"
+    )]
     ListenerChanged(&'static str),
 }
 
@@ -44,6 +46,9 @@ fn try_reload(shared: &Shared) -> Result<(), ReloadError> {
     }
     if next.admin_listen != current.config.admin_listen {
         return Err(ReloadError::ListenerChanged("admin_listen"));
+    }
+    if next.fleet != current.config.fleet {
+        return Err(ReloadError::ListenerChanged("fleet"));
     }
     let runtime = Runtime::build(next, &shared.connectors, &shared.health, Some(&current));
     shared.plans.on_reload(&runtime.config.shift_plans);

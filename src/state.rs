@@ -158,6 +158,8 @@ impl Runtime {
 pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub tokens: TokenStore,
+    /// Fleet mode (quotas and tokens shared through Redis), from the config at startup.
+    pub fleet: Option<Arc<crate::fleet::FleetClient>>,
     pub quotas: crate::quota::Quotas,
     pub retry_budget: crate::retry::RetryBudget,
     pub resolver: Resolver,
@@ -174,11 +176,21 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: Config) -> Arc<Shared> {
         let metrics = Arc::new(Metrics::new());
+        let fleet = config.fleet.as_ref().and_then(|f| {
+            match crate::fleet::FleetClient::new(f, metrics.clone()) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    tracing::error!(error = %e, "fleet mode off: every decision is local");
+                    None
+                }
+            }
+        });
         let connectors = Connectors::default();
         let health = HealthRegistry::default();
         let runtime = Runtime::build(config, &connectors, &health, None);
         Arc::new(Shared {
-            tokens: TokenStore::new(metrics.clone()),
+            tokens: TokenStore::new(metrics.clone(), fleet.clone()),
+            fleet,
             quotas: crate::quota::Quotas::default(),
             retry_budget: crate::retry::RetryBudget::default(),
             metrics,

@@ -304,7 +304,7 @@ pub enum Shared {
     Quotas,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fleet {
     /// Contains a password only when it came from `redis_url_env`; never printed.
     pub redis_url: Secret,

@@ -81,17 +81,36 @@ pub async fn admit(
         }
         _ => Vec::new(),
     };
-    let ask = Ask {
+    let mut ask = Ask {
         app,
         api: &call.label,
         limits: &policy.quota,
         recipients: &recipients,
         robot,
+        share: 1,
     };
     let started = Instant::now();
     let mut waiting: Option<Waiting> = None;
     loop {
-        let refusal = match shared.quotas.take(&ask) {
+        let decision = match shared.fleet.as_ref().filter(|f| f.share_quotas) {
+            Some(fleet) => match crate::fleet::quota::take(fleet, &ask).await {
+                Ok(d) => {
+                    ask.share = 1;
+                    // WeCom's announced blocks are still held locally.
+                    match shared.quotas.blocked_for(ask.app, ask.api) {
+                        Some(wait) => Err(Refusal::Blocked { wait }),
+                        None => d,
+                    }
+                }
+                Err(crate::fleet::FleetDown) => {
+                    fleet.fell_back("quota");
+                    ask.share = fleet.size;
+                    shared.quotas.take(&ask)
+                }
+            },
+            None => shared.quotas.take(&ask),
+        };
+        let refusal = match decision {
             Ok(()) => return Ok(()),
             Err(r) => r,
         };

@@ -91,6 +91,18 @@ pub struct Ask<'a> {
     pub recipients: &'a [String],
     /// A group robot's key (hashed), instead of an app.
     pub robot: Option<u64>,
+    /// This sidecar's share of each limit is `1/share` (fleet mode while Redis is down).
+    pub share: u32,
+}
+
+fn scaled(limits: &[Rate], share: u32) -> Vec<Rate> {
+    limits
+        .iter()
+        .map(|r| Rate {
+            count: (r.count / share.max(1)).max(1),
+            per: r.per,
+        })
+        .collect()
 }
 
 /// One quota state a call counts in: its cells, its limits, and the member it is for.
@@ -130,20 +142,23 @@ impl Quotas {
         if let Some(wait) = self.blocked(ask.app, ask.api, now) {
             return Err(Refusal::Blocked { wait });
         }
+        let call_l = scaled(ask.limits, ask.share);
+        let recip_l = scaled(&RECIPIENT_LIMITS, ask.share);
+        let robot_l = scaled(&ROBOT_LIMITS, ask.share);
         let mut entries: Vec<Entry<'_>> = Vec::new();
         if let Some(robot) = ask.robot {
             entries.push((
-                self.cells(Key::Robot { key: robot }, ROBOT_LIMITS.len()),
-                &ROBOT_LIMITS[..],
+                self.cells(Key::Robot { key: robot }, robot_l.len()),
+                &robot_l[..],
                 None,
             ));
         } else if !ask.limits.is_empty() {
             let key = Key::Call {
                 app: ask.app.clone(),
                 api: ask.api.clone(),
-                limits: ask.limits.to_vec(),
+                limits: call_l.clone(),
             };
-            entries.push((self.cells(key, ask.limits.len()), ask.limits, None));
+            entries.push((self.cells(key, call_l.len()), &call_l[..], None));
         }
         // Lock order: the call's cells, then recipients sorted by name (no deadlock).
         let mut users: Vec<&String> = ask.recipients.iter().collect();
@@ -155,8 +170,8 @@ impl Quotas {
                 user: user.clone(),
             };
             entries.push((
-                self.cells(key, RECIPIENT_LIMITS.len()),
-                &RECIPIENT_LIMITS[..],
+                self.cells(key, recip_l.len()),
+                &recip_l[..],
                 Some(user.as_str()),
             ));
         }
@@ -206,6 +221,11 @@ impl Quotas {
     pub fn block(&self, app: &AppName, api: &Arc<str>, for_: Duration) {
         self.blocks
             .insert((app.clone(), api.clone()), Instant::now() + for_);
+    }
+
+    /// Time left of a block WeCom announced for `app` on `api`.
+    pub fn blocked_for(&self, app: &AppName, api: &Arc<str>) -> Option<Duration> {
+        self.blocked(app, api, Instant::now())
     }
 
     fn blocked(&self, app: &AppName, api: &Arc<str>, now: Instant) -> Option<Duration> {
@@ -270,6 +290,7 @@ mod tests {
             limits: &limits,
             recipients: &[],
             robot: None,
+            share: 1,
         };
         for _ in 0..5 {
             q.take(&ask).unwrap();
@@ -295,6 +316,7 @@ mod tests {
                 limits: &[],
                 recipients: &to_a,
                 robot: None,
+                share: 1,
             })
             .unwrap();
         }
@@ -304,6 +326,7 @@ mod tests {
             limits: &[],
             recipients: &to_ab,
             robot: None,
+            share: 1,
         }) {
             Err(Refusal::Recipients { members, wait }) => {
                 assert_eq!(members, vec!["alice".to_string()]);
@@ -319,6 +342,7 @@ mod tests {
                 limits: &[],
                 recipients: &["bob".to_string()],
                 robot: None,
+                share: 1,
             })
             .unwrap();
         }
@@ -335,6 +359,7 @@ mod tests {
             limits: &[],
             recipients: &[],
             robot: None,
+            share: 1,
         };
         assert!(matches!(q.take(&ask), Err(Refusal::Blocked { .. })));
         tokio::time::advance(Duration::from_secs(61)).await;

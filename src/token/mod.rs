@@ -11,6 +11,7 @@
 //! being served meanwhile.
 
 pub mod fetch;
+mod fleet;
 pub mod refresher;
 
 use std::fmt;
@@ -191,12 +192,12 @@ pub struct TokenSource<'a> {
 }
 
 /// Why a fetch is wanted; decides what a fetch that finds a cached token does.
-#[derive(Debug, Clone, Copy)]
-enum Want {
+#[derive(Debug, Clone)]
+pub(crate) enum Want {
     /// Any valid token will do.
     Any,
     /// A token other than the rejected one.
-    Replace { rejected: u64 },
+    Replace { rejected: u64, value: Arc<str> },
     /// A token not due for refresh.
     Fresh { refresh_before: Duration },
 }
@@ -217,13 +218,16 @@ impl Expiry<TokenKey, Arc<Token>> for TokenExpiry {
 /// The token cache shared by every request and the background refresher.
 pub struct TokenStore {
     cache: Cache<TokenKey, Arc<Token>>,
+    /// Fleet mode: tokens shared through Redis.
+    fleet: Option<Arc<crate::fleet::FleetClient>>,
     serial: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
 impl TokenStore {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub fn new(metrics: Arc<Metrics>, fleet: Option<Arc<crate::fleet::FleetClient>>) -> Self {
         TokenStore {
+            fleet,
             cache: Cache::builder()
                 .max_capacity(10_000)
                 .expire_after(TokenExpiry)
@@ -264,6 +268,7 @@ impl TokenStore {
             src,
             Want::Replace {
                 rejected: rejected.serial,
+                value: rejected.value.clone(),
             },
         )
         .await
@@ -288,10 +293,10 @@ impl TokenStore {
         let _one_at_a_time = app.fetch_lock.lock().await;
         let now = Instant::now();
         if let Some(t) = self.peek(app) {
-            let good = match want {
+            let good = match &want {
                 Want::Any => true,
-                Want::Replace { rejected } => t.serial != rejected,
-                Want::Fresh { refresh_before } => t.expires_in(now) > refresh_before,
+                Want::Replace { rejected, .. } => t.serial != *rejected,
+                Want::Fresh { refresh_before } => t.expires_in(now) > *refresh_before,
             };
             if good {
                 return Ok(t);
@@ -307,20 +312,35 @@ impl TokenStore {
                 return Err(e);
             }
         }
-        if let Want::Replace { .. } = want {
+        if let Want::Replace { .. } = &want {
             self.cache.invalidate(&app.key);
         }
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
-        let result = fetch::gettoken(src.upstream, src.resolver, &app.app, serial).await;
+        let result = match self.fleet.as_ref().filter(|f| f.share_tokens) {
+            Some(f) => match fleet::fetch(f, app, src, &want, serial).await {
+                Ok(r) => r,
+                Err(crate::fleet::FleetDown) => {
+                    f.fell_back("token");
+                    fetch::gettoken(src.upstream, src.resolver, &app.app, serial)
+                        .await
+                        .map(|t| (t, true))
+                }
+            },
+            None => fetch::gettoken(src.upstream, src.resolver, &app.app, serial)
+                .await
+                .map(|t| (t, true)),
+        };
         let app_label = app.app.name.as_str();
         match result {
-            Ok(token) => {
+            Ok((token, fetched)) => {
                 let token = Arc::new(token);
                 self.cache.insert(app.key.clone(), token.clone());
-                self.metrics
-                    .token_refresh
-                    .with_label_values(&[app_label, "ok"])
-                    .inc();
+                if fetched {
+                    self.metrics
+                        .token_refresh
+                        .with_label_values(&[app_label, "ok"])
+                        .inc();
+                }
                 app.with_status(|s| {
                     s.tried = true;
                     s.last_refresh = Some(token.fetched_at);

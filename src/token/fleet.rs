@@ -1,0 +1,146 @@
+//! Tokens shared by a fleet through Redis: one `gettoken` per app per token lifetime across
+//! every sidecar with the same key prefix.
+//!
+//! A sidecar that needs a token reads Redis. If the token there is missing, rejected or due for
+//! refresh, one sidecar wins a lease (`SET NX PX`) and fetches; the others wait briefly and read
+//! its result. A rejection carries the token it rejected and deletes it only if Redis still holds
+//! exactly that one (compare before delete), so a newer token is never thrown away. Keys are made
+//! from the corp id and agent id (or app name), never from the secret. Every sidecar keeps a local
+//! copy (the moka cache), so Redis is read only when a token is needed, not per call.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+use super::{fetch, AppTokens, Token, TokenError, TokenSource, Want};
+use crate::fleet::{FleetClient, FleetDown};
+
+/// How long a sidecar holds the right to fetch for the fleet.
+const LEASE: Duration = Duration::from_secs(10);
+/// How long a sidecar that lost the lease waits for the winner's token before fetching itself.
+const LEASE_WAIT: Duration = Duration::from_secs(3);
+/// How often the waiting sidecars look again.
+const POLL: Duration = Duration::from_millis(50);
+
+const DELETE_IF_SAME: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur and cjson.decode(cur)['v'] == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    v: String,
+    /// Expiry, Unix milliseconds.
+    exp: u64,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn key(f: &FleetClient, app: &AppTokens) -> String {
+    let who = match app.app.agent_id {
+        Some(agent) => agent.to_string(),
+        None => app.app.name.to_string(),
+    };
+    match &app.key.realm {
+        Some(realm) => format!("{}t:{}:{who}:{realm}", f.prefix, app.app.corp_id),
+        None => format!("{}t:{}:{who}", f.prefix, app.app.corp_id),
+    }
+}
+
+/// A token for `app` as `want` asks, from the fleet, fetching under the lease if needed.
+/// `Ok(Ok((token, true)))` when this sidecar called gettoken.
+pub(super) async fn fetch(
+    f: &FleetClient,
+    app: &AppTokens,
+    src: &TokenSource<'_>,
+    want: &Want,
+    serial: u64,
+) -> Result<Result<(Token, bool), TokenError>, FleetDown> {
+    let key = key(f, app);
+    let lease = format!("{key}:lease");
+    let give_up = Instant::now() + LEASE_WAIT;
+    loop {
+        let stored: Option<String> = f
+            .run(|mut c| {
+                let k = key.clone();
+                async move { c.get(k).await }
+            })
+            .await?;
+        if let Some(s) = stored.and_then(|s| serde_json::from_str::<Stored>(&s).ok()) {
+            let left = Duration::from_millis(s.exp.saturating_sub(unix_ms()));
+            let good = left > Duration::from_secs(1)
+                && match want {
+                    Want::Any => true,
+                    Want::Replace { value, .. } => s.v.as_str() != &**value,
+                    Want::Fresh { refresh_before } => left > *refresh_before,
+                };
+            if good {
+                let token = Token::new(s.v, Instant::now() + left, SystemTime::now(), serial);
+                return Ok(Ok((token, false)));
+            }
+            if let Want::Replace { value, .. } = want {
+                if s.v.as_str() == &**value {
+                    let script = redis::Script::new(DELETE_IF_SAME);
+                    let _: i64 = f
+                        .run(|mut c| {
+                            let (script, key, value) = (&script, &key, value.clone());
+                            async move { script.key(key).arg(&*value).invoke_async(&mut c).await }
+                        })
+                        .await?;
+                }
+            }
+        }
+        let won: Option<String> = f
+            .run(|mut c| {
+                let lease = lease.clone();
+                async move {
+                    redis::cmd("SET")
+                        .arg(&lease)
+                        .arg(std::process::id())
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(LEASE.as_millis() as u64)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        if won.is_some() {
+            let result = fetch::gettoken(src.upstream, src.resolver, &app.app, serial).await;
+            if let Ok(t) = &result {
+                let left = t.expires_in(Instant::now());
+                let stored = Stored {
+                    v: t.expose().to_string(),
+                    exp: unix_ms() + left.as_millis() as u64,
+                };
+                let json = serde_json::to_string(&stored).unwrap_or_default();
+                let _ = f
+                    .run(|mut c| {
+                        let key = key.clone();
+                        async move {
+                            c.pset_ex::<_, _, ()>(key, json, left.as_millis().max(1) as u64)
+                                .await
+                        }
+                    })
+                    .await;
+            }
+            let _ = f
+                .run(|mut c| {
+                    let lease = lease.clone();
+                    async move { c.del::<_, ()>(lease).await }
+                })
+                .await;
+            return Ok(result.map(|t| (t, true)));
+        }
+        if Instant::now() >= give_up {
+            return Err(FleetDown);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

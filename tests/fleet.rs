@@ -1,0 +1,235 @@
+//! Fleet mode against a real `redis-server` on a random port: quotas and tokens shared by four
+//! sidecar processes, and Redis failures that fail no call.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// A `redis-server` on a random loopback port, without persistence.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let mut r = Redis {
+            child: None,
+            port: free_port(),
+        };
+        r.restart().await;
+        r
+    }
+
+    async fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (.ci/run installs it)");
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port);
+        assert!(
+            eventually(Duration::from_secs(10), async || {
+                tokio::net::TcpStream::connect(&addr).await.is_ok()
+            })
+            .await,
+            "redis-server did not start"
+        );
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn fleet(sim_url: &str, redis: &Redis, prefix: &str, extra: &str) -> Vec<Sidecar> {
+    let mut out = Vec::new();
+    for _ in 0..4 {
+        let fleet = format!(
+            "fleet:\n  redis_url: \"{}\"\n  key_prefix: \"{prefix}\"\n  size: 4\n{extra}",
+            redis.url()
+        );
+        out.push(Sidecar::start(sim_url, &fleet).await);
+    }
+    for sc in &out {
+        sc.wait_ready().await;
+    }
+    out
+}
+
+#[tokio::test]
+async fn four_sidecars_share_one_quota() {
+    let redis = Redis::start().await;
+    let sim = simulator().await;
+    let sidecars = fleet(
+        &sim.url(),
+        &redis,
+        "q1:",
+        "routes:\n  - path: /cgi-bin/user/get\n    quota: [\"100/s\"]\n",
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut calls = Vec::new();
+    // A combined burst: 4 × 150 calls inside well under a second.
+    for sc in &sidecars {
+        for i in 0..150 {
+            let c = client();
+            let url = sc.url(&format!("/cgi-bin/user/get?userid=q{i}"));
+            calls.push(tokio::spawn(async move {
+                get_json(&c, &url).await.2["errcode"].as_i64()
+            }));
+        }
+    }
+    let mut ok = 0;
+    for c in calls {
+        match c.await.unwrap() {
+            Some(0) => ok += 1,
+            Some(45009) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let elapsed = started.elapsed();
+    let seen = sim.counters().calls["/cgi-bin/user/get"];
+    assert_eq!(seen, ok);
+    // The allowance of a 100/s limit over the burst's span (at most 100 in any second).
+    let allowance = 100 * (elapsed.as_secs() + 1);
+    eprintln!(
+        "fleet quota: {seen} of 600 calls passed in {elapsed:?} under 100/s shared by 4 sidecars"
+    );
+    assert!(
+        seen <= allowance,
+        "the fleet let {seen} through, allowance {allowance}"
+    );
+    assert!(
+        seen >= 98,
+        "the fleet let only {seen} through of 100 (accuracy goal: within 2 %)"
+    );
+    let m = sidecars[0].metrics().await;
+    assert!(m.contains("wecom_redis_up 1"), "{m}");
+}
+
+#[tokio::test]
+async fn four_sidecars_cold_start_fetch_one_token() {
+    let redis = Redis::start().await;
+    let sim = simulator().await;
+    sim.inject(wecom_sidecar::wecom::simulator::Fault {
+        path: "/cgi-bin/gettoken".into(),
+        kind: wecom_sidecar::wecom::simulator::FaultKind::Delay(Duration::from_millis(300)),
+        times: None,
+    });
+    let sidecars = fleet(&sim.url(), &redis, "t1:", "").await;
+    let mut calls = Vec::new();
+    for sc in &sidecars {
+        for i in 0..100 {
+            let c = client();
+            let url = sc.url(&format!("/cgi-bin/user/get?userid=t{i}"));
+            calls.push(tokio::spawn(async move {
+                get_json(&c, &url).await.2["errcode"].as_i64()
+            }));
+        }
+    }
+    for c in calls {
+        assert_eq!(c.await.unwrap(), Some(0));
+    }
+    assert_eq!(
+        sim.counters().gettoken["hr-bot"],
+        1,
+        "one gettoken for the whole fleet"
+    );
+
+    // Tokens expired at WeCom: exactly one more for the whole fleet.
+    sim.expire_all_tokens();
+    let mut calls = Vec::new();
+    for sc in &sidecars {
+        for i in 0..25 {
+            let c = client();
+            let url = sc.url(&format!("/cgi-bin/user/get?userid=e{i}"));
+            calls.push(tokio::spawn(async move {
+                get_json(&c, &url).await.2["errcode"].as_i64()
+            }));
+        }
+    }
+    for c in calls {
+        assert_eq!(c.await.unwrap(), Some(0));
+    }
+    assert_eq!(sim.counters().gettoken["hr-bot"], 2);
+}
+
+#[tokio::test]
+async fn redis_down_fails_no_call_and_sharing_resumes() {
+    let mut redis = Redis::start().await;
+    let sim = simulator().await;
+    let sidecars = fleet(
+        &sim.url(),
+        &redis,
+        "d1:",
+        "routes:\n  - path: /cgi-bin/department/list\n    quota: [\"40/s\"]\n",
+    )
+    .await;
+    let c = client();
+    for sc in &sidecars {
+        assert_eq!(
+            get_json(&c, &sc.url("/cgi-bin/user/get?userid=a")).await.2["errcode"],
+            0
+        );
+    }
+    redis.kill();
+    // Calls go on; each sidecar keeps a local share of the limit (40 / 4 = 10 a second).
+    for sc in &sidecars {
+        for i in 0..5 {
+            let (_, _, v) = get_json(&c, &sc.url(&format!("/cgi-bin/user/get?userid=k{i}"))).await;
+            assert_eq!(v["errcode"], 0, "a call failed because Redis is down: {v}");
+        }
+    }
+    let sc = &sidecars[0];
+    let mut ok = 0;
+    for _ in 0..30 {
+        if get_json(&c, &sc.url("/cgi-bin/department/list")).await.2["errcode"] == 0 {
+            ok += 1;
+        }
+    }
+    assert!(
+        (10..=12).contains(&ok),
+        "local share of 40/s over 4 sidecars should let about 10 through, got {ok}"
+    );
+    let m = sc.metrics().await;
+    assert!(m.contains("wecom_redis_up 0"), "{m}");
+    assert!(m.contains("wecom_fleet_fallbacks_total{what=\"quota\"}"));
+    let status = sc.status().await;
+    assert!(status.contains("\"redis_up\": false"), "{status}");
+
+    redis.restart().await;
+    let back = eventually(Duration::from_secs(15), async || {
+        let _ = get_json(&c, &sc.url("/cgi-bin/user/get?userid=z")).await;
+        sc.metrics().await.contains("wecom_redis_up 1")
+    })
+    .await;
+    assert!(back, "sharing did not resume after Redis came back");
+}
