@@ -235,15 +235,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
             Err(answer) => return Ended::Local(answer),
         };
         let (reason, failure) = match attempt(up, addr, req, body).await {
-            Err(e) => {
-                record_attempt(shared, call, up, e.label());
-                ctx.detail = Some(e.describe());
-                ctx.outcome = Outcome::NetworkError;
-                (
-                    RetryReason::from(&e),
-                    Failure::Local(unavailable(up, &e.describe())),
-                )
-            }
+            Err(e) => attempt_failed(shared, call, up, ctx, &e),
             Ok(mut open) => {
                 let status = open.status();
                 if call.api.body == BodyKind::Download && status == 200 && !is_json_answer(&open) {
@@ -259,15 +251,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                     Err(_) => Err(AttemptError::Timeout),
                 };
                 match answer {
-                    Err(e) => {
-                        record_attempt(shared, call, up, e.label());
-                        ctx.detail = Some(e.describe());
-                        ctx.outcome = Outcome::NetworkError;
-                        (
-                            RetryReason::from(&e),
-                            Failure::Local(unavailable(up, &e.describe())),
-                        )
-                    }
+                    Err(e) => attempt_failed(shared, call, up, ctx, &e),
                     Ok(answer) => {
                         let up_header = Box::new(open.header().clone());
                         open.release(up).await;
@@ -506,6 +490,23 @@ fn retry_elsewhere(
         .with_label_values(&[&*call.label, RetryReason::Connect.as_str()])
         .inc();
     Some(next)
+}
+
+/// Records an attempt that got no usable answer; its retry reason and final answer.
+fn attempt_failed(
+    shared: &Shared,
+    call: &Call<'_>,
+    up: &UpstreamRt,
+    ctx: &mut RequestCtx,
+    e: &AttemptError,
+) -> (RetryReason, Failure) {
+    record_attempt(shared, call, up, e.label());
+    ctx.detail = Some(e.describe());
+    ctx.outcome = Outcome::NetworkError;
+    (
+        RetryReason::from(e),
+        Failure::Local(unavailable(up, &e.describe())),
+    )
 }
 
 fn record_attempt(shared: &Shared, call: &Call<'_>, up: &UpstreamRt, result: &str) {
