@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Load benchmark: the same fast upstream (an nginx worker answering a fixed WeCom JSON) measured
+# (a) directly, (b) through nginx as a keep-alive reverse proxy, (c) through wecom-sidecar with
+# token injection, a quota and metrics on. Same wrk settings for all; the upstream and wrk share
+# core 0, the proxy under test runs alone on core 1 (one worker each), so figures are per core.
+#
+#   bash benches/load.sh            # 10 s per run, 50 connections
+#   DURATION=30s CONNS=100 bash benches/load.sh
+#
+# Needs nginx and wrk (Debian: apt-get install nginx-light wrk); builds the release binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-50}
+UP_PORT=${UP_PORT:-18601}
+NGX_PORT=${NGX_PORT:-18602}
+SC_PORT=${SC_PORT:-18603}
+SC_ADMIN=${SC_ADMIN:-18604}
+for tool in nginx wrk taskset; do
+  command -v "$tool" >/dev/null || { echo "load.sh needs $tool" >&2; exit 1; }
+done
+cargo build --release --bin wecom-sidecar >/dev/null 2>&1 || cargo build --release --bin wecom-sidecar
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+body='{"errcode":0,"errmsg":"ok","userid":"zhangsan","name":"Zhang San","department":[1],"status":1}'
+cat > "$work/upstream.conf" <<CONF
+worker_processes 1; daemon off; pid $work/up.pid; error_log $work/up.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP_PORT;
+    location = /cgi-bin/gettoken { default_type application/json; return 200 '{"errcode":0,"errmsg":"ok","access_token":"BENCHTOKEN","expires_in":7200}'; }
+    location / { default_type application/json; return 200 '$body'; } } }
+CONF
+cat > "$work/proxy.conf" <<CONF
+worker_processes 1; daemon off; pid $work/px.pid; error_log $work/px.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  upstream up { server 127.0.0.1:$UP_PORT; keepalive 256; }
+  server { listen 127.0.0.1:$NGX_PORT;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+CONF
+cat > "$work/sidecar.yaml" <<CONF
+listen: "127.0.0.1:$SC_PORT"
+admin_listen: "127.0.0.1:$SC_ADMIN"
+upstreams:
+  primary: { url: "http://127.0.0.1:$UP_PORT" }
+apps:
+  - { name: bench, corp_id: wwbench, secret_env: BENCH_SECRET, default: true }
+defaults:
+  quota: ["100000000/min"]
+CONF
+
+taskset -c 0 nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
+taskset -c 1 nginx -c "$work/proxy.conf" -p "$work" & pids+=($!)
+BENCH_SECRET=bench WECOM_SIDECAR_LOG=warn taskset -c 1 ./target/release/wecom-sidecar --config "$work/sidecar.yaml" 2>"$work/sidecar.log" & sc=$!; pids+=($sc)
+for port in $UP_PORT $NGX_PORT $SC_ADMIN; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/" -o /dev/null 2>&1 && break; curl -sf "http://127.0.0.1:$port/readyz" -o /dev/null && break; sleep 0.1; done
+done
+
+run() { # name url
+  local out; out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$2" 2>&1)
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  echo "$1|$rps|$p50|$p99"
+}
+path="/cgi-bin/user/get?userid=zhangsan"
+a=$(run direct "http://127.0.0.1:$UP_PORT$path")
+b=$(run nginx-proxy "http://127.0.0.1:$NGX_PORT$path")
+c=$(run wecom-sidecar "http://127.0.0.1:$SC_PORT$path")
+rss=$(awk '/VmHWM/ {print $2}' /proc/$sc/status)
+big=$(taskset -c 0 wrk -t1 -c1000 -d5s "http://127.0.0.1:$SC_PORT$path" 2>&1 | awk '/Requests\/sec/ {print $2}')
+rss1000=$(awk '/VmHWM/ {print $2}' /proc/$sc/status)
+calls=$(curl -s "http://127.0.0.1:$SC_ADMIN/metrics" | awk '/^wecom_api_request_duration_seconds_count/ && /api="user\/get"/ && /outcome="ok"/ {s += $2} END {print s}')
+
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  machine: $(nproc) cores, $(uname -m)  wrk -t1 -c$CONNS -d$DURATION"
+printf '%-14s %12s %10s %10s\n' target "req/s" p50 p99
+for row in "$a" "$b" "$c"; do IFS='|' read -r n r p5 p9 <<<"$row"; printf '%-14s %12s %10s %10s\n' "$n" "$r" "$p5" "$p9"; done
+ra=$(cut -d'|' -f2 <<<"$a"); rb=$(cut -d'|' -f2 <<<"$b"); rc=$(cut -d'|' -f2 <<<"$c")
+echo "ratio sidecar/nginx-proxy: $(awk -v c="$rc" -v b="$rb" 'BEGIN {printf "%.2f", c/b}')   sidecar/direct: $(awk -v c="$rc" -v a="$ra" 'BEGIN {printf "%.2f", c/a}')"
+echo "sidecar peak RSS: $((rss / 1024)) MB at $CONNS connections, $((rss1000 / 1024)) MB after 1000 connections ($big req/s); calls answered ok by the upstream: $calls"
