@@ -264,6 +264,16 @@ async fn read_body(session: &mut Session, kind: BodyKind) -> Result<RequestBody,
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
+    // Clients that asked to be invited (curl does for large uploads) get the invitation now,
+    // once the declared size is known to be acceptable, instead of waiting a second for it.
+    let expects_continue = session
+        .req_header()
+        .headers
+        .get("expect")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        let _ = session.write_continue_response().await;
+    }
     let read_failed = |e: Box<pingora::Error>| {
         LocalAnswer::bad_request(
             errcode::DATA_FORMAT_ERROR,
