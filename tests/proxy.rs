@@ -479,3 +479,55 @@ async fn expect_continue_is_answered_before_the_body_is_sent() {
     assert!(String::from_utf8_lossy(&answer).contains("\"errcode\":0"));
     assert_eq!(sim.counters().messages_delivered, 1);
 }
+
+#[tokio::test]
+async fn a_failing_refresh_keeps_serving_the_valid_token_and_backs_off() {
+    // Tokens live 70 s; the sidecar refreshes 65 s ahead, so a refresh is due 5 s in.
+    let mut cfg = sim_config();
+    cfg.token_ttl = Duration::from_secs(70);
+    let sim =
+        wecom_sidecar::wecom::simulator::Simulator::start("127.0.0.1:0".parse().unwrap(), cfg)
+            .await
+            .unwrap();
+    let sc = Sidecar::start(&sim.url(), "token:\n  refresh_before_expiry: 65s\n").await;
+    sc.wait_ready().await;
+    let first = sim.counters().gettoken.get("hr-bot").copied().unwrap_or(0);
+    sim.inject(Fault {
+        path: "/cgi-bin/gettoken".into(),
+        kind: FaultKind::Errcode(60020),
+        times: None,
+    });
+    let c = client();
+    // 10 s of steady calls while every refresh fails.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let mut calls = 0;
+    while std::time::Instant::now() < until {
+        let (_, _, v) = get_json(&c, &sc.url("/cgi-bin/user/get?userid=steady")).await;
+        assert_eq!(
+            v["errcode"], 0,
+            "the still-valid token must keep serving: {v}"
+        );
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let tries = sim.counters().calls["/cgi-bin/gettoken"] - first;
+    assert!(tries >= 2, "the refresh was not retried ({tries} tries)");
+    assert!(
+        tries < 10,
+        "{tries} gettoken tries for {calls} calls: not backing off"
+    );
+    let status = sc.status().await;
+    assert!(
+        status.contains("60020"),
+        "the refresh failure is not shown: {status}"
+    );
+    // WeCom recovers: the next refresh succeeds.
+    sim.clear_faults();
+    let refreshed = eventually(Duration::from_secs(40), async || {
+        sc.metrics()
+            .await
+            .contains("wecom_token_refresh_total{app=\"hr-bot\",result=\"ok\"} 2")
+    })
+    .await;
+    assert!(refreshed, "no successful refresh after recovery");
+}
