@@ -491,7 +491,7 @@ async fn a_failing_refresh_keeps_serving_the_valid_token_and_backs_off() {
             .unwrap();
     let sc = Sidecar::start(&sim.url(), "token:\n  refresh_before_expiry: 65s\n").await;
     sc.wait_ready().await;
-    // Faulted calls are counted per path (the gettoken counter only sees answered ones).
+    // Every gettoken the simulator received, answered or faulted.
     let first = sim.counters().calls["/cgi-bin/gettoken"];
     sim.inject(Fault {
         path: "/cgi-bin/gettoken".into(),

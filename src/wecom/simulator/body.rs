@@ -1,5 +1,6 @@
 //! Response bodies of the simulator: whole, generated (streamed, never held whole), or cut short.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -9,6 +10,11 @@ use http_body::{Body, Frame, SizeHint};
 /// Size of the pieces a generated body is sent in.
 const CHUNK: usize = 64 * 1024;
 
+/// The 10 bytes a truncated answer sends of the 100 it declares.
+pub const TRUNCATED_START: &[u8] = b"{\"errcode\"";
+/// The `Content-Length` a truncated answer declares.
+pub const TRUNCATED_DECLARED: u64 = 100;
+
 /// A simulator response body.
 pub enum SimBody {
     Full(Option<Bytes>),
@@ -17,15 +23,25 @@ pub enum SimBody {
         remaining: u64,
         state: u64,
     },
-    /// Sends a few bytes, then fails so the connection is cut mid-body.
+    /// Sends 10 bytes, then fails so the connection is cut mid-body (the answer declares more).
     Truncated {
         sent: bool,
+        /// A pause after the 10 bytes, so that hyper flushes them before the cut.
+        pause: Option<Pin<Box<tokio::time::Sleep>>>,
     },
 }
 
 impl SimBody {
     pub fn full(b: impl Into<Bytes>) -> Self {
         SimBody::Full(Some(b.into()))
+    }
+
+    /// Declare `TRUNCATED_DECLARED` bytes in `Content-Length`; this sends 10 and fails.
+    pub fn truncated() -> Self {
+        SimBody::Truncated {
+            sent: false,
+            pause: None,
+        }
     }
 
     pub fn generated(len: u64) -> Self {
@@ -70,7 +86,7 @@ impl Body for SimBody {
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         match this {
@@ -83,16 +99,21 @@ impl Body for SimBody {
                 *remaining -= n as u64;
                 Poll::Ready(Some(Ok(Frame::data(Bytes::from(fill(state, n))))))
             }
-            SimBody::Truncated { sent } => {
-                if *sent {
-                    Poll::Ready(Some(Err(std::io::Error::new(
-                        std::io::ErrorKind::ConnectionAborted,
-                        "truncated",
-                    ))))
-                } else {
+            SimBody::Truncated { sent, pause } => {
+                if !*sent {
                     *sent = true;
-                    Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"{\"errcode\":")))))
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(TRUNCATED_START)))));
                 }
+                let pause = pause.get_or_insert_with(|| {
+                    Box::pin(tokio::time::sleep(std::time::Duration::from_millis(20)))
+                });
+                if pause.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "truncated by fault injection",
+                ))))
             }
         }
     }
@@ -124,5 +145,7 @@ mod tests {
         assert_eq!(generated_bytes(100_000).len(), 100_000);
         assert_eq!(generated_bytes(1000), generated_bytes(1000));
         assert_ne!(generated_bytes(1000)[..16], generated_bytes(1001)[..16]);
+        assert_eq!(TRUNCATED_START.len(), 10);
+        assert!((TRUNCATED_START.len() as u64) < TRUNCATED_DECLARED);
     }
 }

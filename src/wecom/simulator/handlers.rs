@@ -1,19 +1,40 @@
-//! The WeCom endpoints the simulator answers, with WeCom's errcodes.
+//! The WeCom endpoints the simulator answers, with WeCom's errcodes, and the answers of faults.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use serde_json::{json, Value};
+use rand::Rng;
+use serde_json::{json, Map, Value};
 
-use super::body::SimBody;
-use super::state::{lock, State, TokenInfo};
+use super::body::{SimBody, TRUNCATED_DECLARED};
+use super::multipart;
+use super::state::{bump, lock, State, StoredMedia, TokenError, MAX_DUPLICATE_WINDOW};
 
 pub type Answer = Response<SimBody>;
 
+/// A WeCom call, its body already read.
+pub struct Call<'a> {
+    pub path: &'a str,
+    pub query: &'a str,
+    pub content_type: &'a str,
+    pub body: &'a Bytes,
+}
+
+impl Call<'_> {
+    fn query(&self, name: &str) -> Option<String> {
+        query_value(self.query, name)
+    }
+}
+
+pub fn query_value(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 pub fn json_answer(v: Value) -> Answer {
-    let body = Bytes::from(v.to_string());
-    let mut r = Response::new(SimBody::full(body));
+    let mut r = Response::new(SimBody::full(v.to_string()));
     r.headers_mut().insert(
         "content-type",
         HeaderValue::from_static("application/json; charset=UTF-8"),
@@ -25,226 +46,323 @@ pub fn errcode(code: i64, msg: &str) -> Answer {
     json_answer(json!({"errcode": code, "errmsg": msg}))
 }
 
-fn query_value(query: &str, name: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+fn ok_with(fields: Value) -> Answer {
+    let mut v = json!({"errcode": 0, "errmsg": "ok"});
+    if let (Some(v), Value::Object(fields)) = (v.as_object_mut(), fields) {
+        v.extend(fields);
+    }
+    json_answer(v)
+}
+
+/// An answer with HTTP status `code` and a short text body.
+pub fn status(code: u16, text: &'static str) -> Answer {
+    let mut r = Response::new(SimBody::full(text));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// `FaultKind::Errcode`: WeCom's own wording for the codes tests use most.
+pub fn fault_errcode(code: i64) -> Answer {
+    let msg = match code {
+        -1 => "system busy",
+        40001 => "invalid credential",
+        40014 => "invalid access_token",
+        42001 => "access_token expired",
+        45009 => "api freq out of limit",
+        45033 => "api concurrent out of limit",
+        60020 => "not allow to access from your ip",
+        _ => "simulated",
+    };
+    errcode(code, msg)
+}
+
+/// `FaultKind::Garbage`: 200, claims JSON, is not.
+pub fn garbage() -> Answer {
+    let mut r = status(200, "<html>oops: not JSON</html>");
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    r
+}
+
+/// `FaultKind::Truncated`: declares 100 bytes, sends 10, then the connection is cut.
+pub fn truncated() -> Answer {
+    let mut r = Response::new(SimBody::truncated());
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    r.headers_mut()
+        .insert("content-length", HeaderValue::from(TRUNCATED_DECLARED));
+    r
 }
 
 fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", rand::random::<u8>()))
-        .collect()
+    let mut raw = vec![0u8; bytes];
+    rand::rng().fill(&mut raw[..]);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `GET /cgi-bin/gettoken`.
-pub fn gettoken(state: &State, query: &str) -> Answer {
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The app named by a `gettoken` call's `corpsecret` (and `corpid` where several apps share a
+/// secret), `unknown` when none: what `Counters::gettoken` counts under.
+pub fn gettoken_app(state: &State, query: &str) -> String {
     let corpid = query_value(query, "corpid").unwrap_or_default();
     let secret = query_value(query, "corpsecret").unwrap_or_default();
-    let app = state
-        .cfg
-        .apps
-        .iter()
-        .find(|a| a.corp_id == corpid && a.secret == secret);
-    let name = app.map_or("unknown".to_string(), |a| a.name.clone());
-    *lock(&state.counters)
-        .gettoken
-        .entry(name.clone())
-        .or_default() += 1;
-    if !state.cfg.apps.iter().any(|a| a.corp_id == corpid) {
+    let apps = &state.cfg.apps;
+    apps.iter()
+        .find(|a| a.secret == secret && a.corp_id == corpid)
+        .or_else(|| apps.iter().find(|a| a.secret == secret))
+        .map_or_else(|| "unknown".to_string(), |a| a.name.clone())
+}
+
+/// A `/cgi-bin/` call past the fault check: gettoken, a robot call, or a business API.
+pub fn wecom(state: &State, call: &Call) -> Answer {
+    if call.path == "/cgi-bin/gettoken" {
+        return gettoken(state, call);
+    }
+    if call.path.starts_with("/cgi-bin/webhook/") {
+        return webhook(state, call);
+    }
+    match state.check_token(call.query("access_token").as_deref()) {
+        Ok(app) => api(state, app, call),
+        Err(TokenError::Missing) => errcode(41001, "access_token missing"),
+        Err(TokenError::Invalid) => errcode(40014, "invalid access_token"),
+        Err(TokenError::Expired) => errcode(42001, "access_token expired"),
+    }
+}
+
+/// `GET /cgi-bin/gettoken?corpid=&corpsecret=`.
+fn gettoken(state: &State, call: &Call) -> Answer {
+    let corpid = call.query("corpid").unwrap_or_default();
+    let secret = call.query("corpsecret").unwrap_or_default();
+    let apps = &state.cfg.apps;
+    if !apps.iter().any(|a| a.corp_id == corpid) {
         return errcode(40013, "invalid corpid");
     }
-    if app.is_none() {
+    let Some(app) = apps
+        .iter()
+        .position(|a| a.corp_id == corpid && a.secret == secret)
+    else {
         return errcode(40001, "invalid credential");
-    }
+    };
     let token = random_hex(48);
-    lock(&state.tokens).insert(
-        token.clone(),
-        TokenInfo {
-            app: name,
-            expires_at: Instant::now() + state.cfg.token_ttl,
-            revoked: None,
-        },
-    );
-    lock(&state.issued).push(token.clone());
-    json_answer(json!({
-        "errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": state.cfg.token_ttl.as_secs()
-    }))
+    state.issue_token(app, token.clone());
+    ok_with(json!({"access_token": token, "expires_in": state.cfg.token_ttl.as_secs()}))
 }
 
-/// The app behind a call's `access_token`, or WeCom's token error.
-pub fn check_token(state: &State, query: &str) -> Result<String, Box<Answer>> {
-    let Some(token) = query_value(query, "access_token").filter(|t| !t.is_empty()) else {
-        return Err(Box::new(errcode(41001, "access_token missing")));
-    };
-    let tokens = lock(&state.tokens);
-    let Some(info) = tokens.get(&token) else {
-        return Err(Box::new(errcode(40014, "invalid access_token")));
-    };
-    match info.revoked {
-        Some(42001) => return Err(Box::new(errcode(42001, "access_token expired"))),
-        Some(code) => return Err(Box::new(errcode(code, "invalid access_token"))),
-        None => {}
-    }
-    if info.expires_at <= Instant::now() {
-        return Err(Box::new(errcode(42001, "access_token expired")));
-    }
-    Ok(info.app.clone())
-}
-
-/// A business API, after the token check.
-pub fn api(
-    state: &State,
-    app: &str,
-    path: &str,
-    query: &str,
-    content_type: &str,
-    body: &Bytes,
-) -> Answer {
-    match path {
-        "/cgi-bin/user/get" => {
-            let userid = query_value(query, "userid").unwrap_or_default();
-            if userid.is_empty() {
-                return errcode(60111, "userid not found");
-            }
-            json_answer(json!({
-                "errcode": 0, "errmsg": "ok", "userid": userid, "name": format!("User {userid}"),
-                "department": [1], "status": 1
-            }))
-        }
-        "/cgi-bin/department/list" => json_answer(json!({
-            "errcode": 0, "errmsg": "ok",
+/// A business API, after the token check; `app` is the token's app.
+fn api(state: &State, app: usize, call: &Call) -> Answer {
+    match call.path {
+        "/cgi-bin/user/get" => user_get(call),
+        "/cgi-bin/department/list" => ok_with(json!({
             "department": [
-                {"id": 1, "name": "Head office", "parentid": 0, "order": 1},
-                {"id": 2, "name": "R&D", "parentid": 1, "order": 1},
-                {"id": 3, "name": "Sales", "parentid": 1, "order": 2}
+                {"id": 1, "name": "Head office", "name_en": "HQ", "parentid": 0, "order": 100000000,
+                 "department_leader": ["zhangsan"]},
+                {"id": 2, "name": "R&D", "parentid": 1, "order": 100000000, "department_leader": []},
+                {"id": 3, "name": "Sales", "parentid": 1, "order": 99999000, "department_leader": []}
             ]
         })),
-        "/cgi-bin/user/list_id" => json_answer(json!({
-            "errcode": 0, "errmsg": "ok", "next_cursor": "",
-            "dept_user": [{"userid": "zhangsan", "department": 1}, {"userid": "lisi", "department": 2}]
-        })),
+        "/cgi-bin/user/list_id" => user_list_id(call),
         "/cgi-bin/message/send" | "/cgi-bin/linkedcorp/message/send" => {
-            message_send(state, app, body)
+            message_send(state, app, call)
         }
-        "/cgi-bin/media/upload" => media_upload(state, query, content_type, body),
-        "/cgi-bin/media/get" => media_get(state, query),
-        _ => json_answer(json!({"errcode": 0, "errmsg": "ok"})),
-    }
-}
-
-fn message_send(state: &State, app: &str, body: &Bytes) -> Answer {
-    let Ok(Value::Object(mut msg)) = serde_json::from_slice::<Value>(body) else {
-        return errcode(47001, "data format error");
-    };
-    let dedupe = msg.get("enable_duplicate_check").and_then(Value::as_i64) == Some(1);
-    let window = msg
-        .get("duplicate_check_interval")
-        .and_then(Value::as_u64)
-        .unwrap_or(1800)
-        .min(14_400);
-    msg.remove("enable_duplicate_check");
-    msg.remove("duplicate_check_interval");
-    let users: Vec<String> = msg
-        .get("touser")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .split('|')
-        .filter(|u| !u.is_empty())
-        .map(str::to_string)
-        .collect();
-    let answer = json!({"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": random_hex(16)});
-    if dedupe {
-        let key = (app.to_string(), Value::Object(msg).to_string());
-        let now = Instant::now();
-        let mut recent = lock(&state.recent);
-        if recent
-            .get(&key)
-            .is_some_and(|at| now.duration_since(*at) < Duration::from_secs(window))
-        {
-            lock(&state.counters).duplicates_suppressed += 1;
-            return json_answer(answer);
+        "/cgi-bin/media/upload" => {
+            let kind = call.query("type").unwrap_or_else(|| "file".into());
+            media_upload(state, call, &kind)
         }
-        recent.insert(key, now);
+        "/cgi-bin/media/get" => media_get(state, call),
+        _ => ok_with(json!({})),
     }
-    let mut c = lock(&state.counters);
-    c.messages_delivered += 1;
-    for u in users {
-        *c.delivered_per_user.entry(u).or_default() += 1;
-    }
-    json_answer(answer)
 }
 
-/// The `media` part of a multipart/form-data body.
-fn media_part<'b>(content_type: &str, body: &'b [u8]) -> Option<&'b [u8]> {
-    let boundary = content_type.split("boundary=").nth(1)?.trim_matches('"');
-    let delim = format!("--{boundary}");
-    let mut rest = body;
-    while let Some(start) = find(rest, delim.as_bytes()) {
-        rest = &rest[start + delim.len()..];
-        let head_end = find(rest, b"\r\n\r\n")?;
-        let head = String::from_utf8_lossy(&rest[..head_end]);
-        let data = &rest[head_end + 4..];
-        let end = find(data, format!("\r\n{delim}").as_bytes())?;
-        if head.contains("name=\"media\"") {
-            return Some(&data[..end]);
-        }
-        rest = &data[end..];
+fn user_get(call: &Call) -> Answer {
+    let userid = call.query("userid").unwrap_or_default();
+    if userid.is_empty() {
+        return errcode(60111, "userid not found");
     }
-    None
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-fn media_upload(state: &State, query: &str, content_type: &str, body: &Bytes) -> Answer {
-    let Some(data) = media_part(content_type, body).filter(|d| !d.is_empty()) else {
-        return errcode(44001, "empty media data");
-    };
-    let id = format!("m{}", random_hex(12));
-    lock(&state.counters).uploaded_bytes += data.len() as u64;
-    lock(&state.media).insert(id.clone(), body.slice_ref(data));
-    json_answer(json!({
-        "errcode": 0, "errmsg": "ok", "type": query_value(query, "type").unwrap_or_else(|| "file".into()),
-        "media_id": id, "created_at": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()).to_string()
+    ok_with(json!({
+        "userid": userid, "name": format!("User {userid}"), "department": [1],
+        "position": "", "status": 1, "main_department": 1
     }))
 }
 
-fn media_get(state: &State, query: &str) -> Answer {
-    let id = query_value(query, "media_id").unwrap_or_default();
-    let body = if let Some(n) = id.strip_prefix("gen-").and_then(|n| n.parse::<u64>().ok()) {
-        SimBody::generated(n)
-    } else if let Some(b) = lock(&state.media).get(&id) {
-        SimBody::full(b.clone())
+/// The members `user/list_id` pages through.
+const MEMBERS: [(&str, u64); 6] = [
+    ("zhangsan", 1),
+    ("lisi", 2),
+    ("wangwu", 2),
+    ("zhaoliu", 3),
+    ("sunqi", 3),
+    ("zhouba", 1),
+];
+
+/// `POST /cgi-bin/user/list_id` `{"cursor": "...", "limit": n}`: pages of `MEMBERS`.
+fn user_list_id(call: &Call) -> Answer {
+    let req: Value = if call.body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
     } else {
-        return errcode(40007, "invalid media_id");
+        match serde_json::from_slice(call.body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return errcode(47001, "data format error"),
+        }
     };
+    let start = req["cursor"]
+        .as_str()
+        .and_then(|c| c.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(MEMBERS.len());
+    let limit = req["limit"].as_u64().unwrap_or(1000).clamp(1, 10_000) as usize;
+    let end = (start + limit).min(MEMBERS.len());
+    let page: Vec<Value> = MEMBERS[start..end]
+        .iter()
+        .map(|(u, d)| json!({"userid": u, "department": d}))
+        .collect();
+    let next = if end < MEMBERS.len() {
+        end.to_string()
+    } else {
+        String::new()
+    };
+    ok_with(json!({"next_cursor": next, "dept_user": page}))
+}
+
+/// `POST /cgi-bin/message/send`: counts deliveries; honours `enable_duplicate_check`.
+fn message_send(state: &State, app: usize, call: &Call) -> Answer {
+    let Ok(Value::Object(mut msg)) = serde_json::from_slice::<Value>(call.body) else {
+        return errcode(47001, "data format error");
+    };
+    let dedupe = match msg.remove("enable_duplicate_check") {
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        Some(Value::String(s)) => s.trim() == "1",
+        Some(Value::Bool(b)) => b,
+        _ => false,
+    };
+    let window = match msg.remove("duplicate_check_interval") {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .map_or(Duration::from_secs(1800), Duration::from_secs)
+    .min(MAX_DUPLICATE_WINDOW);
+    let answer = ok_with(json!({"invaliduser": "", "msgid": random_hex(24)}));
+    if dedupe && state.seen_recently(app, canonical(&msg), window) {
+        lock(&state.counters).duplicates_suppressed += 1;
+        return answer;
+    }
+    let touser = msg.get("touser").and_then(Value::as_str).unwrap_or("");
+    let mut c = lock(&state.counters);
+    c.messages_delivered += 1;
+    for user in touser.split('|').map(str::trim).filter(|u| !u.is_empty()) {
+        bump(&mut c.delivered_per_user, user, 1);
+    }
+    answer
+}
+
+/// JSON text of an object with keys sorted at every level, so that key order does not make
+/// two messages differ.
+fn canonical(msg: &Map<String, Value>) -> String {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(&m[k], out);
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for (i, v) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(v, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(&Value::Object(msg.clone()), &mut out);
+    out
+}
+
+/// `media/upload` (and a robot's `upload_media`): stores the `media` part of the multipart body.
+fn media_upload(state: &State, call: &Call, kind: &str) -> Answer {
+    let Some(part) =
+        multipart::find_part(call.content_type, call.body, "media").filter(|p| !p.data.is_empty())
+    else {
+        return errcode(44001, "empty media data");
+    };
+    let id = format!("3{}", random_hex(24));
+    let len = part.data.len() as u64;
+    let stored = StoredMedia {
+        data: call.body.slice_ref(part.data),
+        filename: part.filename.unwrap_or_else(|| format!("{id}.bin")),
+    };
+    lock(&state.media).insert(id.clone(), stored);
+    lock(&state.counters).uploaded_bytes += len;
+    ok_with(json!({"type": kind, "media_id": id, "created_at": unix_now().to_string()}))
+}
+
+/// `GET /cgi-bin/media/get?media_id=`: the stored file, or `gen-N`: N generated bytes.
+fn media_get(state: &State, call: &Call) -> Answer {
+    let id = call.query("media_id").unwrap_or_default();
+    let (body, filename) =
+        if let Some(n) = id.strip_prefix("gen-").and_then(|n| n.parse::<u64>().ok()) {
+            (SimBody::generated(n), format!("{id}.bin"))
+        } else if let Some(m) = lock(&state.media).get(&id) {
+            (SimBody::full(m.data.clone()), m.filename.clone())
+        } else {
+            return errcode(40007, "invalid media_id");
+        };
     let mut r = Response::new(body);
-    r.headers_mut().insert(
+    let h = r.headers_mut();
+    h.insert(
         "content-type",
         HeaderValue::from_static("application/octet-stream"),
     );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.bin\"")) {
-        r.headers_mut().insert("content-disposition", v);
-    }
+    let filename: String = filename
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '"' | '\\'))
+        .collect();
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment; filename=\"media.bin\""));
+    h.insert("content-disposition", disposition);
     r
 }
 
-/// `POST /cgi-bin/webhook/send?key=`.
-pub fn webhook(query: &str) -> Answer {
-    match query_value(query, "key") {
-        Some(k) if !k.is_empty() => errcode(0, "ok"),
-        _ => errcode(93000, "invalid webhook url"),
+/// Group robot calls (`/cgi-bin/webhook/send?key=`, `/cgi-bin/webhook/upload_media?key=`):
+/// authenticated by `key`, no token.
+fn webhook(state: &State, call: &Call) -> Answer {
+    if call.query("key").is_none_or(|k| k.is_empty()) {
+        return errcode(93000, "invalid webhook url");
     }
-}
-
-pub fn status(code: u16, text: &'static str) -> Answer {
-    let mut r = Response::new(SimBody::full(Bytes::from_static(text.as_bytes())));
-    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert("content-type", HeaderValue::from_static("text/plain"));
-    r
+    match call.path {
+        "/cgi-bin/webhook/upload_media" => {
+            let kind = call.query("type").unwrap_or_else(|| "file".into());
+            media_upload(state, call, &kind)
+        }
+        _ => errcode(0, "ok"),
+    }
 }
 
 #[cfg(test)]
@@ -252,16 +370,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_media_part() {
-        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nnope\r\n--XyZ\r\nContent-Disposition: form-data; name=\"media\"; filename=\"a\"\r\nContent-Type: application/octet-stream\r\n\r\nDATA\r\n\r\nMORE\r\n--XyZ--\r\n";
-        assert_eq!(
-            media_part("multipart/form-data; boundary=XyZ", body),
-            Some(&b"DATA\r\n\r\nMORE"[..])
+    fn canonical_ignores_key_order() {
+        let a: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":[1,{"q":2,"p":"x"}],"x":null}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"a":{"x":null,"y":[1,{"p":"x","q":2}]},"b":1}"#).unwrap();
+        let c: Value =
+            serde_json::from_str(r#"{"a":{"x":null,"y":[{"p":"x","q":2},1]},"b":1}"#).unwrap();
+        let (a, b, c) = (
+            a.as_object().unwrap(),
+            b.as_object().unwrap(),
+            c.as_object().unwrap(),
         );
+        assert_eq!(canonical(a), canonical(b));
+        assert_ne!(canonical(a), canonical(c));
         assert_eq!(
-            media_part("multipart/form-data; boundary=XyZ", b"junk"),
-            None
+            canonical(a),
+            r#"{"a":{"x":null,"y":[1,{"p":"x","q":2}]},"b":1}"#
         );
-        assert_eq!(media_part("application/json", body), None);
     }
 }

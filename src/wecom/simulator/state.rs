@@ -1,22 +1,25 @@
-//! The simulator's memory: issued tokens, injected faults, counters, stored media, and the
-//! duplicate-check window of `message/send`.
+//! The simulator's memory: issued tokens, injected faults, counters, stored media and the
+//! duplicate-check window of `message/send`. Every lock here is a std `Mutex` held for a few
+//! map operations and never across an `.await`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::SimConfig;
 
 /// A fault to inject at the simulator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fault {
-    /// Exact path (`/cgi-bin/user/get`) or `*` for every path.
+    /// Exact path (`/cgi-bin/user/get`) or `*` for every `/cgi-bin/` path.
     pub path: String,
     pub kind: FaultKind,
-    /// How many calls it applies to; `None`: until cleared.
+    /// How many calls it applies to; `None` (or absent in JSON): until cleared.
+    #[serde(default)]
     pub times: Option<u32>,
 }
 
@@ -25,98 +28,337 @@ pub struct Fault {
 pub enum FaultKind {
     /// That HTTP status with a short text body.
     Status(u16),
-    /// Never answers (holds the connection).
+    /// Never answers (for an hour); holds the connection until the client drops it.
     Hang,
-    /// Closes the connection without answering.
+    /// Closes the connection (TCP RST) without answering.
     Reset,
-    /// HTTP 200 with a body that is not JSON.
+    /// HTTP 200, `Content-Type: application/json`, a body that is not JSON.
     Garbage,
-    /// Declares a longer body than it sends, then closes.
+    /// Declares `Content-Length: 100`, sends 10 bytes, then closes.
     Truncated,
     /// HTTP 200 JSON `{"errcode": n, "errmsg": ...}`.
     Errcode(i64),
-    /// Waits, then answers normally.
-    Delay(Duration),
+    /// Waits, then answers normally. JSON: `"250ms"`, `"2s"`, a number of milliseconds, or
+    /// `{"secs": 2, "nanos": 0}`.
+    Delay(
+        #[serde(
+            serialize_with = "serialize_duration",
+            deserialize_with = "deserialize_duration"
+        )]
+        Duration,
+    ),
     /// Handles the call normally (a message IS delivered), then closes without answering:
     /// the answer is lost on the way back.
     LoseAnswer,
 }
 
-/// What the simulator has seen.
+/// What the simulator has seen since the start or the last reset.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
-    /// Requests per path, faulted ones included.
+    /// Requests per path, faulted ones included (control calls under `/sim/` are not counted).
     pub calls: BTreeMap<String, u64>,
-    /// gettoken calls per app name (`unknown` when the secret matched no app).
+    /// `gettoken` calls per app, answered or faulted, by `corpsecret` (`unknown` when it
+    /// matched no app).
     pub gettoken: BTreeMap<String, u64>,
     pub messages_delivered: u64,
     pub duplicates_suppressed: u64,
+    /// Deliveries per `touser` entry (`@all` counts as a user named `@all`).
     pub delivered_per_user: BTreeMap<String, u64>,
+    /// Bytes of media stored by `media/upload` (and robot `upload_media`).
     pub uploaded_bytes: u64,
 }
 
+/// Adds one to `map[key]` without allocating when the key is there already.
+pub(crate) fn bump(map: &mut BTreeMap<String, u64>, key: &str, by: u64) {
+    match map.get_mut(key) {
+        Some(n) => *n += by,
+        None => {
+            map.insert(key.to_string(), by);
+        }
+    }
+}
+
+/// An ordered list of faults; `len` lets the common no-fault case skip the lock.
+#[derive(Default)]
+pub(crate) struct Faults {
+    list: Mutex<Vec<Fault>>,
+    len: AtomicUsize,
+}
+
+impl Faults {
+    pub fn push(&self, f: Fault) {
+        if f.times == Some(0) {
+            return;
+        }
+        let mut list = lock(&self.list);
+        list.push(f);
+        self.len.store(list.len(), Ordering::Release);
+    }
+
+    pub fn clear(&self) {
+        let mut list = lock(&self.list);
+        list.clear();
+        self.len.store(0, Ordering::Release);
+    }
+
+    pub fn list(&self) -> Vec<Fault> {
+        lock(&self.list).clone()
+    }
+
+    /// The first fault matching `path` (in injection order), used up by one; spent faults go.
+    pub fn take(&self, path: &str) -> Option<FaultKind> {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut list = lock(&self.list);
+        let i = list.iter().position(|f| f.path == path || f.path == "*")?;
+        let kind = list[i].kind.clone();
+        if let Some(t) = list[i].times.as_mut() {
+            *t = t.saturating_sub(1);
+            if *t == 0 {
+                list.remove(i);
+                self.len.store(list.len(), Ordering::Release);
+            }
+        }
+        Some(kind)
+    }
+}
+
+/// Calls per path, for one listener.
+pub(crate) type PathCounts = Mutex<BTreeMap<String, u64>>;
+
+/// What a listener keeps of its own (a simulator may listen on several addresses).
+#[derive(Default)]
+pub(crate) struct ListenerState {
+    pub calls: PathCounts,
+    /// Checked before the shared faults.
+    pub faults: Faults,
+}
+
 pub(crate) struct TokenInfo {
-    pub app: String,
+    /// Index into `SimConfig::apps`.
+    pub app: usize,
     pub expires_at: Instant,
     /// Set when the simulator was told to reject it: 42001 (expired) or 40014 (invalid).
     pub revoked: Option<i64>,
 }
 
+/// Why a call's `access_token` was refused.
+pub(crate) enum TokenError {
+    Missing,
+    Invalid,
+    Expired,
+}
+
+pub(crate) struct StoredMedia {
+    pub data: Bytes,
+    pub filename: String,
+}
+
 pub(crate) struct State {
     pub cfg: SimConfig,
-    pub tokens: Mutex<HashMap<String, TokenInfo>>,
-    pub issued: Mutex<Vec<String>>,
-    pub faults: Mutex<Vec<Fault>>,
+    pub faults: Faults,
+    tokens: Mutex<HashMap<String, TokenInfo>>,
+    issued: Mutex<Vec<String>>,
     pub counters: Mutex<Counters>,
-    pub media: Mutex<HashMap<String, Bytes>>,
-    /// (app, message without the duplicate-check keys) → when it was last delivered.
-    pub recent: Mutex<HashMap<(String, String), Instant>>,
+    pub media: Mutex<HashMap<String, StoredMedia>>,
+    /// (app, canonical message without the duplicate-check keys) → when it was delivered.
+    pub recent: Mutex<HashMap<(usize, String), Instant>>,
 }
+
+/// The duplicate-check memory is pruned of entries older than WeCom's longest window once it
+/// holds this many.
+const RECENT_PRUNE_AT: usize = 100_000;
+pub(crate) const MAX_DUPLICATE_WINDOW: Duration = Duration::from_secs(14_400);
 
 impl State {
     pub fn new(cfg: SimConfig) -> Self {
         State {
             cfg,
+            faults: Faults::default(),
             tokens: Mutex::default(),
             issued: Mutex::default(),
-            faults: Mutex::default(),
             counters: Mutex::default(),
             media: Mutex::default(),
             recent: Mutex::default(),
         }
     }
 
-    /// The first matching fault with calls left, used up by one.
-    pub fn take_fault(&self, path: &str) -> Option<FaultKind> {
-        take_fault(&mut lock(&self.faults), path)
-    }
-
     pub fn count_call(&self, path: &str) {
-        *lock(&self.counters)
-            .calls
-            .entry(path.to_string())
-            .or_default() += 1;
+        bump(&mut lock(&self.counters).calls, path, 1);
     }
 
+    pub fn count_gettoken(&self, app: &str) {
+        bump(&mut lock(&self.counters).gettoken, app, 1);
+    }
+
+    pub fn counters(&self) -> Counters {
+        lock(&self.counters).clone()
+    }
+
+    pub fn reset_counters(&self) {
+        *lock(&self.counters) = Counters::default();
+    }
+
+    /// A new token for app `app` (index), remembered as issued.
+    pub fn issue_token(&self, app: usize, token: String) {
+        lock(&self.tokens).insert(
+            token.clone(),
+            TokenInfo {
+                app,
+                expires_at: Instant::now() + self.cfg.token_ttl,
+                revoked: None,
+            },
+        );
+        lock(&self.issued).push(token);
+    }
+
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.issued).clone()
+    }
+
+    /// The app (index) a token belongs to, or why it is refused.
+    pub fn check_token(&self, token: Option<&str>) -> Result<usize, TokenError> {
+        let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
+        let tokens = lock(&self.tokens);
+        let info = tokens.get(token).ok_or(TokenError::Invalid)?;
+        match info.revoked {
+            Some(42001) => Err(TokenError::Expired),
+            Some(_) => Err(TokenError::Invalid),
+            None if info.expires_at <= Instant::now() => Err(TokenError::Expired),
+            None => Ok(info.app),
+        }
+    }
+
+    /// Every token issued so far now answers `errcode` (42001 or 40014).
     pub fn revoke_all(&self, errcode: i64) {
         for t in lock(&self.tokens).values_mut() {
             t.revoked = Some(errcode);
         }
     }
+
+    /// Whether a message `key` of `app` was delivered less than `window` ago; if not, it is
+    /// remembered as delivered now.
+    pub fn seen_recently(&self, app: usize, key: String, window: Duration) -> bool {
+        let now = Instant::now();
+        let mut recent = lock(&self.recent);
+        let key = (app, key);
+        if recent
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < window)
+        {
+            return true;
+        }
+        if recent.len() >= RECENT_PRUNE_AT {
+            recent.retain(|_, at| now.duration_since(*at) < MAX_DUPLICATE_WINDOW);
+        }
+        recent.insert(key, now);
+        false
+    }
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks, ignoring poisoning (a panicking test thread must not wedge the simulator).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The first fault of `faults` matching `path` with calls left, used up by one.
-pub(crate) fn take_fault(faults: &mut [Fault], path: &str) -> Option<FaultKind> {
-    let i = faults
-        .iter()
-        .position(|f| (f.path == path || f.path == "*") && f.times != Some(0))?;
-    let kind = faults[i].kind.clone();
-    if let Some(t) = faults[i].times.as_mut() {
-        *t -= 1;
+fn serialize_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    if d.subsec_nanos() % 1_000_000 == 0 {
+        s.serialize_str(&format!("{}ms", d.as_millis()))
+    } else {
+        s.serialize_str(&format!("{}ns", d.as_nanos()))
     }
-    Some(kind)
+}
+
+fn deserialize_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Millis(u64),
+        Text(String),
+        Parts { secs: u64, nanos: u32 },
+    }
+    match Raw::deserialize(d)? {
+        Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
+        Raw::Parts { secs, nanos } => Ok(Duration::new(secs, nanos)),
+        Raw::Text(t) => parse_duration(&t).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "bad duration {t:?}: use e.g. \"250ms\", \"2s\", \"1m\""
+            ))
+        }),
+    }
+}
+
+/// `"250ms"`, `"2s"`, `"1m"`, `"1h"`, `"500us"`, `"10ns"`.
+pub(crate) fn parse_duration(t: &str) -> Option<Duration> {
+    let t = t.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    Some(match unit.trim() {
+        "ns" => Duration::from_nanos(n),
+        "us" | "µs" => Duration::from_micros(n),
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" | "min" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(path: &str, kind: FaultKind, times: Option<u32>) -> Fault {
+        Fault {
+            path: path.into(),
+            kind,
+            times,
+        }
+    }
+
+    #[test]
+    fn faults_apply_in_order_and_run_out() {
+        let f = Faults::default();
+        assert_eq!(f.take("/a"), None);
+        f.push(fault("/a", FaultKind::Status(502), Some(2)));
+        f.push(fault("*", FaultKind::Hang, Some(1)));
+        assert_eq!(f.take("/b"), Some(FaultKind::Hang));
+        assert_eq!(f.take("/b"), None);
+        assert_eq!(f.take("/a"), Some(FaultKind::Status(502)));
+        assert_eq!(f.take("/a"), Some(FaultKind::Status(502)));
+        assert_eq!(f.take("/a"), None);
+        assert!(f.list().is_empty());
+        f.push(fault("/a", FaultKind::Reset, None));
+        for _ in 0..5 {
+            assert_eq!(f.take("/a"), Some(FaultKind::Reset));
+        }
+        f.clear();
+        assert_eq!(f.take("/a"), None);
+    }
+
+    #[test]
+    fn fault_json_forms() {
+        let parse = |s: &str| serde_json::from_str::<Fault>(s).unwrap();
+        let delay = |ms| fault("*", FaultKind::Delay(Duration::from_millis(ms)), None);
+        assert_eq!(
+            parse(r#"{"path":"*","kind":{"Delay":"250ms"}}"#),
+            delay(250)
+        );
+        assert_eq!(parse(r#"{"path":"*","kind":{"Delay":"2s"}}"#), delay(2000));
+        assert_eq!(parse(r#"{"path":"*","kind":{"Delay":40}}"#), delay(40));
+        assert_eq!(
+            parse(r#"{"path":"*","kind":{"Delay":{"secs":1,"nanos":5000000}},"times":null}"#),
+            delay(1005)
+        );
+        assert_eq!(
+            parse(r#"{"path":"/x","kind":"Hang","times":3}"#),
+            fault("/x", FaultKind::Hang, Some(3))
+        );
+        let f = fault("*", FaultKind::Delay(Duration::from_micros(1500)), Some(1));
+        let back: Fault = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(back, f);
+        assert!(serde_json::from_str::<Fault>(r#"{"path":"*","kind":{"Delay":"soon"}}"#).is_err());
+    }
 }

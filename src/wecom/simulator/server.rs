@@ -1,0 +1,209 @@
+//! The accept loop (hyper HTTP/1.1, keep-alive) and the path of one request: count it, route
+//! `/sim/` to the control API, apply the first matching fault, then answer as WeCom.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::Request;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::control::control;
+use super::handlers::{self, Answer, Call};
+use super::state::{bump, lock, FaultKind, ListenerState, State};
+
+/// How long `FaultKind::Hang` holds a call (the client dropping the connection ends it sooner).
+const HANG: Duration = Duration::from_secs(3600);
+
+/// Serves `listener` until `stopped` turns true or its sender is dropped; then closes every
+/// connection it opened.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    here: Arc<ListenerState>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: do not spin.
+                tracing::debug!(error = %e, "simulator accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(
+            stream,
+            state.clone(),
+            here.clone(),
+            stopped.clone(),
+        ));
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    state: Arc<State>,
+    here: Arc<ListenerState>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let abort = Arc::new(AtomicBool::new(false));
+    let io = Conn {
+        io: stream,
+        abort: abort.clone(),
+    };
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        handle(state.clone(), here.clone(), abort.clone(), req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::select! {
+        _ = conn => {}
+        _ = stopped.wait_for(|s| *s) => {}
+    }
+}
+
+/// A connection closed without an answer (`Reset`, `Hang`, `LoseAnswer`, or a broken request).
+#[derive(Debug)]
+pub(crate) struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the WeCom simulator")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+async fn handle(
+    state: Arc<State>,
+    here: Arc<ListenerState>,
+    abort: Arc<AtomicBool>,
+    req: Request<Incoming>,
+) -> Result<Answer, Dropped> {
+    let (parts, body) = req.into_parts();
+    // Read the whole request first, whatever the answer: an unread body would turn the close
+    // after an early answer into a reset the client did not ask for.
+    let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    let path = parts.uri.path();
+    if let Some(rest) = path.strip_prefix("/sim/") {
+        return Ok(control(&state, &parts.method, rest, &body));
+    }
+    bump(&mut lock(&here.calls), path, 1);
+    state.count_call(path);
+    if !path.starts_with("/cgi-bin/") {
+        return Ok(handlers::status(404, "not found"));
+    }
+    let query = parts.uri.query().unwrap_or("");
+    if path == "/cgi-bin/gettoken" {
+        state.count_gettoken(&handlers::gettoken_app(&state, query));
+    }
+    let mut lose_answer = false;
+    match here.faults.take(path).or_else(|| state.faults.take(path)) {
+        None => {}
+        Some(FaultKind::Status(code)) => {
+            return Ok(handlers::status(code, "simulated failure"));
+        }
+        Some(FaultKind::Hang) => {
+            tokio::time::sleep(HANG).await;
+            return drop_connection(&abort);
+        }
+        Some(FaultKind::Reset) => return drop_connection(&abort),
+        Some(FaultKind::Garbage) => return Ok(handlers::garbage()),
+        Some(FaultKind::Truncated) => return Ok(handlers::truncated()),
+        Some(FaultKind::Errcode(code)) => return Ok(handlers::fault_errcode(code)),
+        Some(FaultKind::Delay(d)) => tokio::time::sleep(d).await,
+        Some(FaultKind::LoseAnswer) => lose_answer = true,
+    }
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let call = Call {
+        path,
+        query,
+        content_type,
+        body: &body,
+    };
+    let answer = handlers::wecom(&state, &call);
+    if lose_answer {
+        return drop_connection(&abort);
+    }
+    Ok(answer)
+}
+
+/// Ends the call with no answer; the connection is closed with a TCP reset.
+fn drop_connection(abort: &AtomicBool) -> Result<Answer, Dropped> {
+    abort.store(true, Ordering::Relaxed);
+    Err(Dropped)
+}
+
+/// A connection that closes with a reset (SO_LINGER 0) instead of a FIN when `abort` is set.
+struct Conn {
+    io: TcpStream,
+    abort: Arc<AtomicBool>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if self.abort.load(Ordering::Relaxed) {
+            let _ = self.io.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
