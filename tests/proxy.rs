@@ -112,7 +112,7 @@ async fn app_chosen_by_header_token_or_default() {
     let msg = v["errmsg"].as_str().unwrap();
     assert!(msg.contains("hr-bot") && msg.contains("ops-bot"), "{msg}");
     assert!(!msg.contains(HR_SECRET));
-    // debug=1 is stripped before WeCom sees it: the simulator records the query it got.
+    // debug=1 still answers (its stripping is asserted in proxy::request's unit tests).
     let (_, _, v) = get_json(&c, &sc.url("/cgi-bin/user/get?userid=a&debug=1")).await;
     assert_eq!(v["errcode"], 0);
 }

@@ -35,6 +35,9 @@ pub const MAX_JSON_REQUEST: u64 = 2 * 1024 * 1024;
 /// Largest upload accepted: WeCom's 20 MB media limit plus room for the multipart framing.
 pub const MAX_UPLOAD: u64 = 20 * 1024 * 1024 + 64 * 1024;
 
+/// The `api` label of calls not (yet) routed; shared so a new call allocates nothing for it.
+static OTHER: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("other"));
+
 /// Per-call state, from arrival to the access log line.
 pub struct RequestCtx {
     pub started: Instant,
@@ -67,7 +70,7 @@ impl ProxyHttp for SidecarProxy {
         RequestCtx {
             started: Instant::now(),
             request_id: String::new(),
-            api: Arc::from("other"),
+            api: OTHER.clone(),
             route: None,
             app: None,
             upstream: None,

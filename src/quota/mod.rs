@@ -95,11 +95,16 @@ pub struct Ask<'a> {
     pub share: u32,
 }
 
-fn scaled(limits: &[Rate], share: u32) -> Vec<Rate> {
+/// This sidecar's share of `limits`; borrowed as they are in the usual case (`share` 1), so
+/// a decision allocates nothing for it.
+fn scaled(limits: &[Rate], share: u32) -> std::borrow::Cow<'_, [Rate]> {
+    if share <= 1 {
+        return std::borrow::Cow::Borrowed(limits);
+    }
     limits
         .iter()
         .map(|r| Rate {
-            count: (r.count / share.max(1)).max(1),
+            count: (r.count / share).max(1),
             per: r.per,
         })
         .collect()
@@ -156,7 +161,7 @@ impl Quotas {
             let key = Key::Call {
                 app: ask.app.clone(),
                 api: ask.api.clone(),
-                limits: call_l.clone(),
+                limits: call_l.to_vec(),
             };
             entries.push((self.cells(key, call_l.len()), &call_l[..], None));
         }
