@@ -5,7 +5,7 @@
 # core 0, the proxy under test runs alone on core 1 (one worker each), so figures are per core.
 #
 #   bash benches/load.sh            # 10 s per run, 50 connections
-#   DURATION=30s CONNS=100 bash benches/load.sh
+#   DURATION=30s CONNS=100 RATE=2000 bash benches/load.sh   # RATE: the fixed-rate latency run
 #
 # Needs nginx and wrk (Debian: apt-get install nginx-light wrk); builds the release binary.
 set -euo pipefail
@@ -20,6 +20,10 @@ for tool in nginx wrk taskset; do
   command -v "$tool" >/dev/null || { echo "load.sh needs $tool" >&2; exit 1; }
 done
 cargo build --release --bin wecom-sidecar >/dev/null 2>&1 || cargo build --release --bin wecom-sidecar
+fixed=$(cargo bench --bench fixed_rate --no-run --message-format=json 2>/dev/null |
+  grep -o '"executable":"[^"]*fixed_rate[^"]*"' | tail -1 | cut -d'"' -f4)
+[ -x "$fixed" ] || { echo "could not build benches/fixed_rate.rs" >&2; exit 1; }
+RATE=${RATE:-2000}
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -73,6 +77,10 @@ a=$(run direct "http://127.0.0.1:$UP_PORT$path")
 b=$(run nginx-proxy "http://127.0.0.1:$NGX_PORT$path")
 c=$(run wecom-sidecar "http://127.0.0.1:$SC_PORT$path")
 rss=$(awk '/VmHWM/ {print $2}' /proc/$sc/status)
+fixed_run() { taskset -c 0 "$fixed" "$1" "$RATE" "${DURATION%s}" 8; }
+fa=$(fixed_run "http://127.0.0.1:$UP_PORT$path")
+fb=$(fixed_run "http://127.0.0.1:$NGX_PORT$path")
+fc=$(fixed_run "http://127.0.0.1:$SC_PORT$path")
 big=$(taskset -c 0 wrk -t1 -c1000 -d5s "http://127.0.0.1:$SC_PORT$path" 2>&1 | awk '/Requests\/sec/ {print $2}')
 rss1000=$(awk '/VmHWM/ {print $2}' /proc/$sc/status)
 calls=$(curl -s "http://127.0.0.1:$SC_ADMIN/metrics" | awk '/^wecom_api_request_duration_seconds_count/ && /api="user\/get"/ && /outcome="ok"/ {s += $2} END {print s}')
@@ -83,3 +91,11 @@ for row in "$a" "$b" "$c"; do IFS='|' read -r n r p5 p9 <<<"$row"; printf '%-14s
 ra=$(cut -d'|' -f2 <<<"$a"); rb=$(cut -d'|' -f2 <<<"$b"); rc=$(cut -d'|' -f2 <<<"$c")
 echo "ratio sidecar/nginx-proxy: $(awk -v c="$rc" -v b="$rb" 'BEGIN {printf "%.2f", c/b}')   sidecar/direct: $(awk -v c="$rc" -v a="$ra" 'BEGIN {printf "%.2f", c/a}')"
 echo "sidecar peak RSS: $((rss / 1024)) MB at $CONNS connections, $((rss1000 / 1024)) MB after 1000 connections ($big req/s); calls answered ok by the upstream: $calls"
+field() { grep -o "$2=[^ ]*" <<<"$1" | cut -d= -f2; }
+echo "fixed rate: $RATE req/s for ${DURATION%s} s over 8 connections (open loop, timed from the due time)"
+printf '%-14s %10s %10s %10s %10s %8s\n' target p50 p90 p99 p99.9 errors
+for row in "direct|$fa" "nginx-proxy|$fb" "wecom-sidecar|$fc"; do
+  n=${row%%|*}; r=${row#*|}
+  printf '%-14s %10s %10s %10s %10s %8s\n' "$n" "$(field "$r" p50_ms)ms" "$(field "$r" p90_ms)ms" "$(field "$r" p99_ms)ms" "$(field "$r" p999_ms)ms" "$(field "$r" errors)"
+done
+echo "added p99 over direct: sidecar $(awk -v c="$(field "$fc" p99_ms)" -v a="$(field "$fa" p99_ms)" 'BEGIN {printf "%.3f", c-a}') ms, nginx $(awk -v b="$(field "$fb" p99_ms)" -v a="$(field "$fa" p99_ms)" 'BEGIN {printf "%.3f", b-a}') ms"

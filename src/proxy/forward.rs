@@ -253,7 +253,13 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                 match answer {
                     Err(e) => attempt_failed(shared, call, up, ctx, &e),
                     Ok(answer) => {
-                        let up_header = Box::new(open.header().clone());
+                        // The app-facing header, built once from the upstream's (no copy of it
+                        // is kept: the connection goes back to the pool now).
+                        let up_header = Box::new(respond::header_from_upstream(
+                            open.header(),
+                            ctx,
+                            Some(answer.len()),
+                        ));
                         open.release(up).await;
                         if status >= 500 {
                             record_attempt(shared, call, up, "http_5xx");
@@ -265,15 +271,8 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                             )
                         } else if status != 200 {
                             record_attempt(shared, call, up, "http_error");
-                            return pass(
-                                session,
-                                ctx,
-                                &up_header,
-                                answer,
-                                Outcome::HttpError,
-                                None,
-                            )
-                            .await;
+                            return pass(session, ctx, up_header, answer, Outcome::HttpError, None)
+                                .await;
                         } else {
                             match errcode::read_errcode(&answer) {
                                 BodyErrcode::Invalid => {
@@ -295,7 +294,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                                     return pass(
                                         session,
                                         ctx,
-                                        &up_header,
+                                        up_header,
                                         answer,
                                         Outcome::Ok,
                                         None,
@@ -320,7 +319,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                                         return pass(
                                             session,
                                             ctx,
-                                            &up_header,
+                                            up_header,
                                             answer,
                                             Outcome::Errcode,
                                             Some(code),
@@ -363,7 +362,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                                             return pass(
                                                 session,
                                                 ctx,
-                                                &up_header,
+                                                up_header,
                                                 answer,
                                                 outcome,
                                                 Some(code),
@@ -424,7 +423,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
         return match failure {
             Failure::Local(answer) => Ended::Local(answer),
             Failure::Pass(header, answer, code) => {
-                pass(session, ctx, &header, answer, Outcome::Errcode, Some(code)).await
+                pass(session, ctx, header, answer, Outcome::Errcode, Some(code)).await
             }
         };
     }
@@ -526,17 +525,17 @@ fn unavailable(up: &UpstreamRt, what: &str) -> LocalAnswer {
     )
 }
 
-/// Passes a buffered upstream answer to the app.
+/// Passes a buffered upstream answer (its app-facing header from `header_from_upstream`) to
+/// the app.
 async fn pass(
     session: &mut Session,
     ctx: &mut RequestCtx,
-    up_header: &pingora::http::ResponseHeader,
+    header: Box<pingora::http::ResponseHeader>,
     body: Bytes,
     outcome: Outcome,
     code: Option<i64>,
 ) -> Ended {
-    let header = respond::header_from_upstream(up_header, ctx, Some(body.len()));
-    ctx.status = up_header.status.as_u16();
+    ctx.status = header.status.as_u16();
     ctx.outcome = outcome;
     ctx.errcode = code;
     if let Err(e) = respond::write(session, header, Some(body)).await {

@@ -156,11 +156,7 @@ impl SidecarProxy {
                 "wecom-sidecar: WeCom APIs take GET or POST",
             ));
         }
-        if path.contains("/../")
-            || path.contains("/./")
-            || path.ends_with("/..")
-            || path.contains("//")
-        {
+        if !request::is_api_path(&path) {
             return Some(LocalAnswer::bad_request(
                 404,
                 "wecom-sidecar: path is not a WeCom API path",

@@ -101,6 +101,22 @@ pub fn answer_gettoken(rt: &Runtime, query: &str) -> LocalAnswer {
     }
 }
 
+/// True for a path a WeCom API can have: `/`-separated segments of letters, digits, `_`, `-`
+/// and `.`, none empty (but a trailing `/`), `.` or `..`. Anything else (traversal, doubled
+/// slashes, percent-encoding that an upstream might decode into either, backslashes) is refused
+/// before it is routed on or logged as an API.
+pub fn is_api_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'.');
+    if !rest.bytes().all(allowed) {
+        return false;
+    }
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    rest.split('/').all(|seg| !matches!(seg, "" | "." | ".."))
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -163,6 +179,34 @@ pub fn request_id(x_request_id: Option<&[u8]>, traceparent: Option<&[u8]>) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_paths_are_plain() {
+        for ok in [
+            "/cgi-bin/user/get",
+            "/cgi-bin/gettoken",
+            "/cgi-bin/media/get/jssdk",
+            "/cgi-bin/a.b/",
+        ] {
+            assert!(is_api_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "cgi-bin/user/get",
+            "/cgi-bin/../admin",
+            "/cgi-bin/./user/get",
+            "/cgi-bin/user/..",
+            "/cgi-bin//user/get",
+            "/cgi-bin/%2e%2e/secret",
+            "/cgi-bin/user%2Fget",
+            "/cgi-bin\\user",
+            "/cgi-bin/user/get\r\nX: y",
+            "/cgi-bin/用户",
+            "/",
+        ] {
+            assert!(!is_api_path(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn rewrites_the_query() {

@@ -52,7 +52,7 @@ pub fn header_from_upstream(
     }
     match body_len {
         Some(len) => {
-            let _ = h.insert_header("Content-Length", len.to_string());
+            let _ = h.insert_header("Content-Length", http::HeaderValue::from(len));
         }
         None => {
             if let Some(len) = up.headers.get("content-length") {
@@ -71,12 +71,12 @@ fn add_request_id(h: &mut ResponseHeader, ctx: &RequestCtx) {
 /// Writes a whole answer.
 pub async fn write(
     session: &mut Session,
-    header: ResponseHeader,
+    header: impl Into<Box<ResponseHeader>>,
     body: Option<Bytes>,
 ) -> pingora::Result<()> {
     let has_body = body.as_ref().is_some_and(|b| !b.is_empty());
     session
-        .write_response_header(Box::new(header), !has_body)
+        .write_response_header(header.into(), !has_body)
         .await?;
     if has_body {
         session.write_response_body(body, true).await?;
