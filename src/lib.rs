@@ -20,6 +20,7 @@ pub mod reload;
 pub mod retry;
 pub mod routing;
 pub mod server;
+pub mod signing;
 pub mod state;
 pub mod token;
 pub mod upstream;

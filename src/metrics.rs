@@ -60,6 +60,7 @@ pub struct Metrics {
     pub in_flight: IntGaugeVec,
     pub redis_up: prometheus::IntGauge,
     pub fleet_fallbacks: IntCounterVec,
+    pub client_rejected: IntCounterVec,
 }
 
 impl Metrics {
@@ -174,6 +175,14 @@ impl Metrics {
             &["what"],
         )
         .expect("metric definition");
+        let client_rejected = IntCounterVec::new(
+            Opts::new(
+                "wecom_client_rejected_total",
+                "Calls refused because their signature or their app was not allowed (clients: set), by client and reason.",
+            ),
+            &["client", "reason"],
+        )
+        .expect("metric definition");
         for c in [
             Box::new(request_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errcode_total.clone()),
@@ -189,6 +198,7 @@ impl Metrics {
             Box::new(in_flight.clone()),
             Box::new(redis_up.clone()),
             Box::new(fleet_fallbacks.clone()),
+            Box::new(client_rejected.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -208,6 +218,7 @@ impl Metrics {
             in_flight,
             redis_up,
             fleet_fallbacks,
+            client_rejected,
         }
     }
 

@@ -29,6 +29,21 @@ pub struct FileConfig {
     pub health_check: Option<FileHealthCheck>,
     /// Plan name → steps, in file order.
     pub shift_plans: Option<OrderedMap<Vec<FilePlanStep>>>,
+    /// Apps' signing keys; when present, every call must be signed.
+    pub clients: Option<Vec<FileClient>>,
+}
+
+/// `clients[i]`: one calling app's HMAC key and the WeCom apps it may use.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileClient {
+    pub name: String,
+    /// Name of an environment variable holding the key.
+    pub key_env: Option<String>,
+    /// Path of a file holding the key (relative to the config file's directory).
+    pub key_file: Option<String>,
+    /// App names, or `"*"` for all.
+    pub apps: Vec<String>,
 }
 
 /// `shift_plans.<name>[i]`.

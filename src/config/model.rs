@@ -83,6 +83,8 @@ pub struct Config {
     pub health_check: HealthCheck,
     /// Named staged switch plans (`POST /admin/plans/<name>/start`).
     pub shift_plans: Vec<ShiftPlan>,
+    /// Calling apps and their signing keys; empty: calls are not signed.
+    pub clients: Vec<Client>,
     /// Where this config was read from (for reload and messages).
     pub source: Option<PathBuf>,
 }
@@ -201,6 +203,24 @@ pub struct App {
     /// Where the secret came from, for messages (`env WECOM_HR_SECRET`, `file /run/...`).
     pub secret_source: String,
     pub default: bool,
+}
+
+/// A calling app that signs its requests (`clients[i]`).
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub name: Arc<str>,
+    /// The HMAC-SHA256 key, as its UTF-8 bytes.
+    pub key: Secret,
+    /// Where the key came from, for messages.
+    pub key_source: String,
+    /// The WeCom apps it may use; `None`: all of them.
+    pub apps: Option<Vec<AppName>>,
+}
+
+impl Client {
+    pub fn may_use(&self, app: &AppName) -> bool {
+        self.apps.as_ref().is_none_or(|a| a.contains(app))
+    }
 }
 
 #[derive(Clone, Debug)]

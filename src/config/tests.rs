@@ -13,6 +13,9 @@ fn env(name: &str) -> Option<String> {
         "EMPTY" => Some(String::new()),
         "BLANK" => Some(" \n".to_string()),
         "SPACED" => Some(format!("{SECRET} {SECRET}")),
+        "KEY_A" => Some("k".repeat(40)),
+        "KEY_B" => Some("b".repeat(40)),
+        "SHORT_KEY" => Some("too-short".to_string()),
         "REDIS" => Some("rediss://:hunter2-redis-pw@redis.internal:6380/0".to_string()),
         "NOT_REDIS" => Some("http://:hunter2-redis-pw@redis.internal/".to_string()),
         // The conf/ examples' variables.
@@ -784,4 +787,61 @@ fn shipped_configs_are_valid() {
     assert_eq!(c.default_app().unwrap().name.as_str(), "hr-bot");
     assert_eq!(c.apps[1].agent_id, Some(1000003));
     assert_eq!(c.routes[0].policy.quota.len(), 2);
+}
+
+#[test]
+fn clients_are_optional_and_name_their_apps() {
+    let c = parse(MINIMAL).unwrap();
+    assert!(c.clients.is_empty());
+    let c = parse(&with(
+        r#"
+clients:
+  - { name: billing, key_env: KEY_A, apps: [hr] }
+  - { name: ops-tool, key_env: KEY_B, apps: ["*"] }
+"#,
+    ))
+    .unwrap();
+    assert_eq!(c.clients.len(), 2);
+    let hr = c.apps[0].name.clone();
+    assert_eq!(&*c.clients[0].name, "billing");
+    assert!(c.clients[0].may_use(&hr));
+    assert!(!c.clients[0].may_use(&AppName(std::sync::Arc::from("other"))));
+    assert!(c.clients[1].may_use(&AppName(std::sync::Arc::from("other"))));
+    assert_eq!(c.clients[0].key.expose().len(), 40);
+    assert!(!format!("{:?}", c.clients).contains(&"k".repeat(40)));
+}
+
+#[test]
+fn bad_clients_are_refused_with_their_keys() {
+    let p = problems(&with(
+        r#"
+clients:
+  - { name: "bad name", key_env: KEY_A, apps: [hr, nobody] }
+  - { name: short, key_env: SHORT_KEY, apps: [hr] }
+  - { name: twin, key_env: KEY_A, apps: [] }
+  - { name: twin, key_env: KEY_B, key_file: /x, apps: [hr] }
+  - { name: none, apps: [hr] }
+  - { name: unset, key_env: NOT_SET_ANYWHERE, apps: [hr] }
+"#,
+    ));
+    let expect = [
+        ("clients[0].name", "not a valid client name"),
+        ("clients[0].apps[1]", "\"nobody\" is not one of the apps"),
+        ("clients[1].key_env", "shorter than 32"),
+        ("clients[2].apps", "is empty"),
+        ("clients[2].key_env", "same key as client \"bad name\""),
+        ("clients[3].name", "already the name of clients[2]"),
+        ("clients[3].key_env", "both set"),
+        ("clients[4].key_env", "is missing"),
+        ("clients[5].key_env", "NOT_SET_ANYWHERE is not set"),
+    ];
+    for (key, words) in expect {
+        assert_problem(&p, key, words);
+    }
+    let shown = format!("{p:?}");
+    assert!(
+        !shown.contains(&"k".repeat(40)) && !shown.contains("too-short"),
+        "{shown}"
+    );
+    assert_problem(&problems(&with("clients: []\n")), "clients", "is empty");
 }

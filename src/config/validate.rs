@@ -59,6 +59,7 @@ pub fn build(
         .unwrap_or_default();
     let upstreams = upstreams(&mut c, file.upstreams);
     let apps = apps(&mut c, file.apps);
+    let clients = clients(&mut c, file.clients, &apps);
 
     let refresh_before_expiry = c.duration(
         "token.refresh_before_expiry",
@@ -166,6 +167,7 @@ pub fn build(
             outlier,
             health_check,
             shift_plans,
+            clients,
             source: source.map(Path::to_path_buf),
         }),
         _ => Err(c.problems),
@@ -506,8 +508,10 @@ fn apps(c: &mut Check, apps: Option<Vec<FileApp>>) -> Vec<App> {
                 );
                 None
             }
-            (Some(var), None) => secret_from_env(c, &format!("{key}.secret_env"), var),
-            (None, Some(path)) => secret_from_file(c, &format!("{key}.secret_file"), path),
+            (Some(var), None) => secret_from_env(c, &format!("{key}.secret_env"), var, &APP_SECRET),
+            (None, Some(path)) => {
+                secret_from_file(c, &format!("{key}.secret_file"), path, &APP_SECRET)
+            }
         };
         if let Some((value, source)) = secret {
             out.push(App {
@@ -523,51 +527,196 @@ fn apps(c: &mut Check, apps: Option<Vec<FileApp>>) -> Vec<App> {
     out
 }
 
+/// Shortest client key accepted: HMAC-SHA256 keys shorter than its 32-byte output only make
+/// guessing easier.
+const MIN_CLIENT_KEY_LEN: usize = 32;
+
+fn clients(c: &mut Check, clients: Option<Vec<FileClient>>, apps: &[App]) -> Vec<Client> {
+    let Some(clients) = clients else {
+        return Vec::new();
+    };
+    if clients.is_empty() {
+        c.problem("clients", "is empty. Drop the key to take unsigned calls, or add one entry per calling app, e.g. `clients: [{ name: billing, key_env: BILLING_SIDECAR_KEY, apps: [hr-bot] }]`");
+        return Vec::new();
+    }
+    let mut out: Vec<Client> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    for (i, f) in clients.iter().enumerate() {
+        let key = format!("clients[{i}]");
+        if !is_name(&f.name) {
+            c.problem(format!("{key}.name"), format!("\"{}\" is not a valid client name. Use letters, digits and _ . - only (clients send it as X-Sidecar-Client)", f.name));
+        } else if let Some(j) = names.iter().position(|n| *n == f.name) {
+            c.problem(format!("{key}.name"), format!("\"{}\" is already the name of clients[{j}]. Client names must be unique: rename one", f.name));
+        }
+        names.push(&f.name);
+        let allowed = if f.apps.iter().any(|a| a == "*") {
+            None
+        } else {
+            if f.apps.is_empty() {
+                c.problem(
+                    format!("{key}.apps"),
+                    "is empty. List the apps this client may use, or \"*\" for all",
+                );
+            }
+            let mut allowed = Vec::new();
+            for (j, a) in f.apps.iter().enumerate() {
+                match apps.iter().find(|app| app.name.as_str() == a.as_str()) {
+                    Some(app) => allowed.push(app.name.clone()),
+                    None => c.problem(format!("{key}.apps[{j}]"), format!("\"{a}\" is not one of the apps. Name an app from apps[], or \"*\" for all")),
+                }
+            }
+            Some(allowed)
+        };
+        let secret = match (&f.key_env, &f.key_file) {
+            (Some(_), Some(_)) => {
+                c.problem(
+                    format!("{key}.key_env"),
+                    "and key_file are both set. Keep exactly one",
+                );
+                None
+            }
+            (None, None) => {
+                c.problem(format!("{key}.key_env"), "is missing. Set key_env (the name of an environment variable holding the client's signing key) or key_file (a file holding it); keys never go in this file");
+                None
+            }
+            (Some(var), None) => secret_from_env(c, &format!("{key}.key_env"), var, &CLIENT_KEY),
+            (None, Some(path)) => {
+                secret_from_file(c, &format!("{key}.key_file"), path, &CLIENT_KEY)
+            }
+        };
+        let Some((value, source)) = secret else {
+            continue;
+        };
+        let field = if f.key_env.is_some() {
+            "key_env"
+        } else {
+            "key_file"
+        };
+        if value.len() < MIN_CLIENT_KEY_LEN {
+            c.problem(format!("{key}.{field}"), format!("{source} holds a key shorter than {MIN_CLIENT_KEY_LEN} characters (value not shown). Make one with `openssl rand -hex 32`"));
+            continue;
+        }
+        if let Some(other) = out.iter().find(|o| o.key.expose() == value) {
+            c.problem(format!("{key}.{field}"), format!("{source} holds the same key as client \"{}\" (value not shown). Give each client a key of its own", other.name));
+            continue;
+        }
+        out.push(Client {
+            name: Arc::from(f.name.as_str()),
+            key: Secret::new(value),
+            key_source: source,
+            apps: allowed,
+        });
+    }
+    out
+}
+
+/// What a secret read from the environment or a file is, for the messages about it.
+struct SecretKind {
+    /// "app secret", "client key".
+    what: &'static str,
+    example_env: &'static str,
+    example_path: &'static str,
+    /// Where a good value comes from.
+    source_hint: &'static str,
+    /// What to do if it was pasted into the file.
+    leaked_hint: &'static str,
+    /// The keys naming a variable and a file.
+    env_key: &'static str,
+    file_key: &'static str,
+}
+
+const APP_SECRET: SecretKind = SecretKind {
+    what: "app secret",
+    example_env: "WECOM_HR_SECRET",
+    example_path: "/run/secrets/wecom-hr",
+    source_hint: "WeCom admin console > the app > Secret",
+    leaked_hint: "rotate it in the WeCom admin console",
+    env_key: "secret_env",
+    file_key: "secret_file",
+};
+
+const CLIENT_KEY: SecretKind = SecretKind {
+    what: "client key",
+    example_env: "BILLING_SIDECAR_KEY",
+    example_path: "/run/secrets/sidecar-billing-key",
+    source_hint: "make one with `openssl rand -hex 32`",
+    leaked_hint: "make a new key",
+    env_key: "key_env",
+    file_key: "key_file",
+};
+
 /// Trailing whitespace (the newline an editor or `echo` adds) is dropped; whitespace anywhere
 /// else means the wrong value and is refused. `what` names the variable or file, never the value.
-fn clean_secret(c: &mut Check, key: &str, raw: &str, what: &str) -> Option<String> {
+fn clean_secret(
+    c: &mut Check,
+    key: &str,
+    raw: &str,
+    what: &str,
+    kind: &SecretKind,
+) -> Option<String> {
     let value = raw.trim_end();
     if value.is_empty() {
-        c.problem(key, format!("{what} is empty. Put the app secret there (WeCom admin console > the app > Secret)"));
+        c.problem(
+            key,
+            format!(
+                "{what} is empty. Put the {} there ({})",
+                kind.what, kind.source_hint
+            ),
+        );
         return None;
     }
     if value
         .chars()
         .any(|ch| ch.is_whitespace() || ch.is_control())
     {
-        c.problem(key, format!("{what} holds spaces or control characters (value not shown). A WeCom secret has none: put the app secret alone there"));
+        c.problem(key, format!("{what} holds spaces or control characters (value not shown). A {} has none: put it alone there", kind.what));
         return None;
     }
     Some(value.to_string())
 }
 
-fn secret_from_env(c: &mut Check, key: &str, var: &str) -> Option<(String, String)> {
+fn secret_from_env(
+    c: &mut Check,
+    key: &str,
+    var: &str,
+    kind: &SecretKind,
+) -> Option<(String, String)> {
+    let (thing, example) = (kind.what, kind.example_env);
     if var.is_empty() {
-        c.problem(key, "is empty. Give the NAME of an environment variable holding the app secret, e.g. WECOM_HR_SECRET");
+        c.problem(key, format!("is empty. Give the NAME of an environment variable holding the {thing}, e.g. {example}"));
         return None;
     }
     if !is_env_name(var) || looks_like_secret(var) {
         // Possibly the secret itself, pasted in: never echo it.
-        c.problem(key, "is not an environment variable name (value not shown). Give the NAME of a variable holding the app secret, e.g. WECOM_HR_SECRET; if you pasted the secret itself here, remove it from the file and rotate it in the WeCom admin console");
+        c.problem(key, format!("is not an environment variable name (value not shown). Give the NAME of a variable holding the {thing}, e.g. {example}; if you pasted the {thing} itself here, remove it from the file and {}", kind.leaked_hint));
         return None;
     }
     match (c.env)(var) {
         None => {
-            c.problem(key, format!("environment variable {var} is not set. Export it with the app secret before starting, or use secret_file"));
+            c.problem(key, format!("environment variable {var} is not set. Export it with the {thing} before starting, or use {}", kind.file_key));
             None
         }
         Some(raw) => {
-            let value = clean_secret(c, key, &raw, &format!("environment variable {var}"))?;
+            let value = clean_secret(c, key, &raw, &format!("environment variable {var}"), kind)?;
             Some((value, format!("env {var}")))
         }
     }
 }
 
-fn secret_from_file(c: &mut Check, key: &str, path: &str) -> Option<(String, String)> {
+fn secret_from_file(
+    c: &mut Check,
+    key: &str,
+    path: &str,
+    kind: &SecretKind,
+) -> Option<(String, String)> {
+    let thing = kind.what;
     if path.trim().is_empty() {
         c.problem(
             key,
-            "is empty. Give the path of a file holding the app secret, e.g. /run/secrets/wecom-hr",
+            format!(
+                "is empty. Give the path of a file holding the {thing}, e.g. {}",
+                kind.example_path
+            ),
         );
         return None;
     }
@@ -586,18 +735,18 @@ fn secret_from_file(c: &mut Check, key: &str, path: &str) -> Option<(String, Str
         } else {
             e.kind().to_string()
         };
-        c.problem(key, format!("{shown} cannot be read ({why}). Mount the secret there, fix the path (relative paths start at the config file's directory), or use secret_env"));
+        c.problem(key, format!("{shown} cannot be read ({why}). Mount the secret there, fix the path (relative paths start at the config file's directory), or use {}", kind.env_key));
         return None;
     }
     if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
-        c.problem(key, format!("{shown} is larger than {MAX_SECRET_FILE_BYTES} bytes (contents not shown). It must hold only the app secret: check the path"));
+        c.problem(key, format!("{shown} is larger than {MAX_SECRET_FILE_BYTES} bytes (contents not shown). It must hold only the {thing}: check the path"));
         return None;
     }
     let Ok(text) = String::from_utf8(bytes) else {
-        c.problem(key, format!("{shown} is not UTF-8 text (contents not shown). It must hold only the app secret: check the path"));
+        c.problem(key, format!("{shown} is not UTF-8 text (contents not shown). It must hold only the {thing}: check the path"));
         return None;
     };
-    let value = clean_secret(c, key, &text, &format!("file {shown}"))?;
+    let value = clean_secret(c, key, &text, &format!("file {shown}"), kind)?;
     Some((value, format!("file {shown}")))
 }
 

@@ -23,8 +23,9 @@ use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
 use crate::body::{RequestBody, Spool};
-use crate::config::{AppName, UpstreamName};
+use crate::config::{AppName, Client, UpstreamName};
 use crate::metrics::Outcome;
+use crate::signing;
 use crate::state::{InFlight, Shared};
 use crate::wecom::answer::{LocalAnswer, Reason};
 use crate::wecom::apis::BodyKind;
@@ -46,6 +47,8 @@ pub struct RequestCtx {
     /// The route the call fell under (for plan gates).
     pub route: Option<Arc<str>>,
     pub app: Option<AppName>,
+    /// The signing client (`clients:` set).
+    pub client: Option<Arc<str>>,
     pub upstream: Option<UpstreamName>,
     pub attempts: u32,
     pub outcome: Outcome,
@@ -73,6 +76,7 @@ impl ProxyHttp for SidecarProxy {
             api: OTHER.clone(),
             route: None,
             app: None,
+            client: None,
             upstream: None,
             attempts: 0,
             outcome: Outcome::Local,
@@ -162,18 +166,37 @@ impl SidecarProxy {
                 "wecom-sidecar: path is not a WeCom API path",
             ));
         }
+        // With `clients:` set, the signature covers the body too: it is read (and hashed)
+        // first, and nothing else is done for a call whose signature fails.
+        let mut client: Option<&Client> = None;
+        let mut early_body = None;
+        if !rt.config.clients.is_empty() {
+            let (body, hash) = match read_body(session, call.api.body, true).await {
+                Ok(b) => b,
+                Err(answer) => return Some(answer),
+            };
+            match authenticate(shared, &rt.config.clients, session, &path, &query, &hash) {
+                Ok(c) => {
+                    ctx.client = Some(c.name.clone());
+                    client = Some(c);
+                }
+                Err(answer) => return Some(answer),
+            }
+            early_body = Some(body);
+        }
+
         if path == "/cgi-bin/gettoken" {
-            return Some(request::answer_gettoken(&rt, &query));
+            return Some(request::answer_gettoken(&rt, &query, client));
         }
 
         let app = if call.api.auth == crate::wecom::apis::Auth::Token {
-            match request::choose_app(
-                &rt,
-                req.headers.get(request::APP_HEADER).map(|v| v.as_bytes()),
-                &query,
-            ) {
+            let header = session.req_header().headers.get(request::APP_HEADER);
+            match request::choose_app(&rt, header.map(|v| v.as_bytes()), &query) {
                 Ok(app) => {
                     ctx.app = Some(app.app.name.clone());
+                    if let Some(c) = client.filter(|c| !c.may_use(&app.app.name)) {
+                        return Some(forbidden_app(shared, c, &app.app.name));
+                    }
                     Some(app)
                 }
                 Err(answer) => return Some(answer),
@@ -182,9 +205,12 @@ impl SidecarProxy {
             None
         };
 
-        let body = match read_body(session, call.api.body).await {
-            Ok(b) => b,
-            Err(answer) => return Some(answer),
+        let body = match early_body {
+            Some(b) => b,
+            None => match read_body(session, call.api.body, false).await {
+                Ok((b, _)) => b,
+                Err(answer) => return Some(answer),
+            },
         };
         let (body, duplicate_checked) = match body {
             RequestBody::Buffered(b) => {
@@ -228,6 +254,66 @@ impl SidecarProxy {
     }
 }
 
+/// Checks the call's signature (`clients:` set); the client it is from, or the answer refusing
+/// it. Refusals are counted by client (`unknown` for names not configured) and reason.
+fn authenticate<'c>(
+    shared: &Shared,
+    clients: &'c [Client],
+    session: &Session,
+    path: &str,
+    query: &str,
+    body_sha256: &[u8; 32],
+) -> Result<&'c Client, LocalAnswer> {
+    let req = session.req_header();
+    let header = |name| req.headers.get(name).map(|v| v.as_bytes());
+    let presented = signing::Presented {
+        client: header(signing::CLIENT_HEADER),
+        timestamp: header(signing::TIMESTAMP_HEADER),
+        signature: header(signing::SIGNATURE_HEADER),
+    };
+    let signed = signing::Signed {
+        method: req.method.as_str(),
+        path,
+        query,
+        body_sha256,
+    };
+    signing::verify(clients, presented, &signed, signing::now_secs()).map_err(|why| {
+        let label = presented
+            .client
+            .and_then(|n| clients.iter().find(|c| c.name.as_bytes() == n))
+            .map_or("unknown", |c| &*c.name);
+        shared
+            .metrics
+            .client_rejected
+            .with_label_values(&[label, why.as_str()])
+            .inc();
+        LocalAnswer::new(
+            401,
+            Reason::Unauthorized,
+            errcode::API_FORBIDDEN,
+            format!("wecom-sidecar: {}", why.describe()),
+        )
+    })
+}
+
+/// The answer to a signed call for an app its client may not use.
+fn forbidden_app(shared: &Shared, client: &Client, app: &AppName) -> LocalAnswer {
+    shared
+        .metrics
+        .client_rejected
+        .with_label_values(&[&*client.name, "app_not_allowed"])
+        .inc();
+    LocalAnswer::new(
+        403,
+        Reason::Unauthorized,
+        errcode::API_FORBIDDEN,
+        format!(
+            "wecom-sidecar: client {} may not use app {app} (see clients[].apps)",
+            client.name
+        ),
+    )
+}
+
 fn deadline_answer(deadline: std::time::Duration) -> LocalAnswer {
     LocalAnswer::new(
         504,
@@ -247,8 +333,15 @@ fn too_large(limit: u64) -> LocalAnswer {
 }
 
 /// Reads the app's request body: JSON into memory, uploads into a spool file. Refuses bodies
-/// over the limit before reading past it.
-async fn read_body(session: &mut Session, kind: BodyKind) -> Result<RequestBody, LocalAnswer> {
+/// over the limit before reading past it. With `hash`, also returns the body's SHA-256 (what a
+/// signed call signs).
+async fn read_body(
+    session: &mut Session,
+    kind: BodyKind,
+    hash: bool,
+) -> Result<(RequestBody, [u8; 32]), LocalAnswer> {
+    use sha2::Digest;
+    let mut hasher = hash.then(sha2::Sha256::new);
     let limit = if kind == BodyKind::Upload {
         MAX_UPLOAD
     } else {
@@ -288,14 +381,21 @@ async fn read_body(session: &mut Session, kind: BodyKind) -> Result<RequestBody,
             if spool.len() + chunk.len() as u64 > limit {
                 return Err(too_large(limit));
             }
+            if let Some(h) = hasher.as_mut() {
+                h.update(&chunk);
+            }
             spool.write(&chunk).await.map_err(|_| spool_failed())?;
         }
         spool.finish().await.map_err(|_| spool_failed())?;
-        return Ok(if spool.is_empty() {
+        let body = if spool.is_empty() {
             RequestBody::Empty
         } else {
             RequestBody::Spooled(spool)
-        });
+        };
+        return Ok((
+            body,
+            hasher.map(|h| h.finalize().into()).unwrap_or_default(),
+        ));
     }
     let mut buf = BytesMut::new();
     while let Some(chunk) = session.read_request_body().await.map_err(read_failed)? {
@@ -304,11 +404,18 @@ async fn read_body(session: &mut Session, kind: BodyKind) -> Result<RequestBody,
         }
         buf.extend_from_slice(&chunk);
     }
-    Ok(if buf.is_empty() {
+    if let Some(h) = hasher.as_mut() {
+        h.update(&buf);
+    }
+    let body = if buf.is_empty() {
         RequestBody::Empty
     } else {
         RequestBody::Buffered(buf.freeze())
-    })
+    };
+    Ok((
+        body,
+        hasher.map(|h| h.finalize().into()).unwrap_or_default(),
+    ))
 }
 
 fn spool_failed() -> LocalAnswer {
@@ -348,6 +455,7 @@ fn access_log(shared: &Shared, session: &Session, ctx: &RequestCtx) {
         path = %req.uri.path(),
         api = %ctx.api,
         app = ctx.app.as_ref().map_or("-", |a| a.as_str()),
+        client = ctx.client.as_deref(),
         upstream,
         attempts = ctx.attempts,
         outcome = ctx.outcome.as_str(),

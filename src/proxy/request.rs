@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use crate::config::Client;
 use crate::state::Runtime;
 use crate::token::AppTokens;
 use crate::wecom::answer::{LocalAnswer, Reason};
@@ -62,7 +63,8 @@ fn unknown_app(rt: &Runtime, why: &str) -> LocalAnswer {
 
 /// The local answer to `GET /cgi-bin/gettoken`: the app's name stands in for its token, so
 /// unmodified SDKs work and real tokens never leave the sidecar.
-pub fn answer_gettoken(rt: &Runtime, query: &str) -> LocalAnswer {
+/// With `client` (a signed call), only apps that client may use are answered.
+pub fn answer_gettoken(rt: &Runtime, query: &str, client: Option<&Client>) -> LocalAnswer {
     let corpid = query_value(query, "corpid").unwrap_or_default();
     let secret = query_value(query, "corpsecret").unwrap_or_default();
     let in_corp: Vec<&AppTokens> = rt
@@ -84,6 +86,12 @@ pub fn answer_gettoken(rt: &Runtime, query: &str) -> LocalAnswer {
             || constant_time_eq(a.app.secret.expose().as_bytes(), secret.as_bytes())
     });
     match found {
+        Some(app) if client.is_some_and(|c| !c.may_use(&app.app.name)) => LocalAnswer::new(
+            403,
+            Reason::Unauthorized,
+            errcode::API_FORBIDDEN,
+            "wecom-sidecar: this client may not use this app (see clients[].apps)",
+        ),
         Some(app) => {
             let mut extra = serde_json::Map::new();
             extra.insert("access_token".into(), app.app.name.as_str().into());

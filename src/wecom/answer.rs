@@ -15,6 +15,8 @@ pub enum Reason {
     BadRequest,
     /// The app's `gettoken`, answered locally with its placeholder.
     Gettoken,
+    /// `clients:` is set and the call's signature, or its app, is not allowed.
+    Unauthorized,
 }
 
 impl Reason {
@@ -27,6 +29,7 @@ impl Reason {
             Reason::Deadline => "deadline",
             Reason::BadRequest => "bad-request",
             Reason::Gettoken => "gettoken",
+            Reason::Unauthorized => "unauthorized",
         }
     }
 }
