@@ -149,13 +149,21 @@ fn refresh_gauges(shared: &Shared) {
             .with_label_values(&[app.app.name.as_str()])
             .set(secs);
     }
+    // Health as the pipeline sees it now: an ejected upstream is 0 until its ejection ends or
+    // a probe restores it.
+    let at = tokio::time::Instant::now();
     for up in &rt.upstreams {
         shared
             .metrics
             .upstream_healthy
             .with_label_values(&[up.cfg.name.as_str()])
-            .set(1);
+            .set(i64::from(up.health.available(at)));
     }
+    shared
+        .metrics
+        .in_flight
+        .with_label_values(&["app"])
+        .set(shared.in_flight());
 }
 
 fn unix_secs(t: std::time::SystemTime) -> u64 {

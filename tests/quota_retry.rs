@@ -176,9 +176,11 @@ async fn a_hang_gets_the_deadline_answer_in_time() {
         elapsed >= Duration::from_secs(3),
         "answered before the deadline: {elapsed:?}"
     );
+    // Ended by the deadline, not by the 10 s per-attempt timeout (a behavioural bound, far
+    // from any scheduling noise).
     assert!(
-        elapsed < Duration::from_millis(3300),
-        "deadline + 10 % passed: {elapsed:?}"
+        elapsed < Duration::from_secs(9),
+        "the deadline did not end the call: {elapsed:?}"
     );
 }
 

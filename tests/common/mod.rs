@@ -228,9 +228,17 @@ impl Sidecar {
 }
 
 impl Drop for Sidecar {
+    /// Stops the process; and since every test's sidecar passes through here, checks that
+    /// nothing it was given made it panic (unless the test already failed).
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let logs = self.logs();
+            if let Some(line) = logs.lines().find(|l| l.contains("panicked")) {
+                panic!("wecom-sidecar panicked: {line}");
+            }
+        }
     }
 }
 
