@@ -92,6 +92,14 @@ impl Sidecar {
 
     /// Starts the sidecar with a config made from (listen port, admin port).
     pub async fn start_with(make: impl Fn(u16, u16) -> String) -> Sidecar {
+        Self::start_with_env(make, &[]).await
+    }
+
+    /// As `start_with`, with extra environment variables for the process.
+    pub async fn start_with_env(
+        make: impl Fn(u16, u16) -> String,
+        envs: &[(&str, &str)],
+    ) -> Sidecar {
         let dir = tempfile::tempdir().unwrap();
         let (listen, admin) = (free_port(), free_port());
         let config_path = dir.path().join("sidecar.yaml");
@@ -108,6 +116,7 @@ impl Sidecar {
                 "debug,pingora_core=info,pingora_proxy=info",
             )
             .env_remove("WECOM_SIDECAR_LOG_FORMAT")
+            .envs(envs.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .stdin(Stdio::null())
