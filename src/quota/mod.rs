@@ -58,6 +58,47 @@ enum Key {
     },
 }
 
+impl Key {
+    /// Its longest window: once idle that long, its state is all zeros and can go.
+    fn window(&self) -> Duration {
+        match self {
+            Key::Call { limits, .. } => limits.iter().map(|r| r.per).max().unwrap_or_default(),
+            Key::Recipient { .. } => RECIPIENT_LIMITS
+                .iter()
+                .map(|r| r.per)
+                .max()
+                .unwrap_or_default(),
+            Key::Robot { .. } => ROBOT_LIMITS[0].per,
+        }
+    }
+}
+
+/// Each quota state leaves once idle for its own longest window (plus a bucket's slack), so a
+/// recipient messaged once is forgotten after an hour, not kept for a day beside the others.
+struct IdleForItsWindow;
+
+impl moka::Expiry<Key, Arc<Mutex<Cells>>> for IdleForItsWindow {
+    fn expire_after_create(
+        &self,
+        key: &Key,
+        _: &Arc<Mutex<Cells>>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(key.window() + key.window() / window::BUCKETS + Duration::from_secs(1))
+    }
+
+    fn expire_after_read(
+        &self,
+        key: &Key,
+        value: &Arc<Mutex<Cells>>,
+        read_at: std::time::Instant,
+        _: Option<Duration>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, value, read_at)
+    }
+}
+
 /// Why a call was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -124,7 +165,7 @@ impl Default for Quotas {
         Quotas {
             cells: Cache::builder()
                 .max_capacity(MAX_TRACKED_KEYS)
-                .time_to_idle(Duration::from_secs(86_400 + 60))
+                .expire_after(IdleForItsWindow)
                 .build(),
             blocks: Cache::builder()
                 .max_capacity(100_000)

@@ -10,9 +10,11 @@
 //! limiters checked one after another consume from the limits that allowed a call refused by
 //! a later one. Here a refused call consumes nothing anywhere.
 //!
-//! Time comes from `tokio::time::Instant`, so tests run on paused time. Memory: 61 counters per
-//! limit per key.
+//! Time comes from `tokio::time::Instant`, so tests run on paused time. Memory: only buckets that
+//! hold calls are stored (at most 61 per limit), so a key that saw one call, such as a message
+//! recipient, costs a few dozen bytes, and a busy key no more than a full ring.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -23,11 +25,13 @@ use crate::config::Rate;
 pub const BUCKETS: u32 = 60;
 const SLOTS: usize = BUCKETS as usize + 1;
 
-/// One limit's counters.
-#[derive(Debug, Clone)]
+/// One limit's counters: the buckets within the window that hold calls, oldest first, as
+/// (bucket number, calls), and their sum.
+#[derive(Debug, Clone, Default)]
 struct Ring {
-    counts: [u32; SLOTS],
-    /// Bucket number of the newest bucket written.
+    buckets: VecDeque<(u64, u32)>,
+    used: u64,
+    /// Bucket number of the newest bucket the window reached.
     head: u64,
 }
 
@@ -47,32 +51,31 @@ fn bucket(origin: Instant, rate: &Rate, now: Instant) -> u64 {
 }
 
 impl Ring {
-    /// Moves the window to `epoch`, zeroing buckets that left it.
+    /// Moves the window to `epoch`, dropping buckets that left it (bucket `b` is in the window
+    /// of head `h` while `b + SLOTS > h`).
     fn advance(&mut self, epoch: u64) {
         if epoch <= self.head {
             return;
         }
-        let gap = (epoch - self.head).min(SLOTS as u64);
-        for i in 1..=gap {
-            self.counts[((self.head + i) % SLOTS as u64) as usize] = 0;
-        }
         self.head = epoch;
+        while let Some(&(b, n)) = self.buckets.front() {
+            if b + SLOTS as u64 > epoch {
+                break;
+            }
+            self.used -= u64::from(n);
+            self.buckets.pop_front();
+        }
     }
 
-    fn used(&self) -> u64 {
-        self.counts.iter().map(|&c| u64::from(c)).sum()
-    }
-
-    /// Time from bucket `epoch` until one more call fits under `count`.
+    /// Time from now until one more call fits under `count`.
     fn wait(&self, rate: &Rate, origin: Instant, now: Instant) -> Duration {
-        let mut used = self.used();
+        let mut used = self.used;
         if used < u64::from(rate.count) {
             return Duration::ZERO;
         }
         // Oldest buckets leave first: bucket b leaves when the head reaches b + SLOTS.
-        let oldest = self.head.saturating_sub(SLOTS as u64 - 1);
-        for b in oldest..=self.head {
-            used -= u64::from(self.counts[(b % SLOTS as u64) as usize]);
+        for &(b, n) in &self.buckets {
+            used -= u64::from(n);
             if used < u64::from(rate.count) {
                 let leaves_at = origin + width(rate) * (b + SLOTS as u64) as u32;
                 return leaves_at
@@ -82,19 +85,28 @@ impl Ring {
         }
         rate.per
     }
+
+    fn count_one(&mut self) {
+        self.used += 1;
+        match self.buckets.back_mut() {
+            Some((b, n)) if *b == self.head => *n = n.saturating_add(1),
+            _ => {
+                // Most keys (recipients) see one or two calls a window: start with room for
+                // one bucket, not the default four.
+                if self.buckets.capacity() == 0 {
+                    self.buckets.reserve_exact(1);
+                }
+                self.buckets.push_back((self.head, 1))
+            }
+        }
+    }
 }
 
 impl Cells {
     pub fn new(limits: usize, now: Instant) -> Self {
         Cells {
             origin: now,
-            rings: vec![
-                Ring {
-                    counts: [0; SLOTS],
-                    head: 0
-                };
-                limits
-            ],
+            rings: vec![Ring::default(); limits],
         }
     }
 
@@ -122,14 +134,13 @@ impl Cells {
         self.rings
             .iter()
             .zip(limits)
-            .map(|(ring, rate)| u64::from(rate.count).saturating_sub(ring.used()) as u32)
+            .map(|(ring, rate)| u64::from(rate.count).saturating_sub(ring.used) as u32)
             .collect()
     }
 
     fn count_one(&mut self) {
         for ring in &mut self.rings {
-            let i = (ring.head % SLOTS as u64) as usize;
-            ring.counts[i] = ring.counts[i].saturating_add(1);
+            ring.count_one();
         }
     }
 }
