@@ -418,7 +418,8 @@ async fn sigterm_drains_in_flight_calls_and_exits_zero() {
         times: None,
     });
     let c = client();
-    let calls: Vec<_> = (0..5)
+    // 20 calls in flight (each held 800 ms upstream) when SIGTERM arrives: all must complete.
+    let calls: Vec<_> = (0..20)
         .map(|i| {
             let c = c.clone();
             let url = sc.url(&format!("/cgi-bin/user/get?userid=d{i}"));

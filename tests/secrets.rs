@@ -312,3 +312,22 @@ fleet: {{ size: 2, redis_url: "redis://:{OPS_SECRET}@redis:6379/" }}
         assert!(!text.contains(s), "--check printed a secret:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn listeners_beyond_loopback_are_warned_about() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), "").await;
+    assert!(!sc.logs().contains("listening beyond loopback"));
+    let wide = Sidecar::start_with(|l, a| {
+        config_yaml(l, a, &sim.url(), "").replace(
+            &format!("listen: \"127.0.0.1:{l}\""),
+            &format!("listen: \"0.0.0.0:{l}\""),
+        )
+    })
+    .await;
+    let warned = eventually(Duration::from_secs(5), async || {
+        wide.logs().contains("listening beyond loopback")
+    })
+    .await;
+    assert!(warned, "{}", wide.logs());
+}
