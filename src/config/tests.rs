@@ -753,19 +753,30 @@ fn shipped_configs_are_valid() {
         .any(|r| r.path == PathMatch::Prefix("/cgi-bin/user/".into())));
     assert!(c.fleet.is_none());
 
-    // Uncomment the fleet section (`# fleet:` and the lines after it).
-    let start = sample
-        .find("# fleet:")
-        .expect("sample has a commented fleet section");
-    let fleet: String = sample[start..]
-        .lines()
-        .map(|l| l.strip_prefix("# ").unwrap_or(l))
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let with_fleet = format!("{}{fleet}", &sample[..start]);
-    let c = parse(&with_fleet).unwrap_or_else(|e| panic!("sample with fleet:\n{e}\n{fleet}"));
+    // Uncomment a commented section (`# fleet:` and the lines after it, to the next blank line).
+    let uncomment = |marker: &str| -> String {
+        let start = sample
+            .find(marker)
+            .unwrap_or_else(|| panic!("sample has a commented {marker} section"));
+        let section: String = sample[start..]
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        format!("{sample}\n{section}")
+    };
+    let with_fleet = uncomment("# fleet:");
+    let c = parse(&with_fleet).unwrap_or_else(|e| panic!("sample with fleet:\n{e}"));
     assert!(c.fleet.is_some());
+    // The clients example, with its key from a variable instead of the file it names.
+    let with_clients = uncomment("# clients:").replace(
+        "key_file: /run/secrets/sidecar-billing-key",
+        "key_env: KEY_A",
+    );
+    let c = parse(&with_clients).unwrap_or_else(|e| panic!("sample with clients:\n{e}"));
+    assert_eq!(c.clients.len(), 1);
 
     let dev = include_str!("../../conf/dev.yaml");
     let c = parse(dev).unwrap_or_else(|e| panic!("conf/dev.yaml:\n{e}"));

@@ -493,26 +493,13 @@ fn apps(c: &mut Check, apps: Option<Vec<FileApp>>) -> Vec<App> {
                 None => first_default = Some((i, &a.name)),
             }
         }
-        let secret = match (&a.secret_env, &a.secret_file) {
-            (Some(_), Some(_)) => {
-                c.problem(
-                    format!("{key}.secret_env"),
-                    "and secret_file are both set. Keep exactly one: drop secret_env or secret_file",
-                );
-                None
-            }
-            (None, None) => {
-                c.problem(
-                    format!("{key}.secret_env"),
-                    "is missing. Set secret_env (the name of an environment variable holding the app secret) or secret_file (a file holding it); secrets never go in this file",
-                );
-                None
-            }
-            (Some(var), None) => secret_from_env(c, &format!("{key}.secret_env"), var, &APP_SECRET),
-            (None, Some(path)) => {
-                secret_from_file(c, &format!("{key}.secret_file"), path, &APP_SECRET)
-            }
-        };
+        let secret = secret_from(
+            c,
+            &key,
+            a.secret_env.as_deref(),
+            a.secret_file.as_deref(),
+            &APP_SECRET,
+        );
         if let Some((value, source)) = secret {
             out.push(App {
                 name: AppName(Arc::from(a.name.as_str())),
@@ -567,23 +554,13 @@ fn clients(c: &mut Check, clients: Option<Vec<FileClient>>, apps: &[App]) -> Vec
             }
             Some(allowed)
         };
-        let secret = match (&f.key_env, &f.key_file) {
-            (Some(_), Some(_)) => {
-                c.problem(
-                    format!("{key}.key_env"),
-                    "and key_file are both set. Keep exactly one",
-                );
-                None
-            }
-            (None, None) => {
-                c.problem(format!("{key}.key_env"), "is missing. Set key_env (the name of an environment variable holding the client's signing key) or key_file (a file holding it); keys never go in this file");
-                None
-            }
-            (Some(var), None) => secret_from_env(c, &format!("{key}.key_env"), var, &CLIENT_KEY),
-            (None, Some(path)) => {
-                secret_from_file(c, &format!("{key}.key_file"), path, &CLIENT_KEY)
-            }
-        };
+        let secret = secret_from(
+            c,
+            &key,
+            f.key_env.as_deref(),
+            f.key_file.as_deref(),
+            &CLIENT_KEY,
+        );
         let Some((value, source)) = secret else {
             continue;
         };
@@ -644,6 +621,38 @@ const CLIENT_KEY: SecretKind = SecretKind {
     env_key: "key_env",
     file_key: "key_file",
 };
+
+/// Reads a secret from exactly one of its environment variable or file keys (of the entry at
+/// `key`); the value and where it came from.
+fn secret_from(
+    c: &mut Check,
+    key: &str,
+    env: Option<&str>,
+    file: Option<&str>,
+    kind: &SecretKind,
+) -> Option<(String, String)> {
+    let (env_key, file_key) = (kind.env_key, kind.file_key);
+    match (env, file) {
+        (Some(_), Some(_)) => {
+            c.problem(
+                format!("{key}.{env_key}"),
+                format!(
+                    "and {file_key} are both set. Keep exactly one: drop {env_key} or {file_key}"
+                ),
+            );
+            None
+        }
+        (None, None) => {
+            c.problem(
+                format!("{key}.{env_key}"),
+                format!("is missing. Set {env_key} (the name of an environment variable holding the {}) or {file_key} (a file holding it); {}s never go in this file", kind.what, kind.what),
+            );
+            None
+        }
+        (Some(var), None) => secret_from_env(c, &format!("{key}.{env_key}"), var, kind),
+        (None, Some(path)) => secret_from_file(c, &format!("{key}.{file_key}"), path, kind),
+    }
+}
 
 /// Trailing whitespace (the newline an editor or `echo` adds) is dropped; whitespace anywhere
 /// else means the wrong value and is refused. `what` names the variable or file, never the value.
