@@ -303,6 +303,9 @@ pub fn recipients(body: &[u8]) -> Vec<String> {
     struct Touser {
         touser: Option<String>,
     }
+    if !crate::wecom::errcode::is_json_object(body) {
+        return Vec::new();
+    }
     match serde_json::from_slice::<Touser>(body) {
         Ok(Touser { touser: Some(t) }) if t.trim() != "@all" => t
             .split('|')
@@ -430,5 +433,6 @@ mod tests {
         );
         assert!(recipients(br#"{"touser":"@all"}"#).is_empty());
         assert!(recipients(b"not json").is_empty());
+        assert!(recipients(br#"["a|b"]"#).is_empty());
     }
 }

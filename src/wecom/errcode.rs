@@ -51,9 +51,19 @@ struct ErrcodeOnly {
     errcode: Option<i64>,
 }
 
+/// Whether a body is shaped as a JSON object (its first non-blank byte is `{`). serde reads a
+/// struct from a JSON array too (`[42001]` would fill the first field), so readers that look
+/// for a named field check this first: WeCom's answers and message bodies are always objects.
+pub fn is_json_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
 /// Reads the top-level `errcode` of a JSON body. Other fields are skipped without being
 /// built; the body is still checked to be well-formed JSON, so a truncated answer is caught.
 pub fn read_errcode(body: &[u8]) -> BodyErrcode {
+    if !is_json_object(body) {
+        return BodyErrcode::Invalid;
+    }
     match serde_json::from_slice::<ErrcodeOnly>(body) {
         Ok(ErrcodeOnly {
             errcode: Some(code),
@@ -87,6 +97,10 @@ mod tests {
         assert_eq!(read_errcode(br#"{"errcode":0,"errm"#), BodyErrcode::Invalid);
         assert_eq!(read_errcode(b""), BodyErrcode::Invalid);
         assert_eq!(read_errcode(br#"[1,2]"#), BodyErrcode::Invalid);
+        // An array is not an answer, even one serde could read as a struct.
+        assert_eq!(read_errcode(br#"[42001]"#), BodyErrcode::Invalid);
+        assert_eq!(read_errcode(br#" [0]"#), BodyErrcode::Invalid);
+        assert_eq!(read_errcode(b" \n{\"errcode\":7}"), BodyErrcode::Code(7));
         assert_eq!(read_errcode(br#"{"errcode":"zero"}"#), BodyErrcode::Invalid);
     }
 
