@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
@@ -332,6 +332,26 @@ fn too_large(limit: u64) -> LocalAnswer {
     )
 }
 
+/// The next chunk of the app's request body. A body that cannot be read (a broken chunk size,
+/// a connection cut mid-body) leaves no way to tell where the next request would start, so
+/// the answer to it closes the connection (RFC 9112 §6.3) instead of reading on from bytes
+/// that can no longer be framed.
+async fn next_chunk(session: &mut Session) -> Result<Option<Bytes>, LocalAnswer> {
+    match session.read_request_body().await {
+        Ok(chunk) => Ok(chunk),
+        Err(e) => {
+            session.set_keepalive(None);
+            Err(LocalAnswer::bad_request(
+                errcode::DATA_FORMAT_ERROR,
+                format!(
+                    "wecom-sidecar: could not read the request body ({})",
+                    e.etype().as_str()
+                ),
+            ))
+        }
+    }
+}
+
 /// Reads the app's request body: JSON into memory, uploads into a spool file. Refuses bodies
 /// over the limit before reading past it. With `hash`, also returns the body's SHA-256 (what a
 /// signed call signs).
@@ -366,18 +386,9 @@ async fn read_body(
     if expects_continue {
         let _ = session.write_continue_response().await;
     }
-    let read_failed = |e: Box<pingora::Error>| {
-        LocalAnswer::bad_request(
-            errcode::DATA_FORMAT_ERROR,
-            format!(
-                "wecom-sidecar: could not read the request body ({})",
-                e.etype().as_str()
-            ),
-        )
-    };
     if kind == BodyKind::Upload {
         let mut spool = Spool::new().map_err(|_| spool_failed())?;
-        while let Some(chunk) = session.read_request_body().await.map_err(read_failed)? {
+        while let Some(chunk) = next_chunk(session).await? {
             if spool.len() + chunk.len() as u64 > limit {
                 return Err(too_large(limit));
             }
@@ -398,7 +409,7 @@ async fn read_body(
         ));
     }
     let mut buf = BytesMut::new();
-    while let Some(chunk) = session.read_request_body().await.map_err(read_failed)? {
+    while let Some(chunk) = next_chunk(session).await? {
         if (buf.len() + chunk.len()) as u64 > limit {
             return Err(too_large(limit));
         }
