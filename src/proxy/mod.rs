@@ -99,6 +99,16 @@ impl ProxyHttp for SidecarProxy {
         Ok(true)
     }
 
+    /// What pingora's own error lines print for a call. Its default is the raw request URI,
+    /// which for a local `gettoken` holds the app's `corpsecret`; the query is masked here. The
+    /// sidecar never hands pingora an error from a call today, so this guards what a future
+    /// change or a pingora-internal failure might log.
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        let target = req.uri.path_and_query().map_or("", |pq| pq.as_str());
+        format!("{} {}", req.method, crate::redact::redact_uri(target))
+    }
+
     async fn upstream_peer(
         &self,
         _session: &mut Session,
