@@ -50,12 +50,11 @@ pub fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
+    let mut proxy = Service::new(
+        "wecom-sidecar".to_string(),
         SidecarProxy {
             shared: shared.clone(),
         },
-        "wecom-sidecar",
     );
     // No L4 read buffer on the app-facing listener: pingora's default is 64 KiB per connection,
     // zero-filled on accept, which at 1,000 idle keep-alive connections from apps is 64 MB of

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pingora::http::RequestHeader;
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession as Session;
 
 use tokio::time::Instant;
 
@@ -241,7 +241,9 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                 if call.api.body == BodyKind::Download && status == 200 && !is_json_answer(&open) {
                     record_attempt(shared, call, up, "ok");
                     up.health.success();
-                    return stream(open, up, session, ctx).await;
+                    // Boxed: media is rare, and streaming's state would otherwise
+                    // enlarge every call's future.
+                    return Box::pin(stream(open, up, session, ctx)).await;
                 }
                 let read =
                     tokio::time::timeout(up.cfg.timeout, open.read_to_end(MAX_JSON_RESPONSE)).await;
@@ -554,14 +556,14 @@ async fn stream(
     let header = respond::header_from_upstream(open.header(), ctx, None);
     ctx.status = open.status();
     ctx.outcome = Outcome::Ok;
-    if let Err(e) = session.write_response_header(Box::new(header), false).await {
+    if let Err(e) = session.write_response_header(Box::new(header)).await {
         ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
         return Ended::Answered;
     }
     loop {
         match open.chunk().await {
             Ok(Some(chunk)) => {
-                if let Err(e) = session.write_response_body(Some(chunk), false).await {
+                if let Err(e) = session.write_response_body(chunk, false).await {
                     ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
                     return Ended::Answered;
                 }
@@ -576,7 +578,7 @@ async fn stream(
             }
         }
     }
-    let _ = session.write_response_body(None, true).await;
+    let _ = session.finish_body().await;
     open.release(up).await;
     Ended::Answered
 }

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession as Session;
 
 use super::RequestCtx;
 use crate::metrics::Outcome;
@@ -74,12 +74,9 @@ pub async fn write(
     header: impl Into<Box<ResponseHeader>>,
     body: Option<Bytes>,
 ) -> pingora::Result<()> {
-    let has_body = body.as_ref().is_some_and(|b| !b.is_empty());
-    session
-        .write_response_header(header.into(), !has_body)
-        .await?;
-    if has_body {
-        session.write_response_body(body, true).await?;
+    session.write_response_header(header.into()).await?;
+    match body {
+        Some(body) if !body.is_empty() => session.write_response_body(body, true).await,
+        _ => session.finish_body().await,
     }
-    Ok(())
 }

@@ -253,7 +253,9 @@ impl TokenStore {
         if let Some(t) = self.peek(app) {
             return Ok(t);
         }
-        self.fetch(app, src, Want::Any).await
+        // Boxed: a fetch is rare, and inline its ~8 KB of state would be part of every call's
+        // future (and copied whenever that moves).
+        Box::pin(self.fetch(app, src, Want::Any)).await
     }
 
     /// A token other than `rejected`, which WeCom refused (40014/42001/40001).
@@ -263,14 +265,14 @@ impl TokenStore {
         src: &TokenSource<'_>,
         rejected: &Token,
     ) -> Result<Arc<Token>, TokenError> {
-        self.fetch(
+        Box::pin(self.fetch(
             app,
             src,
             Want::Replace {
                 rejected: rejected.serial,
                 value: rejected.value.clone(),
             },
-        )
+        ))
         .await
     }
 

@@ -5,10 +5,11 @@
 //! connection sent nothing and is always safe to repeat; anything later may have been received.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::protocols::http::client::HttpSession;
+use pingora::protocols::http::v1::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 
@@ -75,7 +76,7 @@ fn after_send_error(e: &Error) -> AttemptError {
 /// An attempt whose response header has arrived.
 pub struct Open {
     session: HttpSession,
-    peer: HttpPeer,
+    peer: Arc<HttpPeer>,
     /// Whether the connection came from the pool.
     pub reused: bool,
 }
@@ -88,11 +89,15 @@ pub async fn open(
     body: &RequestBody,
 ) -> Result<Open, AttemptError> {
     let peer = up.peer(addr);
-    let (mut session, reused) = up
-        .connector
-        .get_http_session(&peer)
-        .await
-        .map_err(|e| connect_error(&e))?;
+    // A pooled connection first. Only a new connection needs pingora's connect future, which
+    // is ~9 KB: boxed, so that it does not enlarge every future above this one (each is copied
+    // whole when it moves).
+    let (mut session, reused) = match up.connector.reused_http_session(&*peer).await {
+        Some(session) => (session, true),
+        None => Box::pin(up.connector.get_http_session(&*peer))
+            .await
+            .map_err(|e| connect_error(&e))?,
+    };
     session
         .write_request_header(req)
         .await
@@ -102,7 +107,7 @@ pub async fn open(
         RequestBody::Buffered(bytes) => {
             if !bytes.is_empty() {
                 session
-                    .write_request_body(bytes.clone(), true)
+                    .write_body(bytes)
                     .await
                     .map_err(|e| after_send_error(&e))?;
             }
@@ -119,21 +124,21 @@ pub async fn open(
                     .map_err(|_| AttemptError::Reset("spool read"))?;
                 let Some(chunk) = chunk else { break };
                 session
-                    .write_request_body(chunk, false)
+                    .write_body(&chunk)
                     .await
                     .map_err(|e| after_send_error(&e))?;
             }
         }
     }
     session
-        .finish_request_body()
+        .finish_body()
         .await
         .map_err(|e| after_send_error(&e))?;
     session
-        .read_response_header()
+        .read_response()
         .await
         .map_err(|e| after_send_error(&e))?;
-    if session.response_header().is_none() {
+    if session.resp_header().is_none() {
         return Err(AttemptError::BadResponse("no response header"));
     }
     Ok(Open {
@@ -147,7 +152,7 @@ impl Open {
     pub fn header(&self) -> &ResponseHeader {
         // `open` only returns once a header has been read.
         self.session
-            .response_header()
+            .resp_header()
             .expect("response header present after open")
     }
 
@@ -162,7 +167,7 @@ impl Open {
             if buf.len() + chunk.len() > limit {
                 return Err(AttemptError::TooLarge);
             }
-            if buf.is_empty() && self.session.response_done() {
+            if buf.is_empty() && self.session.is_body_done() {
                 // Common case: the whole body arrived in one read; no copy.
                 return Ok(chunk);
             }
@@ -174,7 +179,7 @@ impl Open {
     /// The next body chunk, `None` at the end.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, AttemptError> {
         self.session
-            .read_response_body()
+            .read_body_bytes()
             .await
             .map_err(|e| after_send_error(&e))
     }
@@ -183,7 +188,7 @@ impl Open {
     /// that, and closes it otherwise).
     pub async fn release(self, up: &UpstreamRt) {
         up.connector
-            .release_http_session(self.session, &self.peer, Some(super::POOL_IDLE_TIMEOUT))
+            .release_http_session(self.session, &*self.peer, Some(super::POOL_IDLE_TIMEOUT))
             .await;
     }
 }

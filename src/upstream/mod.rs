@@ -12,11 +12,14 @@ pub mod resolve;
 pub mod split;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use pingora::connectors::http::Connector;
+// HTTP/1.1 only: WeCom is reached over HTTP/1.1, and the version-specific connector can hand
+// out a pooled connection without building its (large) connect future.
+use pingora::connectors::http::v1::Connector;
 use pingora::connectors::ConnectorOptions;
 use pingora::upstreams::peer::{HttpPeer, PeerOptions};
 
@@ -35,12 +38,33 @@ pub struct UpstreamRt {
     pub authority: String,
     /// Outlier state, kept across reloads while name and URL stay the same.
     pub health: Arc<health::UpstreamHealth>,
+    /// Peers built so far, by address: a peer is the same for every call to that address, and
+    /// building one allocates.
+    peers: RwLock<Vec<(SocketAddr, Arc<HttpPeer>)>>,
 }
 
+/// Addresses whose peer is kept per upstream; past it (DNS churn) the list starts over.
+const MAX_PEERS: usize = 32;
+
 impl UpstreamRt {
-    /// A peer for one attempt at `addr`. TLS peers always carry the host name as SNI: with
+    /// The peer for attempts at `addr`. TLS peers always carry the host name as SNI: with
     /// rustls an empty SNI would skip certificate verification.
-    pub fn peer(&self, addr: std::net::SocketAddr) -> HttpPeer {
+    pub fn peer(&self, addr: SocketAddr) -> Arc<HttpPeer> {
+        let known = self.peers.read().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, peer)) = known.iter().find(|(a, _)| *a == addr) {
+            return peer.clone();
+        }
+        drop(known);
+        let peer = Arc::new(self.build_peer(addr));
+        let mut known = self.peers.write().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= MAX_PEERS {
+            known.clear();
+        }
+        known.push((addr, peer.clone()));
+        peer
+    }
+
+    fn build_peer(&self, addr: SocketAddr) -> HttpPeer {
         let tls = self.cfg.scheme == Scheme::Https;
         let mut peer = HttpPeer::new(addr, tls, self.cfg.host.clone());
         let mut opts = PeerOptions::new();
@@ -86,6 +110,7 @@ impl Connectors {
             authority,
             connector: self.get(cfg.ca_file.as_ref()),
             cfg: cfg.clone(),
+            peers: RwLock::default(),
         })
     }
 }
