@@ -264,7 +264,11 @@ pub async fn get_json(
     client: &reqwest::Client,
     url: &str,
 ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
-    let r = client.get(url).send().await.unwrap();
+    let r = client
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e:?}"));
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let body = r.bytes().await.unwrap();
