@@ -268,6 +268,11 @@ async fn no_secret_or_token_in_any_answer_log_metric_or_status() {
             "trace logging produced little: {}",
             logs.len()
         );
+        // The upstream attempt lines (debug) carry the query sent, with the token masked.
+        assert!(
+            logs.contains("access_token=***"),
+            "no upstream attempt line with a masked token in the {format} logs"
+        );
         assert_clean(&format!("{format} logs"), &logs, &secrets);
     }
 }

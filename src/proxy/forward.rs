@@ -230,6 +230,17 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
             token.as_deref().map(Token::expose),
             policy.allow_debug,
         );
+        // For troubleshooting only (debug level): the query names people (`userid`), so the
+        // access log never carries it; here its secrets are masked.
+        tracing::debug!(
+            target: "upstream",
+            request_id = %ctx.request_id,
+            upstream = %up.cfg.name,
+            attempt = ctx.attempts,
+            path = %path,
+            query = %crate::redact::redact_query(&q),
+            "attempt"
+        );
         let req = match upstream_request(session, up, &path, &q, body.len()) {
             Ok(r) => r,
             Err(answer) => return Ended::Local(answer),
