@@ -88,8 +88,7 @@ impl HttpServerApp for SidecarProxy {
             session.set_keepalive(None);
         }
         let mut ctx = self.new_ctx();
-        let h = self.handle(&mut session, &mut ctx);
-        if let Some(answer) = h.await {
+        if let Some(answer) = self.handle(&mut session, &mut ctx).await {
             // A failed write means the app went away; the access log line says so.
             if let Err(e) = respond::local(&mut session, &mut ctx, answer).await {
                 ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));

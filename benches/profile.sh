@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Instructions per call: the release sidecar under callgrind in front of a fast upstream (one
+# nginx worker answering a fixed WeCom JSON), warmed up, then SECS seconds of `wrk -c10` with
+# instrumentation on. Prints calls, instructions and instructions per call, and leaves the
+# profile for `callgrind_annotate` (add --inclusive=yes or --tree=caller).
+#
+#   bash benches/profile.sh            # 10 s
+#   SECS=20 bash benches/profile.sh
+#
+# Needs valgrind, nginx and wrk (Debian: apt-get install valgrind nginx-light wrk).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${SECS:-10}
+UP_PORT=${UP_PORT:-18701}
+SC_PORT=${SC_PORT:-18703}
+SC_ADMIN=${SC_ADMIN:-18704}
+for tool in valgrind callgrind_control callgrind_annotate nginx wrk; do
+  command -v "$tool" >/dev/null || { echo "profile.sh needs $tool" >&2; exit 1; }
+done
+cargo build --release --bin wecom-sidecar >/dev/null 2>&1 || cargo build --release --bin wecom-sidecar
+work=$(mktemp -d /tmp/wecom-profile.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+body='{"errcode":0,"errmsg":"ok","userid":"zhangsan","name":"Zhang San","department":[1],"status":1}'
+cat > "$work/upstream.conf" <<CONF
+worker_processes 1; daemon off; pid $work/up.pid; error_log $work/up.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP_PORT;
+    location = /cgi-bin/gettoken { default_type application/json; return 200 '{"errcode":0,"errmsg":"ok","access_token":"BENCHTOKEN","expires_in":7200}'; }
+    location / { default_type application/json; return 200 '$body'; } } }
+CONF
+cat > "$work/sidecar.yaml" <<CONF
+listen: "127.0.0.1:$SC_PORT"
+admin_listen: "127.0.0.1:$SC_ADMIN"
+upstreams:
+  primary: { url: "http://127.0.0.1:$UP_PORT" }
+apps:
+  - { name: bench, corp_id: wwbench, secret_env: BENCH_SECRET, default: true }
+defaults:
+  quota: ["100000000/min"]
+CONF
+
+nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
+BENCH_SECRET=bench WECOM_SIDECAR_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
+  --callgrind-out-file="$work/callgrind.out" ./target/release/wecom-sidecar \
+  --config "$work/sidecar.yaml" 2>"$work/sidecar.log" & sc=$!; pids+=($sc)
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:$SC_ADMIN/readyz" -o /dev/null && break; sleep 0.2; done
+url="http://127.0.0.1:$SC_PORT/cgi-bin/user/get?userid=zhangsan"
+wrk -t1 -c10 -d3s "$url" >/dev/null # warm-up, not instrumented
+calls() {
+  curl -s "http://127.0.0.1:$SC_ADMIN/metrics" |
+    awk '/^wecom_api_request_duration_seconds_count/ && /api="user\/get"/ {s += $2} END {print s + 0}'
+}
+before=$(calls)
+callgrind_control -i on "$sc" >/dev/null 2>&1
+wrk -t1 -c10 -d"${SECS}s" "$url" | grep 'Requests/sec'
+callgrind_control -i off "$sc" >/dev/null 2>&1
+after=$(calls)
+callgrind_control -d "$sc" >/dev/null 2>&1
+sleep 1
+profile="$work/callgrind.out.1"
+total=$(callgrind_annotate "$profile" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+n=$((after - before))
+echo "calls: $n  instructions: $total  per call: $((total / n))"
+echo "profile: $profile   (callgrind_annotate --inclusive=yes $profile | less)"
