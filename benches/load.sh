@@ -10,6 +10,7 @@
 # Needs nginx and wrk (Debian: apt-get install nginx-light wrk); builds the release binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/setup.sh
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-50}
 UP_PORT=${UP_PORT:-18601}
@@ -29,15 +30,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-body='{"errcode":0,"errmsg":"ok","userid":"zhangsan","name":"Zhang San","department":[1],"status":1}'
-cat > "$work/upstream.conf" <<CONF
-worker_processes 1; daemon off; pid $work/up.pid; error_log $work/up.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP_PORT;
-    location = /cgi-bin/gettoken { default_type application/json; return 200 '{"errcode":0,"errmsg":"ok","access_token":"BENCHTOKEN","expires_in":7200}'; }
-    location / { default_type application/json; return 200 '$body'; } } }
-CONF
+write_upstream_conf "$work" "$UP_PORT"
 cat > "$work/proxy.conf" <<CONF
 worker_processes 1; daemon off; pid $work/px.pid; error_log $work/px.err;
 events { worker_connections 4096; }
@@ -46,16 +39,7 @@ http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:$NGX_PORT;
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 CONF
-cat > "$work/sidecar.yaml" <<CONF
-listen: "127.0.0.1:$SC_PORT"
-admin_listen: "127.0.0.1:$SC_ADMIN"
-upstreams:
-  primary: { url: "http://127.0.0.1:$UP_PORT" }
-apps:
-  - { name: bench, corp_id: wwbench, secret_env: BENCH_SECRET, default: true }
-defaults:
-  quota: ["100000000/min"]
-CONF
+write_sidecar_conf "$work" "$SC_PORT" "$SC_ADMIN" "$UP_PORT"
 
 taskset -c 0 nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
 taskset -c 1 nginx -c "$work/proxy.conf" -p "$work" & pids+=($!)

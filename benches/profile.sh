@@ -10,6 +10,7 @@
 # Needs valgrind, nginx and wrk (Debian: apt-get install valgrind nginx-light wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/setup.sh
 SECS=${SECS:-10}
 UP_PORT=${UP_PORT:-18701}
 SC_PORT=${SC_PORT:-18703}
@@ -23,25 +24,8 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-body='{"errcode":0,"errmsg":"ok","userid":"zhangsan","name":"Zhang San","department":[1],"status":1}'
-cat > "$work/upstream.conf" <<CONF
-worker_processes 1; daemon off; pid $work/up.pid; error_log $work/up.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP_PORT;
-    location = /cgi-bin/gettoken { default_type application/json; return 200 '{"errcode":0,"errmsg":"ok","access_token":"BENCHTOKEN","expires_in":7200}'; }
-    location / { default_type application/json; return 200 '$body'; } } }
-CONF
-cat > "$work/sidecar.yaml" <<CONF
-listen: "127.0.0.1:$SC_PORT"
-admin_listen: "127.0.0.1:$SC_ADMIN"
-upstreams:
-  primary: { url: "http://127.0.0.1:$UP_PORT" }
-apps:
-  - { name: bench, corp_id: wwbench, secret_env: BENCH_SECRET, default: true }
-defaults:
-  quota: ["100000000/min"]
-CONF
+write_upstream_conf "$work" "$UP_PORT"
+write_sidecar_conf "$work" "$SC_PORT" "$SC_ADMIN" "$UP_PORT"
 
 nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
 BENCH_SECRET=bench WECOM_SIDECAR_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
