@@ -133,26 +133,11 @@ impl RouteTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{RetryPolicy, Split, UpstreamName};
-    use std::time::Duration;
 
     fn policy() -> RoutePolicy {
         RoutePolicy {
-            deadline: Duration::from_secs(15),
-            retry: RetryPolicy {
-                attempts: 3,
-                backoff_base: Duration::from_millis(100),
-                backoff_max: Duration::from_secs(2),
-            },
-            split: Split(vec![(UpstreamName("primary".into()), 100)]),
             quota: vec![],
-            idempotent: None,
-            allow_debug: false,
-            on_limit: crate::config::OnLimit::Reject,
-            quota_status: 200,
-            recipient_cap: true,
-            dedupe: false,
-            duplicate_check_interval: Duration::from_secs(1800),
+            ..RoutePolicy::default()
         }
     }
 

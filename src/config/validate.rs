@@ -85,7 +85,7 @@ pub fn build(
     let defaults = policy(
         &mut c,
         "defaults",
-        &base_policy(),
+        &RoutePolicy::default(),
         defaults_file.as_ref(),
         &declared,
         default_max_wait,
@@ -760,32 +760,34 @@ fn secret_from_file(
 }
 
 /// `defaults` as they are when the file sets none.
-fn base_policy() -> RoutePolicy {
-    let d = |text| parse_duration(text).expect("defaults are valid durations");
-    RoutePolicy {
-        deadline: d(DEFAULT_DEADLINE),
-        retry: RetryPolicy {
-            attempts: DEFAULT_RETRY_ATTEMPTS,
-            backoff_base: d(DEFAULT_BACKOFF_BASE),
-            backoff_max: d(DEFAULT_BACKOFF_MAX),
-        },
-        split: Split(
-            DEFAULT_SPLIT
+impl Default for RoutePolicy {
+    fn default() -> Self {
+        let d = |text| parse_duration(text).expect("defaults are valid durations");
+        RoutePolicy {
+            deadline: d(DEFAULT_DEADLINE),
+            retry: RetryPolicy {
+                attempts: DEFAULT_RETRY_ATTEMPTS,
+                backoff_base: d(DEFAULT_BACKOFF_BASE),
+                backoff_max: d(DEFAULT_BACKOFF_MAX),
+            },
+            split: Split(
+                DEFAULT_SPLIT
+                    .iter()
+                    .map(|(name, w)| (UpstreamName(Arc::from(*name)), *w))
+                    .collect(),
+            ),
+            quota: DEFAULT_QUOTA
                 .iter()
-                .map(|(name, w)| (UpstreamName(Arc::from(*name)), *w))
+                .map(|q| parse_rate(q).expect("defaults are valid rates"))
                 .collect(),
-        ),
-        quota: DEFAULT_QUOTA
-            .iter()
-            .map(|q| parse_rate(q).expect("defaults are valid rates"))
-            .collect(),
-        idempotent: DEFAULT_IDEMPOTENT,
-        allow_debug: DEFAULT_ALLOW_DEBUG,
-        on_limit: OnLimit::Reject,
-        quota_status: DEFAULT_QUOTA_STATUS,
-        recipient_cap: DEFAULT_RECIPIENT_CAP,
-        dedupe: DEFAULT_DEDUPE,
-        duplicate_check_interval: d(DEFAULT_DUPLICATE_CHECK_INTERVAL),
+            idempotent: DEFAULT_IDEMPOTENT,
+            allow_debug: DEFAULT_ALLOW_DEBUG,
+            on_limit: OnLimit::Reject,
+            quota_status: DEFAULT_QUOTA_STATUS,
+            recipient_cap: DEFAULT_RECIPIENT_CAP,
+            dedupe: DEFAULT_DEDUPE,
+            duplicate_check_interval: d(DEFAULT_DUPLICATE_CHECK_INTERVAL),
+        }
     }
 }
 

@@ -46,21 +46,9 @@ mod tests {
 
     fn policy(dedupe: bool) -> RoutePolicy {
         RoutePolicy {
-            deadline: Duration::from_secs(15),
-            retry: RetryPolicy {
-                attempts: 3,
-                backoff_base: Duration::from_millis(1),
-                backoff_max: Duration::from_millis(2),
-            },
-            split: Split(vec![]),
-            quota: vec![],
-            idempotent: None,
-            allow_debug: false,
-            on_limit: OnLimit::Reject,
-            quota_status: 200,
-            recipient_cap: true,
             dedupe,
             duplicate_check_interval: Duration::from_secs(600),
+            ..RoutePolicy::default()
         }
     }
 

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
-use wecom_sidecar::config::{OnLimit, RetryPolicy, RoutePolicy, Split};
+use wecom_sidecar::config::RoutePolicy;
 use wecom_sidecar::proxy::dedupe;
 use wecom_sidecar::quota::{block_for, recipients};
 use wecom_sidecar::wecom::errcode::{self, read_errcode, BodyErrcode};
@@ -153,21 +153,8 @@ fn check_recipients(body: &[u8], reading: &Reading) {
 
 fn policy(dedupe: bool) -> RoutePolicy {
     RoutePolicy {
-        deadline: Duration::from_secs(15),
-        retry: RetryPolicy {
-            attempts: 3,
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(2),
-        },
-        split: Split(Vec::new()),
-        quota: Vec::new(),
-        idempotent: None,
-        allow_debug: false,
-        on_limit: OnLimit::Reject,
-        quota_status: 200,
-        recipient_cap: true,
         dedupe,
-        duplicate_check_interval: Duration::from_secs(1800),
+        ..RoutePolicy::default()
     }
 }
 
