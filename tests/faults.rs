@@ -129,6 +129,16 @@ async fn f7_hangs_end_at_the_deadline_and_leave_no_connection_or_call_behind() {
         Some(0.0),
         "calls left in flight:\n{m}"
     );
+    // Answered 504 by the sidecar, recorded as what happened upstream (one in-flight guard
+    // per call ends after its line is recorded, so all 20 are in by now).
+    assert_eq!(
+        sample(
+            &m,
+            "wecom_api_request_duration_seconds_count{api=\"user/get\",outcome=\"network_error\",upstream=\"primary\"}"
+        ),
+        Some(20.0),
+        "hung calls not recorded as network_error:\n{m}"
+    );
     let settled = eventually(Duration::from_secs(10), async || open_fds(pid) <= baseline).await;
     assert!(
         settled,

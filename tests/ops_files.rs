@@ -934,6 +934,12 @@ async fn error_rate_alert_reads_outcome_and_upstream_as_the_sidecar_writes_them(
         bad.iter().all(|l| failed(l)),
         "a 502 not counted as failed: {bad:?}"
     );
+    // The sidecar answered 502 itself, but the outcome names what WeCom did: HTTP 503.
+    assert!(
+        bad.iter()
+            .all(|l| l["outcome"] == "http_error" && l["upstream"] == "primary"),
+        "a 503 from WeCom not recorded as http_error: {bad:?}"
+    );
 
     // Every family the sidecar exports is one src/metrics.rs defines (the list the checks above
     // read from source).

@@ -195,6 +195,8 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
     let mut retries = 0u32;
     loop {
         ctx.attempts += 1;
+        // Each attempt writes its own outcome; a failure an earlier one left is not this one's.
+        ctx.outcome = Outcome::Local;
         let up = &rt.upstreams[member];
         ctx.upstream = Some(up.cfg.name.clone());
         let tokens = app.map(|a| rt.tokens_on(shared, a, member));

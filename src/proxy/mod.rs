@@ -474,7 +474,8 @@ fn access_log(shared: &Shared, session: &Session, ctx: &RequestCtx) {
     m.request_duration
         .with_label_values(&[&*ctx.api, upstream, ctx.outcome.as_str()])
         .observe(latency.as_secs_f64());
-    if ctx.outcome != Outcome::Local {
+    // Errcodes WeCom answered; a local answer (its `reason` is set) carries the sidecar's own.
+    if ctx.reason.is_none() {
         if let Some(code) = ctx.errcode {
             m.errcode_total
                 .with_label_values(&[&*ctx.api, &*crate::metrics::errcode_label(code)])

@@ -21,6 +21,10 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 /// Writes a local answer and records it in the call's context.
+///
+/// The outcome stays `http_error` or `network_error` when an upstream attempt failed that
+/// way and this answer (502, 504) only reports it: dashboards read the outcome to tell the
+/// upstream's failures from the sidecar's own refusals.
 pub async fn local(
     session: &mut Session,
     ctx: &mut RequestCtx,
@@ -30,7 +34,9 @@ pub async fn local(
     let mut header = answer.header(body.len());
     add_request_id(&mut header, ctx);
     ctx.status = answer.status;
-    ctx.outcome = Outcome::Local;
+    if !matches!(ctx.outcome, Outcome::HttpError | Outcome::NetworkError) {
+        ctx.outcome = Outcome::Local;
+    }
     ctx.reason = Some(answer.reason);
     ctx.errcode = Some(answer.errcode);
     write(session, header, Some(body)).await
