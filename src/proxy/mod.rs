@@ -87,23 +87,10 @@ impl HttpServerApp for SidecarProxy {
             // Draining: answer this call, then close, so the app reconnects elsewhere.
             session.set_keepalive(None);
         }
-        let mut ctx = self.new_ctx();
-        if let Some(answer) = self.handle(&mut session, &mut ctx).await {
-            // A failed write means the app went away; the access log line says so.
-            if let Err(e) = respond::local(&mut session, &mut ctx, answer).await {
-                ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
-            }
-        }
-        if ctx.status == 0 {
-            // The app went away before the answer was complete.
-            ctx.status = session.response_written().map_or(0, |h| h.status.as_u16());
-        }
-        access_log(&self.shared, &session, &ctx);
-        let settings = HttpPersistentSettings::for_session(&session);
-        let reused = session.finish().await.ok().flatten();
-        // The call stops counting as in flight only once its answer is flushed.
-        drop(ctx);
-        reused.map(|stream| ReusedHttpStream::from_reusable_stream(stream, settings))
+        // Boxed: between calls a keep-alive connection then holds only the small read future
+        // above, not the call's state (about 5 KB, measured with massif), which 1,000 idle app
+        // connections would otherwise keep resident.
+        Box::pin(self.serve(session)).await
     }
 }
 
@@ -139,6 +126,28 @@ async fn read_request(session: &mut Session, shutdown: &ShutdownWatch) -> bool {
 }
 
 impl SidecarProxy {
+    /// Answers the call whose head `session` has read, logs it, and hands the connection
+    /// back for the next call when it can be reused.
+    async fn serve(&self, mut session: Session) -> Option<ReusedHttpStream> {
+        let mut ctx = self.new_ctx();
+        if let Some(answer) = self.handle(&mut session, &mut ctx).await {
+            // A failed write means the app went away; the access log line says so.
+            if let Err(e) = respond::local(&mut session, &mut ctx, answer).await {
+                ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
+            }
+        }
+        if ctx.status == 0 {
+            // The app went away before the answer was complete.
+            ctx.status = session.response_written().map_or(0, |h| h.status.as_u16());
+        }
+        access_log(&self.shared, &session, &ctx);
+        let settings = HttpPersistentSettings::for_session(&session);
+        let reused = session.finish().await.ok().flatten();
+        // The call stops counting as in flight only once its answer is flushed.
+        drop(ctx);
+        reused.map(|stream| ReusedHttpStream::from_reusable_stream(stream, settings))
+    }
+
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
