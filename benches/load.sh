@@ -21,9 +21,14 @@ for tool in nginx wrk taskset; do
   command -v "$tool" >/dev/null || { echo "load.sh needs $tool" >&2; exit 1; }
 done
 cargo build --release --bin wecom-sidecar >/dev/null 2>&1 || cargo build --release --bin wecom-sidecar
-fixed=$(cargo bench --bench fixed_rate --no-run --message-format=json 2>/dev/null |
-  grep -o '"executable":"[^"]*fixed_rate[^"]*"' | tail -1 | cut -d'"' -f4)
-[ -x "$fixed" ] || { echo "could not build benches/fixed_rate.rs" >&2; exit 1; }
+bench_bin() { # name: the path of a harness-less bench binary, built
+  local b; b=$(cargo bench --bench "$1" --no-run --message-format=json 2>/dev/null |
+    grep -o "\"executable\":\"[^\"]*$1[^\"]*\"" | tail -1 | cut -d'"' -f4)
+  [ -x "$b" ] || { echo "could not build benches/$1.rs" >&2; exit 1; }
+  echo "$b"
+}
+fixed=$(bench_bin fixed_rate)
+holder=$(bench_bin open_conns)
 RATE=${RATE:-2000}
 work=$(mktemp -d)
 pids=()
@@ -65,6 +70,15 @@ fixed_run() { taskset -c 0 "$fixed" "$1" "$RATE" "${DURATION%s}" 8; }
 fa=$(fixed_run "http://127.0.0.1:$UP_PORT$path")
 fb=$(fixed_run "http://127.0.0.1:$NGX_PORT$path")
 fc=$(fixed_run "http://127.0.0.1:$SC_PORT$path")
+held() { # pid url: VmRSS of pid (kB) while 1000 keep-alive connections, each answered once, are open
+  taskset -c 0 "$holder" "$2" 1000 3 >"$work/held.out" & local h=$!
+  for _ in $(seq 100); do grep -q answered "$work/held.out" && break; sleep 0.1; done
+  sleep 1; awk '/VmRSS/ {print $2}' "/proc/$1/status"; wait "$h"
+  grep -q "answered=1000" "$work/held.out" || echo "open_conns: $(cat "$work/held.out")" >&2
+}
+# nginx's connections live in its one worker, the master's child.
+held_b=$(held "$(pgrep -P "$(cat "$work/px.pid")" | head -1)" "http://127.0.0.1:$NGX_PORT$path")
+held_c=$(held "$sc" "http://127.0.0.1:$SC_PORT$path")
 big=$(taskset -c 0 wrk -t1 -c1000 -d5s "http://127.0.0.1:$SC_PORT$path" 2>&1 | awk '/Requests\/sec/ {print $2}')
 rss1000=$(awk '/VmHWM/ {print $2}' /proc/$sc/status)
 calls=$(curl -s "http://127.0.0.1:$SC_ADMIN/metrics" | awk '/^wecom_api_request_duration_seconds_count/ && /api="user\/get"/ && /outcome="ok"/ {s += $2} END {print s}')
@@ -74,7 +88,8 @@ printf '%-14s %12s %10s %10s\n' target "req/s" p50 p99
 for row in "$a" "$b" "$c"; do IFS='|' read -r n r p5 p9 <<<"$row"; printf '%-14s %12s %10s %10s\n' "$n" "$r" "$p5" "$p9"; done
 ra=$(cut -d'|' -f2 <<<"$a"); rb=$(cut -d'|' -f2 <<<"$b"); rc=$(cut -d'|' -f2 <<<"$c")
 echo "ratio sidecar/nginx-proxy: $(awk -v c="$rc" -v b="$rb" 'BEGIN {printf "%.2f", c/b}')   sidecar/direct: $(awk -v c="$rc" -v a="$ra" 'BEGIN {printf "%.2f", c/a}')"
-echo "sidecar peak RSS: $((rss / 1024)) MB at $CONNS connections, $((rss1000 / 1024)) MB after 1000 connections ($big req/s); calls answered ok by the upstream: $calls"
+echo "sidecar peak RSS: $((rss / 1024)) MB at $CONNS connections, $((rss1000 / 1024)) MB after wrk -c1000 ($big req/s); calls answered ok by the upstream: $calls"
+echo "RSS with 1000 open keep-alive connections (each answered once): sidecar $((held_c / 1024)) MB, nginx-proxy $((held_b / 1024)) MB"
 field() { grep -o "$2=[^ ]*" <<<"$1" | cut -d= -f2; }
 echo "fixed rate: $RATE req/s for ${DURATION%s} s over 8 connections (open loop, timed from the due time)"
 printf '%-14s %10s %10s %10s %10s %8s\n' target p50 p90 p99 p99.9 errors
