@@ -233,3 +233,110 @@ async fn redis_down_fails_no_call_and_sharing_resumes() {
     .await;
     assert!(back, "sharing did not resume after Redis came back");
 }
+
+/// Every string value in the Redis, by key.
+async fn redis_values(redis: &Redis) -> Vec<(String, String)> {
+    let client = redis::Client::open(redis.url()).expect("redis url");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to the test redis");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for k in keys {
+        if let Ok(v) = redis::cmd("GET")
+            .arg(&k)
+            .query_async::<String>(&mut c)
+            .await
+        {
+            out.push((k, v));
+        }
+    }
+    out
+}
+
+/// Redis holds tokens sealed with a key derived from the app's secret: a reader of Redis gets no
+/// usable token, and a stored value that was edited is not used (a new token replaces it).
+#[tokio::test]
+async fn tokens_in_redis_are_sealed_and_an_edited_one_is_replaced() {
+    let redis = Redis::start().await;
+    let sim = simulator().await;
+    let fleet_cfg = |prefix: &str| {
+        format!(
+            "fleet:\n  redis_url: \"{}\"\n  key_prefix: \"{prefix}\"\n  size: 2\n",
+            redis.url()
+        )
+    };
+    let first = Sidecar::start(&sim.url(), &fleet_cfg("s1:")).await;
+    first.wait_ready().await;
+    let c = client();
+    assert_eq!(
+        get_json(&c, &first.url("/cgi-bin/user/get?userid=a"))
+            .await
+            .2["errcode"],
+        0
+    );
+    let issued = sim.issued_tokens();
+    assert!(!issued.is_empty());
+    let values = redis_values(&redis).await;
+    let token_keys: Vec<_> = values
+        .iter()
+        .filter(|(k, _)| k.starts_with("s1:t:") && !k.ends_with(":lease"))
+        .collect();
+    assert!(!token_keys.is_empty(), "no token stored: {values:?}");
+    for (k, v) in &values {
+        for t in &issued {
+            assert!(
+                !v.contains(t.as_str()),
+                "{k} holds an issued token in clear"
+            );
+        }
+        for secret in [HR_SECRET, OPS_SECRET] {
+            assert!(
+                !v.contains(secret) && !k.contains(secret),
+                "{k} holds a secret"
+            );
+        }
+    }
+
+    // Edit every stored token (one hex digit of the sealed value): a sidecar that starts now
+    // must not use it, and fetches a new one.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut rc = client.get_multiplexed_async_connection().await.unwrap();
+    for (k, v) in &token_keys {
+        let mut stored: serde_json::Value = serde_json::from_str(v).unwrap();
+        let sealed = stored["sealed"]
+            .as_str()
+            .expect("a sealed value")
+            .to_string();
+        let flipped = if sealed.ends_with('0') { "1" } else { "0" };
+        stored["sealed"] = format!("{}{flipped}", &sealed[..sealed.len() - 1]).into();
+        let _: () = redis::cmd("SET")
+            .arg(k)
+            .arg(stored.to_string())
+            .arg("KEEPTTL")
+            .query_async(&mut rc)
+            .await
+            .unwrap();
+    }
+    let before = sim.counters().gettoken["hr-bot"];
+    let second = Sidecar::start(&sim.url(), &fleet_cfg("s1:")).await;
+    second.wait_ready().await;
+    let (status, _, v) = get_json(&c, &second.url("/cgi-bin/user/get?userid=b")).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    assert_eq!(
+        sim.counters().gettoken["hr-bot"],
+        before + 1,
+        "the edited token was used instead of fetching a new one"
+    );
+    // What the second one stored opens for a third: no more fetches.
+    let third = Sidecar::start(&sim.url(), &fleet_cfg("s1:")).await;
+    third.wait_ready().await;
+    let (_, _, v) = get_json(&c, &third.url("/cgi-bin/user/get?userid=c")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(sim.counters().gettoken["hr-bot"], before + 1);
+}

@@ -5,15 +5,15 @@
 //! refresh, one sidecar wins a lease (`SET NX PX`) and fetches; the others wait briefly and read
 //! its result. A rejection carries the token it rejected and deletes it only if Redis still holds
 //! exactly that one (compare before delete), so a newer token is never thrown away. Keys are made
-//! from the corp id and agent id (or app name), never from the secret. Every sidecar keeps a local
-//! copy (the moka cache), so Redis is read only when a token is needed, not per call.
+//! from the corp id and agent id (or app name), never from the secret; the token is stored sealed
+//! with a key derived from the secret (`seal`), so Redis never holds a usable token. Every sidecar
+//! keeps a local copy (the moka cache), so Redis is read only when a token is needed, not per call.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::AsyncCommands;
-use serde::{Deserialize, Serialize};
 
-use super::{fetch, AppTokens, Token, TokenError, TokenSource, Want};
+use super::{fetch, seal, AppTokens, Token, TokenError, TokenSource, Want};
 use crate::fleet::{FleetClient, FleetDown};
 
 /// How long a sidecar holds the right to fetch for the fleet.
@@ -25,16 +25,9 @@ const POLL: Duration = Duration::from_millis(50);
 
 const DELETE_IF_SAME: &str = r#"
 local cur = redis.call('GET', KEYS[1])
-if cur and cjson.decode(cur)['v'] == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if cur and cjson.decode(cur)['sealed'] == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 "#;
-
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    v: String,
-    /// Expiry, Unix milliseconds.
-    exp: u64,
-}
 
 fn unix_ms() -> u64 {
     SystemTime::now()
@@ -63,6 +56,7 @@ pub(super) async fn fetch(
     serial: u64,
 ) -> Result<Result<(Token, bool), TokenError>, FleetDown> {
     let key = key(f, app);
+    let secret = app.app.secret.expose().as_bytes();
     let lease = format!("{key}:lease");
     let give_up = Instant::now() + LEASE_WAIT;
     loop {
@@ -72,25 +66,27 @@ pub(super) async fn fetch(
                 async move { c.get(k).await }
             })
             .await?;
-        if let Some(s) = stored.and_then(|s| serde_json::from_str::<Stored>(&s).ok()) {
+        // A value that does not open (another secret, edited, an older clear format) counts
+        // as none: a new token is fetched and stored over it.
+        if let Some(s) = stored.and_then(|s| seal::open(secret, &key, &s)) {
             let left = Duration::from_millis(s.exp.saturating_sub(unix_ms()));
             let good = left > Duration::from_secs(1)
                 && match want {
                     Want::Any => true,
-                    Want::Replace { value, .. } => s.v.as_str() != &**value,
+                    Want::Replace { value, .. } => s.token.as_str() != &**value,
                     Want::Fresh { refresh_before } => left > *refresh_before,
                 };
             if good {
-                let token = Token::new(s.v, Instant::now() + left, SystemTime::now(), serial);
+                let token = Token::new(s.token, Instant::now() + left, SystemTime::now(), serial);
                 return Ok(Ok((token, false)));
             }
             if let Want::Replace { value, .. } = want {
-                if s.v.as_str() == &**value {
+                if s.token.as_str() == &**value {
                     let script = redis::Script::new(DELETE_IF_SAME);
                     let _: i64 = f
                         .run(|mut c| {
-                            let (script, key, value) = (&script, &key, value.clone());
-                            async move { script.key(key).arg(&*value).invoke_async(&mut c).await }
+                            let (script, key, sealed) = (&script, &key, &s.sealed);
+                            async move { script.key(key).arg(sealed).invoke_async(&mut c).await }
                         })
                         .await?;
                 }
@@ -115,11 +111,8 @@ pub(super) async fn fetch(
             let result = fetch::gettoken(src.upstream, src.resolver, &app.app, serial).await;
             if let Ok(t) = &result {
                 let left = t.expires_in(Instant::now());
-                let stored = Stored {
-                    v: t.expose().to_string(),
-                    exp: unix_ms() + left.as_millis() as u64,
-                };
-                let json = serde_json::to_string(&stored).unwrap_or_default();
+                let exp = unix_ms() + left.as_millis() as u64;
+                let json = seal::seal(secret, &key, t.expose(), exp);
                 let _ = f
                     .run(|mut c| {
                         let key = key.clone();

@@ -13,6 +13,7 @@
 pub mod fetch;
 mod fleet;
 pub mod refresher;
+pub mod seal;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
