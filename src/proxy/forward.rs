@@ -94,34 +94,42 @@ fn upstream_request(
     body_len: u64,
 ) -> Result<Box<RequestHeader>, LocalAnswer> {
     let down = session.req_header();
-    let uri = if query.is_empty() {
-        format!("{}{path}", up.cfg.base_path)
-    } else {
-        format!("{}{path}?{query}", up.cfg.base_path)
-    };
-    let mut req = RequestHeader::build(
-        down.method.clone(),
-        uri.as_bytes(),
-        Some(down.headers.len() + 2),
-    )
-    .map_err(|_| {
+    let base = up.cfg.base_path.as_str();
+    let mut target = String::with_capacity(base.len() + path.len() + 1 + query.len());
+    target.push_str(base);
+    target.push_str(path);
+    if !query.is_empty() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let uri = http::Uri::from_maybe_shared(Bytes::from(target)).map_err(|_| {
         LocalAnswer::bad_request(
             errcode::DATA_FORMAT_ERROR,
             "wecom-sidecar: invalid request URI",
         )
     })?;
+    // Built as plain `http` parts, not through pingora's header API: that re-parses every
+    // name and keeps a second, case-preserving map, which profiled at 5 % of a call. Without
+    // that map pingora writes standard names in title case and others in lower case.
+    let mut headers = http::HeaderMap::with_capacity(down.headers.len() + 2);
     for (name, value) in down.headers.iter() {
         let n = name.as_str();
         if DROP_REQUEST_HEADERS.contains(&n) || n.starts_with("x-sidecar-") {
             continue;
         }
-        let _ = req.append_header(name.clone(), value.clone());
+        headers.append(name.clone(), value.clone());
     }
-    let _ = req.insert_header("Host", up.authority.as_str());
+    if let Some(host) = &up.host_header {
+        headers.insert(http::header::HOST, host.clone());
+    }
     if body_len > 0 || down.method == http::Method::POST {
-        let _ = req.insert_header("Content-Length", body_len.to_string());
+        headers.insert(http::header::CONTENT_LENGTH, body_len.into());
     }
-    Ok(Box::new(req))
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = down.method.clone();
+    parts.uri = uri;
+    parts.headers = headers;
+    Ok(Box::new(RequestHeader::from(parts)))
 }
 
 /// Sends one attempt and reads its answer header, within the upstream's per-attempt timeout.

@@ -43,32 +43,42 @@ pub async fn local(
 }
 
 /// The app-facing header for an upstream answer: its status and headers, minus hop-by-hop ones.
+///
+/// Built as plain `http` parts, not through pingora's header API: that re-parses every name and
+/// keeps a second, case-preserving map, which profiled at 6 % of a call. Without that map
+/// pingora writes standard names in title case and others in lower case (as Envoy does).
 pub fn header_from_upstream(
     up: &ResponseHeader,
     ctx: &RequestCtx,
     body_len: Option<usize>,
 ) -> ResponseHeader {
-    let mut h =
-        ResponseHeader::build(up.status, Some(up.headers.len() + 2)).expect("status is valid");
+    let mut headers = http::HeaderMap::with_capacity(up.headers.len() + 2);
     for (name, value) in up.headers.iter() {
         if HOP_BY_HOP.contains(&name.as_str()) {
             continue;
         }
-        let _ = h.append_header(name.clone(), value.clone());
+        headers.append(name.clone(), value.clone());
     }
     match body_len {
         Some(len) => {
-            let _ = h.insert_header("Content-Length", http::HeaderValue::from(len));
+            headers.insert(http::header::CONTENT_LENGTH, len.into());
         }
         None => {
-            if let Some(len) = up.headers.get("content-length") {
-                let _ = h.insert_header("Content-Length", len.clone());
+            if let Some(len) = up.headers.get(http::header::CONTENT_LENGTH) {
+                headers.insert(http::header::CONTENT_LENGTH, len.clone());
             }
         }
     }
-    add_request_id(&mut h, ctx);
-    h
+    if let Ok(id) = http::HeaderValue::from_str(&ctx.request_id) {
+        headers.insert(REQUEST_ID, id);
+    }
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = up.status;
+    parts.headers = headers;
+    ResponseHeader::from(parts)
 }
+
+const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 fn add_request_id(h: &mut ResponseHeader, ctx: &RequestCtx) {
     let _ = h.insert_header("X-Request-Id", ctx.request_id.as_str());

@@ -36,6 +36,9 @@ pub struct UpstreamRt {
     pub connector: Arc<Connector>,
     /// `Host` header value.
     pub authority: String,
+    /// The same, ready to put in a request (`None` only if the authority is not a valid
+    /// header value, which a validated config never gives).
+    pub host_header: Option<http::HeaderValue>,
     /// Outlier state, kept across reloads while name and URL stay the same.
     pub health: Arc<health::UpstreamHealth>,
     /// Peers built so far, by address: a peer is the same for every call to that address, and
@@ -107,6 +110,7 @@ impl Connectors {
         let url = format!("{:?}://{authority}{}", cfg.scheme, cfg.base_path);
         Arc::new(UpstreamRt {
             health: health.get(cfg.name.as_str(), &url),
+            host_header: http::HeaderValue::from_str(&authority).ok(),
             authority,
             connector: self.get(cfg.ca_file.as_ref()),
             cfg: cfg.clone(),
