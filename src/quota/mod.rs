@@ -6,6 +6,7 @@
 
 pub mod window;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -158,6 +159,10 @@ type Entry<'a> = (Arc<Mutex<Cells>>, &'a [Rate], Option<&'a str>);
 pub struct Quotas {
     cells: Cache<Key, Arc<Mutex<Cells>>>,
     blocks: Cache<(AppName, Arc<str>), Instant>,
+    /// When the last-ending block WeCom announced ends, in ms after `epoch`: past it no block
+    /// is on, and a decision skips the lookup (blocks are rare; decisions are every call).
+    blocks_end: AtomicU64,
+    epoch: Instant,
 }
 
 impl Default for Quotas {
@@ -171,6 +176,8 @@ impl Default for Quotas {
                 .max_capacity(100_000)
                 .time_to_live(HOUR_BLOCK * 2)
                 .build(),
+            blocks_end: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
     }
 }
@@ -189,6 +196,23 @@ impl Quotas {
             return Err(Refusal::Blocked { wait });
         }
         let call_l = scaled(ask.limits, ask.share);
+        if ask.robot.is_none() && ask.recipients.is_empty() {
+            // Most calls: one state (or none) to count in, no lists to build.
+            if call_l.is_empty() {
+                return Ok(());
+            }
+            let cells = self.cells(
+                Key::Call {
+                    app: ask.app.clone(),
+                    api: ask.api.clone(),
+                    limits: call_l.to_vec(),
+                },
+                call_l.len(),
+            );
+            let mut g = cells.lock().unwrap_or_else(|p| p.into_inner());
+            return window::take_all(&mut [(&mut *g, &call_l[..])], now)
+                .map_err(|wait| Refusal::Limit { wait });
+        }
         let recip_l = scaled(&RECIPIENT_LIMITS, ask.share);
         let robot_l = scaled(&ROBOT_LIMITS, ask.share);
         let mut entries: Vec<Entry<'_>> = Vec::new();
@@ -265,8 +289,18 @@ impl Quotas {
 
     /// Remembers that WeCom blocked `app` on `api` for `for_`.
     pub fn block(&self, app: &AppName, api: &Arc<str>, for_: Duration) {
-        self.blocks
-            .insert((app.clone(), api.clone()), Instant::now() + for_);
+        let until = Instant::now() + for_;
+        // A decision racing this very insert may miss the block: WeCom answers that one
+        // call itself, as it did the call that brought the block.
+        self.blocks_end
+            .fetch_max(self.ms_after_epoch(until), Ordering::Relaxed);
+        self.blocks.insert((app.clone(), api.clone()), until);
+    }
+
+    /// `t` in whole ms after `epoch`, rounded up so a block is never thought over early.
+    fn ms_after_epoch(&self, t: Instant) -> u64 {
+        let d = t.saturating_duration_since(self.epoch);
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX) + 1
     }
 
     /// Time left of a block WeCom announced for `app` on `api`.
@@ -275,6 +309,9 @@ impl Quotas {
     }
 
     fn blocked(&self, app: &AppName, api: &Arc<str>, now: Instant) -> Option<Duration> {
+        if self.ms_after_epoch(now) > self.blocks_end.load(Ordering::Relaxed) {
+            return None;
+        }
         let until = self.blocks.get(&(app.clone(), api.clone()))?;
         (until > now).then(|| until - now)
     }
@@ -411,8 +448,17 @@ mod tests {
             share: 1,
         };
         assert!(matches!(q.take(&ask), Err(Refusal::Blocked { .. })));
-        tokio::time::advance(Duration::from_secs(61)).await;
+        // A shorter block on another API does not shorten this one, and ends on its own.
+        let other: Arc<str> = "user/get".into();
+        q.block(&app(), &other, Duration::from_secs(10));
+        let other_ask = Ask { api: &other, ..ask };
+        assert!(matches!(q.take(&other_ask), Err(Refusal::Blocked { .. })));
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(q.take(&other_ask).is_ok());
+        assert!(matches!(q.take(&ask), Err(Refusal::Blocked { .. })));
+        tokio::time::advance(Duration::from_secs(50)).await;
         assert!(q.take(&ask).is_ok());
+        assert!(q.take(&other_ask).is_ok());
     }
 
     #[test]
