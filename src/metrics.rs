@@ -240,6 +240,12 @@ impl Default for Metrics {
 /// Errcode label: WeCom's codes are small integers; anything else collapses to `other` so a
 /// misbehaving upstream cannot blow up label cardinality.
 pub fn errcode_label(code: i64) -> std::borrow::Cow<'static, str> {
+    // The codes nearly every call ends with, without building a string.
+    match code {
+        0 => return std::borrow::Cow::Borrowed("0"),
+        -1 => return std::borrow::Cow::Borrowed("-1"),
+        _ => {}
+    }
     if (-1_000..10_000_000).contains(&code) {
         std::borrow::Cow::Owned(code.to_string())
     } else {
@@ -288,6 +294,7 @@ mod tests {
     #[test]
     fn errcode_labels_are_bounded() {
         assert_eq!(errcode_label(42001), "42001");
+        assert_eq!(errcode_label(0), "0");
         assert_eq!(errcode_label(-1), "-1");
         assert_eq!(errcode_label(i64::MAX), "other");
     }
