@@ -268,10 +268,6 @@ fn business_calls(sim: &Simulator) -> u64 {
         .sum()
 }
 
-fn calls_to(sim: &Simulator, path: &str) -> u64 {
-    sim.counters().calls.get(path).copied().unwrap_or(0)
-}
-
 /// The same process still serves a normal call, and it reaches WeCom once.
 async fn still_serves(sc: &mut Sidecar, sim: &Simulator, after: &str) {
     assert!(
@@ -279,16 +275,12 @@ async fn still_serves(sc: &mut Sidecar, sim: &Simulator, after: &str) {
         "the sidecar exited after {after}; log:\n{}",
         sc.logs()
     );
-    let before = calls_to(sim, "/cgi-bin/user/get");
+    let before = calls(sim, "/cgi-bin/user/get");
     let (status, _, v) = get_json(&client(), &sc.url("/cgi-bin/user/get?userid=next")).await;
     assert_eq!(status, 200, "after {after}: {v}");
     assert_eq!(v["errcode"], 0, "after {after}: {v}");
     assert_eq!(v["userid"], "next");
-    assert_eq!(
-        calls_to(sim, "/cgi-bin/user/get"),
-        before + 1,
-        "after {after}"
-    );
+    assert_eq!(calls(sim, "/cgi-bin/user/get"), before + 1, "after {after}");
 }
 
 /// `/metrics` once no call is in flight: a call's metrics are recorded after its answer went
@@ -493,7 +485,7 @@ async fn malformed_requests_are_refused_and_the_sidecar_keeps_serving() {
     // Valid HTTP that is merely unusual, and request lines pingora makes valid by escaping a
     // raw CR or NUL in the target (`%0D`, `%00`): answered, and sent upstream still escaped.
     relay.clear();
-    let before = calls_to(&sim, "/cgi-bin/user/get");
+    let before = calls(&sim, "/cgi-bin/user/get");
     let accepted: [(&[u8], &str); 4] = [
         (b"GET /cgi-bin/user/get?userid=old HTTP/1.0\r\n\r\n", "old"),
         (
@@ -519,7 +511,7 @@ async fn malformed_requests_are_refused_and_the_sidecar_keeps_serving() {
             assert_eq!(raw.header("connection"), Some("close"), "HTTP/1.0");
         }
     }
-    assert_eq!(calls_to(&sim, "/cgi-bin/user/get"), before + 4);
+    assert_eq!(calls(&sim, "/cgi-bin/user/get"), before + 4);
     let seen = relay.seen_text();
     for sent in [
         "GET /cgi-bin/user/get?userid=old&access_token=",
@@ -537,7 +529,7 @@ async fn malformed_requests_are_refused_and_the_sidecar_keeps_serving() {
     assert!(!has_bare_cr_or_nul(&relay.seen()), "upstream:\n{seen}");
 
     // A raw CR in a gettoken carrying the real secret: answered locally, never forwarded.
-    let gettokens = calls_to(&sim, "/cgi-bin/gettoken");
+    let gettokens = calls(&sim, "/cgi-bin/gettoken");
     let raw = raw_exchange(
         addr,
         format!("GET {gettoken}&x=\r HTTP/1.1\r\nHost: sidecar\r\n\r\n").into_bytes(),
@@ -546,7 +538,7 @@ async fn malformed_requests_are_refused_and_the_sidecar_keeps_serving() {
     assert_eq!(raw.status, Some(200), "{}", raw.show());
     assert_eq!(raw.reason(), Some("gettoken"));
     assert_eq!(raw.json()["access_token"], "hr-bot");
-    assert_eq!(calls_to(&sim, "/cgi-bin/gettoken"), gettokens);
+    assert_eq!(calls(&sim, "/cgi-bin/gettoken"), gettokens);
 
     still_serves(&mut sc, &sim, "the accepted odd requests").await;
     assert_clean_logs(&sc);
@@ -583,7 +575,7 @@ async fn a_body_framing_error_closes_the_connection() {
         ended.is_ok(),
         "the connection stays open after a framing error; the pipelined request got no answer"
     );
-    assert_eq!(calls_to(&sim, "/cgi-bin/message/send"), 0);
+    assert_eq!(calls(&sim, "/cgi-bin/message/send"), 0);
     drop(wr);
     still_serves(&mut sc, &sim, "a framing error").await;
     assert_clean_logs(&sc);
@@ -626,12 +618,12 @@ async fn oversized_headers_are_refused_at_pingora_limits_and_passed_on_below_the
 
     // Within them: passed on as sent, and WeCom's answer comes back.
     relay.clear();
-    let before = calls_to(&sim, "/cgi-bin/user/get");
+    let before = calls(&sim, "/cgi-bin/user/get");
     let value = "b".repeat(100 * 1024);
     let raw = raw_exchange(addr, request("big100k", format!("X-Big: {value}\r\n"))).await;
     assert_eq!(raw.status, Some(200), "{}", raw.show());
     assert_eq!(raw.json()["userid"], "big100k");
-    assert_eq!(calls_to(&sim, "/cgi-bin/user/get"), before + 1);
+    assert_eq!(calls(&sim, "/cgi-bin/user/get"), before + 1);
     assert!(
         relay
             .seen_text()
@@ -746,7 +738,7 @@ async fn bodies_over_the_limit_get_413_without_being_read_or_forwarded() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["errcode"], 0, "{v}");
     assert_eq!(sim.counters().messages_delivered, delivered + 1);
-    assert_eq!(calls_to(&sim, "/cgi-bin/message/send"), 1);
+    assert_eq!(calls(&sim, "/cgi-bin/message/send"), 1);
 
     // (b) A chunked body that grows past the limit.
     let mut req = head("/cgi-bin/message/send", "Transfer-Encoding: chunked");
@@ -788,9 +780,9 @@ async fn bodies_over_the_limit_get_413_without_being_read_or_forwarded() {
     assert_refused("truncated body", &raw, Want::Local(400, 47001));
 
     // Only the calls within the limit reached WeCom.
-    assert_eq!(calls_to(&sim, "/cgi-bin/message/send"), 1);
-    assert_eq!(calls_to(&sim, "/cgi-bin/user/create"), 1);
-    assert_eq!(calls_to(&sim, "/cgi-bin/media/upload"), 0);
+    assert_eq!(calls(&sim, "/cgi-bin/message/send"), 1);
+    assert_eq!(calls(&sim, "/cgi-bin/user/create"), 1);
+    assert_eq!(calls(&sim, "/cgi-bin/media/upload"), 0);
     still_serves(&mut sc, &sim, "oversized bodies").await;
     assert_clean_logs(&sc);
 }
@@ -822,7 +814,7 @@ async fn invalid_json_is_passed_to_wecom_unchanged_and_answered_by_it() {
     for (path, body, errcode) in cases {
         let what = format!("{path} {:?}", String::from_utf8_lossy(body));
         relay.clear();
-        let before = calls_to(&sim, path);
+        let before = calls(&sim, path);
         let r = c
             .post(sc.url(path))
             .header("content-type", "application/json")
@@ -837,11 +829,7 @@ async fn invalid_json_is_passed_to_wecom_unchanged_and_answered_by_it() {
         );
         let v: serde_json::Value = r.json().await.unwrap();
         assert_eq!(v["errcode"], errcode, "{what}: {v}");
-        assert_eq!(
-            calls_to(&sim, path),
-            before + 1,
-            "{what}: sent more than once"
-        );
+        assert_eq!(calls(&sim, path), before + 1, "{what}: sent more than once");
         let seen = relay.seen();
         let mut sent = b"\r\n\r\n".to_vec();
         sent.extend_from_slice(body);
@@ -886,7 +874,7 @@ async fn encoded_crlf_nul_and_double_encoding_reach_wecom_still_encoded() {
     ];
     for (encoded, decoded) in cases {
         relay.clear();
-        let before = calls_to(&sim, "/cgi-bin/user/get");
+        let before = calls(&sim, "/cgi-bin/user/get");
         let (status, headers, v) =
             get_json(&c, &sc.url(&format!("/cgi-bin/user/get?userid={encoded}"))).await;
         assert_eq!(status, 200, "{encoded}: {v}");
@@ -896,7 +884,7 @@ async fn encoded_crlf_nul_and_double_encoding_reach_wecom_still_encoded() {
             headers.get("x-injected").is_none(),
             "{encoded}: {headers:?}"
         );
-        assert_eq!(calls_to(&sim, "/cgi-bin/user/get"), before + 1);
+        assert_eq!(calls(&sim, "/cgi-bin/user/get"), before + 1);
         let seen = relay.seen_text();
         assert!(
             seen.contains(&format!(
@@ -1073,14 +1061,14 @@ async fn odd_paths_are_refused_locally_and_admin_is_not_on_the_app_port() {
     // Plain paths that name no API are forwarded (counted as `other`): the bare prefix and a
     // trailing slash, which `is_api_path` allows.
     for path in ["/cgi-bin/", "/cgi-bin/user/get/"] {
-        let before = calls_to(&sim, path);
+        let before = calls(&sim, path);
         let (status, _, v) = get_json(&client(), &sc.url(path)).await;
         assert_eq!(
             (status, v["errcode"].as_i64()),
             (200, Some(0)),
             "{path}: {v}"
         );
-        assert_eq!(calls_to(&sim, path), before + 1, "{path}");
+        assert_eq!(calls(&sim, path), before + 1, "{path}");
     }
 
     still_serves(&mut sc, &sim, "odd paths").await;
@@ -1130,7 +1118,7 @@ async fn unknown_app_is_refused_and_unknown_api_is_forwarded_as_other() {
     assert_eq!(status, 200, "{v}");
     assert!(h.get("x-sidecar-reason").is_none());
     assert_eq!(v["errcode"], 0, "{v}");
-    assert_eq!(calls_to(&sim, "/cgi-bin/no/such/api"), 1);
+    assert_eq!(calls(&sim, "/cgi-bin/no/such/api"), 1);
     let metrics = settled_metrics(&sc).await;
     assert!(
         metrics.contains("wecom_api_request_duration_seconds_count{api=\"other\",outcome=\"ok\",upstream=\"primary\"} 1"),
@@ -1244,8 +1232,8 @@ async fn metric_labels_stay_bounded_under_thousands_of_distinct_paths_and_querie
         )
         .await;
     }
-    assert_eq!(calls_to(&sim, "/cgi-bin/x2999/y"), 1);
-    assert_eq!(calls_to(&sim, "/cgi-bin/user/get"), 3000);
+    assert_eq!(calls(&sim, "/cgi-bin/x2999/y"), 1);
+    assert_eq!(calls(&sim, "/cgi-bin/user/get"), 3000);
 
     let metrics = settled_metrics(&sc).await;
     let added: Vec<String> = series(&metrics).difference(&early).cloned().collect();

@@ -8,19 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use wecom_sidecar::wecom::simulator::{Fault, FaultKind, Simulator};
-
-fn calls(sim: &Simulator, path: &str) -> u64 {
-    sim.counters().calls.get(path).copied().unwrap_or(0)
-}
-
-fn fault(path: &str, kind: FaultKind, times: Option<u32>) -> Fault {
-    Fault {
-        path: path.into(),
-        kind,
-        times,
-    }
-}
+use wecom_sidecar::wecom::simulator::FaultKind;
 
 /// Open file descriptors of a process (sockets included).
 fn open_fds(pid: u32) -> usize {

@@ -8,10 +8,6 @@ use common::*;
 use serde_json::json;
 use wecom_sidecar::wecom::simulator::{Fault, FaultKind};
 
-fn calls(sim: &wecom_sidecar::wecom::simulator::Simulator, path: &str) -> u64 {
-    sim.counters().calls.get(path).copied().unwrap_or(0)
-}
-
 const FAST_RETRY: &str = r#"
 defaults:
   retry: { attempts: 3, backoff_base: 10ms, backoff_max: 50ms }

@@ -12,17 +12,9 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 use wecom_sidecar::signing::{body_sha256, now_secs, sign, Signed};
-use wecom_sidecar::wecom::simulator::{Fault, FaultKind, Simulator};
+use wecom_sidecar::wecom::simulator::{FaultKind, Simulator};
 
 const CLIENT_KEY: &str = "client-key-never-shown-0f1e2d3c4b5a69788796a5b4";
-
-fn fault(path: &str, kind: FaultKind, times: Option<u32>) -> Fault {
-    Fault {
-        path: path.into(),
-        kind,
-        times,
-    }
-}
 
 /// Everything an app could be shown for one call: status, headers and body.
 async fn everything(r: reqwest::Response) -> String {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wecom_sidecar::wecom::simulator::body::generated_bytes;
-use wecom_sidecar::wecom::simulator::{Counters, Fault, FaultKind, SimConfig, Simulator};
+use wecom_sidecar::wecom::simulator::{Counters, FaultKind, SimConfig, Simulator};
 
 async fn get(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
     c.get(url).send().await.unwrap().json().await.unwrap()
@@ -39,14 +39,6 @@ async fn token_with(c: &reqwest::Client, base: &str, secret: &str) -> String {
 
 async fn token(c: &reqwest::Client, base: &str) -> String {
     token_with(c, base, HR_SECRET).await
-}
-
-fn fault(path: &str, kind: FaultKind, times: Option<u32>) -> Fault {
-    Fault {
-        path: path.into(),
-        kind,
-        times,
-    }
 }
 
 /// A client that gives up quickly (for faults that never answer).

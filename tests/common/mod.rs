@@ -9,12 +9,26 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wecom_sidecar::wecom::simulator::{SimApp, SimConfig, Simulator};
+use wecom_sidecar::wecom::simulator::{Fault, FaultKind, SimApp, SimConfig, Simulator};
 
 /// Secrets the test apps use; tests grep every output for them.
 pub const HR_SECRET: &str = "test-secret-hr-7f3a9c1e5b";
 pub const OPS_SECRET: &str = "test-secret-ops-2d8e4b6a0c";
 pub const CORP_ID: &str = "wwtest0000000001";
+
+/// How many calls the simulator has received on `path` (0 before the first).
+pub fn calls(sim: &Simulator, path: &str) -> u64 {
+    sim.counters().calls.get(path).copied().unwrap_or(0)
+}
+
+/// A fault to inject at the simulator on `path`; `times: None` lasts until cleared.
+pub fn fault(path: &str, kind: FaultKind, times: Option<u32>) -> Fault {
+    Fault {
+        path: path.into(),
+        kind,
+        times,
+    }
+}
 
 /// A free loopback port (bound, then released for the child to take).
 pub fn free_port() -> u16 {
