@@ -117,82 +117,66 @@ pub struct FileRetry {
     pub backoff_max: Option<String>,
 }
 
-/// `defaults`: the policy keys every route shares.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FilePolicy {
-    pub deadline: Option<String>,
-    pub retry: Option<FileRetry>,
-    /// Upstream name → weight (0–100), in file order.
-    pub split: Option<OrderedMap<i64>>,
-    pub quota: Option<Vec<String>>,
-    pub idempotent: Option<bool>,
-    pub allow_debug: Option<bool>,
-    pub on_limit: Option<String>,
-    pub max_wait: Option<String>,
-    pub quota_status: Option<u16>,
-    pub recipient_cap: Option<bool>,
-    pub dedupe: Option<bool>,
-    pub duplicate_check_interval: Option<String>,
-}
-
-/// `routes[i]`: a path, a metric label, and any policy key of `defaults`. (Not
-/// `#[serde(flatten)]` over `FilePolicy`: flatten does not work with `deny_unknown_fields`.)
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileRoute {
-    pub path: String,
-    pub api: Option<String>,
-    pub deadline: Option<String>,
-    pub retry: Option<FileRetry>,
-    pub split: Option<OrderedMap<i64>>,
-    pub quota: Option<Vec<String>>,
-    pub idempotent: Option<bool>,
-    pub allow_debug: Option<bool>,
-    pub on_limit: Option<String>,
-    pub max_wait: Option<String>,
-    pub quota_status: Option<u16>,
-    pub recipient_cap: Option<bool>,
-    pub dedupe: Option<bool>,
-    pub duplicate_check_interval: Option<String>,
-}
-
-impl FileRoute {
-    /// The route's policy keys, in the shape of `defaults`.
-    pub fn policy(&self) -> FilePolicyRef<'_> {
-        FilePolicyRef {
-            deadline: self.deadline.as_deref(),
-            retry: self.retry.as_ref(),
-            split: self.split.as_ref(),
-            quota: self.quota.as_deref(),
-            idempotent: self.idempotent,
-            allow_debug: self.allow_debug,
-            on_limit: self.on_limit.as_deref(),
-            max_wait: self.max_wait.as_deref(),
-            quota_status: self.quota_status,
-            recipient_cap: self.recipient_cap,
-            dedupe: self.dedupe,
-            duplicate_check_interval: self.duplicate_check_interval.as_deref(),
+/// Declares a config struct holding its own keys and then every policy key of `defaults`, and
+/// its `policy()` view. `routes[i]` needs the same keys as `defaults` beside `path` and `api`,
+/// and `#[serde(flatten)]` does not work with `deny_unknown_fields`: written once here instead
+/// of twice by hand. Plain fields keep serde_yaml's line and column in every error.
+macro_rules! with_policy_keys {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            pub deadline: Option<String>,
+            pub retry: Option<FileRetry>,
+            /// Upstream name → weight (0–100), in file order.
+            pub split: Option<OrderedMap<i64>>,
+            pub quota: Option<Vec<String>>,
+            pub idempotent: Option<bool>,
+            pub allow_debug: Option<bool>,
+            pub on_limit: Option<String>,
+            pub max_wait: Option<String>,
+            pub quota_status: Option<u16>,
+            pub recipient_cap: Option<bool>,
+            pub dedupe: Option<bool>,
+            pub duplicate_check_interval: Option<String>,
         }
-    }
+
+        impl $name {
+            /// The policy keys, borrowed, in the shape `validate` reads for both.
+            pub fn policy(&self) -> FilePolicyRef<'_> {
+                FilePolicyRef {
+                    deadline: self.deadline.as_deref(),
+                    retry: self.retry.as_ref(),
+                    split: self.split.as_ref(),
+                    quota: self.quota.as_deref(),
+                    idempotent: self.idempotent,
+                    allow_debug: self.allow_debug,
+                    on_limit: self.on_limit.as_deref(),
+                    max_wait: self.max_wait.as_deref(),
+                    quota_status: self.quota_status,
+                    recipient_cap: self.recipient_cap,
+                    dedupe: self.dedupe,
+                    duplicate_check_interval: self.duplicate_check_interval.as_deref(),
+                }
+            }
+        }
+    };
 }
 
-impl FilePolicy {
-    pub fn as_ref(&self) -> FilePolicyRef<'_> {
-        FilePolicyRef {
-            deadline: self.deadline.as_deref(),
-            retry: self.retry.as_ref(),
-            split: self.split.as_ref(),
-            quota: self.quota.as_deref(),
-            idempotent: self.idempotent,
-            allow_debug: self.allow_debug,
-            on_limit: self.on_limit.as_deref(),
-            max_wait: self.max_wait.as_deref(),
-            quota_status: self.quota_status,
-            recipient_cap: self.recipient_cap,
-            dedupe: self.dedupe,
-            duplicate_check_interval: self.duplicate_check_interval.as_deref(),
-        }
+with_policy_keys! {
+    /// `defaults`: the policy keys every route shares.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct FilePolicy {}
+}
+
+with_policy_keys! {
+    /// `routes[i]`: a path, a metric label, and any policy key of `defaults`.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct FileRoute {
+        pub path: String,
+        pub api: Option<String>,
     }
 }
 

@@ -86,7 +86,7 @@ pub fn build(
         &mut c,
         "defaults",
         &RoutePolicy::default(),
-        defaults_file.as_ref(),
+        defaults_file.policy(),
         &declared,
         default_max_wait,
     );
