@@ -92,11 +92,8 @@ pub fn body_sha256(body: &[u8]) -> [u8; 32] {
 
 fn mac(key: &[u8], timestamp: &str, s: &Signed<'_>) -> HmacSha256 {
     let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes a key of any length");
-    let mut hex = [0u8; 64];
-    for (i, b) in s.body_sha256.iter().enumerate() {
-        hex[2 * i] = HEX[(b >> 4) as usize];
-        hex[2 * i + 1] = HEX[(b & 15) as usize];
-    }
+    let mut body_hex = [0u8; 64];
+    hex::encode_to_slice(s.body_sha256, &mut body_hex).expect("64 digits for 32 bytes");
     for part in [
         b"v1".as_slice(),
         s.method.as_bytes(),
@@ -107,39 +104,19 @@ fn mac(key: &[u8], timestamp: &str, s: &Signed<'_>) -> HmacSha256 {
         m.update(part);
         m.update(b"\n");
     }
-    m.update(&hex);
+    m.update(&body_hex);
     m
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// The signature a client sends (lower-case hex): what apps and tests compute.
 pub fn sign(key: &[u8], timestamp: u64, s: &Signed<'_>) -> String {
-    let out = mac(key, &timestamp.to_string(), s).finalize().into_bytes();
-    out.iter()
-        .flat_map(|b| {
-            [
-                HEX[(b >> 4) as usize] as char,
-                HEX[(b & 15) as usize] as char,
-            ]
-        })
-        .collect()
+    hex::encode(mac(key, &timestamp.to_string(), s).finalize().into_bytes())
 }
 
+/// A presented signature as bytes: exactly 64 hex digits, either case.
 fn unhex(text: &[u8]) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
     let mut out = [0u8; 32];
-    for (i, pair) in text.chunks_exact(2).enumerate() {
-        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 

@@ -70,7 +70,7 @@ impl Token {
 /// First 8 hex digits of SHA-256.
 pub fn fingerprint(value: &str) -> String {
     let digest = Sha256::digest(value.as_bytes());
-    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..4])
 }
 
 impl fmt::Debug for Token {

@@ -54,18 +54,14 @@ pub fn seal(secret: &[u8], key_name: &str, token: &str, exp: u64) -> String {
             &mut data,
         )
         .expect("a token is far below ChaCha20-Poly1305's length limit");
-    let mut sealed = String::with_capacity(2 * (NONCE_LEN + data.len()));
-    for b in nonce.iter().chain(&data) {
-        sealed.push(char::from_digit(u32::from(b >> 4), 16).expect("a nibble"));
-        sealed.push(char::from_digit(u32::from(b & 15), 16).expect("a nibble"));
-    }
+    let sealed = hex::encode([&nonce[..], &data].concat());
     serde_json::to_string(&Stored { sealed, exp }).expect("plain fields serialize")
 }
 
 /// The token in `stored` if it was sealed under this secret and key name and is intact.
 pub fn open(secret: &[u8], key_name: &str, stored: &str) -> Option<Opened> {
     let s: Stored = serde_json::from_str(stored).ok()?;
-    let mut data = unhex(&s.sealed)?;
+    let mut data = hex::decode(&s.sealed).ok()?;
     if data.len() < NONCE_LEN {
         return None;
     }
@@ -80,21 +76,6 @@ pub fn open(secret: &[u8], key_name: &str, stored: &str) -> Option<Opened> {
         exp: s.exp,
         sealed: s.sealed,
     })
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    let digits = text.as_bytes();
-    if digits.len() % 2 != 0 {
-        return None;
-    }
-    digits
-        .chunks(2)
-        .map(|pair| {
-            let hi = char::from(pair[0]).to_digit(16)?;
-            let lo = char::from(pair[1]).to_digit(16)?;
-            u8::try_from(hi * 16 + lo).ok()
-        })
-        .collect()
 }
 
 #[cfg(test)]

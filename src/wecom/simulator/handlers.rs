@@ -105,7 +105,7 @@ pub fn truncated() -> Answer {
 fn random_hex(bytes: usize) -> String {
     let mut raw = vec![0u8; bytes];
     rand::rng().fill(&mut raw[..]);
-    raw.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(raw)
 }
 
 fn unix_now() -> u64 {
