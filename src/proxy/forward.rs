@@ -173,8 +173,10 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
         idempotent,
         deadline_at,
     } = f;
-    let path = session.req_header().uri.path().to_string();
-    let query = session.req_header().uri.query().unwrap_or("").to_string();
+    // The request's URI, held apart from the session (which answers are written through):
+    // a clone shares its bytes, where copying path and query allocated twice per call.
+    let uri = session.req_header().uri.clone();
+    let (path, query) = (uri.path(), uri.query().unwrap_or(""));
     let policy = &call.route.policy;
     shared.retry_budget.record_call();
 
@@ -236,7 +238,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
             }
         };
         let q = request::upstream_query(
-            &query,
+            query,
             token.as_deref().map(Token::expose),
             policy.allow_debug,
         );
@@ -251,7 +253,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
             query = %crate::redact::redact_query(&q),
             "attempt"
         );
-        let req = match upstream_request(session, up, &path, &q, body.len()) {
+        let req = match upstream_request(session, up, path, &q, body.len()) {
             Ok(r) => r,
             Err(answer) => return Ended::Local(answer),
         };
