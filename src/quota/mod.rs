@@ -300,7 +300,9 @@ impl Quotas {
     /// `t` in whole ms after `epoch`, rounded up so a block is never thought over early.
     fn ms_after_epoch(&self, t: Instant) -> u64 {
         let d = t.saturating_duration_since(self.epoch);
-        u64::try_from(d.as_millis()).unwrap_or(u64::MAX) + 1
+        u64::try_from(d.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
     }
 
     /// Time left of a block WeCom announced for `app` on `api`.
