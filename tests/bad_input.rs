@@ -191,6 +191,16 @@ struct Relay {
     seen: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
+/// The simulator, a recording relay in front of it, and a ready sidecar whose upstream is the
+/// relay: what most tests here start from.
+async fn relayed() -> (Simulator, Relay, Sidecar) {
+    let sim = simulator().await;
+    let relay = Relay::start(sim.addr()).await;
+    let sc = Sidecar::start(&relay.url, "").await;
+    sc.wait_ready().await;
+    (sim, relay, sc)
+}
+
 impl Relay {
     async fn start(to: SocketAddr) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -353,10 +363,7 @@ fn has_bare_cr_or_nul(bytes: &[u8]) -> bool {
 #[tokio::test]
 async fn malformed_requests_are_refused_and_the_sidecar_keeps_serving() {
     use Want::*;
-    let sim = simulator().await;
-    let relay = Relay::start(sim.addr()).await;
-    let mut sc = Sidecar::start(&relay.url, "").await;
-    sc.wait_ready().await;
+    let (sim, relay, mut sc) = relayed().await;
     let addr = addr_of(&sc.base);
     let ok_head = "GET /cgi-bin/user/get?userid=a HTTP/1.1\r\nHost: sidecar\r\n";
     let with = |extra: &str| format!("{ok_head}{extra}\r\n\r\n").into_bytes();
@@ -587,10 +594,7 @@ async fn a_body_framing_error_closes_the_connection() {
 
 #[tokio::test]
 async fn oversized_headers_are_refused_at_pingora_limits_and_passed_on_below_them() {
-    let sim = simulator().await;
-    let relay = Relay::start(sim.addr()).await;
-    let mut sc = Sidecar::start(&relay.url, "").await;
-    sc.wait_ready().await;
+    let (sim, relay, mut sc) = relayed().await;
     let addr = addr_of(&sc.base);
     let request = |userid: &str, extra: String| {
         format!("GET /cgi-bin/user/get?userid={userid} HTTP/1.1\r\nHost: sidecar\r\n{extra}\r\n")
@@ -795,10 +799,7 @@ async fn bodies_over_the_limit_get_413_without_being_read_or_forwarded() {
 /// words"): the sidecar forwards the body byte for byte, once, and the app gets WeCom's answer.
 #[tokio::test]
 async fn invalid_json_is_passed_to_wecom_unchanged_and_answered_by_it() {
-    let sim = simulator().await;
-    let relay = Relay::start(sim.addr()).await;
-    let mut sc = Sidecar::start(&relay.url, "").await;
-    sc.wait_ready().await;
+    let (sim, relay, mut sc) = relayed().await;
     let c = client();
     let delivered = sim.counters().messages_delivered;
     // The simulator parses message/send and user/list_id (47001 when it cannot) and answers
@@ -856,10 +857,7 @@ async fn invalid_json_is_passed_to_wecom_unchanged_and_answered_by_it() {
 
 #[tokio::test]
 async fn encoded_crlf_nul_and_double_encoding_reach_wecom_still_encoded() {
-    let sim = simulator().await;
-    let relay = Relay::start(sim.addr()).await;
-    let mut sc = Sidecar::start(&relay.url, "").await;
-    sc.wait_ready().await;
+    let (sim, relay, mut sc) = relayed().await;
     let c = client();
     let injected = |text: &str| text.to_ascii_lowercase().contains("\nx-injected");
 
@@ -949,10 +947,7 @@ async fn encoded_crlf_nul_and_double_encoding_reach_wecom_still_encoded() {
 
 #[tokio::test]
 async fn odd_paths_are_refused_locally_and_admin_is_not_on_the_app_port() {
-    let sim = simulator().await;
-    let relay = Relay::start(sim.addr()).await;
-    let mut sc = Sidecar::start(&relay.url, "").await;
-    sc.wait_ready().await;
+    let (sim, relay, mut sc) = relayed().await;
     let addr = addr_of(&sc.base);
     let before = business_calls(&sim);
     let reloads_before = sc.metrics().await;

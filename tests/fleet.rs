@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use wecom_sidecar::wecom::simulator::FaultKind;
 
 /// A `redis-server` on a random loopback port, without persistence.
 struct Redis {
@@ -139,11 +140,11 @@ async fn four_sidecars_share_one_quota() {
 async fn four_sidecars_cold_start_fetch_one_token() {
     let redis = Redis::start().await;
     let sim = simulator().await;
-    sim.inject(wecom_sidecar::wecom::simulator::Fault {
-        path: "/cgi-bin/gettoken".into(),
-        kind: wecom_sidecar::wecom::simulator::FaultKind::Delay(Duration::from_millis(300)),
-        times: None,
-    });
+    sim.inject(fault(
+        "/cgi-bin/gettoken",
+        FaultKind::Delay(Duration::from_millis(300)),
+        None,
+    ));
     let sidecars = fleet(&sim.url(), &redis, "t1:", "").await;
     let mut calls = Vec::new();
     for sc in &sidecars {

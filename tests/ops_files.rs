@@ -22,7 +22,7 @@ use std::process::Command;
 use common::*;
 use serde::Deserialize;
 use serde_yaml::Value;
-use wecom_sidecar::wecom::simulator::{Fault, FaultKind};
+use wecom_sidecar::wecom::simulator::FaultKind;
 
 const METRICS_RS: &str = include_str!("../src/metrics.rs");
 const SERVER_RS: &str = include_str!("../src/server.rs");
@@ -870,11 +870,11 @@ async fn error_rate_alert_reads_outcome_and_upstream_as_the_sidecar_writes_them(
         .await
         .expect("user/get");
     assert_eq!(r.status().as_u16(), 200);
-    sim.inject(Fault {
-        path: "/cgi-bin/department/list".into(),
-        kind: FaultKind::Status(503),
-        times: None,
-    });
+    sim.inject(fault(
+        "/cgi-bin/department/list",
+        FaultKind::Status(503),
+        None,
+    ));
     let r = c
         .get(sc.url("/cgi-bin/department/list"))
         .send()

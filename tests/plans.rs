@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-use wecom_sidecar::wecom::simulator::{Fault, FaultKind, Simulator};
+use wecom_sidecar::wecom::simulator::{FaultKind, Simulator};
 
 const PLAN: &str = r#"
 routes:
@@ -129,11 +129,7 @@ async fn a_failed_gate_rolls_back_automatically() {
         .also_listen("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    standby.inject_here(Fault {
-        path: "/cgi-bin/user/get".into(),
-        kind: FaultKind::Status(503),
-        times: None,
-    });
+    standby.inject_here(fault("/cgi-bin/user/get", FaultKind::Status(503), None));
     let sc = start(&primary, &standby).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = traffic(&sc, stop.clone());

@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use wecom_sidecar::wecom::simulator::{Fault, FaultKind};
+use wecom_sidecar::wecom::simulator::FaultKind;
 
 #[tokio::test]
 async fn unmodified_sdk_flow_works_with_placeholder_credentials() {
@@ -121,11 +121,11 @@ async fn app_chosen_by_header_token_or_default() {
 async fn two_hundred_concurrent_first_calls_fetch_one_token() {
     let sim = simulator().await;
     // Slow gettoken so every call arrives while the first fetch is still under way.
-    sim.inject(Fault {
-        path: "/cgi-bin/gettoken".into(),
-        kind: FaultKind::Delay(Duration::from_millis(500)),
-        times: None,
-    });
+    sim.inject(fault(
+        "/cgi-bin/gettoken",
+        FaultKind::Delay(Duration::from_millis(500)),
+        None,
+    ));
     let sc = Sidecar::start(&sim.url(), "").await;
     let c = client();
     let calls = (0..200).map(|i| {
@@ -183,11 +183,7 @@ async fn tokens_expired_under_traffic_are_invisible_to_the_app() {
 #[tokio::test]
 async fn gettoken_failure_is_a_clear_local_answer_and_service_resumes() {
     let sim = simulator().await;
-    sim.inject(Fault {
-        path: "/cgi-bin/gettoken".into(),
-        kind: FaultKind::Errcode(60020),
-        times: None,
-    });
+    sim.inject(fault("/cgi-bin/gettoken", FaultKind::Errcode(60020), None));
     let sc = Sidecar::start(&sim.url(), "").await;
     sc.wait_ready().await; // ready means "tried", even when it failed
     let c = client();
@@ -305,11 +301,7 @@ async fn broken_upstream_answers_become_clear_local_answers() {
         FaultKind::Reset,
         FaultKind::Status(503),
     ] {
-        sim.inject(Fault {
-            path: "/cgi-bin/message/send".into(),
-            kind: kind.clone(),
-            times: Some(1),
-        });
+        sim.inject(fault("/cgi-bin/message/send", kind.clone(), Some(1)));
         let msg = json!({"touser": "a", "msgtype": "text", "agentid": 1, "text": {"content": "x"}});
         let (status, h, v) = post_json(&c, &sc.url("/cgi-bin/message/send"), &msg).await;
         assert_eq!(status, 502, "{kind:?}: {v}");
@@ -364,11 +356,7 @@ async fn metrics_status_and_logs_hold_no_secret_or_token() {
     let _ = get_json(&c, &sc.url("/cgi-bin/user/get?userid=a")).await;
     sim.expire_all_tokens();
     let _ = get_json(&c, &sc.url("/cgi-bin/user/get?userid=b")).await;
-    sim.inject(Fault {
-        path: "/cgi-bin/user/get".into(),
-        kind: FaultKind::Garbage,
-        times: Some(1),
-    });
+    sim.inject(fault("/cgi-bin/user/get", FaultKind::Garbage, Some(1)));
     let _ = get_json(&c, &sc.url("/cgi-bin/user/get?userid=c")).await;
     let _ = c
         .post(sc.url("/cgi-bin/webhook/send?key=robot-key-secret-123"))
@@ -412,11 +400,11 @@ async fn sigterm_drains_in_flight_calls_and_exits_zero() {
     let sim = simulator().await;
     let mut sc = Sidecar::start(&sim.url(), "").await;
     sc.wait_ready().await;
-    sim.inject(Fault {
-        path: "/cgi-bin/user/get".into(),
-        kind: FaultKind::Delay(Duration::from_millis(800)),
-        times: None,
-    });
+    sim.inject(fault(
+        "/cgi-bin/user/get",
+        FaultKind::Delay(Duration::from_millis(800)),
+        None,
+    ));
     let c = client();
     // 20 calls in flight (each held 800 ms upstream) when SIGTERM arrives: all must complete.
     let calls: Vec<_> = (0..20)
@@ -494,11 +482,7 @@ async fn a_failing_refresh_keeps_serving_the_valid_token_and_backs_off() {
     sc.wait_ready().await;
     // Every gettoken the simulator received, answered or faulted.
     let first = sim.counters().calls["/cgi-bin/gettoken"];
-    sim.inject(Fault {
-        path: "/cgi-bin/gettoken".into(),
-        kind: FaultKind::Errcode(60020),
-        times: None,
-    });
+    sim.inject(fault("/cgi-bin/gettoken", FaultKind::Errcode(60020), None));
     let c = client();
     // 10 s of steady calls while every refresh fails.
     let until = std::time::Instant::now() + Duration::from_secs(10);

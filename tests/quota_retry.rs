@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
-use wecom_sidecar::wecom::simulator::{Fault, FaultKind};
+use wecom_sidecar::wecom::simulator::FaultKind;
 
 const FAST_RETRY: &str = r#"
 defaults:
@@ -20,32 +20,20 @@ async fn reads_are_retried_through_5xx_and_system_busy() {
     sc.wait_ready().await;
     let c = client();
 
-    sim.inject(Fault {
-        path: "/cgi-bin/user/get".into(),
-        kind: FaultKind::Status(502),
-        times: Some(2),
-    });
+    sim.inject(fault("/cgi-bin/user/get", FaultKind::Status(502), Some(2)));
     let (status, _, v) = get_json(&c, &sc.url("/cgi-bin/user/get?userid=a")).await;
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
     assert_eq!(calls(&sim, "/cgi-bin/user/get"), 3, "two 502s then the OK");
 
     sim.reset_counters();
-    sim.inject(Fault {
-        path: "/cgi-bin/user/get".into(),
-        kind: FaultKind::Errcode(-1),
-        times: Some(1),
-    });
+    sim.inject(fault("/cgi-bin/user/get", FaultKind::Errcode(-1), Some(1)));
     let (_, _, v) = get_json(&c, &sc.url("/cgi-bin/user/get?userid=a")).await;
     assert_eq!(v["errcode"], 0, "{v}");
     assert_eq!(calls(&sim, "/cgi-bin/user/get"), 2);
 
     // Errcode -1 that never clears: at most `attempts` tries, then WeCom's own answer.
     sim.reset_counters();
-    sim.inject(Fault {
-        path: "/cgi-bin/user/get".into(),
-        kind: FaultKind::Errcode(-1),
-        times: None,
-    });
+    sim.inject(fault("/cgi-bin/user/get", FaultKind::Errcode(-1), None));
     let (_, _, v) = get_json(&c, &sc.url("/cgi-bin/user/get?userid=a")).await;
     assert_eq!(v["errcode"], -1);
     assert_eq!(calls(&sim, "/cgi-bin/user/get"), 3);
@@ -54,11 +42,11 @@ async fn reads_are_retried_through_5xx_and_system_busy() {
     // Never retried: 48002, 60020.
     for code in [48002, 60020] {
         sim.reset_counters();
-        sim.inject(Fault {
-            path: "/cgi-bin/user/get".into(),
-            kind: FaultKind::Errcode(code),
-            times: Some(1),
-        });
+        sim.inject(fault(
+            "/cgi-bin/user/get",
+            FaultKind::Errcode(code),
+            Some(1),
+        ));
         let (_, _, v) = get_json(&c, &sc.url("/cgi-bin/user/get?userid=a")).await;
         assert_eq!(v["errcode"], code);
         assert_eq!(
@@ -86,11 +74,11 @@ async fn message_send_is_never_repeated_unless_dedupe_makes_it_safe() {
     let msg =
         json!({"touser": "alice", "msgtype": "text", "agentid": 1, "text": {"content": "once"}});
 
-    sim.inject(Fault {
-        path: "/cgi-bin/message/send".into(),
-        kind: FaultKind::Status(502),
-        times: Some(1),
-    });
+    sim.inject(fault(
+        "/cgi-bin/message/send",
+        FaultKind::Status(502),
+        Some(1),
+    ));
     let (status, _, v) = post_json(&c, &sc.url("/cgi-bin/message/send"), &msg).await;
     assert_eq!(status, 502, "{v}");
     assert_eq!(
@@ -103,11 +91,11 @@ async fn message_send_is_never_repeated_unless_dedupe_makes_it_safe() {
     // A body that asks WeCom to drop duplicates is safe to repeat as it is.
     let mut checked = msg.clone();
     checked["enable_duplicate_check"] = json!(1);
-    sim.inject(Fault {
-        path: "/cgi-bin/message/send".into(),
-        kind: FaultKind::Status(502),
-        times: Some(1),
-    });
+    sim.inject(fault(
+        "/cgi-bin/message/send",
+        FaultKind::Status(502),
+        Some(1),
+    ));
     let (status, _, v) = post_json(&c, &sc.url("/cgi-bin/message/send"), &checked).await;
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
     assert_eq!(
@@ -126,11 +114,11 @@ async fn dedupe_route_retries_message_send_and_delivers_once() {
     let c = client();
     let msg =
         json!({"touser": "bob", "msgtype": "text", "agentid": 1, "text": {"content": "dedupe"}});
-    sim.inject(Fault {
-        path: "/cgi-bin/message/send".into(),
-        kind: FaultKind::Status(502),
-        times: Some(2),
-    });
+    sim.inject(fault(
+        "/cgi-bin/message/send",
+        FaultKind::Status(502),
+        Some(2),
+    ));
     let (status, _, v) = post_json(&c, &sc.url("/cgi-bin/message/send"), &msg).await;
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
     assert_eq!(calls(&sim, "/cgi-bin/message/send"), 3);
@@ -151,11 +139,7 @@ async fn a_hang_gets_the_deadline_answer_in_time() {
     })
     .await;
     sc.wait_ready().await;
-    sim.inject(Fault {
-        path: "/cgi-bin/user/get".into(),
-        kind: FaultKind::Hang,
-        times: None,
-    });
+    sim.inject(fault("/cgi-bin/user/get", FaultKind::Hang, None));
     let c = client();
     let started = Instant::now();
     let r = c
@@ -186,11 +170,11 @@ async fn a_block_announced_by_wecom_is_held_locally() {
     let sc = Sidecar::start(&sim.url(), "").await;
     sc.wait_ready().await;
     let c = client();
-    sim.inject(Fault {
-        path: "/cgi-bin/department/list".into(),
-        kind: FaultKind::Errcode(45009),
-        times: Some(1),
-    });
+    sim.inject(fault(
+        "/cgi-bin/department/list",
+        FaultKind::Errcode(45009),
+        Some(1),
+    ));
     let (_, _, v) = get_json(&c, &sc.url("/cgi-bin/department/list")).await;
     assert_eq!(v["errcode"], 45009);
     for _ in 0..5 {
@@ -328,11 +312,11 @@ async fn a_lost_answer_is_repeated_only_when_wecom_drops_duplicates() {
     sc.wait_ready().await;
     let c = client();
     // The simulated WeCom delivers, then the answer is lost on the way back.
-    sim.inject(Fault {
-        path: "/cgi-bin/message/send".into(),
-        kind: FaultKind::LoseAnswer,
-        times: Some(1),
-    });
+    sim.inject(fault(
+        "/cgi-bin/message/send",
+        FaultKind::LoseAnswer,
+        Some(1),
+    ));
     let msg =
         json!({"touser": "erin", "msgtype": "text", "agentid": 1, "text": {"content": "lost"}});
     let (status, _, v) = post_json(&c, &sc.url("/cgi-bin/message/send"), &msg).await;
@@ -346,11 +330,11 @@ async fn a_lost_answer_is_repeated_only_when_wecom_drops_duplicates() {
     );
 
     // Without dedupe the same loss is answered, not repeated: never delivered twice.
-    sim.inject(Fault {
-        path: "/cgi-bin/linkedcorp/message/send".into(),
-        kind: FaultKind::LoseAnswer,
-        times: Some(1),
-    });
+    sim.inject(fault(
+        "/cgi-bin/linkedcorp/message/send",
+        FaultKind::LoseAnswer,
+        Some(1),
+    ));
     let (status, h, _) = post_json(&c, &sc.url("/cgi-bin/linkedcorp/message/send"), &msg).await;
     assert_eq!(status, 502);
     assert_eq!(h["x-sidecar-reason"], "upstream-unavailable");
