@@ -5,7 +5,6 @@ use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession as Session;
 
 use super::RequestCtx;
-use crate::metrics::Outcome;
 use crate::wecom::answer::LocalAnswer;
 
 /// Response headers that describe one hop, not the answer; never copied from upstream.
@@ -22,9 +21,9 @@ const HOP_BY_HOP: &[&str] = &[
 
 /// Writes a local answer and records it in the call's context.
 ///
-/// The outcome stays `http_error` or `network_error` when an upstream attempt failed that
-/// way and this answer (502, 504) only reports it: dashboards read the outcome to tell the
-/// upstream's failures from the sidecar's own refusals.
+/// The outcome is left as it is: `local` from the start of the call, unless an upstream
+/// attempt failed (`http_error`, `network_error`) and this answer (502, 504) only reports it.
+/// Dashboards read the outcome to tell the upstream's failures from the sidecar's refusals.
 pub async fn local(
     session: &mut Session,
     ctx: &mut RequestCtx,
@@ -34,9 +33,6 @@ pub async fn local(
     let mut header = answer.header(body.len());
     add_request_id(&mut header, ctx);
     ctx.status = answer.status;
-    if !matches!(ctx.outcome, Outcome::HttpError | Outcome::NetworkError) {
-        ctx.outcome = Outcome::Local;
-    }
     ctx.reason = Some(answer.reason);
     ctx.errcode = Some(answer.errcode);
     write(session, header, Some(body)).await
