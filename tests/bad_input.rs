@@ -293,21 +293,6 @@ async fn still_serves(sc: &mut Sidecar, sim: &Simulator, after: &str) {
     assert_eq!(calls(sim, "/cgi-bin/user/get"), before + 1, "after {after}");
 }
 
-/// `/metrics` once no call is in flight: a call's metrics are recorded after its answer went
-/// out, so a scrape right after the answer may not hold them yet.
-async fn settled_metrics(sc: &Sidecar) -> String {
-    let mut metrics = String::new();
-    let settled = eventually(ANSWER_WITHIN, async || {
-        metrics = sc.metrics().await;
-        !metrics
-            .lines()
-            .any(|l| l.starts_with("wecom_sidecar_in_flight_requests{") && !l.ends_with(" 0"))
-    })
-    .await;
-    assert!(settled, "calls still in flight:\n{metrics}");
-    metrics
-}
-
 /// No panic and no app secret in the sidecar's log.
 fn assert_clean_logs(sc: &Sidecar) {
     let logs = sc.logs();
@@ -1114,7 +1099,7 @@ async fn unknown_app_is_refused_and_unknown_api_is_forwarded_as_other() {
     assert!(h.get("x-sidecar-reason").is_none());
     assert_eq!(v["errcode"], 0, "{v}");
     assert_eq!(calls(&sim, "/cgi-bin/no/such/api"), 1);
-    let metrics = settled_metrics(&sc).await;
+    let metrics = sc.settled_metrics().await;
     assert!(
         metrics.contains("wecom_api_request_duration_seconds_count{api=\"other\",outcome=\"ok\",upstream=\"primary\"} 1"),
         "{metrics}"
@@ -1215,7 +1200,7 @@ async fn metric_labels_stay_bounded_under_thousands_of_distinct_paths_and_querie
         40014,
     )
     .await;
-    let early = series(&settled_metrics(&sc).await);
+    let early = series(&sc.settled_metrics().await);
 
     burst(unknown(50..3000), None, 0).await;
     burst(queries(50..3000), None, 0).await;
@@ -1230,7 +1215,7 @@ async fn metric_labels_stay_bounded_under_thousands_of_distinct_paths_and_querie
     assert_eq!(calls(&sim, "/cgi-bin/x2999/y"), 1);
     assert_eq!(calls(&sim, "/cgi-bin/user/get"), 3000);
 
-    let metrics = settled_metrics(&sc).await;
+    let metrics = sc.settled_metrics().await;
     let added: Vec<String> = series(&metrics).difference(&early).cloned().collect();
     assert!(
         added.is_empty(),

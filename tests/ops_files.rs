@@ -884,22 +884,7 @@ async fn error_rate_alert_reads_outcome_and_upstream_as_the_sidecar_writes_them(
     sim.clear_faults();
 
     // A call is recorded after its answer is written: wait until all three are.
-    let recorded = |text: &str, api: &str| {
-        samples(text, "wecom_api_request_duration_seconds_count")
-            .iter()
-            .any(|(l, v)| l["api"] == api && *v > 0.0)
-    };
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let text = loop {
-        let text = sc.metrics().await;
-        let all = ["gettoken", "user/get", "department/list"]
-            .iter()
-            .all(|api| recorded(&text, api));
-        if all || std::time::Instant::now() > until {
-            break text;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let text = sc.settled_metrics().await;
     let calls = samples(&text, "wecom_api_request_duration_seconds_count");
     let failed = |l: &BTreeMap<String, String>| {
         let outcome = l["outcome"].as_str();

@@ -364,7 +364,7 @@ async fn metrics_status_and_logs_hold_no_secret_or_token() {
         .send()
         .await;
 
-    let metrics = sc.metrics().await;
+    let metrics = sc.settled_metrics().await;
     assert!(
         metrics.contains("wecom_api_request_duration_seconds_bucket{api=\"user/get\""),
         "{metrics}"

@@ -214,6 +214,22 @@ impl Sidecar {
             .unwrap()
     }
 
+    /// `/metrics` once no call is in flight. A call is recorded after its answer is written
+    /// and stops counting as in flight after that, so an app can hold its answer before the
+    /// call's metrics are in; this waits for them.
+    pub async fn settled_metrics(&self) -> String {
+        let mut metrics = String::new();
+        let settled = eventually(Duration::from_secs(15), async || {
+            metrics = self.metrics().await;
+            !metrics
+                .lines()
+                .any(|l| l.starts_with("wecom_sidecar_in_flight_requests{") && !l.ends_with(" 0"))
+        })
+        .await;
+        assert!(settled, "calls still in flight:\n{metrics}");
+        metrics
+    }
+
     pub async fn status(&self) -> String {
         client()
             .get(format!("{}/admin/status", self.admin))
