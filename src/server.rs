@@ -5,6 +5,7 @@
 //! calls in flight finish, and the process exits 0 as soon as none is left, or after
 //! [`DRAIN_TIMEOUT`] at the latest (pingora's own default would wait 300 s whatever is in flight).
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,15 @@ pub fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
             .to_string(),
         ..ServerConf::default()
     };
+    // pingora retries a taken port for 30 s and then panics in a service thread, leaving a
+    // process whose admin port answers but whose app port never opens. Find out first, and
+    // exit with a clear error instead.
+    for (key, addr) in [
+        ("listen", rt.config.listen),
+        ("admin_listen", rt.config.admin_listen),
+    ] {
+        ensure_bindable(key, addr)?;
+    }
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
@@ -99,6 +109,19 @@ pub fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
         shutdown_signal: Box::new(DrainOnSignal { shared }),
     });
     Ok(())
+}
+
+/// Binds `addr` and lets it go again, so a port another process holds is reported at once.
+/// (The standard library sets `SO_REUSEADDR`, as pingora does, so connections of an earlier
+/// run still in TIME_WAIT do not count as taken.)
+fn ensure_bindable(key: &str, addr: SocketAddr) -> anyhow::Result<()> {
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(anyhow::anyhow!(
+            "{key} {addr}: the address is already in use by another process; stop it or choose another port"
+        )),
+        Err(e) => Err(anyhow::anyhow!("{key} {addr}: cannot listen: {e}")),
+    }
 }
 
 /// Turns SIGTERM and SIGINT into a graceful drain (pingora treats SIGINT as a fast exit).

@@ -425,6 +425,57 @@ async fn sigterm_drains_in_flight_calls_and_exits_zero() {
     assert_eq!(code, Some(0));
 }
 
+/// A port another process holds stops the start at once with an error naming the key and
+/// the address: no 30 s of bind retries, no half-started process whose admin port answers.
+#[test]
+fn a_taken_port_stops_the_start_with_a_clear_error() {
+    for taken_key in ["listen", "admin_listen"] {
+        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = holder.local_addr().unwrap().port();
+        let free = free_port();
+        let (listen, admin) = if taken_key == "listen" {
+            (taken, free)
+        } else {
+            (free, taken)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sidecar.yaml");
+        std::fs::write(&path, config_yaml(listen, admin, "http://127.0.0.1:9", "")).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wecom-sidecar"))
+            .arg("--config")
+            .arg(&path)
+            .env("TEST_HR_SECRET", HR_SECRET)
+            .env("TEST_OPS_SECRET", OPS_SECRET)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Bounded only so a regression fails instead of hanging the suite.
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > until {
+                let _ = child.kill();
+                panic!("{taken_key} on a taken port: the sidecar did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(1), "{taken_key}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{taken_key} 127.0.0.1:{taken}: the address is already in use"
+            )),
+            "{taken_key}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        drop(holder);
+    }
+}
+
 #[tokio::test]
 async fn expect_continue_is_answered_before_the_body_is_sent() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
