@@ -4,9 +4,11 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use wecom_sidecar::wecom::simulator::{Fault, FaultKind, SimApp, SimConfig, Simulator};
@@ -30,13 +32,20 @@ pub fn fault(path: &str, kind: FaultKind, times: Option<u32>) -> Fault {
     }
 }
 
-/// A free loopback port (bound, then released for the child to take).
+/// A free loopback port (bound, then released for the child to take), never the same one
+/// twice in a test process, so two sidecars of concurrent tests cannot be given one port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 pub fn sim_config() -> SimConfig {
@@ -114,6 +123,21 @@ impl Sidecar {
         make: impl Fn(u16, u16) -> String,
         envs: &[(&str, &str)],
     ) -> Sidecar {
+        // A port picked by `free_port` can be taken by another socket (any outgoing connection
+        // may get it) before the child binds it. The sidecar then exits at once saying so,
+        // and it is started again on other ports.
+        for _ in 0..5 {
+            let mut sc = Self::spawn(&make, envs);
+            match sc.wait_healthy().await {
+                Ok(()) => return sc,
+                Err(logs) if logs.contains("already in use") => continue,
+                Err(logs) => panic!("the sidecar exited before it came up; log:\n{logs}"),
+            }
+        }
+        panic!("five starts in a row found a port taken");
+    }
+
+    fn spawn(make: &impl Fn(u16, u16) -> String, envs: &[(&str, &str)]) -> Sidecar {
         let dir = tempfile::tempdir().unwrap();
         let (listen, admin) = (free_port(), free_port());
         let config_path = dir.path().join("sidecar.yaml");
@@ -136,22 +160,24 @@ impl Sidecar {
             .stdin(Stdio::null())
             .spawn()
             .expect("start wecom-sidecar");
-        let sc = Sidecar {
+        Sidecar {
             child,
             base: format!("http://127.0.0.1:{listen}"),
             admin: format!("http://127.0.0.1:{admin}"),
             dir,
             log_path,
             config_path,
-        };
-        sc.wait_healthy().await;
-        sc
+        }
     }
 
-    async fn wait_healthy(&self) {
+    /// Waits until both listeners take connections; `Err(log)` if the process exited first.
+    async fn wait_healthy(&mut self) -> Result<(), String> {
         let client = client();
         let until = Instant::now() + Duration::from_secs(30);
         loop {
+            if self.child.try_wait().unwrap().is_some() {
+                return Err(self.logs());
+            }
             if let Ok(r) = client.get(format!("{}/healthz", self.admin)).send().await {
                 if r.status().is_success() {
                     // The app listener may come up a moment after the admin one.
@@ -159,7 +185,7 @@ impl Sidecar {
                         .await
                         .is_ok()
                     {
-                        return;
+                        return Ok(());
                     }
                 }
             }
