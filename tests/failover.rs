@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use wecom_sidecar::wecom::simulator::Simulator;
+use wecom_sidecar::wecom::simulator::{FaultKind, Simulator};
 
 fn two_upstreams(listen: u16, admin: u16, primary: &str, standby: &str, extra: &str) -> String {
     config_yaml(listen, admin, primary, extra).replace(
@@ -124,6 +124,59 @@ async fn standby_carries_the_calls_while_the_primary_is_dead() {
         .await
         .contains("wecom_upstream_healthy{upstream=\"primary\"} 1"));
     let _: Simulator = revived;
+}
+
+/// Ejection counts failures in a row: failures that good answers separate, however many,
+/// never take an upstream out of rotation.
+#[tokio::test]
+async fn failures_between_good_answers_never_eject() {
+    let primary = simulator().await;
+    let standby = primary
+        .also_listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let sc = Sidecar::start_with(|l, a| {
+        two_upstreams(
+            l,
+            a,
+            &primary.url(),
+            &standby.url(),
+            "routes:\n  - path: /cgi-bin/*\n    split: { primary: 100, standby: 0 }\noutlier: { consecutive_failures: 2, base_ejection: 30s, max_ejection: 60s }\n",
+        )
+    })
+    .await;
+    sc.wait_ready().await;
+    let c = client();
+    // Ten 5xx answers from the primary, each one followed by good answers (the read's retry,
+    // which goes to the standby, and the next call, which the primary answers).
+    for i in 0..10 {
+        primary.inject(fault("/cgi-bin/user/get", FaultKind::Status(503), Some(1)));
+        for what in ["failing", "good"] {
+            let (_, _, v) =
+                get_json(&c, &sc.url(&format!("/cgi-bin/user/get?userid={what}{i}"))).await;
+            assert_eq!(v["errcode"], 0, "{what} call {i}: {v}");
+        }
+    }
+    assert_eq!(
+        primary.calls_here("/cgi-bin/user/get"),
+        20,
+        "10 failed, 10 answered"
+    );
+    assert_eq!(
+        standby.calls_here("/cgi-bin/user/get"),
+        10,
+        "the 10 retries"
+    );
+    let status: serde_json::Value = serde_json::from_str(&sc.status().await).unwrap();
+    let p = status["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "primary")
+        .unwrap()
+        .clone();
+    assert_eq!(p["ejections"], 0, "{p}");
+    assert_eq!(p["healthy"], true, "{p}");
 }
 
 #[tokio::test]

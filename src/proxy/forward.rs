@@ -296,6 +296,8 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                             )
                         } else if status != 200 {
                             record_attempt(shared, call, up, "http_error");
+                            // The upstream answered (a 4xx is about the call, not its health).
+                            up.health.success();
                             return pass(session, ctx, up_header, answer, Outcome::HttpError, None)
                                 .await;
                         } else {
@@ -316,6 +318,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                                 }
                                 BodyErrcode::Absent => {
                                     record_attempt(shared, call, up, "ok");
+                                    up.health.success();
                                     return pass(
                                         session,
                                         ctx,
@@ -332,6 +335,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                                         && !token_retried =>
                                 {
                                     record_attempt(shared, call, up, "token_error");
+                                    up.health.success();
                                     shared
                                         .metrics
                                         .retries
@@ -379,6 +383,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                                             (reason, Failure::Pass(up_header, answer, code))
                                         }
                                         None => {
+                                            up.health.success();
                                             let outcome = if code == 0 {
                                                 Outcome::Ok
                                             } else {

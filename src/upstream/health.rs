@@ -57,8 +57,16 @@ impl UpstreamHealth {
 
     /// A good answer: the failure streak ends; an upstream whose ejection had run out is back
     /// for good (its ejection count decays).
+    /// Called on every good answer, so its common case (no streak, never ejected) only reads.
     pub fn success(&self) {
-        self.consecutive.store(0, Ordering::Relaxed);
+        if self.consecutive.load(Ordering::Relaxed) != 0 {
+            self.consecutive.store(0, Ordering::Relaxed);
+        }
+        // Only an ejection raises `ejections`, and only this lowers it (under the lock, after
+        // clearing `until`): at 0 there is no ended ejection to clear.
+        if self.ejections.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let mut s = self.lock();
         if s.until.is_some_and(|u| u <= Instant::now()) {
             s.until = None;
@@ -71,10 +79,14 @@ impl UpstreamHealth {
         }
     }
 
-    /// An active check answered: back into rotation now.
+    /// An active check answered: back into rotation now. The ejection counts as ended, so
+    /// the next good answer from real traffic lowers the ejection count as it would have.
     pub fn restore(&self) {
         self.consecutive.store(0, Ordering::Relaxed);
-        self.lock().until = None;
+        let mut s = self.lock();
+        if s.until.is_some() {
+            s.until = Some(Instant::now());
+        }
     }
 
     /// A failure; returns the ejection time when this failure ejected the upstream.
@@ -176,5 +188,25 @@ mod tests {
         assert!(h.failure(&policy()).is_some());
         h.restore();
         assert!(h.available(Instant::now()));
+        assert!(h.view().healthy);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn good_answers_after_an_ejection_lower_the_next_ejection() {
+        let h = UpstreamHealth::default();
+        let eject = |h: &UpstreamHealth| (0..3).find_map(|_| h.failure(&policy()));
+        assert_eq!(eject(&h), Some(Duration::from_secs(10)));
+        // Brought back by a health check, then proven by traffic: the count decays.
+        h.restore();
+        h.success();
+        assert_eq!(eject(&h), Some(Duration::from_secs(10)));
+        // Brought back and failing again at once: the ejection grows.
+        h.restore();
+        assert_eq!(eject(&h), Some(Duration::from_secs(20)));
+        // An ejection that ran out, then a good answer: the count decays too.
+        tokio::time::advance(Duration::from_secs(20)).await;
+        h.success();
+        assert_eq!(eject(&h), Some(Duration::from_secs(20)));
+        assert_eq!(h.view().ejections, 4);
     }
 }
