@@ -71,6 +71,11 @@ pub const ROUTE_PATH_PREFIX: &str = "/cgi-bin/";
 pub const DEFAULT_KEY_PREFIX: &str = "wecom-sidecar:";
 /// `fleet.size`: sidecars sharing the limits; each keeps `limit / size` while Redis is down.
 pub const DEFAULT_FLEET_SIZE: u32 = 1;
+/// `fleet.timeout`: long enough for a Redis in the same region, short enough that a hung one
+/// costs a call little before it is decided locally.
+pub const DEFAULT_FLEET_TIMEOUT: &str = "250ms";
+/// The longest `fleet.timeout` accepted: every call may wait this long while Redis hangs.
+pub const MAX_FLEET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// `fleet.share`: what the fleet shares through Redis.
 pub const DEFAULT_FLEET_SHARE: &[&str] = &["tokens", "quotas"];
 /// Consecutive failures that eject an upstream.

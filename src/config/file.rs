@@ -207,6 +207,8 @@ pub struct FileFleet {
     pub key_prefix: Option<String>,
     pub size: Option<u32>,
     pub share: Option<Vec<String>>,
+    /// Longest one Redis operation may take before the sidecar decides alone.
+    pub timeout: Option<String>,
 }
 
 /// A YAML mapping keyed by name, kept in file order. Keys are read as strings (`1:` is the name

@@ -151,7 +151,7 @@ const TYPE_NAMES: &[(&str, &str)] = &[
     ("struct FileRoute", "a route (path, api and policy keys)"),
     (
         "struct FileFleet",
-        "a mapping (redis_url or redis_url_env, key_prefix, size, share)",
+        "a mapping (redis_url or redis_url_env, key_prefix, size, share, timeout)",
     ),
     ("expected u32", "expected a whole number, 0 or more"),
     ("expected u16", "expected a whole number, 0 or more"),

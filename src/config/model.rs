@@ -331,6 +331,9 @@ pub struct Fleet {
     pub key_prefix: String,
     pub size: u32,
     pub share: Vec<Shared>,
+    /// Longest one Redis operation may take before the sidecar decides alone (calls wait
+    /// this long at most when Redis hangs).
+    pub timeout: Duration,
 }
 
 /// Used where a map keyed by upstream is handy.

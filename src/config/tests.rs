@@ -174,6 +174,7 @@ fleet:
   key_prefix: "team-a:"
   size: 4
   share: [quotas, tokens, quotas]
+  timeout: 1s
 "#;
 
 #[test]
@@ -279,6 +280,7 @@ fn full_config_with_routes_and_fleet() {
     assert_eq!(f.redis_url.expose(), env("REDIS").unwrap());
     assert_eq!((f.size, f.key_prefix.as_str()), (4, "team-a:"));
     assert_eq!(f.share, [Shared::Tokens, Shared::Quotas]);
+    assert_eq!(f.timeout, Duration::from_secs(1));
     let shown = format!("{c:?}");
     assert!(
         !shown.contains("hunter2") && !shown.contains(OTHER_SECRET),
@@ -296,6 +298,21 @@ fn fleet_defaults() {
     assert_eq!(f.redis_url.expose(), "redis://127.0.0.1:6379/0");
     assert_eq!((f.key_prefix.as_str(), f.size), ("wecom-sidecar:", 1));
     assert_eq!(f.share, [Shared::Tokens, Shared::Quotas]);
+    assert_eq!(f.timeout, Duration::from_millis(250));
+}
+
+#[test]
+fn fleet_timeout_is_positive_and_bounded() {
+    for (value, words) in [
+        ("0s", "is zero"),
+        ("10s", "over 5s"),
+        ("soon", "not a duration"),
+    ] {
+        let p = problems(&with(&format!(
+            "fleet: {{ redis_url: \"redis://127.0.0.1:6379/0\", timeout: {value} }}\n"
+        )));
+        assert_problem(&p, "fleet.timeout", words);
+    }
 }
 
 #[test]

@@ -1196,11 +1196,19 @@ fn fleet(c: &mut Check, f: FileFleet) -> Fleet {
     }
     share.sort();
     share.dedup();
+    let timeout = c.duration("fleet.timeout", f.timeout.as_deref(), DEFAULT_FLEET_TIMEOUT);
+    if timeout > MAX_FLEET_TIMEOUT {
+        c.problem(
+            "fleet.timeout",
+            format!("is over {}s: a call waits this long whenever Redis hangs. Use e.g. 250ms (the default), or 1s for a distant Redis", MAX_FLEET_TIMEOUT.as_secs()),
+        );
+    }
     Fleet {
         redis_url: Secret::new(url.map(|(u, _, _)| u).unwrap_or_default()),
         key_prefix,
         size: size.max(1),
         share,
+        timeout,
     }
 }
 

@@ -19,8 +19,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use crate::config::{Fleet, Shared as ShareKind};
 use crate::metrics::Metrics;
 
-/// Longest a Redis operation may take before the sidecar decides alone.
-pub const OP_TIMEOUT: Duration = Duration::from_millis(250);
 /// Least time between two attempts to open the first connection.
 const CONNECT_EVERY: Duration = Duration::from_secs(1);
 /// While Redis is down, how often one call tries it again (the others decide locally at once).
@@ -35,6 +33,8 @@ pub struct FleetClient {
     pub size: u32,
     pub share_quotas: bool,
     pub share_tokens: bool,
+    /// Longest one operation may take before the caller decides alone (`fleet.timeout`).
+    op_timeout: Duration,
     up: AtomicBool,
     /// When Redis last failed, as milliseconds since `epoch`; while it is down, calls do not
     /// wait on it: one probe per `DOWN_RETRY`, the rest decide locally at once.
@@ -63,6 +63,7 @@ impl FleetClient {
             size: fleet.size.max(1),
             share_quotas: fleet.share.contains(&ShareKind::Quotas),
             share_tokens: fleet.share.contains(&ShareKind::Tokens),
+            op_timeout: fleet.timeout,
             up: AtomicBool::new(true),
             failed_at_ms: AtomicU64::new(0),
             epoch: tokio::time::Instant::now(),
@@ -87,11 +88,11 @@ impl FleetClient {
         }
         *last = Some(tokio::time::Instant::now());
         let cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(OP_TIMEOUT)
-            .set_response_timeout(OP_TIMEOUT)
+            .set_connection_timeout(self.op_timeout)
+            .set_response_timeout(self.op_timeout)
             .set_number_of_retries(1);
         match tokio::time::timeout(
-            OP_TIMEOUT * 2,
+            self.op_timeout * 2,
             self.client.get_connection_manager_with_config(cfg),
         )
         .await
@@ -179,7 +180,7 @@ impl FleetClient {
         let Some(conn) = self.conn().await else {
             return Err(FleetDown);
         };
-        match tokio::time::timeout(OP_TIMEOUT, op(conn)).await {
+        match tokio::time::timeout(self.op_timeout, op(conn)).await {
             Ok(Ok(v)) => {
                 self.mark(true);
                 Ok(v)
