@@ -60,37 +60,18 @@ pub(super) async fn fetch(
     let lease = format!("{key}:lease");
     let give_up = Instant::now() + LEASE_WAIT;
     loop {
-        let stored: Option<String> = f
-            .run(|mut c| {
-                let k = key.clone();
-                async move { c.get(k).await }
-            })
-            .await?;
-        // A value that does not open (another secret, edited, an older clear format) counts
-        // as none: a new token is fetched and stored over it.
-        if let Some(s) = stored.and_then(|s| seal::open(secret, &key, &s)) {
-            let left = Duration::from_millis(s.exp.saturating_sub(unix_ms()));
-            let good = left > Duration::from_secs(1)
-                && match want {
-                    Want::Any => true,
-                    Want::Replace { value, .. } => s.token.as_str() != &**value,
-                    Want::Fresh { refresh_before } => left > *refresh_before,
-                };
-            if good {
-                let token = Token::new(s.token, Instant::now() + left, SystemTime::now(), serial);
-                return Ok(Ok((token, false)));
+        match read(f, &key, secret, want, serial).await? {
+            Stored::Good(token) => return Ok(Ok((token, false))),
+            Stored::Rejected(sealed) => {
+                let script = redis::Script::new(DELETE_IF_SAME);
+                let _: i64 = f
+                    .run(|mut c| {
+                        let (script, key, sealed) = (&script, &key, &sealed);
+                        async move { script.key(key).arg(sealed).invoke_async(&mut c).await }
+                    })
+                    .await?;
             }
-            if let Want::Replace { value, .. } = want {
-                if s.token.as_str() == &**value {
-                    let script = redis::Script::new(DELETE_IF_SAME);
-                    let _: i64 = f
-                        .run(|mut c| {
-                            let (script, key, sealed) = (&script, &key, &s.sealed);
-                            async move { script.key(key).arg(sealed).invoke_async(&mut c).await }
-                        })
-                        .await?;
-                }
-            }
+            Stored::Unusable => {}
         }
         let won: Option<String> = f
             .run(|mut c| {
@@ -108,6 +89,12 @@ pub(super) async fn fetch(
             })
             .await?;
         if won.is_some() {
+            // The previous holder may have stored its token and let the lease go between the
+            // read above and this lease: look once more before calling gettoken.
+            if let Ok(Stored::Good(token)) = read(f, &key, secret, want, serial).await {
+                release(f, &lease).await;
+                return Ok(Ok((token, false)));
+            }
             let result = fetch::gettoken(src.upstream, src.resolver, &app.app, serial).await;
             if let Ok(t) = &result {
                 let left = t.expires_in(Instant::now());
@@ -123,12 +110,7 @@ pub(super) async fn fetch(
                     })
                     .await;
             }
-            let _ = f
-                .run(|mut c| {
-                    let lease = lease.clone();
-                    async move { c.del::<_, ()>(lease).await }
-                })
-                .await;
+            release(f, &lease).await;
             return Ok(result.map(|t| (t, true)));
         }
         if Instant::now() >= give_up {
@@ -136,4 +118,61 @@ pub(super) async fn fetch(
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// What Redis holds for an app, judged against what the caller wants.
+enum Stored {
+    /// A token the caller can use.
+    Good(Token),
+    /// The token the caller reports rejected, still stored (its sealed value, to delete it
+    /// only if it is still the one stored).
+    Rejected(String),
+    /// None, one that does not open (another secret, edited, an older clear format), or one
+    /// due for refresh: a new one is to be fetched and stored over it.
+    Unusable,
+}
+
+async fn read(
+    f: &FleetClient,
+    key: &str,
+    secret: &[u8],
+    want: &Want,
+    serial: u64,
+) -> Result<Stored, FleetDown> {
+    let stored: Option<String> = f
+        .run(|mut c| {
+            let k = key.to_string();
+            async move { c.get(k).await }
+        })
+        .await?;
+    let Some(s) = stored.and_then(|s| seal::open(secret, key, &s)) else {
+        return Ok(Stored::Unusable);
+    };
+    let left = Duration::from_millis(s.exp.saturating_sub(unix_ms()));
+    let good = left > Duration::from_secs(1)
+        && match want {
+            Want::Any => true,
+            Want::Replace { value, .. } => s.token.as_str() != &**value,
+            Want::Fresh { refresh_before } => left > *refresh_before,
+        };
+    if good {
+        let token = Token::new(s.token, Instant::now() + left, SystemTime::now(), serial);
+        return Ok(Stored::Good(token));
+    }
+    match want {
+        Want::Replace { value, .. } if s.token.as_str() == &**value => {
+            Ok(Stored::Rejected(s.sealed))
+        }
+        _ => Ok(Stored::Unusable),
+    }
+}
+
+/// Lets the lease go (it also runs out by itself after `LEASE`).
+async fn release(f: &FleetClient, lease: &str) {
+    let _ = f
+        .run(|mut c| {
+            let lease = lease.to_string();
+            async move { c.del::<_, ()>(lease).await }
+        })
+        .await;
 }
