@@ -16,16 +16,32 @@ struct Redis {
 }
 
 impl Redis {
+    /// On a port `free_port` picked; when another socket took it meanwhile, redis-server exits
+    /// and it is started again on another.
     async fn start() -> Redis {
-        let mut r = Redis {
-            child: None,
-            port: free_port(),
-        };
-        r.restart().await;
-        r
+        for _ in 0..5 {
+            let mut r = Redis {
+                child: None,
+                port: free_port(),
+            };
+            if r.spawn().await {
+                return r;
+            }
+        }
+        panic!("redis-server did not start on any of five ports");
     }
 
+    /// Starts it again on the same port (the sidecars are configured with it).
     async fn restart(&mut self) {
+        assert!(
+            self.spawn().await,
+            "redis-server did not start again on port {}",
+            self.port
+        );
+    }
+
+    /// Starts redis-server; true once it answers PING on its port.
+    async fn spawn(&mut self) -> bool {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -43,13 +59,19 @@ impl Redis {
             .expect("redis-server must be installed (.ci/run installs it)");
         self.child = Some(child);
         let addr = format!("127.0.0.1:{}", self.port);
-        assert!(
-            eventually(Duration::from_secs(10), async || {
-                tokio::net::TcpStream::connect(&addr).await.is_ok()
-            })
-            .await,
-            "redis-server did not start"
-        );
+        let mut exited = false;
+        let up = eventually(Duration::from_secs(10), async || {
+            if let Some(c) = self.child.as_mut() {
+                exited = c.try_wait().ok().flatten().is_some();
+            }
+            exited || pong(&addr).await
+        })
+        .await;
+        if exited || !up {
+            self.kill();
+            return false;
+        }
+        true
     }
 
     fn kill(&mut self) {
@@ -62,6 +84,23 @@ impl Redis {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
+}
+
+/// Whether a Redis server (not just any listener) answers on `addr`.
+async fn pong(addr: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    let mut answer = [0u8; 7];
+    let ping = async {
+        s.write_all(b"PING\r\n").await.is_ok()
+            && s.read_exact(&mut answer).await.is_ok()
+            && &answer == b"+PONG\r\n"
+    };
+    tokio::time::timeout(Duration::from_secs(1), ping)
+        .await
+        .unwrap_or(false)
 }
 
 impl Drop for Redis {
