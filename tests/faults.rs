@@ -106,9 +106,11 @@ async fn f7_hangs_end_at_the_deadline_and_leave_no_connection_or_call_behind() {
         for h in hung {
             assert_eq!(h.await.unwrap(), (504, "deadline".to_string()));
         }
-        // The simulator saw each call's attempts (2 at most, never more).
+        // The simulator saw the calls' attempts: 2 at most each, never more. (Not "at least
+        // one each": on a loaded machine a call's deadline can pass before its first attempt
+        // is out; the 20 are counted by the metrics below.)
         let hung_calls = calls(&sim, "/cgi-bin/user/get") - 1;
-        assert!((20..=40).contains(&hung_calls), "{hung_calls}");
+        assert!((1..=40).contains(&hung_calls), "{hung_calls}");
     } // the app's connections close here
 
     // No call is left in flight. (A call's answer reaches the app a moment before the call
