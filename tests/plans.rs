@@ -231,3 +231,50 @@ async fn a_reload_keeps_a_running_plan_and_one_that_removes_it_aborts_it() {
     }
     assert_eq!(standby.calls_here("/cgi-bin/user/get"), before);
 }
+
+/// A completed plan's split names the standby; a reload that removes the standby sets that
+/// split aside: calls go on, on the primary, instead of failing.
+#[tokio::test]
+async fn a_reload_that_removes_a_planned_upstream_leaves_calls_on_the_rest() {
+    let primary = simulator().await;
+    let standby = primary
+        .also_listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let sc = start(&primary, &standby).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = traffic(&sc, stop.clone());
+    let c = client();
+    let r = c
+        .post(format!("{}/admin/plans/to-standby/start", sc.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let done = eventually(Duration::from_secs(15), async || {
+        plan_state(&sc).await["state"] == "completed"
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    assert!(done, "plan did not complete: {}", plan_state(&sc).await);
+
+    let config = std::fs::read_to_string(&sc.config_path).unwrap();
+    let without = config[..config.find("shift_plans:").unwrap()]
+        .replace(&format!("  standby:\n    url: \"{}\"\n", standby.url()), "");
+    assert!(!without.contains("standby"), "{without}");
+    std::fs::write(&sc.config_path, &without).unwrap();
+    let r = c
+        .post(format!("{}/admin/reload", sc.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    let before = primary.calls_here("/cgi-bin/user/get");
+    for i in 0..10 {
+        let (status, _, v) = get_json(&c, &sc.url(&format!("/cgi-bin/user/get?userid=r{i}"))).await;
+        assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    }
+    assert_eq!(primary.calls_here("/cgi-bin/user/get"), before + 10);
+}

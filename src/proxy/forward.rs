@@ -465,16 +465,19 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
 /// longest ago (never a blackhole).
 fn choose(shared: &Shared, call: &Call<'_>, rt: &Runtime, avoid: Option<usize>) -> Option<usize> {
     let planned = shared.plans.override_for(&call.route.key);
-    let (members, split): (std::borrow::Cow<'_, [usize]>, &SmoothWrr) = match &planned {
-        Some(o) => (
-            o.members
-                .iter()
-                .filter_map(|n| rt.upstreams.iter().position(|u| u.cfg.name == *n))
-                .collect::<Vec<_>>()
-                .into(),
-            &o.wrr,
-        ),
-        None => ((&call.route.split_members[..]).into(), &call.route.split),
+    // A plan's split whose every upstream is still configured; one naming an upstream a reload
+    // removed is set aside (its weights would no longer line up with its members).
+    let resolved = planned.as_ref().and_then(|o| {
+        let members: Option<Vec<usize>> = o
+            .members
+            .iter()
+            .map(|n| rt.upstreams.iter().position(|u| u.cfg.name == *n))
+            .collect();
+        members.map(|m| (m, &o.wrr))
+    });
+    let (members, split): (&[usize], &SmoothWrr) = match &resolved {
+        Some((m, wrr)) => (m, wrr),
+        None => (&call.route.split_members, &call.route.split),
     };
     if members.is_empty() {
         return None;
