@@ -203,16 +203,29 @@ pub(crate) enum Want {
     Fresh { refresh_before: Duration },
 }
 
+/// A cached token lives until it expires at WeCom. Both hooks are needed: moka keeps the old
+/// entry's expiry when a key is written again unless `expire_after_update` says otherwise, and
+/// a refresh writes the new token over the old one while that one is still valid.
 struct TokenExpiry;
 
-impl Expiry<TokenKey, Arc<Token>> for TokenExpiry {
+impl<K> Expiry<K, Arc<Token>> for TokenExpiry {
     fn expire_after_create(
         &self,
-        _key: &TokenKey,
+        _key: &K,
         value: &Arc<Token>,
         created_at: Instant,
     ) -> Option<Duration> {
         Some(value.expires_at.saturating_duration_since(created_at))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &K,
+        value: &Arc<Token>,
+        updated_at: Instant,
+        _until_old_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.expires_at.saturating_duration_since(updated_at))
     }
 }
 
@@ -383,6 +396,27 @@ impl TokenStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refreshed_token_outlives_the_one_it_replaced() {
+        let cache: Cache<u8, Arc<Token>> = Cache::builder().expire_after(TokenExpiry).build();
+        let token = |value: &str, lives: Duration| {
+            Arc::new(Token::new(
+                value.into(),
+                Instant::now() + lives,
+                SystemTime::now(),
+                1,
+            ))
+        };
+        cache.insert(1, token("old", Duration::from_millis(50)));
+        // The refresh arrives while the old token is still valid.
+        cache.insert(1, token("new", Duration::from_secs(3600)));
+        std::thread::sleep(Duration::from_millis(200));
+        let kept = cache
+            .get(&1)
+            .expect("the new token was dropped at the old one's expiry");
+        assert_eq!(kept.expose(), "new");
+    }
 
     #[test]
     fn debug_never_prints_the_token() {
