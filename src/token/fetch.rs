@@ -16,6 +16,9 @@ use crate::upstream::UpstreamRt;
 const MAX_GETTOKEN_BODY: usize = 64 * 1024;
 /// Shortest lifetime accepted from WeCom; a smaller `expires_in` is treated as this.
 const MIN_EXPIRES_IN: u64 = 60;
+/// Longest lifetime accepted (a day; WeCom's tokens live 7,200 s). A larger `expires_in`, from
+/// a broken or private upstream, is treated as this rather than trusted (or overflowing).
+const MAX_EXPIRES_IN: u64 = 86_400;
 
 #[derive(Deserialize)]
 struct GettokenAnswer {
@@ -83,10 +86,20 @@ pub async fn gettoken(
             upstream.cfg.name
         )));
     }
-    let answer: GettokenAnswer = serde_json::from_slice(&body).map_err(|_| {
+    token_from_answer(&body, upstream.cfg.name.as_str(), started, serial)
+}
+
+/// Reads a `gettoken` answer (HTTP 200) into a token that expires `expires_in` after `started`.
+fn token_from_answer(
+    body: &[u8],
+    upstream: &str,
+    started: Instant,
+    serial: u64,
+) -> Result<Token, TokenError> {
+    let answer: GettokenAnswer = serde_json::from_slice(body).map_err(|_| {
         TokenError::Unavailable(format!(
             "gettoken at upstream {} answered a body that is not JSON",
-            upstream.cfg.name
+            upstream
         ))
     })?;
     match answer.errcode.unwrap_or(0) {
@@ -104,11 +117,44 @@ pub async fn gettoken(
         .ok_or_else(|| {
             TokenError::Unavailable("gettoken answered without a usable access_token".into())
         })?;
-    let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(7200).max(MIN_EXPIRES_IN));
+    let lifetime = Duration::from_secs(
+        answer
+            .expires_in
+            .unwrap_or(7200)
+            .clamp(MIN_EXPIRES_IN, MAX_EXPIRES_IN),
+    );
     Ok(Token::new(
         value,
         started + lifetime,
         SystemTime::now(),
         serial,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lifetime(expires_in: &str) -> Result<Duration, TokenError> {
+        let started = Instant::now();
+        let body = format!(r#"{{"errcode":0,"access_token":"T0k","expires_in":{expires_in}}}"#);
+        token_from_answer(body.as_bytes(), "primary", started, 1)
+            .map(|t| t.expires_at.duration_since(started))
+    }
+
+    #[test]
+    fn expires_in_is_kept_within_a_minute_and_a_day() {
+        assert_eq!(lifetime("7200").unwrap(), Duration::from_secs(7200));
+        assert_eq!(lifetime("5").unwrap(), Duration::from_secs(60));
+        assert_eq!(lifetime("0").unwrap(), Duration::from_secs(60));
+        // Would overflow the clock if trusted; a broken upstream must not panic the sidecar.
+        assert_eq!(
+            lifetime("18446744073709551615").unwrap(),
+            Duration::from_secs(86_400)
+        );
+        assert!(
+            lifetime("-1").is_err(),
+            "a negative lifetime is not a token"
+        );
+    }
 }

@@ -311,7 +311,11 @@ impl TokenStore {
         if let Some(t) = self.peek(app) {
             let good = match &want {
                 Want::Any => true,
-                Want::Replace { rejected, .. } => t.serial != *rejected,
+                // Not the rejected token, by serial or by value (WeCom hands out the same
+                // value again while it is valid, so a newer serial can carry it).
+                Want::Replace { rejected, value } => {
+                    t.serial != *rejected && t.expose() != &**value
+                }
                 Want::Fresh { refresh_before } => t.expires_in(now) > *refresh_before,
             };
             if good {
