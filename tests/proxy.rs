@@ -289,6 +289,34 @@ async fn ten_megabyte_upload_and_download_stream_intact() {
     );
 }
 
+/// The deadline bounds the wait for an answer, not its delivery: an app that reads a large
+/// download slowly, past the deadline, still gets every byte, and nothing else.
+#[tokio::test]
+async fn a_download_read_slower_than_the_deadline_arrives_whole() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), "defaults:\n  deadline: 1s\n").await;
+    sc.wait_ready().await;
+    // More than the loopback socket buffers between simulator, sidecar and app hold, so the
+    // sidecar is still writing when the deadline passes.
+    const SIZE: u64 = 48 * 1024 * 1024;
+    let mut r = client()
+        .get(sc.url(&format!("/cgi-bin/media/get?media_id=gen-{SIZE}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut got = Vec::with_capacity(SIZE as usize);
+    while let Some(chunk) = r.chunk().await.expect("the download was cut") {
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got.len() as u64, SIZE, "a download cut or padded");
+    assert!(
+        got == wecom_sidecar::wecom::simulator::body::generated_bytes(SIZE),
+        "the download's bytes differ from what the simulator sent"
+    );
+}
+
 #[tokio::test]
 async fn broken_upstream_answers_become_clear_local_answers() {
     let sim = simulator().await;

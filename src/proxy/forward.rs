@@ -58,10 +58,17 @@ pub struct Forward<'a> {
     pub deadline_at: Instant,
 }
 
-/// How forwarding ended, when it did not write the answer itself.
-pub enum Ended {
-    /// The answer went to the app.
-    Answered,
+/// How forwarding ended: with an upstream answer for the caller to pass on, or a local one.
+///
+/// The answer is written by the caller, outside the call's deadline: the deadline bounds the
+/// wait for an answer, and an answer begun is never cut by it (a local 504 written into a body
+/// already on its way would corrupt it).
+pub enum Ended<'a> {
+    /// A buffered upstream answer (app-facing header and body); the call's context holds its
+    /// status, outcome and errcode.
+    Pass(Box<pingora::http::ResponseHeader>, Bytes),
+    /// A binary answer to stream (media), from this upstream's connection.
+    Stream(Box<Open>, &'a UpstreamRt),
     /// The sidecar must answer locally.
     Local(LocalAnswer),
 }
@@ -163,7 +170,7 @@ enum Failure {
 
 /// Runs the call to the end. Writes the upstream's answer itself; returns a local answer for
 /// the caller to write when there is none.
-pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx) -> Ended {
+pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut RequestCtx) -> Ended<'a> {
     let Forward {
         shared,
         rt,
@@ -264,9 +271,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                 if call.api.body == BodyKind::Download && status == 200 && !is_json_answer(&open) {
                     record_attempt(shared, call, up, "ok");
                     up.health.success();
-                    // Boxed: media is rare, and streaming's state would otherwise
-                    // enlarge every call's future.
-                    return Box::pin(stream(open, up, session, ctx)).await;
+                    return Ended::Stream(Box::new(open), up);
                 }
                 let read =
                     tokio::time::timeout(up.cfg.timeout, open.read_to_end(MAX_JSON_RESPONSE)).await;
@@ -298,8 +303,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                             record_attempt(shared, call, up, "http_error");
                             // The upstream answered (a 4xx is about the call, not its health).
                             up.health.success();
-                            return pass(session, ctx, up_header, answer, Outcome::HttpError, None)
-                                .await;
+                            return pass(ctx, up_header, answer, Outcome::HttpError, None);
                         } else {
                             match errcode::read_errcode(&answer) {
                                 BodyErrcode::Invalid => {
@@ -319,15 +323,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                                 BodyErrcode::Absent => {
                                     record_attempt(shared, call, up, "ok");
                                     up.health.success();
-                                    return pass(
-                                        session,
-                                        ctx,
-                                        up_header,
-                                        answer,
-                                        Outcome::Ok,
-                                        None,
-                                    )
-                                    .await;
+                                    return pass(ctx, up_header, answer, Outcome::Ok, None);
                                 }
                                 BodyErrcode::Code(code)
                                     if errcode::is_token_error(code)
@@ -346,14 +342,12 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                                         (tokens.as_ref(), token.as_ref())
                                     else {
                                         return pass(
-                                            session,
                                             ctx,
                                             up_header,
                                             answer,
                                             Outcome::Errcode,
                                             Some(code),
-                                        )
-                                        .await;
+                                        );
                                     };
                                     match shared.tokens.replace(app, src, rejected).await {
                                         Ok(t) => {
@@ -390,14 +384,12 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
                                                 Outcome::Errcode
                                             };
                                             return pass(
-                                                session,
                                                 ctx,
                                                 up_header,
                                                 answer,
                                                 outcome,
                                                 Some(code),
-                                            )
-                                            .await;
+                                            );
                                         }
                                     }
                                 }
@@ -453,7 +445,7 @@ pub async fn forward(f: Forward<'_>, session: &mut Session, ctx: &mut RequestCtx
         return match failure {
             Failure::Local(answer) => Ended::Local(answer),
             Failure::Pass(header, answer, code) => {
-                pass(session, ctx, header, answer, Outcome::Errcode, Some(code)).await
+                pass(ctx, header, answer, Outcome::Errcode, Some(code))
             }
         };
     }
@@ -558,45 +550,49 @@ fn unavailable(up: &UpstreamRt, what: &str) -> LocalAnswer {
     )
 }
 
-/// Passes a buffered upstream answer (its app-facing header from `header_from_upstream`) to
-/// the app.
-async fn pass(
-    session: &mut Session,
+/// A buffered upstream answer (its app-facing header from `header_from_upstream`) to pass on,
+/// recorded in the call's context.
+fn pass(
     ctx: &mut RequestCtx,
     header: Box<pingora::http::ResponseHeader>,
     body: Bytes,
     outcome: Outcome,
     code: Option<i64>,
-) -> Ended {
+) -> Ended<'static> {
     ctx.status = header.status.as_u16();
     ctx.outcome = outcome;
     ctx.errcode = code;
+    Ended::Pass(header, body)
+}
+
+/// Writes a buffered upstream answer to the app.
+pub async fn write_pass(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    header: Box<pingora::http::ResponseHeader>,
+    body: Bytes,
+) {
     if let Err(e) = respond::write(session, header, Some(body)).await {
         ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
     }
-    Ended::Answered
 }
 
-/// Streams a binary answer to the app chunk by chunk.
-async fn stream(
-    mut open: Open,
-    up: &UpstreamRt,
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-) -> Ended {
+/// Streams a binary answer to the app chunk by chunk. Each upstream read is bounded by the
+/// upstream's `timeout`; a stall or break mid-body cuts the app's connection.
+pub async fn stream(mut open: Open, up: &UpstreamRt, session: &mut Session, ctx: &mut RequestCtx) {
     let header = respond::header_from_upstream(open.header(), ctx, None);
     ctx.status = open.status();
     ctx.outcome = Outcome::Ok;
     if let Err(e) = session.write_response_header(Box::new(header)).await {
         ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
-        return Ended::Answered;
+        return;
     }
     loop {
         match open.chunk().await {
             Ok(Some(chunk)) => {
                 if let Err(e) = session.write_response_body(chunk, false).await {
                     ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
-                    return Ended::Answered;
+                    return;
                 }
             }
             Ok(None) => break,
@@ -605,11 +601,10 @@ async fn stream(
                 ctx.outcome = Outcome::NetworkError;
                 ctx.detail = Some(format!("upstream broke mid-body: {}", e.describe()));
                 session.shutdown().await;
-                return Ended::Answered;
+                return;
             }
         }
     }
     let _ = session.finish_body().await;
     open.release(up).await;
-    Ended::Answered
 }

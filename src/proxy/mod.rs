@@ -280,8 +280,20 @@ impl SidecarProxy {
             deadline_at,
         };
         let left = deadline_at.saturating_duration_since(tokio::time::Instant::now());
+        // The deadline bounds the wait for an answer. One that arrived is passed on whole,
+        // after it: a deadline passing while a body is on its way would otherwise put the
+        // local 504 into that body.
         match tokio::time::timeout(left, forward::forward(f, session, ctx)).await {
-            Ok(forward::Ended::Answered) => None,
+            Ok(forward::Ended::Pass(header, body)) => {
+                forward::write_pass(session, ctx, header, body).await;
+                None
+            }
+            Ok(forward::Ended::Stream(open, up)) => {
+                // Boxed: media is rare, and streaming's state would otherwise enlarge every
+                // call's future.
+                Box::pin(forward::stream(*open, up, session, ctx)).await;
+                None
+            }
             Ok(forward::Ended::Local(answer)) => Some(answer),
             Err(_) => {
                 ctx.outcome = Outcome::NetworkError;
