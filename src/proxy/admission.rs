@@ -93,20 +93,24 @@ pub async fn admit(
     let mut waiting: Option<Waiting> = None;
     loop {
         let decision = match shared.fleet.as_ref().filter(|f| f.share_quotas) {
-            Some(fleet) => match crate::fleet::quota::take(fleet, &ask).await {
-                Ok(d) => {
-                    ask.share = 1;
-                    // WeCom's announced blocks are still held locally.
-                    match shared.quotas.blocked_for(ask.app, ask.api) {
-                        Some(wait) => Err(Refusal::Blocked { wait }),
-                        None => d,
+            // WeCom's announced blocks are held locally, and looked at first: a call they
+            // refuse takes nothing from the fleet's quotas.
+            Some(fleet) => match shared
+                .quotas
+                .blocked_for(&quota::block_owner(ask.app, ask.robot), ask.api)
+            {
+                Some(wait) => Err(Refusal::Blocked { wait }),
+                None => match crate::fleet::quota::take(fleet, &ask).await {
+                    Ok(d) => {
+                        ask.share = 1;
+                        d
                     }
-                }
-                Err(crate::fleet::FleetDown) => {
-                    fleet.fell_back("quota");
-                    ask.share = fleet.size;
-                    shared.quotas.take(&ask)
-                }
+                    Err(crate::fleet::FleetDown) => {
+                        fleet.fell_back("quota");
+                        ask.share = fleet.size;
+                        shared.quotas.take(&ask)
+                    }
+                },
             },
             None => shared.quotas.take(&ask),
         };
@@ -164,12 +168,26 @@ fn secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0).max(u64::from(d.is_zero()))
 }
 
-/// Remembers a block WeCom announced in an answer.
-pub fn note_block(shared: &Shared, call: &Call<'_>, app: Option<&AppName>, code: i64, body: &[u8]) {
+/// Remembers a block WeCom announced in an answer (for a group robot, on its key only).
+pub fn note_block(
+    shared: &Shared,
+    call: &Call<'_>,
+    app: Option<&AppName>,
+    query: &str,
+    code: i64,
+    body: &[u8],
+) {
     if let Some(for_) = quota::block_for(code, body) {
         let fallback = robot_app();
         let app = app.unwrap_or(&fallback);
-        shared.quotas.block(app, &call.label, for_);
+        let robot = if call.api.auth == Auth::RobotKey {
+            robot_key(query)
+        } else {
+            None
+        };
+        shared
+            .quotas
+            .block(&quota::block_owner(app, robot), &call.label, for_);
         shared
             .metrics
             .quota_blocks

@@ -368,6 +368,7 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
                                         shared,
                                         call,
                                         app.map(|a| &a.app.name),
+                                        query,
                                         code,
                                         &answer,
                                     );

@@ -192,7 +192,7 @@ impl Quotas {
     /// Takes one call from every quota the call falls under, or none.
     pub fn take(&self, ask: &Ask<'_>) -> Result<(), Refusal> {
         let now = Instant::now();
-        if let Some(wait) = self.blocked(ask.app, ask.api, now) {
+        if let Some(wait) = self.blocked(&block_owner(ask.app, ask.robot), ask.api, now) {
             return Err(Refusal::Blocked { wait });
         }
         let call_l = scaled(ask.limits, ask.share);
@@ -287,14 +287,20 @@ impl Quotas {
         }
     }
 
-    /// Remembers that WeCom blocked `app` on `api` for `for_`.
-    pub fn block(&self, app: &AppName, api: &Arc<str>, for_: Duration) {
+    /// Remembers that WeCom blocked `owner` (see [`block_owner`]) on `api` for `for_`. A block
+    /// already on that ends later is kept (a 45033's seconds never shorten a 45009's hour).
+    pub fn block(&self, owner: &AppName, api: &Arc<str>, for_: Duration) {
         let until = Instant::now() + for_;
         // A decision racing this very insert may miss the block: WeCom answers that one
         // call itself, as it did the call that brought the block.
         self.blocks_end
             .fetch_max(self.ms_after_epoch(until), Ordering::Relaxed);
-        self.blocks.insert((app.clone(), api.clone()), until);
+        self.blocks
+            .entry((owner.clone(), api.clone()))
+            .and_upsert_with(|held| match held {
+                Some(e) if *e.value() > until => *e.value(),
+                _ => until,
+            });
     }
 
     /// `t` in whole ms after `epoch`, rounded up so a block is never thought over early.
@@ -336,23 +342,43 @@ pub fn block_for(errcode: i64, body: &[u8]) -> Option<Duration> {
     }
 }
 
-/// Recipients of a message body: the members of `touser` ("a|b|c"); `@all` counts nobody.
+/// Recipients of a message body, each once, sorted: the members of `touser`, written
+/// "a|b|c" (message/send) or as a list (linkedcorp/message/send); `@all` counts nobody.
 pub fn recipients(body: &[u8]) -> Vec<String> {
     #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Users {
+        Piped(String),
+        Listed(Vec<String>),
+    }
+    #[derive(serde::Deserialize)]
     struct Touser {
-        touser: Option<String>,
+        touser: Option<Users>,
     }
     if !crate::wecom::errcode::is_json_object(body) {
         return Vec::new();
     }
-    match serde_json::from_slice::<Touser>(body) {
-        Ok(Touser { touser: Some(t) }) if t.trim() != "@all" => t
-            .split('|')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(str::to_string)
-            .collect(),
+    let mut users: Vec<String> = match serde_json::from_slice::<Touser>(body) {
+        Ok(Touser {
+            touser: Some(Users::Piped(t)),
+        }) => t.split('|').map(|u| u.trim().to_string()).collect(),
+        Ok(Touser {
+            touser: Some(Users::Listed(l)),
+        }) => l.into_iter().map(|u| u.trim().to_string()).collect(),
         _ => Vec::new(),
+    };
+    users.retain(|u| !u.is_empty() && u != "@all");
+    users.sort();
+    users.dedup();
+    users
+}
+
+/// Whose block a call is under: its app, or for a group robot (no app) its own key, since
+/// WeCom limits each robot apart.
+pub fn block_owner(app: &AppName, robot: Option<u64>) -> std::borrow::Cow<'_, AppName> {
+    match robot {
+        Some(key) => std::borrow::Cow::Owned(AppName(format!("robot:{key:016x}").into())),
+        None => std::borrow::Cow::Borrowed(app),
     }
 }
 
@@ -463,6 +489,39 @@ mod tests {
         assert!(q.take(&other_ask).is_ok());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_later_short_block_never_shortens_a_long_one() {
+        let q = Quotas::default();
+        let api: Arc<str> = "message/send".into();
+        q.block(&app(), &api, HOUR_BLOCK);
+        q.block(&app(), &api, CONCURRENCY_BLOCK);
+        let left = q.blocked_for(&app(), &api).unwrap();
+        assert!(left > Duration::from_secs(3500), "{left:?}");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(q.blocked_for(&app(), &api).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_robot_block_holds_that_robot_only() {
+        let q = Quotas::default();
+        let api: Arc<str> = "webhook/send".into();
+        let robots = AppName("robot".into());
+        q.block(&block_owner(&robots, Some(1)), &api, MINUTE_BLOCK);
+        let ask = |robot| Ask {
+            app: &robots,
+            api: &api,
+            limits: &[],
+            recipients: &[],
+            robot: Some(robot),
+            share: 1,
+        };
+        assert!(matches!(q.take(&ask(1)), Err(Refusal::Blocked { .. })));
+        assert!(
+            q.take(&ask(2)).is_ok(),
+            "another robot's key is not blocked"
+        );
+    }
+
     #[test]
     fn block_lengths_and_recipients() {
         assert_eq!(
@@ -482,5 +541,13 @@ mod tests {
         assert!(recipients(br#"{"touser":"@all"}"#).is_empty());
         assert!(recipients(b"not json").is_empty());
         assert!(recipients(br#"["a|b"]"#).is_empty());
+        // Each member once, so a repeated one is counted once (locally and in the fleet).
+        assert_eq!(recipients(br#"{"touser":"b|a|b"}"#), ["a", "b"]);
+        // linkedcorp/message/send lists its members.
+        assert_eq!(
+            recipients(br#"{"touser":["corp1/u2"," u1 ","u1",""]}"#),
+            ["corp1/u2", "u1"]
+        );
+        assert!(recipients(br#"{"touser":[1,2]}"#).is_empty());
     }
 }

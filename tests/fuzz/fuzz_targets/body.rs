@@ -10,8 +10,9 @@
 //!   well-formed JSON (a truncated one in particular) is `Invalid`, a non-object is `Invalid`, an
 //!   object without `errcode` (or with `null`) is `Absent`, an integer `errcode` is `Code`, any
 //!   other `errcode` is `Invalid`;
-//! - `recipients` likewise: the trimmed, non-empty members of a string `touser`, none for
-//!   `@all`, a non-object or a body that is not JSON;
+//! - `recipients` likewise: the trimmed, non-empty members other than `@all` of a `touser`
+//!   written "a|b" or as a list of strings, each once and sorted; none for a non-object or a
+//!   body that is not JSON;
 //! - `dedupe::apply` changes nothing for other APIs or non-objects, keeps every other member
 //!   of the object, adds `enable_duplicate_check: 1` and the policy's interval, says "safe"
 //!   exactly when the body asks for the check, and is idempotent (a retried call is not
@@ -132,16 +133,22 @@ fn check_recipients(body: &[u8], reading: &Reading) {
         // A top-level array is not an object either, though serde could fill a struct from
         // it (`[42001]`): this found the bug where it read as errcode 42001.
         Reading::NotObject => Vec::new(),
-        Reading::Object(touser) => match touser.as_slice() {
-            [Value::String(t)] if t.trim() != "@all" => t
-                .split('|')
-                .map(str::trim)
-                .filter(|u| !u.is_empty())
-                .map(str::to_string)
-                .collect(),
-            [_, _, ..] => return,
-            _ => Vec::new(),
-        },
+        Reading::Object(touser) => {
+            let mut members: Vec<String> = match touser.as_slice() {
+                [Value::String(t)] => t.split('|').map(|u| u.trim().to_string()).collect(),
+                [Value::Array(list)] if list.iter().all(Value::is_string) => list
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|u| u.trim().to_string())
+                    .collect(),
+                [_, _, ..] => return,
+                _ => Vec::new(),
+            };
+            members.retain(|u| !u.is_empty() && u != "@all");
+            members.sort();
+            members.dedup();
+            members
+        }
     };
     assert_eq!(
         got,
