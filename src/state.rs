@@ -49,17 +49,19 @@ impl Runtime {
             .iter()
             .position(|u| u.name.as_str() == "primary")
             .unwrap_or(0);
+        // An app whose credentials did not change keeps its tokens and fetch history; the
+        // rest of its settings (default, agent_id) are the new config's.
         let keep = |app: &crate::config::App, realm: Option<crate::config::UpstreamName>| {
-            previous
-                .and_then(|p| {
-                    p.all_tokens().find(|old| {
-                        old.app.name == app.name
-                            && old.key.realm == realm
-                            && old.same_credentials(app)
-                    })
+            let old = previous.and_then(|p| {
+                p.all_tokens().find(|old| {
+                    old.app.name == app.name && old.key.realm == realm && old.same_credentials(app)
                 })
-                .cloned()
-                .unwrap_or_else(|| Arc::new(AppTokens::in_realm(app.clone(), realm)))
+            });
+            match old {
+                Some(old) if old.app == *app => old.clone(),
+                Some(old) => Arc::new(old.with_settings(app.clone())),
+                None => Arc::new(AppTokens::in_realm(app.clone(), realm)),
+            }
         };
         let apps = config.apps.iter().map(|a| keep(a, None)).collect();
         let own_tokens = config

@@ -139,3 +139,64 @@ async fn reload_under_load_never_fails_a_call() {
         1
     );
 }
+
+/// A reload that changes an app's settings but not its credentials: the new settings apply
+/// (the default app moves), and the app keeps its token (no new gettoken).
+#[tokio::test]
+async fn a_reload_moves_the_default_app_and_keeps_its_tokens() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), "").await;
+    sc.wait_ready().await;
+    let c = client();
+    let status = |text: String| -> serde_json::Value { serde_json::from_str(&text).unwrap() };
+    let default_app = async || {
+        let s = status(sc.status().await);
+        s["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["default"] == true)
+            .map(|a| a["name"].as_str().unwrap().to_string())
+    };
+    assert_eq!(default_app().await.as_deref(), Some("hr-bot"));
+    assert_eq!(
+        get_json(&c, &sc.url("/cgi-bin/user/get?userid=a")).await.2["errcode"],
+        0
+    );
+    let fetched = sim.counters().gettoken.clone();
+
+    let config = std::fs::read_to_string(&sc.config_path).unwrap();
+    let moved = config.replace("    default: true\n", "").replace(
+        "    secret_env: TEST_OPS_SECRET\n",
+        "    secret_env: TEST_OPS_SECRET\n    default: true\n",
+    );
+    assert_ne!(moved, config);
+    replace(&sc.config_path, &moved);
+    let r = c
+        .post(format!("{}/admin/reload", sc.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    assert_eq!(default_app().await.as_deref(), Some("ops-bot"));
+    assert_eq!(
+        get_json(&c, &sc.url("/cgi-bin/user/get?userid=b")).await.2["errcode"],
+        0
+    );
+    // The call with no app named went out as ops-bot (its access log line, written once the
+    // call is over, names the app).
+    sc.settled_metrics().await;
+    let logs = sc.logs();
+    let last = logs
+        .lines()
+        .rev()
+        .find(|l| l.contains(" access: ") && l.contains("api=user/get"))
+        .unwrap_or_default();
+    assert!(last.contains("app=\"ops-bot\""), "{last}");
+    assert_eq!(
+        sim.counters().gettoken,
+        fetched,
+        "no token was fetched again"
+    );
+}

@@ -194,7 +194,7 @@ pub struct HealthCheck {
     pub timeout: Duration,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct App {
     pub name: AppName,
     pub corp_id: String,

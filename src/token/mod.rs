@@ -164,6 +164,17 @@ impl AppTokens {
         }
     }
 
+    /// The same tokens (same key, so the cached token stays) and fetch history, under `app`'s
+    /// new settings. `app` must have the same credentials.
+    pub fn with_settings(&self, app: App) -> Self {
+        AppTokens {
+            key: self.key.clone(),
+            app,
+            fetch_lock: tokio::sync::Mutex::new(()),
+            status: Mutex::new(self.status()),
+        }
+    }
+
     pub fn status(&self) -> FetchStatus {
         self.status
             .lock()
