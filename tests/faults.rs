@@ -106,11 +106,11 @@ async fn f7_hangs_end_at_the_deadline_and_leave_no_connection_or_call_behind() {
         for h in hung {
             assert_eq!(h.await.unwrap(), (504, "deadline".to_string()));
         }
-        // The simulator saw the calls' attempts: 2 at most each, never more. (Not "at least
-        // one each": on a loaded machine a call's deadline can pass before its first attempt
-        // is out; the 20 are counted by the metrics below.)
+        // The simulator saw at most one attempt per call: the first one lasts until the
+        // deadline, so no retry starts. (Not "exactly one each": on a loaded machine a call's
+        // deadline can pass before its attempt is out; the 20 are counted by the metrics.)
         let hung_calls = calls(&sim, "/cgi-bin/user/get") - 1;
-        assert!((1..=40).contains(&hung_calls), "{hung_calls}");
+        assert!((1..=20).contains(&hung_calls), "{hung_calls}");
     } // the app's connections close here
 
     // No call is left in flight. (A call's answer reaches the app a moment before the call
@@ -125,6 +125,22 @@ async fn f7_hangs_end_at_the_deadline_and_leave_no_connection_or_call_behind() {
         ),
         Some(20.0),
         "hung calls not recorded as network_error:\n{m}"
+    );
+    // The deadline (1 s) comes before the upstream's timeout (3 s): each call's one attempt
+    // ends at the deadline and still counts as a timed-out attempt, held against the
+    // upstream's health (20 in a row eject it).
+    assert_eq!(
+        sample(
+            &m,
+            "wecom_upstream_attempts_total{api=\"user/get\",result=\"timeout\",upstream=\"primary\"}"
+        ),
+        Some(20.0),
+        "hung attempts not counted:\n{m}"
+    );
+    let status: serde_json::Value = serde_json::from_str(&sc.status().await).unwrap();
+    assert!(
+        status["upstreams"][0]["ejections"].as_u64().unwrap() >= 1,
+        "a primary that hangs is ejected: {status}"
     );
     let settled = eventually(Duration::from_secs(10), async || open_fds(pid) <= baseline).await;
     assert!(

@@ -139,14 +139,16 @@ fn upstream_request(
     Ok(Box::new(RequestHeader::from(parts)))
 }
 
-/// Sends one attempt and reads its answer header, within the upstream's per-attempt timeout.
+/// Sends one attempt and reads its answer header, by `until` (the end of the upstream's
+/// per-attempt timeout, or the call's deadline if that comes first).
 async fn attempt(
     up: &UpstreamRt,
     addr: SocketAddr,
     req: Box<RequestHeader>,
     body: &RequestBody,
+    until: Instant,
 ) -> Result<Open, AttemptError> {
-    match tokio::time::timeout(up.cfg.timeout, exchange::open(up, addr, req, body)).await {
+    match tokio::time::timeout_at(until, exchange::open(up, addr, req, body)).await {
         Ok(r) => r,
         Err(_) => Err(AttemptError::Timeout),
     }
@@ -264,7 +266,11 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
             Ok(r) => r,
             Err(answer) => return Ended::Local(answer),
         };
-        let (reason, failure) = match attempt(up, addr, req, body).await {
+        // One bound for the whole attempt, header and body: the upstream's timeout, cut short
+        // by the call's deadline. An attempt the deadline ends is still a timed-out attempt
+        // (counted, and held against the upstream's health).
+        let attempt_until = (Instant::now() + up.cfg.timeout).min(deadline_at);
+        let (reason, failure) = match attempt(up, addr, req, body, attempt_until).await {
             Err(e) => attempt_failed(shared, call, up, ctx, &e),
             Ok(mut open) => {
                 let status = open.status();
@@ -274,7 +280,8 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
                     return Ended::Stream(Box::new(open), up);
                 }
                 let read =
-                    tokio::time::timeout(up.cfg.timeout, open.read_to_end(MAX_JSON_RESPONSE)).await;
+                    tokio::time::timeout_at(attempt_until, open.read_to_end(MAX_JSON_RESPONSE))
+                        .await;
                 let answer = match read {
                     Ok(Ok(b)) => Ok(b),
                     Ok(Err(e)) => Err(e),
@@ -410,6 +417,9 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
                     .set(0);
                 tracing::warn!(upstream = %up.cfg.name, ejected_s = for_.as_secs(), "upstream ejected after consecutive failures");
             }
+        }
+        if reason == RetryReason::Timeout && Instant::now() >= deadline_at {
+            return Ended::Local(super::deadline_answer(policy.deadline));
         }
         if retries + 1 < policy.retry.attempts && retry::may_retry(reason, idempotent) {
             let wait = retry::backoff(&policy.retry, retries + 1, &mut rand::rng());

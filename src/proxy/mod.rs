@@ -279,11 +279,11 @@ impl SidecarProxy {
             idempotent: call.idempotent() || duplicate_checked,
             deadline_at,
         };
-        let left = deadline_at.saturating_duration_since(tokio::time::Instant::now());
         // The deadline bounds the wait for an answer. One that arrived is passed on whole,
         // after it: a deadline passing while a body is on its way would otherwise put the
-        // local 504 into that body.
-        match tokio::time::timeout(left, forward::forward(f, session, ctx)).await {
+        // local 504 into that body. Attempts end themselves at the deadline (and are counted
+        // as timed out); this bounds the rest, such as a token fetch.
+        match tokio::time::timeout_at(deadline_at, forward::forward(f, session, ctx)).await {
             Ok(forward::Ended::Pass(header, body)) => {
                 forward::write_pass(session, ctx, header, body).await;
                 None
@@ -363,7 +363,7 @@ fn forbidden_app(shared: &Shared, client: &Client, app: &AppName) -> LocalAnswer
     )
 }
 
-fn deadline_answer(deadline: std::time::Duration) -> LocalAnswer {
+pub(super) fn deadline_answer(deadline: std::time::Duration) -> LocalAnswer {
     LocalAnswer::new(
         504,
         Reason::Deadline,
