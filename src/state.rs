@@ -23,6 +23,9 @@ pub struct Runtime {
     pub upstreams: Vec<Arc<UpstreamRt>>,
     /// The upstream that issues tokens (`primary`).
     pub token_upstream: Arc<UpstreamRt>,
+    /// The other `tokens: shared` upstreams, in config order: asked for tokens when
+    /// `token_upstream` cannot be reached.
+    pub token_standbys: Vec<Arc<UpstreamRt>>,
     /// Same order as `config.apps`: tokens issued by primary (shared by `tokens: shared`).
     pub apps: Vec<Arc<AppTokens>>,
     /// For each upstream with `tokens: own` (by index), its own tokens, in `config.apps` order.
@@ -88,6 +91,12 @@ impl Runtime {
         });
         Runtime {
             token_upstream: upstreams[primary].clone(),
+            token_standbys: upstreams
+                .iter()
+                .enumerate()
+                .filter(|(i, u)| *i != primary && u.cfg.tokens == crate::config::TokenRealm::Shared)
+                .map(|(_, u)| u.clone())
+                .collect(),
             upstreams,
             apps,
             own_tokens,
@@ -117,6 +126,7 @@ impl Runtime {
                     t,
                     TokenSource {
                         upstream: &self.upstreams[upstream],
+                        standbys: &[],
                         resolver: &shared.resolver,
                     },
                 );
@@ -132,6 +142,7 @@ impl Runtime {
             Some(name) => match self.upstreams.iter().find(|u| u.cfg.name == *name) {
                 Some(up) => TokenSource {
                     upstream: up,
+                    standbys: &[],
                     resolver: &shared.resolver,
                 },
                 None => self.token_source(shared),
@@ -151,6 +162,7 @@ impl Runtime {
     pub fn token_source<'a>(&'a self, shared: &'a Shared) -> TokenSource<'a> {
         TokenSource {
             upstream: &self.token_upstream,
+            standbys: &self.token_standbys,
             resolver: &shared.resolver,
         }
     }

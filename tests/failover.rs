@@ -179,6 +179,37 @@ async fn failures_between_good_answers_never_eject() {
     assert_eq!(p["healthy"], true, "{p}");
 }
 
+/// A sidecar that starts while the primary cannot be reached gets its tokens from the standby
+/// (the same WeCom behind another address) and serves through it.
+#[tokio::test]
+async fn tokens_come_from_the_standby_while_the_primary_is_unreachable() {
+    let standby = simulator().await;
+    // Nothing listens on the primary's address.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let sc = Sidecar::start_with(|l, a| {
+        two_upstreams(
+            l,
+            a,
+            &dead,
+            &standby.url(),
+            "routes:\n  - path: /cgi-bin/*\n    split: { primary: 100, standby: 0 }\n    retry: { attempts: 3, backoff_base: 10ms, backoff_max: 50ms }\n",
+        )
+    })
+    .await;
+    sc.wait_ready().await;
+    let c = client();
+    for i in 0..5 {
+        let (_, _, v) = get_json(&c, &sc.url(&format!("/cgi-bin/user/get?userid=t{i}"))).await;
+        assert_eq!(v["errcode"], 0, "call {i}: {v}");
+    }
+    assert_eq!(standby.calls_here("/cgi-bin/user/get"), 5);
+    assert_eq!(
+        standby.counters().gettoken["hr-bot"],
+        1,
+        "one token, from the standby"
+    );
+}
+
 #[tokio::test]
 async fn when_every_upstream_is_down_calls_still_try_one() {
     let primary = simulator().await;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 use pingora::http::RequestHeader;
 use serde::Deserialize;
 
-use super::{Token, TokenError};
+use super::{Token, TokenError, TokenSource};
 use crate::body::RequestBody;
 use crate::config::App;
 use crate::upstream::exchange;
@@ -33,6 +33,29 @@ fn encode(value: &str) -> String {
 }
 
 /// Asks `upstream` for a new token for `app`.
+/// Fetches from the source's upstream; when it cannot be reached (not when WeCom refuses, which
+/// every endpoint of it would), from each of its standbys in turn. Upstreams that are ejected go
+/// last.
+pub async fn gettoken_from(
+    src: &TokenSource<'_>,
+    app: &App,
+    serial: u64,
+) -> Result<Token, TokenError> {
+    let now = tokio::time::Instant::now();
+    let all = || std::iter::once(src.upstream).chain(src.standbys.iter().map(|u| &**u));
+    let order = all()
+        .filter(|u| u.health.available(now))
+        .chain(all().filter(|u| !u.health.available(now)));
+    let mut last = None;
+    for up in order {
+        match gettoken(up, src.resolver, app, serial).await {
+            Err(TokenError::Unavailable(e)) => last = Some(TokenError::Unavailable(e)),
+            done => return done,
+        }
+    }
+    Err(last.unwrap_or_else(|| TokenError::Unavailable("no upstream to fetch a token from".into())))
+}
+
 pub async fn gettoken(
     upstream: &UpstreamRt,
     resolver: &Resolver,

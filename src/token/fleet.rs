@@ -95,7 +95,7 @@ pub(super) async fn fetch(
                 release(f, &lease).await;
                 return Ok(Ok((token, false)));
             }
-            let result = fetch::gettoken(src.upstream, src.resolver, &app.app, serial).await;
+            let result = fetch::gettoken_from(src, &app.app, serial).await;
             if let Ok(t) = &result {
                 let left = t.expires_in(Instant::now());
                 let exp = unix_ms() + left.as_millis() as u64;

@@ -197,9 +197,11 @@ impl AppTokens {
     }
 }
 
-/// Where tokens come from: the upstream that issues them.
+/// Where tokens come from: the upstream that issues them, and for the shared realm the other
+/// endpoints of the same WeCom (`tokens: shared`), asked when it cannot be reached.
 pub struct TokenSource<'a> {
     pub upstream: &'a UpstreamRt,
+    pub standbys: &'a [Arc<UpstreamRt>],
     pub resolver: &'a Resolver,
 }
 
@@ -352,12 +354,12 @@ impl TokenStore {
                 Ok(r) => r,
                 Err(crate::fleet::FleetDown) => {
                     f.fell_back("token");
-                    fetch::gettoken(src.upstream, src.resolver, &app.app, serial)
+                    fetch::gettoken_from(src, &app.app, serial)
                         .await
                         .map(|t| (t, true))
                 }
             },
-            None => fetch::gettoken(src.upstream, src.resolver, &app.app, serial)
+            None => fetch::gettoken_from(src, &app.app, serial)
                 .await
                 .map(|t| (t, true)),
         };
