@@ -73,6 +73,10 @@ pub fn errcode_reason(code: i64) -> Option<RetryReason> {
     }
 }
 
+/// WeCom's rule for errcode -1 (system busy): retried at most this many times, whatever the
+/// route's `retry.attempts` allows.
+pub const MAX_SYSTEM_BUSY_RETRIES: u32 = 3;
+
 /// Whether a failed attempt may be repeated for a call that is (or is not) safe to send twice.
 pub fn may_retry(reason: RetryReason, idempotent: bool) -> bool {
     reason.nothing_sent() || idempotent

@@ -62,6 +62,35 @@ async fn reads_are_retried_through_5xx_and_system_busy() {
     );
 }
 
+/// WeCom's rule for errcode -1: retried at most 3 times, even where a route allows more
+/// attempts for other failures.
+#[tokio::test]
+async fn system_busy_is_retried_at_most_three_times() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(
+        &sim.url(),
+        "routes:\n  - path: /cgi-bin/user/get\n    retry: { attempts: 10, backoff_base: 10ms, backoff_max: 20ms }\n",
+    )
+    .await;
+    sc.wait_ready().await;
+    let c = client();
+    sim.inject(fault("/cgi-bin/user/get", FaultKind::Errcode(-1), None));
+    let (_, _, v) = get_json(&c, &sc.url("/cgi-bin/user/get?userid=a")).await;
+    assert_eq!(v["errcode"], -1, "{v}");
+    assert_eq!(
+        calls(&sim, "/cgi-bin/user/get"),
+        4,
+        "the call and 3 retries"
+    );
+    // Other failures still get the route's attempts.
+    sim.clear_faults();
+    sim.reset_counters();
+    sim.inject(fault("/cgi-bin/user/get", FaultKind::Status(503), Some(6)));
+    let (_, _, v) = get_json(&c, &sc.url("/cgi-bin/user/get?userid=b")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(calls(&sim, "/cgi-bin/user/get"), 7);
+}
+
 #[tokio::test]
 async fn message_send_is_never_repeated_unless_dedupe_makes_it_safe() {
     let sim = simulator().await;

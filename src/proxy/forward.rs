@@ -212,6 +212,7 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
 
     let mut token_retried = false;
     let mut retries = 0u32;
+    let mut busy_retries = 0u32;
     loop {
         ctx.attempts += 1;
         // Each attempt writes its own outcome; a failure an earlier one left is not this one's.
@@ -421,7 +422,12 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
         if reason == RetryReason::Timeout && Instant::now() >= deadline_at {
             return Ended::Local(super::deadline_answer(policy.deadline));
         }
-        if retries + 1 < policy.retry.attempts && retry::may_retry(reason, idempotent) {
+        let busy_spent =
+            reason == RetryReason::SystemBusy && busy_retries >= retry::MAX_SYSTEM_BUSY_RETRIES;
+        if retries + 1 < policy.retry.attempts
+            && retry::may_retry(reason, idempotent)
+            && !busy_spent
+        {
             let wait = retry::backoff(&policy.retry, retries + 1, &mut rand::rng());
             if Instant::now() + wait >= deadline_at {
                 ctx.detail = Some(format!(
@@ -440,6 +446,9 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
                 ));
             } else {
                 retries += 1;
+                if reason == RetryReason::SystemBusy {
+                    busy_retries += 1;
+                }
                 shared
                     .metrics
                     .retries
