@@ -170,8 +170,8 @@ enum Failure {
     Pass(Box<pingora::http::ResponseHeader>, Bytes, i64),
 }
 
-/// Runs the call to the end. Writes the upstream's answer itself; returns a local answer for
-/// the caller to write when there is none.
+/// Runs the call's attempts (token, upstream choice, retries) until there is an answer to give:
+/// the upstream's, for the caller to write, or a local one.
 pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut RequestCtx) -> Ended<'a> {
     let Forward {
         shared,
