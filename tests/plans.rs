@@ -58,6 +58,33 @@ async fn plan_state(sc: &Sidecar) -> Value {
     v["plan"].clone()
 }
 
+/// Starts `to-standby` under steady traffic (a second start while it runs is refused) and
+/// waits until it completes.
+async fn run_to_completion(sc: &Sidecar) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = traffic(sc, stop.clone());
+    let c = client();
+    let r = c
+        .post(format!("{}/admin/plans/to-standby/start", sc.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let again = c
+        .post(format!("{}/admin/plans/to-standby/start", sc.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    let done = eventually(Duration::from_secs(15), async || {
+        plan_state(sc).await["state"] == "completed"
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    assert!(done, "plan did not complete: {}", plan_state(sc).await);
+}
+
 #[tokio::test]
 async fn a_plan_whose_gates_pass_ends_at_its_final_split() {
     let primary = simulator().await;
@@ -66,30 +93,8 @@ async fn a_plan_whose_gates_pass_ends_at_its_final_split() {
         .await
         .unwrap();
     let sc = start(&primary, &standby).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = traffic(&sc, stop.clone());
-
+    run_to_completion(&sc).await;
     let c = client();
-    let r = c
-        .post(format!("{}/admin/plans/to-standby/start", sc.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    // A second start while it runs is refused.
-    let again = c
-        .post(format!("{}/admin/plans/to-standby/start", sc.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 409);
-    let done = eventually(Duration::from_secs(15), async || {
-        plan_state(&sc).await["state"] == "completed"
-    })
-    .await;
-    stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
-    assert!(done, "plan did not complete: {}", plan_state(&sc).await);
     let plan = plan_state(&sc).await;
     assert_eq!(plan["finished_steps"].as_array().unwrap().len(), 2);
     assert!(
@@ -188,13 +193,7 @@ async fn a_reload_keeps_a_running_plan_and_one_that_removes_it_aborts_it() {
         .replace("hold: 1s", "hold: 1m");
     std::fs::write(&sc.config_path, &long).unwrap();
     let c = client();
-    let reload = async || {
-        c.post(format!("{}/admin/reload", sc.admin))
-            .send()
-            .await
-            .unwrap()
-            .status()
-    };
+    let reload = async || sc.reload().await.0;
     assert_eq!(reload().await, 200);
     let r = c
         .post(format!("{}/admin/plans/to-standby/start", sc.admin))
@@ -242,34 +241,16 @@ async fn a_reload_that_removes_a_planned_upstream_leaves_calls_on_the_rest() {
         .await
         .unwrap();
     let sc = start(&primary, &standby).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = traffic(&sc, stop.clone());
+    run_to_completion(&sc).await;
     let c = client();
-    let r = c
-        .post(format!("{}/admin/plans/to-standby/start", sc.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let done = eventually(Duration::from_secs(15), async || {
-        plan_state(&sc).await["state"] == "completed"
-    })
-    .await;
-    stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
-    assert!(done, "plan did not complete: {}", plan_state(&sc).await);
 
     let config = std::fs::read_to_string(&sc.config_path).unwrap();
     let without = config[..config.find("shift_plans:").unwrap()]
         .replace(&format!("  standby:\n    url: \"{}\"\n", standby.url()), "");
     assert!(!without.contains("standby"), "{without}");
     std::fs::write(&sc.config_path, &without).unwrap();
-    let r = c
-        .post(format!("{}/admin/reload", sc.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (status, body) = sc.reload().await;
+    assert_eq!(status, 200, "{body}");
 
     let before = primary.calls_here("/cgi-bin/user/get");
     for i in 0..10 {

@@ -88,24 +88,15 @@ async fn reload_under_load_never_fails_a_call() {
     assert!(sc.logs().contains("reload refused"));
 
     // 3. POST /admin/reload with the file still invalid: a clear refusal.
-    let r = client()
-        .post(format!("{}/admin/reload", sc.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 422);
-    let v: serde_json::Value = r.json().await.unwrap();
+    let (status, body) = sc.reload().await;
+    assert_eq!(status, 422);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(v["error"].as_str().unwrap().contains("bogus_key"), "{v}");
 
     // 4. A listener change is refused: it needs a restart.
     let moved = original.replacen("listen: \"127.0.0.1:", "listen: \"127.0.0.2:", 1);
     std::fs::write(&sc.config_path, &moved).unwrap();
-    let r = client()
-        .post(format!("{}/admin/reload", sc.admin))
-        .send()
-        .await
-        .unwrap();
-    let v: serde_json::Value = r.json().await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&sc.reload().await.1).unwrap();
     assert!(v["error"].as_str().unwrap().contains("restart"), "{v}");
 
     // 5. Back to the original with SIGHUP: the route (and its label) is gone again.
@@ -172,12 +163,8 @@ async fn a_reload_moves_the_default_app_and_keeps_its_tokens() {
     );
     assert_ne!(moved, config);
     replace(&sc.config_path, &moved);
-    let r = c
-        .post(format!("{}/admin/reload", sc.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (status, body) = sc.reload().await;
+    assert_eq!(status, 200, "{body}");
 
     assert_eq!(default_app().await.as_deref(), Some("ops-bot"));
     assert_eq!(

@@ -256,6 +256,16 @@ impl Sidecar {
         metrics
     }
 
+    /// `POST /admin/reload`: its status and body.
+    pub async fn reload(&self) -> (u16, String) {
+        let r = client()
+            .post(format!("{}/admin/reload", self.admin))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
     pub async fn status(&self) -> String {
         client()
             .get(format!("{}/admin/status", self.admin))
