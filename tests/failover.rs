@@ -15,24 +15,22 @@ fn two_upstreams(listen: u16, admin: u16, primary: &str, standby: &str, extra: &
     )
 }
 
+/// A ready sidecar on `primary` and `standby` (with `extra` config).
+async fn start_two(primary: &str, standby: &str, extra: &str) -> Sidecar {
+    let sc = Sidecar::start_with(|l, a| two_upstreams(l, a, primary, standby, extra)).await;
+    sc.wait_ready().await;
+    sc
+}
+
 #[tokio::test]
 async fn a_ninety_ten_split_lands_within_two_percent() {
-    let primary = simulator().await;
-    let standby = primary
-        .also_listen("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let sc = Sidecar::start_with(|l, a| {
-        two_upstreams(
-            l,
-            a,
-            &primary.url(),
-            &standby.url(),
-            "routes:\n  - path: /cgi-bin/user/get\n    split: { primary: 90, standby: 10 }\n",
-        )
-    })
+    let (primary, standby) = primary_and_standby().await;
+    let sc = start_two(
+        &primary.url(),
+        &standby.url(),
+        "routes:\n  - path: /cgi-bin/user/get\n    split: { primary: 90, standby: 10 }\n",
+    )
     .await;
-    sc.wait_ready().await;
     let c = client();
     for i in 0..1000 {
         let (_, _, v) = get_json(&c, &sc.url(&format!("/cgi-bin/user/get?userid=s{i}"))).await;
@@ -51,16 +49,10 @@ async fn a_ninety_ten_split_lands_within_two_percent() {
 
 #[tokio::test]
 async fn standby_carries_the_calls_while_the_primary_is_dead() {
-    let primary = simulator().await;
+    let (primary, standby) = primary_and_standby().await;
     let primary_addr = primary.addr();
-    let standby = primary
-        .also_listen("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
     let extra = "routes:\n  - path: /cgi-bin/*\n    split: { primary: 100, standby: 0 }\n    retry: { attempts: 3, backoff_base: 10ms, backoff_max: 50ms }\noutlier: { consecutive_failures: 3, base_ejection: 2s, max_ejection: 10s }\nhealth_check: { interval: 200ms, timeout: 500ms }\n";
-    let sc = Sidecar::start_with(|l, a| two_upstreams(l, a, &primary.url(), &standby.url(), extra))
-        .await;
-    sc.wait_ready().await;
+    let sc = start_two(&primary.url(), &standby.url(), extra).await;
     let c = client();
     for i in 0..20 {
         assert_eq!(
@@ -130,22 +122,9 @@ async fn standby_carries_the_calls_while_the_primary_is_dead() {
 /// never take an upstream out of rotation.
 #[tokio::test]
 async fn failures_between_good_answers_never_eject() {
-    let primary = simulator().await;
-    let standby = primary
-        .also_listen("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let sc = Sidecar::start_with(|l, a| {
-        two_upstreams(
-            l,
-            a,
-            &primary.url(),
-            &standby.url(),
-            "routes:\n  - path: /cgi-bin/*\n    split: { primary: 100, standby: 0 }\noutlier: { consecutive_failures: 2, base_ejection: 30s, max_ejection: 60s }\n",
-        )
-    })
-    .await;
-    sc.wait_ready().await;
+    let (primary, standby) = primary_and_standby().await;
+    let extra = "routes:\n  - path: /cgi-bin/*\n    split: { primary: 100, standby: 0 }\noutlier: { consecutive_failures: 2, base_ejection: 30s, max_ejection: 60s }\n";
+    let sc = start_two(&primary.url(), &standby.url(), extra).await;
     let c = client();
     // Ten 5xx answers from the primary, each one followed by good answers (the read's retry,
     // which goes to the standby, and the next call, which the primary answers).
@@ -186,17 +165,8 @@ async fn tokens_come_from_the_standby_while_the_primary_is_unreachable() {
     let standby = simulator().await;
     // Nothing listens on the primary's address.
     let dead = format!("http://127.0.0.1:{}", free_port());
-    let sc = Sidecar::start_with(|l, a| {
-        two_upstreams(
-            l,
-            a,
-            &dead,
-            &standby.url(),
-            "routes:\n  - path: /cgi-bin/*\n    split: { primary: 100, standby: 0 }\n    retry: { attempts: 3, backoff_base: 10ms, backoff_max: 50ms }\n",
-        )
-    })
-    .await;
-    sc.wait_ready().await;
+    let extra = "routes:\n  - path: /cgi-bin/*\n    split: { primary: 100, standby: 0 }\n    retry: { attempts: 3, backoff_base: 10ms, backoff_max: 50ms }\n";
+    let sc = start_two(&dead, &standby.url(), extra).await;
     let c = client();
     for i in 0..5 {
         let (_, _, v) = get_json(&c, &sc.url(&format!("/cgi-bin/user/get?userid=t{i}"))).await;

@@ -87,11 +87,7 @@ async fn run_to_completion(sc: &Sidecar) {
 
 #[tokio::test]
 async fn a_plan_whose_gates_pass_ends_at_its_final_split() {
-    let primary = simulator().await;
-    let standby = primary
-        .also_listen("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (primary, standby) = primary_and_standby().await;
     let sc = start(&primary, &standby).await;
     run_to_completion(&sc).await;
     let c = client();
@@ -129,11 +125,7 @@ async fn a_plan_whose_gates_pass_ends_at_its_final_split() {
 
 #[tokio::test]
 async fn a_failed_gate_rolls_back_automatically() {
-    let primary = simulator().await;
-    let standby = primary
-        .also_listen("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (primary, standby) = primary_and_standby().await;
     standby.inject_here(fault("/cgi-bin/user/get", FaultKind::Status(503), None));
     let sc = start(&primary, &standby).await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -182,11 +174,7 @@ async fn a_failed_gate_rolls_back_automatically() {
 
 #[tokio::test]
 async fn a_reload_keeps_a_running_plan_and_one_that_removes_it_aborts_it() {
-    let primary = simulator().await;
-    let standby = primary
-        .also_listen("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (primary, standby) = primary_and_standby().await;
     let sc = start(&primary, &standby).await;
     let long = std::fs::read_to_string(&sc.config_path)
         .unwrap()
@@ -235,11 +223,7 @@ async fn a_reload_keeps_a_running_plan_and_one_that_removes_it_aborts_it() {
 /// split aside: calls go on, on the primary, instead of failing.
 #[tokio::test]
 async fn a_reload_that_removes_a_planned_upstream_leaves_calls_on_the_rest() {
-    let primary = simulator().await;
-    let standby = primary
-        .also_listen("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (primary, standby) = primary_and_standby().await;
     let sc = start(&primary, &standby).await;
     run_to_completion(&sc).await;
     let c = client();

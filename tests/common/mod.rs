@@ -71,6 +71,17 @@ pub async fn simulator() -> Simulator {
         .unwrap()
 }
 
+/// Two endpoints of one WeCom: a simulator (the primary) and the same simulator on a second
+/// loopback address (the standby). Faults injected with `inject_here` hit one address only.
+pub async fn primary_and_standby() -> (Simulator, Simulator) {
+    let primary = simulator().await;
+    let standby = primary
+        .also_listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    (primary, standby)
+}
+
 /// A running sidecar process.
 pub struct Sidecar {
     pub child: Child,
