@@ -9,7 +9,7 @@
 //! blackhole.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
@@ -22,6 +22,9 @@ pub struct UpstreamHealth {
     consecutive: AtomicU32,
     ejections: AtomicU32,
     total_ejections: AtomicU64,
+    /// Whether `state.until` is set: an ejection is on, or ended without a good answer since.
+    /// Lets a good answer skip the lock in the common case.
+    ejected: AtomicBool,
     state: Mutex<Ejection>,
 }
 
@@ -56,20 +59,19 @@ impl UpstreamHealth {
     }
 
     /// A good answer: the failure streak ends; an upstream whose ejection had run out is back
-    /// for good (its ejection count decays).
-    /// Called on every good answer, so its common case (no streak, never ejected) only reads.
+    /// for good (its ejection count decays). Called on every good answer, so its common case
+    /// (no streak, no ejection to clear) only reads two atomics.
     pub fn success(&self) {
         if self.consecutive.load(Ordering::Relaxed) != 0 {
             self.consecutive.store(0, Ordering::Relaxed);
         }
-        // Only an ejection raises `ejections`, and only this lowers it (under the lock, after
-        // clearing `until`): at 0 there is no ended ejection to clear.
-        if self.ejections.load(Ordering::Relaxed) == 0 {
+        if !self.ejected.load(Ordering::Acquire) {
             return;
         }
         let mut s = self.lock();
         if s.until.is_some_and(|u| u <= Instant::now()) {
             s.until = None;
+            self.ejected.store(false, Ordering::Release);
             drop(s);
             let _ = self
                 .ejections
@@ -107,6 +109,7 @@ impl UpstreamHealth {
             .saturating_mul(times)
             .min(policy.max_ejection);
         s.until = Some(now + for_);
+        self.ejected.store(true, Ordering::Release);
         s.at = Some(now);
         self.consecutive.store(0, Ordering::Relaxed);
         Some(for_)
