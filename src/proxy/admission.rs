@@ -50,6 +50,15 @@ fn robot_app() -> AppName {
     AppName(Arc::from("robot"))
 }
 
+/// The robot a group-robot call is for (its hashed `key`); `None` for app calls.
+fn robot_of(call: &Call<'_>, query: &str) -> Option<u64> {
+    if call.api.auth == Auth::RobotKey {
+        robot_key(query)
+    } else {
+        None
+    }
+}
+
 fn robot_key(query: &str) -> Option<u64> {
     let key = super::request::query_value(query, "key")?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -66,11 +75,7 @@ pub async fn admit(
     body: &RequestBody,
 ) -> Result<(), LocalAnswer> {
     let policy = &call.route.policy;
-    let robot = if call.api.auth == Auth::RobotKey {
-        robot_key(query)
-    } else {
-        None
-    };
+    let robot = robot_of(call, query);
     let fallback = robot_app();
     let app = app.unwrap_or(&fallback);
     let recipients = match body {
@@ -180,14 +185,11 @@ pub fn note_block(
     if let Some(for_) = quota::block_for(code, body) {
         let fallback = robot_app();
         let app = app.unwrap_or(&fallback);
-        let robot = if call.api.auth == Auth::RobotKey {
-            robot_key(query)
-        } else {
-            None
-        };
-        shared
-            .quotas
-            .block(&quota::block_owner(app, robot), &call.label, for_);
+        shared.quotas.block(
+            &quota::block_owner(app, robot_of(call, query)),
+            &call.label,
+            for_,
+        );
         shared
             .metrics
             .quota_blocks
