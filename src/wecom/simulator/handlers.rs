@@ -156,9 +156,20 @@ fn gettoken(state: &State, call: &Call) -> Answer {
     else {
         return errcode(40001, "invalid credential");
     };
-    let token = random_hex(48);
-    state.issue_token(app, token.clone());
-    ok_with(json!({"access_token": token, "expires_in": state.cfg.token_ttl.as_secs()}))
+    let (token, left) = match state
+        .cfg
+        .reuse_valid_token
+        .then(|| state.valid_token_of(app))
+    {
+        Some(Some(valid)) => valid,
+        _ => {
+            let token = random_hex(48);
+            state.issue_token(app, token.clone());
+            (token, state.cfg.token_ttl)
+        }
+    };
+    let expires_in = state.cfg.expires_in_override.unwrap_or(left.as_secs());
+    ok_with(json!({"access_token": token, "expires_in": expires_in}))
 }
 
 /// A business API, after the token check; `app` is the token's app.

@@ -6,7 +6,9 @@
 //!
 //! - `GET /cgi-bin/gettoken?corpid=&corpsecret=`: 40013 unknown corp, 40001 wrong secret, else a
 //!   new random `access_token` (96 hex characters) with `expires_in` = [`SimConfig::token_ttl`].
-//!   Older tokens of the app stay valid until their own expiry.
+//!   Older tokens of the app stay valid until their own expiry. [`SimConfig`] can make it
+//!   answer like the real WeCom (the still-valid token again, with its remaining `expires_in`),
+//!   make each token good for one call only, or answer another `expires_in` (e.g. 0).
 //! - Business APIs want `access_token`: 41001 missing, 40014 unknown or invalidated, 42001 expired.
 //! - `user/get` (`userid` empty: 60111), `department/list`, `user/list_id` (POST, pages of six
 //!   members by `cursor`/`limit`), `user/delete` (a GET write), `message/send` and
@@ -103,6 +105,13 @@ pub struct SimConfig {
     pub apps: Vec<SimApp>,
     /// `expires_in` of issued tokens (WeCom: 7200 s).
     pub token_ttl: Duration,
+    /// WeCom's real behaviour: a `gettoken` while one of the app's tokens is still valid
+    /// answers that same token with its remaining `expires_in` (off: a new token each time).
+    pub reuse_valid_token: bool,
+    /// Each token answers 40014 after its first successful use (a hostile upstream).
+    pub one_use_tokens: bool,
+    /// The `expires_in` gettoken answers, whatever the token's real life (`token_ttl`).
+    pub expires_in_override: Option<u64>,
 }
 
 impl SimConfig {
@@ -117,6 +126,9 @@ impl SimConfig {
         SimConfig {
             apps: vec![app("hr-bot"), app("ops-bot")],
             token_ttl: Duration::from_secs(7200),
+            reuse_valid_token: false,
+            one_use_tokens: false,
+            expires_in_override: None,
         }
     }
 }

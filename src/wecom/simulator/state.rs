@@ -200,6 +200,17 @@ impl State {
         *lock(&self.counters) = Counters::default();
     }
 
+    /// The app's (index) newest token that is still valid and not revoked, with the time it
+    /// has left: what WeCom answers a gettoken with inside a token's validity.
+    pub fn valid_token_of(&self, app: usize) -> Option<(String, Duration)> {
+        let now = Instant::now();
+        lock(&self.tokens)
+            .iter()
+            .filter(|(_, t)| t.app == app && t.revoked.is_none() && t.expires_at > now)
+            .max_by_key(|(_, t)| t.expires_at)
+            .map(|(v, t)| (v.clone(), t.expires_at - now))
+    }
+
     /// A new token for app `app` (index), remembered as issued.
     pub fn issue_token(&self, app: usize, token: String) {
         lock(&self.tokens).insert(
@@ -218,15 +229,21 @@ impl State {
     }
 
     /// The app (index) a token belongs to, or why it is refused.
+    /// With `one_use_tokens`, a token that passes is revoked (40014) for the next call.
     pub fn check_token(&self, token: Option<&str>) -> Result<usize, TokenError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
-        let tokens = lock(&self.tokens);
-        let info = tokens.get(token).ok_or(TokenError::Invalid)?;
+        let mut tokens = lock(&self.tokens);
+        let info = tokens.get_mut(token).ok_or(TokenError::Invalid)?;
         match info.revoked {
             Some(42001) => Err(TokenError::Expired),
             Some(_) => Err(TokenError::Invalid),
             None if info.expires_at <= Instant::now() => Err(TokenError::Expired),
-            None => Ok(info.app),
+            None => {
+                if self.cfg.one_use_tokens {
+                    info.revoked = Some(40014);
+                }
+                Ok(info.app)
+            }
         }
     }
 
