@@ -278,7 +278,7 @@ async fn soak(length: Duration, rate: u64) -> i32 {
             app("hr-bot", "soak-secret-hr-91a2b3c4"),
             app("ops-bot", "soak-secret-ops-5d6e7f80"),
         ],
-        token_ttl: Duration::from_secs(7200),
+        ..SimConfig::dev()
     };
     let primary = Simulator::start("127.0.0.1:0".parse().unwrap(), cfg)
         .await

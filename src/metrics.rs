@@ -55,6 +55,9 @@ pub struct Metrics {
     pub quota_rejected: IntCounterVec,
     pub token_refresh: IntCounterVec,
     pub token_expires_in: GaugeVec,
+    pub token_fetch_capped: IntCounterVec,
+    pub token_rejected: IntCounterVec,
+    pub token_held: IntCounterVec,
     pub upstream_healthy: IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub in_flight: IntGaugeVec,
@@ -141,6 +144,30 @@ impl Metrics {
             &["app"],
         )
         .expect("metric definition");
+        let token_fetch_capped = IntCounterVec::new(
+            Opts::new(
+                "wecom_token_fetch_capped_total",
+                "gettoken refused locally because the app reached token.max_fetches (fleet-wide in fleet mode), and the calls answered no-token for it.",
+            ),
+            &["app"],
+        )
+        .expect("metric definition");
+        let token_rejected = IntCounterVec::new(
+            Opts::new(
+                "wecom_token_rejected_total",
+                "Token errors (40014/42001/40001) passed to the app as WeCom said them: a fresh token did not cure them, or the gettoken bounds allowed none yet.",
+            ),
+            &["app", "upstream"],
+        )
+        .expect("metric definition");
+        let token_held = IntCounterVec::new(
+            Opts::new(
+                "wecom_token_held_total",
+                "Calls that wanted a gettoken the bounds did not allow, by reason (interval, refetch, uncured, backoff, capped).",
+            ),
+            &["app", "reason"],
+        )
+        .expect("metric definition");
         let upstream_healthy = IntGaugeVec::new(
             Opts::new(
                 "wecom_upstream_healthy",
@@ -193,6 +220,9 @@ impl Metrics {
             Box::new(quota_rejected.clone()),
             Box::new(token_refresh.clone()),
             Box::new(token_expires_in.clone()),
+            Box::new(token_fetch_capped.clone()),
+            Box::new(token_rejected.clone()),
+            Box::new(token_held.clone()),
             Box::new(upstream_healthy.clone()),
             Box::new(config_reloads.clone()),
             Box::new(in_flight.clone()),
@@ -213,6 +243,9 @@ impl Metrics {
             quota_rejected,
             token_refresh,
             token_expires_in,
+            token_fetch_capped,
+            token_rejected,
+            token_held,
             upstream_healthy,
             config_reloads,
             in_flight,
@@ -273,6 +306,9 @@ mod tests {
             .inc();
         m.token_refresh.with_label_values(&["hr", "ok"]).inc();
         m.token_expires_in.with_label_values(&["hr"]).set(7200.0);
+        m.token_fetch_capped.with_label_values(&["hr"]).inc();
+        m.token_rejected.with_label_values(&["hr", "standby"]).inc();
+        m.token_held.with_label_values(&["hr", "uncured"]).inc();
         m.upstream_healthy.with_label_values(&["primary"]).set(1);
         m.config_reloads.with_label_values(&["ok"]).inc();
         let text = String::from_utf8(m.render()).unwrap();
@@ -284,6 +320,9 @@ mod tests {
             "wecom_quota_rejected_total",
             "wecom_token_refresh_total",
             "wecom_token_expires_in_seconds",
+            "wecom_token_fetch_capped_total",
+            "wecom_token_rejected_total",
+            "wecom_token_held_total",
             "wecom_upstream_healthy",
             "wecom_config_reloads_total",
         ] {

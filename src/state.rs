@@ -128,6 +128,7 @@ impl Runtime {
                         upstream: &self.upstreams[upstream],
                         standbys: &[],
                         resolver: &shared.resolver,
+                        bounds: &self.config.token,
                     },
                 );
             }
@@ -144,6 +145,7 @@ impl Runtime {
                     upstream: up,
                     standbys: &[],
                     resolver: &shared.resolver,
+                    bounds: &self.config.token,
                 },
                 None => self.token_source(shared),
             },
@@ -164,6 +166,7 @@ impl Runtime {
             upstream: &self.token_upstream,
             standbys: &self.token_standbys,
             resolver: &shared.resolver,
+            bounds: &self.config.token,
         }
     }
 }

@@ -21,6 +21,17 @@ pub const DEFAULT_APP_DEFAULT: bool = false;
 
 /// `token.refresh_before_expiry`: how long before expiry a token is refreshed in the background.
 pub const DEFAULT_REFRESH_BEFORE_EXPIRY: &str = "5m";
+/// `token.min_fetch_interval`: after a successful gettoken, the next one for that app waits at
+/// least this long (unless its token was rejected; see `min_refetch`).
+pub const DEFAULT_MIN_FETCH_INTERVAL: &str = "30s";
+/// `token.min_refetch`: a rejected token is replaced at once, but never sooner than this after
+/// the app's last gettoken.
+pub const DEFAULT_MIN_REFETCH: &str = "2s";
+/// `token.max_fetches`: hard cap on gettoken per app (fleet-wide in fleet mode).
+pub const DEFAULT_MAX_FETCHES: &str = "60/h";
+/// `token.max_fetches` must allow at least this many fetches per token lifetime
+/// (`TOKEN_LIFETIME_SECS`), or tokens could not be renewed.
+pub const MIN_FETCHES_PER_LIFETIME: u64 = 2;
 /// A WeCom `access_token` normally lives this long (`expires_in`), in seconds;
 /// `refresh_before_expiry` must be shorter.
 pub const TOKEN_LIFETIME_SECS: u64 = 7200;

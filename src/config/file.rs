@@ -106,6 +106,9 @@ pub struct FileApp {
 #[serde(deny_unknown_fields)]
 pub struct FileToken {
     pub refresh_before_expiry: Option<String>,
+    pub min_fetch_interval: Option<String>,
+    pub min_refetch: Option<String>,
+    pub max_fetches: Option<String>,
 }
 
 /// `defaults.retry` and `routes[i].retry`.

@@ -226,6 +226,12 @@ impl Client {
 #[derive(Clone, Debug)]
 pub struct TokenSettings {
     pub refresh_before_expiry: Duration,
+    /// Least time from a successful gettoken to the next one for the same app.
+    pub min_fetch_interval: Duration,
+    /// Least time between two gettoken of an app when its cached token was rejected.
+    pub min_refetch: Duration,
+    /// Hard cap on gettoken per app (fleet-wide in fleet mode).
+    pub max_fetches: Rate,
 }
 
 /// A rate limit such as `10000/min`.

@@ -873,3 +873,51 @@ clients:
     );
     assert_problem(&problems(&with("clients: []\n")), "clients", "is empty");
 }
+
+#[test]
+fn gettoken_bounds_have_defaults_and_are_checked() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.token.min_fetch_interval, Duration::from_secs(30));
+    assert_eq!(c.token.min_refetch, Duration::from_secs(2));
+    assert_eq!(c.token.max_fetches.to_string(), "60/h");
+
+    let c = parse(&with(
+        "token: { min_fetch_interval: 5s, min_refetch: 1s, max_fetches: 10/min }\n",
+    ))
+    .unwrap();
+    assert_eq!(c.token.min_fetch_interval, Duration::from_secs(5));
+    assert_eq!(c.token.min_refetch, Duration::from_secs(1));
+    assert_eq!(c.token.max_fetches.count, 10);
+
+    let refused = [
+        (
+            "token: { refresh_before_expiry: 1m, min_fetch_interval: 2m }\n",
+            "token.min_fetch_interval",
+            "shorter than refresh_before_expiry",
+        ),
+        (
+            "token: { min_fetch_interval: 5s, min_refetch: 10s }\n",
+            "token.min_refetch",
+            "longer than min_fetch_interval",
+        ),
+        (
+            "token: { max_fetches: 1/day }\n",
+            "token.max_fetches",
+            "could not be renewed",
+        ),
+        (
+            "token: { max_fetches: often }\n",
+            "token.max_fetches",
+            "rate",
+        ),
+        ("token: { min_refetch: 0s }\n", "token.min_refetch", "zero"),
+    ];
+    for (yaml, key, says) in refused {
+        let p = problems(&with(yaml));
+        assert!(
+            p.iter().any(|p| p.key == key && p.message.contains(says)),
+            "{yaml}: {p:?}"
+        );
+        assert!(p.iter().all(|p| p.line.is_some()), "{p:?}");
+    }
+}

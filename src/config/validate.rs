@@ -76,9 +76,7 @@ pub fn build(
             ),
         );
     }
-    let token = TokenSettings {
-        refresh_before_expiry,
-    };
+    let token = token_bounds(&mut c, file.token.as_ref(), refresh_before_expiry);
 
     let defaults_file = file.defaults.unwrap_or_default();
     let default_max_wait = parse_duration(DEFAULT_MAX_WAIT).expect("default is valid");
@@ -171,6 +169,69 @@ pub fn build(
             source: source.map(Path::to_path_buf),
         }),
         _ => Err(c.problems),
+    }
+}
+
+/// `token`'s gettoken bounds: `min_fetch_interval`, `min_refetch`, `max_fetches`.
+fn token_bounds(
+    c: &mut Check,
+    file: Option<&FileToken>,
+    refresh_before_expiry: Duration,
+) -> TokenSettings {
+    let min_fetch_interval = c.duration(
+        "token.min_fetch_interval",
+        file.and_then(|t| t.min_fetch_interval.as_deref()),
+        DEFAULT_MIN_FETCH_INTERVAL,
+    );
+    let min_refetch = c.duration(
+        "token.min_refetch",
+        file.and_then(|t| t.min_refetch.as_deref()),
+        DEFAULT_MIN_REFETCH,
+    );
+    if min_fetch_interval >= refresh_before_expiry {
+        c.problem(
+            "token.min_fetch_interval",
+            format!(
+                "must be shorter than refresh_before_expiry ({}s), or a token refreshed ahead could expire before the next fetch is allowed. Lower it, e.g. {DEFAULT_MIN_FETCH_INTERVAL} (the default)",
+                refresh_before_expiry.as_secs()
+            ),
+        );
+    }
+    if min_refetch > min_fetch_interval {
+        c.problem(
+            "token.min_refetch",
+            format!(
+                "is longer than min_fetch_interval ({}s); it only shortens that wait for a rejected token. Lower it, e.g. {DEFAULT_MIN_REFETCH} (the default)",
+                min_fetch_interval.as_secs()
+            ),
+        );
+    }
+    let fallback = parse_rate(DEFAULT_MAX_FETCHES).expect("the default is a valid rate");
+    let max_fetches = match file.and_then(|t| t.max_fetches.as_deref()).map(parse_rate) {
+        None => fallback,
+        Some(Ok(rate)) => {
+            let per_lifetime =
+                u64::from(rate.count) * TOKEN_LIFETIME_SECS / rate.per.as_secs().max(1);
+            if per_lifetime < MIN_FETCHES_PER_LIFETIME {
+                c.problem(
+                    "token.max_fetches",
+                    format!(
+                        "\"{rate}\" allows fewer than {MIN_FETCHES_PER_LIFETIME} gettoken per token lifetime ({TOKEN_LIFETIME_SECS} s), so tokens could not be renewed. Raise it, e.g. {DEFAULT_MAX_FETCHES} (the default)"
+                    ),
+                );
+            }
+            rate
+        }
+        Some(Err(e)) => {
+            c.problem("token.max_fetches", e);
+            fallback
+        }
+    };
+    TokenSettings {
+        refresh_before_expiry,
+        min_fetch_interval,
+        min_refetch,
+        max_fetches,
     }
 }
 

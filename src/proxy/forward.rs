@@ -17,6 +17,7 @@ use crate::metrics::Outcome;
 use crate::retry::{self, RetryReason};
 use crate::routing::Call;
 use crate::state::{Runtime, Shared};
+use crate::token::bounds::Hold;
 use crate::token::{AppTokens, Token, TokenError};
 use crate::upstream::exchange::{self, AttemptError, Open};
 use crate::upstream::split::SmoothWrr;
@@ -90,7 +91,34 @@ fn no_token_answer(app: &AppTokens, e: &TokenError) -> LocalAnswer {
             errcode::SYSTEM_BUSY,
             format!("wecom-sidecar: no access_token for app {}: {why}", app.app.name),
         ),
+        TokenError::Held { .. } => {
+            let mut answer = LocalAnswer::new(
+                502,
+                Reason::NoToken,
+                errcode::SYSTEM_BUSY,
+                format!("wecom-sidecar: no access_token for app {}: {e}", app.app.name),
+            );
+            answer.retry_after = e.retry_after();
+            answer
+        }
     }
+}
+
+/// A token error WeCom answered that the sidecar passes on as it is (the fresh token was
+/// rejected too, or the gettoken bounds allow no new one yet): counted, and logged at debug
+/// (the store logs the hold when it starts).
+fn token_error_passed(shared: &Shared, app: &AppTokens, up: &UpstreamRt, code: i64) {
+    shared
+        .metrics
+        .token_rejected
+        .with_label_values(&[app.app.name.as_str(), up.cfg.name.as_str()])
+        .inc();
+    tracing::debug!(
+        app = %app.app.name,
+        upstream = %up.cfg.name,
+        errcode = code,
+        "token error passed to the app"
+    );
 }
 
 fn upstream_request(
@@ -227,7 +255,10 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
                         token = Some(t);
                         token_realm = Some(state.key.realm.clone());
                     }
-                    Err(e) => return Ended::Local(no_token_answer(state, &e)),
+                    Err(e) => {
+                        ctx.detail = Some(format!("no-token: {e}"));
+                        return Ended::Local(no_token_answer(state, &e));
+                    }
                 }
             }
         }
@@ -362,10 +393,40 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
                                             token = Some(t);
                                             continue;
                                         }
-                                        Err(e) => return Ended::Local(no_token_answer(app, &e)),
+                                        // No new token allowed yet (a fresh one did not cure
+                                        // it, or one was fetched a moment ago): WeCom's own
+                                        // answer goes to the app, no gettoken per call.
+                                        Err(TokenError::Held { hold, .. })
+                                            if hold != Hold::Capped =>
+                                        {
+                                            token_error_passed(shared, app, up, code);
+                                            ctx.detail = Some(format!(
+                                                "token error passed on: {}",
+                                                hold.as_str()
+                                            ));
+                                            return pass(
+                                                ctx,
+                                                up_header,
+                                                answer,
+                                                Outcome::Errcode,
+                                                Some(code),
+                                            );
+                                        }
+                                        Err(e) => {
+                                            ctx.detail = Some(format!("no-token: {e}"));
+                                            return Ended::Local(no_token_answer(app, &e));
+                                        }
                                     }
                                 }
                                 BodyErrcode::Code(code) => {
+                                    if errcode::is_token_error(code) && needs_token {
+                                        // The replacement was rejected too.
+                                        if let Some((app, _)) = tokens.as_ref() {
+                                            token_error_passed(shared, app, up, code);
+                                            ctx.detail =
+                                                Some("token error passed on: uncured".into());
+                                        }
+                                    }
                                     record_attempt(
                                         shared,
                                         call,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::AsyncCommands;
 
-use super::{fetch, seal, AppTokens, Token, TokenError, TokenSource, Want};
+use super::{seal, AppTokens, Token, TokenError, TokenSource, Want};
 use crate::fleet::{FleetClient, FleetDown};
 
 /// How long a sidecar holds the right to fetch for the fleet.
@@ -95,7 +95,7 @@ pub(super) async fn fetch(
                 release(f, &lease).await;
                 return Ok(Ok((token, false)));
             }
-            let result = fetch::gettoken_from(src, &app.app, serial).await;
+            let result = super::gettoken_capped(Some(f), app, src, serial).await;
             if let Ok(t) = &result {
                 let left = t.expires_in(Instant::now());
                 let exp = unix_ms() + left.as_millis() as u64;

@@ -6,10 +6,15 @@
 //! cache again, so 200 callers arriving together cause one fetch and then all read its result.
 //! A replacement after a rejection names the token that was rejected; if the cache already holds
 //! a newer one (someone else replaced it first), that one is used and nothing is fetched.
-//! After a failed fetch, callers get the same error for [`FAILURE_HOLD`] instead of hammering
-//! WeCom; the background refresher keeps retrying with backoff and a still-valid token keeps
-//! being served meanwhile.
+//!
+//! Every gettoken passes the app's bounds first (`bounds`: `min_fetch_interval`,
+//! `min_refetch`, backoff after failures; `cap`: `max_fetches`). A fetch they hold answers
+//! [`TokenError::Held`], or during a backoff the last failure, and a still-valid token keeps
+//! being served meanwhile. A hold is logged when it starts and counted per call in
+//! `wecom_token_held_total{app,reason}`.
 
+pub mod bounds;
+mod cap;
 pub mod fetch;
 mod fleet;
 pub mod refresher;
@@ -25,13 +30,11 @@ use moka::sync::Cache;
 use moka::Expiry;
 use sha2::{Digest, Sha256};
 
-use crate::config::{App, AppName};
+use crate::config::{App, AppName, TokenSettings};
 use crate::metrics::Metrics;
 use crate::upstream::resolve::Resolver;
 use crate::upstream::UpstreamRt;
-
-/// How long a failed fetch is remembered and answered from, per app.
-pub const FAILURE_HOLD: Duration = Duration::from_secs(2);
+use bounds::{Hold, Purpose};
 
 /// An access token. `Debug` and `Display` never print its value.
 pub struct Token {
@@ -86,6 +89,20 @@ pub enum TokenError {
     Rejected { errcode: i64, errmsg: String },
     /// gettoken could not be carried out (network, timeout, broken answer).
     Unavailable(String),
+    /// No gettoken now: a bound holds it, for `retry_in`.
+    Held { hold: Hold, retry_in: Duration },
+}
+
+impl TokenError {
+    /// `Retry-After` for an answer made of this error, when it says when to try again.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            TokenError::Held { retry_in, .. } => {
+                Some(retry_in.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for TokenError {
@@ -95,6 +112,11 @@ impl fmt::Display for TokenError {
                 write!(f, "gettoken answered errcode {errcode} ({errmsg})")
             }
             TokenError::Unavailable(why) => f.write_str(why),
+            TokenError::Held { hold, retry_in } => write!(
+                f,
+                "no gettoken for now: {hold}; next allowed in {} s",
+                retry_in.as_secs_f64().ceil() as u64
+            ),
         }
     }
 }
@@ -144,9 +166,10 @@ pub struct FetchStatus {
     pub refresh_failures: u64,
     pub consecutive_failures: u32,
     pub last_error: Option<TokenError>,
-    last_failure_at: Option<Instant>,
-    /// Earliest time the background refresher tries again after failures.
-    pub(crate) retry_at: Option<Instant>,
+    /// What the gettoken bounds decide from.
+    pub history: bounds::History,
+    /// `max_fetches` counted locally.
+    cap: Option<cap::LocalCap>,
 }
 
 impl AppTokens {
@@ -195,6 +218,14 @@ impl AppTokens {
     pub fn same_credentials(&self, app: &App) -> bool {
         self.key == TokenKey::in_realm(app, self.key.realm.clone())
     }
+
+    /// Whether the bounds would hold a gettoken for `purpose` now: why, and for how long.
+    pub fn held(&self, purpose: Purpose, b: &TokenSettings) -> Option<(Hold, Duration)> {
+        let now = Instant::now();
+        bounds::decide(&self.status().history, purpose, now, b)
+            .err()
+            .map(|(hold, until)| (hold, until.saturating_duration_since(now)))
+    }
 }
 
 /// Where tokens come from: the upstream that issues them, and for the shared realm the other
@@ -203,6 +234,8 @@ pub struct TokenSource<'a> {
     pub upstream: &'a UpstreamRt,
     pub standbys: &'a [Arc<UpstreamRt>],
     pub resolver: &'a Resolver,
+    /// The gettoken bounds in force (`token.*`).
+    pub bounds: &'a TokenSettings,
 }
 
 /// Why a fetch is wanted; decides what a fetch that finds a cached token does.
@@ -321,7 +354,8 @@ impl TokenStore {
     ) -> Result<Arc<Token>, TokenError> {
         let _one_at_a_time = app.fetch_lock.lock().await;
         let now = Instant::now();
-        if let Some(t) = self.peek(app) {
+        let cached = self.peek(app);
+        if let Some(t) = &cached {
             let good = match &want {
                 Want::Any => true,
                 // Not the rejected token, by serial or by value (WeCom hands out the same
@@ -332,21 +366,21 @@ impl TokenStore {
                 Want::Fresh { refresh_before } => t.expires_in(now) > *refresh_before,
             };
             if good {
-                return Ok(t);
+                return Ok(t.clone());
             }
         }
-        if !matches!(want, Want::Fresh { .. }) {
-            // Callers on the request path share a recent failure instead of repeating it.
-            let recent = app.with_status(|s| match (&s.last_error, s.last_failure_at) {
-                (Some(e), Some(at)) if now.duration_since(at) < FAILURE_HOLD => Some(e.clone()),
-                _ => None,
-            });
-            if let Some(e) = recent {
-                return Err(e);
-            }
-        }
-        if let Want::Replace { .. } = &want {
-            self.cache.invalidate(&app.key);
+        let history = app.status().history;
+        // A cached token that is not good is the rejected one (Replace) or one due (Fresh).
+        let purpose = match (&want, &cached) {
+            (_, None) | (Want::Any, _) => Purpose::Missing,
+            (Want::Fresh { .. }, Some(_)) => Purpose::Refresh,
+            (Want::Replace { .. }, Some(t)) => Purpose::Rejected {
+                replacement: history.replacement == Some(t.serial),
+            },
+        };
+        if let Err((hold, until)) = bounds::decide(&history, purpose, now, src.bounds) {
+            let retry_in = until.saturating_duration_since(now);
+            return Err(self.held(app, &want, hold, retry_in, src.bounds));
         }
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
         let result = match self.fleet.as_ref().filter(|f| f.share_tokens) {
@@ -354,12 +388,12 @@ impl TokenStore {
                 Ok(r) => r,
                 Err(crate::fleet::FleetDown) => {
                     f.fell_back("token");
-                    fetch::gettoken_from(src, &app.app, serial)
+                    gettoken_capped(Some(f), app, src, serial)
                         .await
                         .map(|t| (t, true))
                 }
             },
-            None => fetch::gettoken_from(src, &app.app, serial)
+            None => gettoken_capped(self.fleet.as_deref(), app, src, serial)
                 .await
                 .map(|t| (t, true)),
         };
@@ -374,40 +408,146 @@ impl TokenStore {
                         .with_label_values(&[app_label, "ok"])
                         .inc();
                 }
+                let done = Instant::now();
                 app.with_status(|s| {
                     s.tried = true;
                     s.last_refresh = Some(token.fetched_at);
                     s.consecutive_failures = 0;
                     s.last_error = None;
-                    s.last_failure_at = None;
-                    s.retry_at = None;
+                    let h = &mut s.history;
+                    h.last_ok_at = Some(done);
+                    if fetched {
+                        h.last_attempt_at = Some(done);
+                    }
+                    // A token fetched because one was rejected: if it is rejected as well,
+                    // a fresh token does not cure the error.
+                    h.replacement = matches!(want, Want::Replace { .. }).then_some(token.serial);
+                    h.retry_at = None;
+                    h.logged = None;
                 });
                 tracing::info!(
                     app = app_label,
                     token = %token.fingerprint(),
                     expires_in_s = token.expires_in(Instant::now()).as_secs(),
+                    replacement = matches!(want, Want::Replace { .. }),
                     "token fetched"
                 );
                 Ok(token)
+            }
+            Err(TokenError::Held {
+                hold: Hold::Capped,
+                retry_in,
+            }) => {
+                app.with_status(|s| {
+                    s.history.capped_until = Some(Instant::now() + retry_in);
+                });
+                Err(self.held(app, &want, Hold::Capped, retry_in, src.bounds))
             }
             Err(e) => {
                 self.metrics
                     .token_refresh
                     .with_label_values(&[app_label, "error"])
                     .inc();
-                app.with_status(|s| {
+                let delay = app.with_status(|s| {
                     s.tried = true;
                     s.refresh_failures += 1;
                     s.consecutive_failures = s.consecutive_failures.saturating_add(1);
                     s.last_error = Some(e.clone());
-                    s.last_failure_at = Some(Instant::now());
+                    let delay = bounds::backoff(
+                        s.consecutive_failures,
+                        src.bounds.min_fetch_interval,
+                        &mut rand::rng(),
+                    );
+                    let done = Instant::now();
+                    s.history.last_attempt_at = Some(done);
+                    s.history.retry_at = Some(done + delay);
+                    delay
                 });
-                tracing::warn!(app = app_label, error = %e, "token fetch failed");
+                tracing::warn!(
+                    app = app_label,
+                    error = %e,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "token fetch failed"
+                );
                 // A still-valid cached token stays in the cache and keeps serving `get`.
                 Err(e)
             }
         }
     }
+
+    /// A fetch the bounds hold: counted and logged (when the hold starts), and what the caller
+    /// gets: during a backoff the last failure, else [`TokenError::Held`].
+    fn held(
+        &self,
+        app: &AppTokens,
+        want: &Want,
+        hold: Hold,
+        retry_in: Duration,
+        b: &TokenSettings,
+    ) -> TokenError {
+        let app_label = app.app.name.as_str();
+        let background = matches!(want, Want::Fresh { .. });
+        let (last_error, first) = app.with_status(|s| {
+            let first = s.history.logged != Some(hold);
+            s.history.logged = Some(hold);
+            (s.last_error.clone(), first)
+        });
+        if !background {
+            self.metrics
+                .token_held
+                .with_label_values(&[app_label, hold.as_str()])
+                .inc();
+            if hold == Hold::Capped {
+                self.metrics
+                    .token_fetch_capped
+                    .with_label_values(&[app_label])
+                    .inc();
+            }
+        }
+        let retry_in_s = retry_in.as_secs_f64().ceil() as u64;
+        if hold == Hold::Capped && first {
+            tracing::warn!(
+                app = app_label,
+                max_fetches = %b.max_fetches,
+                retry_in_s,
+                "gettoken capped: the app reached token.max_fetches; calls that need a new token get no-token until the window has room"
+            );
+        } else if first && !background {
+            tracing::warn!(
+                app = app_label,
+                hold = hold.as_str(),
+                retry_in_s,
+                "gettoken held: {hold}"
+            );
+        } else {
+            tracing::debug!(
+                app = app_label,
+                hold = hold.as_str(),
+                retry_in_s,
+                "gettoken held"
+            );
+        }
+        match (hold, last_error) {
+            (Hold::Backoff, Some(e)) => e,
+            _ => TokenError::Held { hold, retry_in },
+        }
+    }
+}
+
+/// One gettoken, if `max_fetches` has room for it (fleet-wide when `fleet` is set).
+pub(super) async fn gettoken_capped(
+    fleet: Option<&crate::fleet::FleetClient>,
+    app: &AppTokens,
+    src: &TokenSource<'_>,
+    serial: u64,
+) -> Result<Token, TokenError> {
+    if let Err(retry_in) = cap::take(fleet, app, src.bounds.max_fetches).await {
+        return Err(TokenError::Held {
+            hold: Hold::Capped,
+            retry_in,
+        });
+    }
+    fetch::gettoken_from(src, &app.app, serial).await
 }
 
 #[cfg(test)]

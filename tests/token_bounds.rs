@@ -1,0 +1,318 @@
+//! gettoken stays bounded whatever the upstream does (SPEC "Bounds", bullets 1 and 2): the
+//! same token answered again, `expires_in: 0`, tokens good for one call, a standby that rejects
+//! primary's tokens, ten callers at once against tokens rejected after one use, the hard cap
+//! `token.max_fetches`, and that cap shared by a fleet through Redis.
+//!
+//! Each test counts the gettoken calls the simulator received over a few seconds and bounds
+//! them by what `min_fetch_interval` allows; before the bounds the same runs made one gettoken
+//! per second (refresher loops) or one per call.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use wecom_sidecar::wecom::simulator::{SimConfig, Simulator};
+
+/// The bounds these tests run with: small, so a few seconds show several intervals.
+const INTERVAL_S: u64 = 3;
+const BOUNDS: &str = "  min_fetch_interval: 3s\n  min_refetch: 1s\n";
+
+/// How long each test keeps calling.
+const RUN: Duration = Duration::from_secs(6);
+
+async fn sim_with(tune: impl FnOnce(&mut SimConfig)) -> Simulator {
+    let mut cfg = sim_config();
+    tune(&mut cfg);
+    Simulator::start("127.0.0.1:0".parse().unwrap(), cfg)
+        .await
+        .unwrap()
+}
+
+fn gettokens(sim: &Simulator) -> u64 {
+    sim.counters().gettoken.get("hr-bot").copied().unwrap_or(0)
+}
+
+/// The most gettoken calls `min_fetch_interval` allows over `run` after the first fetch: one per
+/// interval, one more for a rejection right after a fetch (`min_refetch`), and one of slack for
+/// an interval cut by the window's edges.
+fn allowed(run: Duration) -> u64 {
+    run.as_secs().div_ceil(INTERVAL_S) + 2
+}
+
+/// `user/get` calls until `run` is over; (answers with errcode 0, token errors passed through,
+/// local no-token answers). Panics on any other answer: every call must be answered, by WeCom's
+/// own words or the sidecar's `no-token`.
+async fn call_for(c: &reqwest::Client, sc: &Sidecar, run: Duration) -> (u64, u64, u64) {
+    let until = Instant::now() + run;
+    let (mut ok, mut rejected, mut no_token) = (0, 0, 0);
+    let mut i = 0u64;
+    while Instant::now() < until {
+        i += 1;
+        let (status, headers, v) =
+            get_json(c, &sc.url(&format!("/cgi-bin/user/get?userid=u{i}"))).await;
+        let reason = headers
+            .get("x-sidecar-reason")
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
+        match (v["errcode"].as_i64(), reason.as_deref()) {
+            (Some(0), None) => ok += 1,
+            (Some(40014 | 42001), None) => {
+                assert_eq!(status, 200, "{v}");
+                rejected += 1;
+            }
+            (_, Some("no-token")) => no_token += 1,
+            other => panic!("unexpected answer {status} {other:?}: {v}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (ok, rejected, no_token)
+}
+
+fn metric(metrics: &str, prefix: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// WeCom answers a gettoken inside a token's validity with that token and its remaining
+/// `expires_in`. Once that is inside `refresh_before_expiry`, the refresher asked again every
+/// second until the token expired.
+#[tokio::test]
+async fn the_same_token_answered_again_is_kept_not_refetched() {
+    // Tokens live 62 s and are refreshed 61 s before expiry (a lifetime under a minute is
+    // taken as a minute): due a second after the fetch, and every answer is that same token.
+    let sim = sim_with(|c| {
+        c.reuse_valid_token = true;
+        c.token_ttl = Duration::from_secs(62);
+    })
+    .await;
+    let sc = Sidecar::start(
+        &sim.url(),
+        &format!("token:\n  refresh_before_expiry: 61s\n{BOUNDS}"),
+    )
+    .await;
+    sc.wait_ready().await;
+    let before = gettokens(&sim);
+    let run = Duration::from_secs(12);
+    tokio::time::sleep(run).await;
+    let n = gettokens(&sim) - before;
+    let bound = allowed(run);
+    assert!(
+        n <= bound,
+        "{n} gettoken in {run:?}, at most {bound} allowed"
+    );
+    let (_, _, v) = get_json(&client(), &sc.url("/cgi-bin/user/get?userid=a")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(
+        sim.issued_tokens().len(),
+        2,
+        "the simulator handed out one token per app, answered again at each refresh"
+    );
+}
+
+/// `expires_in: 0` (taken as a minute, and so always inside the default 5 min
+/// `refresh_before_expiry`) made the refresher ask every second.
+#[tokio::test]
+async fn expires_in_zero_does_not_loop() {
+    let sim = sim_with(|c| c.expires_in_override = Some(0)).await;
+    let sc = Sidecar::start(&sim.url(), &format!("token:\n{BOUNDS}")).await;
+    sc.wait_ready().await;
+    let before = gettokens(&sim);
+    let run = Duration::from_secs(10);
+    tokio::time::sleep(run).await;
+    let n = gettokens(&sim) - before;
+    let bound = allowed(run);
+    assert!(
+        n <= bound,
+        "{n} gettoken in {run:?}, at most {bound} allowed"
+    );
+    let (_, _, v) = get_json(&client(), &sc.url("/cgi-bin/user/get?userid=a")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+}
+
+/// Every token answers 40014 after one use: a fresh token cures one call, then fails too.
+/// One gettoken per call before; now at most one per `min_fetch_interval`, and the calls whose
+/// token was rejected get WeCom's 40014 as it said it.
+#[tokio::test]
+async fn one_use_tokens_cost_one_gettoken_per_interval_not_per_call() {
+    let sim = sim_with(|c| c.one_use_tokens = true).await;
+    let sc = Sidecar::start(&sim.url(), &format!("token:\n{BOUNDS}")).await;
+    sc.wait_ready().await;
+    let before = gettokens(&sim);
+    let (ok, rejected, _) = call_for(&client(), &sc, RUN).await;
+    let n = gettokens(&sim) - before;
+    let bound = allowed(RUN);
+    assert!(
+        n <= bound,
+        "{n} gettoken for {} calls in {RUN:?}, at most {bound} allowed",
+        ok + rejected
+    );
+    assert!(ok >= 1 && rejected >= 10, "ok {ok}, rejected {rejected}");
+    let m = sc.settled_metrics().await;
+    assert!(
+        metric(
+            &m,
+            "wecom_token_rejected_total{app=\"hr-bot\",upstream=\"primary\"}"
+        ) >= 10,
+        "{m}"
+    );
+}
+
+/// Ten callers at once, a fresh token per fetch, every token rejected after one use: fetches
+/// stay within what `min_fetch_interval` allows and every caller gets an answer.
+#[tokio::test]
+async fn ten_concurrent_callers_against_one_use_tokens_are_all_answered_and_bounded() {
+    let sim = sim_with(|c| c.one_use_tokens = true).await;
+    let sc = Arc::new(Sidecar::start(&sim.url(), &format!("token:\n{BOUNDS}")).await);
+    sc.wait_ready().await;
+    let before = gettokens(&sim);
+    let c = client();
+    let callers: Vec<_> = (0..10)
+        .map(|_| {
+            let (c, sc) = (c.clone(), sc.clone());
+            tokio::spawn(async move { call_for(&c, &sc, RUN).await })
+        })
+        .collect();
+    let mut answered = 0;
+    for caller in callers {
+        let (ok, rejected, no_token) = caller.await.expect("a caller failed");
+        assert!(ok + rejected + no_token > 0);
+        answered += ok + rejected + no_token;
+    }
+    let n = gettokens(&sim) - before;
+    let bound = allowed(RUN);
+    assert!(
+        n <= bound,
+        "{n} gettoken for {answered} calls in {RUN:?}, at most {bound} allowed"
+    );
+}
+
+/// A standby left at `tokens: shared` that rejects primary's tokens (another WeCom): the fresh
+/// token fails there too. Passed to the app as WeCom said it, counted, and not refetched per call.
+#[tokio::test]
+async fn a_standby_that_rejects_primarys_tokens_does_not_cost_a_gettoken_per_call() {
+    let primary = simulator().await;
+    let standby = simulator().await;
+    let extra = format!(
+        "token:\n{BOUNDS}routes:\n  - path: /cgi-bin/*\n    split: {{ primary: 0, standby: 100 }}\n"
+    );
+    let (p, s) = (primary.url(), standby.url());
+    let sc = Sidecar::start_with(|l, a| {
+        config_yaml(l, a, &p, &extra).replace(
+            "upstreams:\n",
+            &format!("upstreams:\n  standby:\n    url: \"{s}\"\n    tokens: shared\n"),
+        )
+    })
+    .await;
+    sc.wait_ready().await;
+    let before = gettokens(&primary);
+    let (ok, rejected, _) = call_for(&client(), &sc, RUN).await;
+    let n = gettokens(&primary) - before;
+    let bound = allowed(RUN);
+    assert!(
+        n <= bound,
+        "{n} gettoken for {rejected} rejected calls in {RUN:?}, at most {bound} allowed"
+    );
+    assert_eq!(ok, 0);
+    assert!(rejected >= 10, "{rejected}");
+    assert_eq!(gettokens(&standby), 0, "tokens come from primary");
+    let m = sc.settled_metrics().await;
+    assert!(
+        metric(
+            &m,
+            "wecom_token_rejected_total{app=\"hr-bot\",upstream=\"standby\"}"
+        ) >= 10,
+        "{m}"
+    );
+}
+
+/// `token.max_fetches` is a hard cap: past it, calls that need a new token get the local
+/// no-token answer, the log says why and `wecom_token_fetch_capped_total` counts it.
+#[tokio::test]
+async fn max_fetches_caps_gettoken_and_says_so() {
+    let sim = sim_with(|c| c.one_use_tokens = true).await;
+    let sc = Sidecar::start(
+        &sim.url(),
+        "token:\n  min_fetch_interval: 1s\n  min_refetch: 1s\n  max_fetches: 3/min\n",
+    )
+    .await;
+    sc.wait_ready().await;
+    let (ok, _, no_token) = call_for(&client(), &sc, RUN).await;
+    let n = gettokens(&sim);
+    assert!(n <= 3, "{n} gettoken, the cap is 3/min");
+    assert!(ok >= 1, "the tokens the cap allowed were used");
+    assert!(no_token >= 1, "calls past the cap get no-token");
+    let m = sc.settled_metrics().await;
+    assert!(
+        metric(&m, "wecom_token_fetch_capped_total{app=\"hr-bot\"}") >= 1,
+        "{m}"
+    );
+    let logs = sc.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("max_fetches") && l.contains("hr-bot")),
+        "no log line says the cap was reached:\n{logs}"
+    );
+}
+
+/// A `redis-server` on a random loopback port, without persistence; stopped on drop.
+struct Redis(Child, u16);
+
+impl Redis {
+    async fn start() -> Redis {
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (.ci/run installs it)");
+            let mut r = Redis(child, port);
+            let addr = format!("127.0.0.1:{port}");
+            let up = eventually(Duration::from_secs(10), async || {
+                tokio::net::TcpStream::connect(&addr).await.is_ok()
+            })
+            .await;
+            if up && r.0.try_wait().ok().flatten().is_none() {
+                return r;
+            }
+            let _ = r.0.kill();
+        }
+        panic!("redis-server did not start on any of five ports");
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// In fleet mode the cap is the fleet's: two sidecars sharing a Redis together call gettoken at
+/// most `max_fetches` times.
+#[tokio::test]
+async fn max_fetches_is_fleet_wide() {
+    let redis = Redis::start().await;
+    let sim = sim_with(|c| c.one_use_tokens = true).await;
+    let extra = format!(
+        "token:\n  min_fetch_interval: 1s\n  min_refetch: 1s\n  max_fetches: 3/min\nfleet:\n  redis_url: \"redis://127.0.0.1:{}/0\"\n  key_prefix: \"cap:\"\n  size: 2\n  timeout: 2s\n",
+        redis.1
+    );
+    let a = Sidecar::start(&sim.url(), &extra).await;
+    let b = Sidecar::start(&sim.url(), &extra).await;
+    a.wait_ready().await;
+    b.wait_ready().await;
+    let c = client();
+    let (ra, rb) = tokio::join!(call_for(&c, &a, RUN), call_for(&c, &b, RUN));
+    let n = gettokens(&sim);
+    assert!(n <= 3, "{n} gettoken across the fleet, the cap is 3/min");
+    assert!(ra.2 + rb.2 >= 1, "calls past the cap get no-token");
+}
