@@ -170,6 +170,19 @@ fn unix_secs(t: std::time::SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Whether the gettoken bounds hold the app's next fetch now (a refresh or a missing token),
+/// why and for how long; and its cap.
+fn gettoken_bounds(a: &crate::token::AppTokens, b: &crate::config::TokenSettings) -> Value {
+    use crate::token::bounds::Purpose;
+    let held = a.held(Purpose::Refresh, b);
+    json!({
+        "next_allowed_in_s": held.map_or(0, |(_, d)| d.as_secs_f64().ceil() as u64),
+        "held": held.map(|(h, _)| h.as_str()),
+        "capped": held.is_some_and(|(h, _)| h == crate::token::bounds::Hold::Capped),
+        "max_fetches": b.max_fetches.to_string(),
+    })
+}
+
 /// The `/admin/status` document.
 pub fn status(shared: &Shared) -> Value {
     let rt: Arc<Runtime> = shared.runtime.load_full();
@@ -195,6 +208,7 @@ pub fn status(shared: &Shared) -> Value {
                 "refresh_failures": st.refresh_failures,
                 "consecutive_failures": st.consecutive_failures,
                 "last_error": st.last_error.as_ref().map(|e| e.to_string()),
+                "gettoken": gettoken_bounds(a, &rt.config.token),
             })
         })
         .collect();

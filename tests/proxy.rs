@@ -562,7 +562,12 @@ async fn a_failing_refresh_keeps_serving_the_valid_token_and_backs_off() {
         wecom_sidecar::wecom::simulator::Simulator::start("127.0.0.1:0".parse().unwrap(), cfg)
             .await
             .unwrap();
-    let sc = Sidecar::start(&sim.url(), "token:\n  refresh_before_expiry: 65s\n").await;
+    // min_fetch_interval 2 s: the refresh 5 s in is not held by the first fetch's interval.
+    let sc = Sidecar::start(
+        &sim.url(),
+        "token:\n  refresh_before_expiry: 65s\n  min_fetch_interval: 2s\n",
+    )
+    .await;
     sc.wait_ready().await;
     // hr-bot's gettoken calls, answered or faulted (ops-bot refreshes on its own schedule).
     let hr_tries = || sim.counters().gettoken.get("hr-bot").copied().unwrap_or(0);

@@ -258,6 +258,11 @@ async fn max_fetches_caps_gettoken_and_says_so() {
             .any(|l| l.contains("max_fetches") && l.contains("hr-bot")),
         "no log line says the cap was reached:\n{logs}"
     );
+    let status = sc.status().await;
+    assert!(
+        status.contains("\"held\": \"capped\"") && status.contains("\"capped\": true"),
+        "/admin/status does not show the cap: {status}"
+    );
 }
 
 /// A `redis-server` on a random loopback port, without persistence; stopped on drop.

@@ -388,7 +388,23 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
                                             Some(code),
                                         );
                                     };
-                                    match shared.tokens.replace(app, src, rejected).await {
+                                    let mut replaced =
+                                        shared.tokens.replace(app, src, rejected).await;
+                                    // Rejected right after a fetch: the replacement is allowed
+                                    // `min_refetch` after it; wait for that if the deadline
+                                    // leaves time (the waiters share one fetch).
+                                    if let Err(TokenError::Held {
+                                        hold: Hold::Refetch,
+                                        retry_in,
+                                    }) = &replaced
+                                    {
+                                        if Instant::now() + *retry_in < deadline_at {
+                                            tokio::time::sleep(*retry_in).await;
+                                            replaced =
+                                                shared.tokens.replace(app, src, rejected).await;
+                                        }
+                                    }
+                                    match replaced {
                                         Ok(t) => {
                                             token = Some(t);
                                             continue;
