@@ -321,3 +321,100 @@ async fn max_fetches_is_fleet_wide() {
     assert!(n <= 3, "{n} gettoken across the fleet, the cap is 3/min");
     assert!(ra.2 + rb.2 >= 1, "calls past the cap get no-token");
 }
+
+/// The README's figures: gettoken per minute under each hostile upstream with the default
+/// bounds (min_fetch_interval 30 s, min_refetch 2 s, max_fetches 60/h), two minutes each, all at
+/// once. Run: `cargo test --test token_bounds -- --ignored --nocapture gettoken_per_minute`.
+#[tokio::test]
+#[ignore = "a two-minute measurement for the README, not a check"]
+async fn gettoken_per_minute_under_hostile_upstreams() {
+    const MEASURE: Duration = Duration::from_secs(120);
+    async fn run(name: &'static str, sim: Simulator, sc: Sidecar, callers: usize) -> (String, u64) {
+        sc.wait_ready().await;
+        let before = gettokens(&sim);
+        let sc = Arc::new(sc);
+        let c = client();
+        let tasks: Vec<_> = (0..callers)
+            .map(|_| {
+                let (c, sc) = (c.clone(), sc.clone());
+                tokio::spawn(async move { call_for(&c, &sc, MEASURE).await })
+            })
+            .collect();
+        let mut calls = 0;
+        for t in tasks {
+            let (a, b, d) = t.await.unwrap();
+            calls += a + b + d;
+        }
+        if callers == 0 {
+            tokio::time::sleep(MEASURE).await;
+        }
+        let n = gettokens(&sim) - before;
+        let line = format!(
+            "{name}: {n} gettoken in {}s ({:.1}/min) for {calls} calls",
+            MEASURE.as_secs(),
+            n as f64 * 60.0 / MEASURE.as_secs_f64()
+        );
+        (line, n)
+    }
+    let same = sim_with(|c| {
+        c.reuse_valid_token = true;
+        // Inside the default 5 min refresh_before_expiry 10 s after the first fetch.
+        c.token_ttl = Duration::from_secs(310);
+    })
+    .await;
+    let zero = sim_with(|c| c.expires_in_override = Some(0)).await;
+    let one_use = sim_with(|c| c.one_use_tokens = true).await;
+    let one_use10 = sim_with(|c| c.one_use_tokens = true).await;
+    let (primary, standby) = (simulator().await, simulator().await);
+    let (p, s) = (primary.url(), standby.url());
+    // Quotas out of the way: ten callers for two minutes pass WeCom's 10,000/min.
+    let quota = "defaults:\n  quota: [\"1000000/min\"]\n";
+    let split = format!(
+        "{quota}routes:\n  - path: /cgi-bin/*\n    split: {{ primary: 0, standby: 100 }}\n"
+    );
+    let standby_sc = Sidecar::start_with(|l, a| {
+        config_yaml(l, a, &p, &split).replace(
+            "upstreams:\n",
+            &format!("upstreams:\n  standby:\n    url: \"{s}\"\n    tokens: shared\n"),
+        )
+    })
+    .await;
+    let lines = tokio::join!(
+        run(
+            "same token answered again",
+            same.clone(),
+            Sidecar::start(&same.url(), quota).await,
+            1
+        ),
+        run(
+            "expires_in 0",
+            zero.clone(),
+            Sidecar::start(&zero.url(), quota).await,
+            1
+        ),
+        run(
+            "one-use tokens, 1 caller",
+            one_use.clone(),
+            Sidecar::start(&one_use.url(), quota).await,
+            1
+        ),
+        run(
+            "one-use tokens, 10 callers",
+            one_use10.clone(),
+            Sidecar::start(&one_use10.url(), quota).await,
+            10
+        ),
+        run(
+            "standby rejecting primary's tokens",
+            primary.clone(),
+            standby_sc,
+            1
+        ),
+    );
+    // One per 30 s interval, one refetch after it, one for the window's edges.
+    let bound = MEASURE.as_secs() / 30 + 2;
+    for (line, n) in [lines.0, lines.1, lines.2, lines.3, lines.4] {
+        println!("{line}");
+        assert!(n <= bound, "{line}: over {bound}");
+    }
+}

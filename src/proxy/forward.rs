@@ -104,6 +104,18 @@ fn no_token_answer(app: &AppTokens, e: &TokenError) -> LocalAnswer {
     }
 }
 
+/// Why a call got `no-token`, for its access-log line: the class of failure or the bound that
+/// held the fetch, never WeCom's errmsg (it can quote the request).
+fn no_token_detail(e: &TokenError) -> String {
+    match e {
+        TokenError::Rejected { errcode, .. } => {
+            format!("no-token: gettoken answered errcode {errcode}")
+        }
+        TokenError::Unavailable(why) => format!("no-token: {why}"),
+        TokenError::Held { hold, .. } => format!("no-token: gettoken held ({})", hold.as_str()),
+    }
+}
+
 /// A token error WeCom answered that the sidecar passes on as it is (the fresh token was
 /// rejected too, or the gettoken bounds allow no new one yet): counted, and logged at debug
 /// (the store logs the hold when it starts).
@@ -256,7 +268,7 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
                         token_realm = Some(state.key.realm.clone());
                     }
                     Err(e) => {
-                        ctx.detail = Some(format!("no-token: {e}"));
+                        ctx.detail = Some(no_token_detail(&e));
                         return Ended::Local(no_token_answer(state, &e));
                     }
                 }
@@ -429,7 +441,7 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
                                             );
                                         }
                                         Err(e) => {
-                                            ctx.detail = Some(format!("no-token: {e}"));
+                                            ctx.detail = Some(no_token_detail(&e));
                                             return Ended::Local(no_token_answer(app, &e));
                                         }
                                     }

@@ -439,7 +439,7 @@ impl TokenStore {
                 retry_in,
             }) => {
                 app.with_status(|s| {
-                    s.history.capped_until = Some(Instant::now() + retry_in);
+                    s.history.capped_until = Instant::now().checked_add(retry_in);
                 });
                 Err(self.held(app, &want, Hold::Capped, retry_in, src.bounds))
             }
