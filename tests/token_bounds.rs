@@ -161,6 +161,26 @@ async fn one_use_tokens_cost_one_gettoken_per_interval_not_per_call() {
         ) >= 10,
         "{m}"
     );
+    assert!(
+        metric(
+            &m,
+            "wecom_token_held_total{app=\"hr-bot\",reason=\"uncured\"}"
+        ) >= 1,
+        "{m}"
+    );
+    // Why: a WARN when the hold starts, and each passed-on call's access-log line.
+    let logs = sc.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("WARN")
+            && l.contains("gettoken held")
+            && l.contains("uncured")
+            && l.contains("hr-bot")),
+        "no log line says why gettoken was held:\n{logs}"
+    );
+    assert!(
+        logs.contains("token error passed on"),
+        "the access log does not say why the token error reached the app"
+    );
 }
 
 /// Ten callers at once, a fresh token per fetch, every token rejected after one use: fetches
