@@ -383,11 +383,6 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
                                 {
                                     record_attempt(shared, call, up, "token_error");
                                     up.health.success();
-                                    shared
-                                        .metrics
-                                        .retries
-                                        .with_label_values(&[&*call.label, "token"])
-                                        .inc();
                                     token_retried = true;
                                     let (Some((app, src)), Some(rejected)) =
                                         (tokens.as_ref(), token.as_ref())
@@ -418,6 +413,11 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
                                     }
                                     match replaced {
                                         Ok(t) => {
+                                            shared
+                                                .metrics
+                                                .retries
+                                                .with_label_values(&[&*call.label, "token"])
+                                                .inc();
                                             token = Some(t);
                                             continue;
                                         }

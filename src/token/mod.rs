@@ -441,6 +441,13 @@ impl TokenStore {
                 app.with_status(|s| {
                     s.history.capped_until = Instant::now().checked_add(retry_in);
                 });
+                if matches!(want, Want::Fresh { .. }) {
+                    // The refusal itself, though no call waits on it (`held` counts calls).
+                    self.metrics
+                        .token_fetch_capped
+                        .with_label_values(&[app_label])
+                        .inc();
+                }
                 Err(self.held(app, &want, Hold::Capped, retry_in, src.bounds))
             }
             Err(e) => {
