@@ -66,3 +66,51 @@ pub(super) async fn take(
         window::take_all(&mut [(&mut cap.cells, std::slice::from_ref(&local))], now)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{App, AppName, Secret};
+
+    fn app() -> AppTokens {
+        AppTokens::new(App {
+            name: AppName("hr".into()),
+            corp_id: "ww1".into(),
+            agent_id: Some(1),
+            secret: Secret::new("s1"),
+            secret_source: "env X".into(),
+            default: true,
+        })
+    }
+
+    fn rate(count: u32, secs: u64) -> Rate {
+        Rate {
+            count,
+            per: Duration::from_secs(secs),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_local_cap_refuses_past_its_rate_until_the_window_has_room() {
+        let app = app();
+        let cap = rate(3, 60);
+        for _ in 0..3 {
+            assert_eq!(take(None, &app, cap).await, Ok(()));
+        }
+        let wait = take(None, &app, cap)
+            .await
+            .expect_err("a fourth in a minute");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(61),
+            "{wait:?}"
+        );
+        // The three were taken together and leave the window together.
+        tokio::time::advance(wait).await;
+        for _ in 0..3 {
+            assert_eq!(take(None, &app, cap).await, Ok(()));
+        }
+        assert!(take(None, &app, cap).await.is_err());
+        // A reload that changes the cap starts counting anew under it.
+        assert_eq!(take(None, &app, rate(10, 60)).await, Ok(()));
+    }
+}
