@@ -438,3 +438,24 @@ async fn gettoken_per_minute_under_hostile_upstreams() {
         assert!(n <= bound, "{line}: over {bound}");
     }
 }
+
+/// With the fleet's Redis down, each sidecar caps itself at its share of `max_fetches`
+/// (`max_fetches / fleet.size`), so the fleet still stays within the cap.
+#[tokio::test]
+async fn max_fetches_with_redis_down_is_each_sidecars_share() {
+    let sim = sim_with(|c| c.one_use_tokens = true).await;
+    // Nothing listens there: every Redis operation fails at once.
+    let extra = format!(
+        "token:\n  min_fetch_interval: 1s\n  min_refetch: 1s\n  max_fetches: 4/min\nfleet:\n  redis_url: \"redis://127.0.0.1:{}/0\"\n  key_prefix: \"down:\"\n  size: 2\n",
+        free_port()
+    );
+    let a = Sidecar::start(&sim.url(), &extra).await;
+    let b = Sidecar::start(&sim.url(), &extra).await;
+    a.wait_ready().await;
+    b.wait_ready().await;
+    let c = client();
+    let (ra, rb) = tokio::join!(call_for(&c, &a, RUN), call_for(&c, &b, RUN));
+    let n = gettokens(&sim);
+    assert!(n <= 4, "{n} gettoken across the fleet, the cap is 4/min");
+    assert!(ra.2 >= 1 && rb.2 >= 1, "each sidecar capped itself");
+}
