@@ -1,7 +1,8 @@
 //! gettoken stays bounded whatever the upstream does (SPEC "Bounds", bullets 1 and 2): the
 //! same token answered again, `expires_in: 0`, tokens good for one call, a standby that rejects
 //! primary's tokens, ten callers at once against tokens rejected after one use, the hard cap
-//! `token.max_fetches`, and that cap shared by a fleet through Redis.
+//! `token.max_fetches`, that cap shared by a fleet through Redis, and each sidecar's share of it
+//! while Redis is down.
 //!
 //! Each test counts the gettoken calls the simulator received over a few seconds and bounds
 //! them by what `min_fetch_interval` allows; before the bounds the same runs made one gettoken
