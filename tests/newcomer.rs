@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use serde_json::{json, Value};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -514,4 +515,448 @@ async fn dev_with_a_config_file_reloads_it() {
         sc.logs()
     );
     assert!(!sc.logs().contains("reload refused"), "{}", sc.logs());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The simulator: WeCom's answer shapes, consistent state, 404 for the rest
+// ---------------------------------------------------------------------------------------------
+
+async fn sim_counters(sim: u16) -> Value {
+    client()
+        .get(format!("http://127.0.0.1:{sim}/sim/counters"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Issue 12: the simulator answered `{"errcode":0,"errmsg":"ok"}` for every API it did not
+/// implement, so SDKs crashed reading the fields WeCom documents (`userlist`, `taglist`,
+/// `ip_list`, `tagid`). Through a `--dev` sidecar: the documented fields are there, what is
+/// created is listed and gone once deleted, and an API it does not implement is a 404.
+#[tokio::test]
+async fn the_simulator_answers_common_apis_in_wecoms_shapes_and_404_for_the_rest() {
+    let (sc, _sim) = start_dev("", &[], &[]).await;
+    let c = client();
+    let get = async |path: &str| get_json(&c, &sc.url(path)).await.2;
+    let post = async |path: &str, body: Value| post_json(&c, &sc.url(path), &body).await.2;
+
+    // Reads a fresh corp answers.
+    let v = get("/cgi-bin/user/list?department_id=1&fetch_child=1").await;
+    let users = v["userlist"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(users.len(), 6, "{v}");
+    assert!(users.iter().all(|u| u["userid"].is_string()
+        && u["name"].is_string()
+        && u["department"].is_array()
+        && u["status"].is_number()));
+    let v = get("/cgi-bin/user/simplelist?department_id=2").await;
+    let ids: Vec<&str> = v["userlist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["userid"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["lisi", "wangwu"], "{v}");
+    let v = get("/cgi-bin/department/simplelist?id=1").await;
+    assert_eq!(v["department_id"].as_array().unwrap().len(), 3, "{v}");
+    let v = get("/cgi-bin/department/get?id=2").await;
+    assert_eq!(
+        (
+            v["department"]["name"].as_str(),
+            v["department"]["parentid"].as_u64()
+        ),
+        (Some("R&D"), Some(1)),
+        "{v}"
+    );
+    assert_eq!(get("/cgi-bin/department/get?id=99").await["errcode"], 60123);
+    for path in ["/cgi-bin/getcallbackip", "/cgi-bin/get_api_domain_ip"] {
+        let v = get(path).await;
+        assert!(!v["ip_list"].as_array().unwrap().is_empty(), "{path}: {v}");
+    }
+    assert_eq!(get("/cgi-bin/tag/list").await["taglist"], json!([]));
+
+    // Writes, and the state they leave.
+    let v = post("/cgi-bin/tag/create", json!({"tagname": "oncall"})).await;
+    assert_eq!(
+        (v["errcode"].as_i64(), v["errmsg"].as_str()),
+        (Some(0), Some("created"))
+    );
+    let tagid = v["tagid"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no tagid: {v}"));
+    assert_eq!(
+        get("/cgi-bin/tag/list").await["taglist"],
+        json!([{"tagid": tagid, "tagname": "oncall"}])
+    );
+    assert_eq!(
+        post("/cgi-bin/tag/create", json!({"tagname": "oncall"})).await["errcode"],
+        40071
+    );
+    let v = post(
+        "/cgi-bin/user/create",
+        json!({"userid": "amy", "name": "Amy", "department": [3], "mobile": "13800000000"}),
+    )
+    .await;
+    assert_eq!(v, json!({"errcode": 0, "errmsg": "created"}));
+    assert_eq!(
+        post(
+            "/cgi-bin/user/create",
+            json!({"userid": "amy", "name": "Amy"})
+        )
+        .await["errcode"],
+        60102
+    );
+    let v = get("/cgi-bin/user/get?userid=amy").await;
+    assert_eq!(
+        (v["name"].as_str(), v["mobile"].as_str()),
+        (Some("Amy"), Some("13800000000"))
+    );
+    let v = post(
+        "/cgi-bin/tag/addtagusers",
+        json!({"tagid": tagid, "userlist": ["amy", "ghost"], "partylist": [3, 77]}),
+    )
+    .await;
+    assert_eq!(
+        (
+            v["errcode"].as_i64(),
+            v["invalidlist"].as_str(),
+            &v["invalidparty"]
+        ),
+        (Some(0), Some("ghost"), &json!([77])),
+        "{v}"
+    );
+    let v = get(&format!("/cgi-bin/tag/get?tagid={tagid}")).await;
+    assert_eq!(
+        (&v["tagname"], &v["userlist"], &v["partylist"]),
+        (
+            &json!("oncall"),
+            &json!([{"userid": "amy", "name": "Amy"}]),
+            &json!([3])
+        )
+    );
+    let v = post(
+        "/cgi-bin/department/create",
+        json!({"name": "Ops", "parentid": 3}),
+    )
+    .await;
+    let dept = v["id"].as_u64().unwrap_or_else(|| panic!("no id: {v}"));
+    let v = get("/cgi-bin/department/list?id=3").await;
+    assert_eq!(v["department"].as_array().unwrap().len(), 2, "{v}");
+    // Sales holds amy: not deleted; Ops is empty: deleted.
+    assert_eq!(
+        get("/cgi-bin/department/delete?id=3").await["errcode"],
+        60006
+    );
+    assert_eq!(
+        get(&format!("/cgi-bin/department/delete?id={dept}")).await["errmsg"],
+        "deleted"
+    );
+    let v = post("/cgi-bin/user/list_id", json!({"limit": 100})).await;
+    assert_eq!(v["dept_user"].as_array().unwrap().len(), 7, "{v}");
+    assert_eq!(
+        get("/cgi-bin/user/delete?userid=amy").await["errmsg"],
+        "deleted"
+    );
+    assert_eq!(get("/cgi-bin/user/get?userid=amy").await["errcode"], 60111);
+    assert_eq!(
+        get("/cgi-bin/user/delete?userid=amy").await["errcode"],
+        60111
+    );
+    let v = get(&format!("/cgi-bin/tag/get?tagid={tagid}")).await;
+    assert_eq!(
+        v["userlist"],
+        json!([]),
+        "deleting a member takes it off its tags"
+    );
+    assert_eq!(
+        get(&format!("/cgi-bin/tag/delete?tagid={tagid}")).await["errmsg"],
+        "deleted"
+    );
+    assert_eq!(get("/cgi-bin/tag/list").await["taglist"], json!([]));
+
+    let v = post(
+        "/cgi-bin/appchat/create",
+        json!({"name": "standup", "owner": "lisi", "userlist": ["lisi", "wangwu"]}),
+    )
+    .await;
+    let chat = v["chatid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no chatid: {v}"));
+    let v = get(&format!("/cgi-bin/appchat/get?chatid={chat}")).await;
+    assert_eq!(v["chat_info"]["userlist"], json!(["lisi", "wangwu"]), "{v}");
+    let v = post(
+        "/cgi-bin/appchat/send",
+        json!({"chatid": chat, "msgtype": "text", "text": {"content": "hi"}}),
+    )
+    .await;
+    assert_eq!(v["errcode"], 0, "{v}");
+
+    // An API the simulator does not implement: HTTP 404, errcode 404, naming it.
+    let r = c.get(sc.url("/cgi-bin/no/such/api")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errcode"], 404, "{v}");
+    assert!(
+        v["errmsg"]
+            .as_str()
+            .unwrap()
+            .contains("/cgi-bin/no/such/api"),
+        "{v}"
+    );
+}
+
+/// README "The simulator" lists every API the simulator answers.
+#[test]
+fn the_readme_lists_every_api_the_simulator_answers() {
+    let readme = std::fs::read_to_string(Path::new(REPO).join("README.md")).unwrap();
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("The simulator"))
+        .expect("README has a section \"The simulator\"");
+    let apis = wecom_sidecar::wecom::simulator::Simulator::implemented_apis();
+    assert!(apis.len() > 30, "{apis:?}");
+    for api in apis {
+        let name = api.trim_start_matches("/cgi-bin/");
+        assert!(
+            section.contains(&format!("`{name}`")),
+            "README \"The simulator\" does not list `{name}`"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real SDK: wechatpy
+// ---------------------------------------------------------------------------------------------
+
+/// Issue 12: wechatpy 1.8.18 through a `--dev` sidecar, set up as README "SDKs" says (its
+/// `fetch_access_token` hard-codes WeCom's host, so the app's name is given as the token):
+/// user, department, tag, message, media, group chat and misc calls, each checked by
+/// `tests/sdk/wechatpy_calls.py`; WeCom got one gettoken for the app, the sidecar's.
+#[tokio::test]
+async fn wechatpy_works_through_the_sidecar_as_the_readme_says() {
+    match Command::new("python3")
+        .args(["-c", "import wechatpy"])
+        .output()
+    {
+        Err(e) => panic!("python3 cannot be run ({e}): README Prerequisites"),
+        Ok(o) if !o.status.success() => panic!(
+            "wechatpy is not installed: `python3 -m pip install wechatpy==1.8.18` \
+             (README Prerequisites; .ci/run installs it)"
+        ),
+        Ok(_) => {}
+    }
+    let (sc, sim) = start_dev("", &[], &[]).await;
+    let base = sc.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(Path::new(REPO).join("tests/sdk/wechatpy_calls.py"))
+            .args([base.as_str(), "wwdev0000000000001", "hr-bot"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "wechatpy failed:\n{}{stdout}\nsidecar log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        sc.logs()
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(seen["wechatpy"], "1.8.18", "{seen}");
+
+    let counters = sim_counters(sim).await;
+    // The sidecar fetched hr-bot's token once at start; wechatpy never called gettoken.
+    assert_eq!(counters["gettoken"]["hr-bot"], 1, "{counters}");
+    for path in [
+        "user/create",
+        "user/get",
+        "user/update",
+        "user/list",
+        "user/simplelist",
+        "user/delete",
+        "department/create",
+        "department/list",
+        "department/delete",
+        "tag/create",
+        "tag/list",
+        "tag/get",
+        "tag/addtagusers",
+        "tag/deltagusers",
+        "tag/delete",
+        "message/send",
+        "media/upload",
+        "media/get",
+        "appchat/create",
+        "appchat/send",
+        "getcallbackip",
+    ] {
+        let n = counters["calls"][format!("/cgi-bin/{path}")].as_u64();
+        assert!(
+            n.is_some_and(|n| n >= 1),
+            "{path} never reached WeCom: {counters}"
+        );
+    }
+    // The text to two members, and the group chat's two members.
+    assert_eq!(counters["messages_delivered"], 2, "{counters}");
+    assert_eq!(
+        counters["uploaded_bytes"], seen["media_bytes"],
+        "{counters}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// README truths
+// ---------------------------------------------------------------------------------------------
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(Path::new(REPO).join(rel)).unwrap()
+}
+
+/// The commands of the README walk-through paragraph that starts with `# {title}` (up to the
+/// next blank line), continuation lines joined.
+fn walkthrough_commands(title: &str) -> Vec<String> {
+    let readme = read("README.md");
+    let start = readme
+        .find(&format!("# {title}"))
+        .unwrap_or_else(|| panic!("README has no walk-through step \"{title}\""));
+    let mut commands = Vec::new();
+    let mut current = String::new();
+    for line in readme[start..].lines() {
+        let t = line.trim();
+        if t.is_empty() {
+            break;
+        }
+        if t.starts_with('#') {
+            continue;
+        }
+        if let Some(head) = t.strip_suffix('\\') {
+            current.push_str(head);
+            continue;
+        }
+        current.push_str(t);
+        commands.push(std::mem::take(&mut current));
+    }
+    commands
+}
+
+/// Issue 12: the README's "Break gettoken" step showed nothing when followed literally (no
+/// call between the fault and its removal). Its commands, run as written against `--dev` (on
+/// this test's ports), now show the `no-token` answer with gettoken's errcode, and the
+/// service comes back once the fault is cleared.
+#[tokio::test]
+async fn the_readme_break_gettoken_step_shows_a_no_token_answer_when_followed_literally() {
+    let (sc, sim) = start_dev("", &[], &[]).await;
+    let (listen, admin) = (addr_of(&sc.base).port(), addr_of(&sc.admin).port());
+    let commands = walkthrough_commands("Break gettoken");
+    assert!(commands.len() >= 2, "{commands:?}");
+    let mut shown = String::new();
+    for cmd in commands {
+        assert!(cmd.starts_with("curl "), "not a curl command: {cmd}");
+        let cmd = cmd
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{listen}"))
+            .replace("127.0.0.1:9901", &format!("127.0.0.1:{admin}"))
+            .replace("127.0.0.1:18480", &format!("127.0.0.1:{sim}"));
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("sh")
+                .args(["-c", &cmd])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        shown.push_str(&String::from_utf8_lossy(&out.stdout));
+        shown.push('\n');
+    }
+    let lower = shown.to_ascii_lowercase();
+    assert!(lower.contains("x-sidecar-reason: no-token"), "{shown}");
+    assert!(shown.contains("\"errcode\":60020"), "{shown}");
+    let c = client();
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            get_json(&c, &sc.url("/cgi-bin/user/get?userid=lisi"))
+                .await
+                .2["errcode"]
+                == 0
+        })
+        .await,
+        "{}",
+        sc.logs()
+    );
+}
+
+/// Issue 12: conf/sidecar.yaml said `ca_file` adds to the system roots while the README and
+/// the code replace them; conf/k8s/deployment.yaml quoted figures the README does not have;
+/// promtool (and now python3 with wechatpy) were missing from the prerequisites.
+#[test]
+fn the_shipped_files_say_what_the_readme_and_the_code_do() {
+    let sample = read("conf/sidecar.yaml");
+    let ca = sample
+        .lines()
+        .skip_while(|l| !l.contains("Trust root") && !l.contains("trust root"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        ca.contains("instead of the system roots") && !sample.contains("besides the system roots"),
+        "conf/sidecar.yaml on ca_file: {ca:?}"
+    );
+
+    let readme = read("README.md");
+    let performance = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Performance"))
+        .unwrap();
+    let deployment = read("conf/k8s/deployment.yaml");
+    let measured: String = deployment
+        .lines()
+        .skip_while(|l| !l.contains("Measured (README, Performance)"))
+        .take_while(|l| l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        !measured.is_empty(),
+        "deployment.yaml has no measured figures"
+    );
+    // Each measured figure: the number before "MB" or "calls/s" (the soak's "27-28" as two).
+    let words: Vec<&str> = measured.split_whitespace().collect();
+    let figures: Vec<&str> = words
+        .windows(2)
+        .filter(|w| w[1].starts_with("MB") || w[1].starts_with("calls/s"))
+        .flat_map(|w| w[0].trim_start_matches('(').split('-'))
+        .collect();
+    assert!(figures.len() >= 4, "{measured:?}");
+    for f in figures {
+        assert!(
+            performance.contains(&format!("{f} MB"))
+                || performance.contains(&format!("{f} calls/s"))
+                || performance.contains(&format!("{f}–"))
+                || performance.contains(&format!("| {f} |")),
+            "deployment.yaml quotes {f} (in {measured:?}); README Performance does not"
+        );
+    }
+
+    let prerequisites = readme
+        .split("Prerequisites:")
+        .nth(1)
+        .and_then(|s| s.split("\n\n").next())
+        .unwrap();
+    for tool in ["cmake", "redis-server", "promtool", "python3", "wechatpy"] {
+        assert!(
+            prerequisites.contains(tool),
+            "README prerequisites lack {tool}"
+        );
+    }
+    let ci = read(".ci/run");
+    assert!(ci.contains("wechatpy"), ".ci/run does not install wechatpy");
 }
