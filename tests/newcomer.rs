@@ -200,6 +200,21 @@ fn copy(ctx: &Context, context_files: &[(PathBuf, u64)], args: &str, root: &Path
     }
 }
 
+/// A folder removed when the test ends.
+struct CleanDir(PathBuf);
+
+impl CleanDir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for CleanDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The `[[bench]]` names of Cargo.toml.
 fn bench_names(manifest: &str) -> Vec<String> {
     let mut names = Vec::new();
@@ -239,7 +254,15 @@ fn the_docker_build_stage_compiles_from_exactly_what_the_dockerfile_copies() {
         files.len()
     );
 
-    let clean = tempfile::tempdir().unwrap();
+    // A clean folder at a fixed path under cargo's test scratch dir: emptied every run, and the
+    // same path each time, so the copy's crate keeps one set of artifacts instead of a new one
+    // per run.
+    let clean_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("docker-build-stage");
+    if clean_dir.exists() {
+        std::fs::remove_dir_all(&clean_dir).unwrap();
+    }
+    std::fs::create_dir_all(&clean_dir).unwrap();
+    let clean = CleanDir(clean_dir);
     let mut stage = 0;
     let mut copies = 0;
     for ins in instructions(&dockerfile) {
@@ -852,6 +875,10 @@ fn walkthrough_commands(title: &str) -> Vec<String> {
 async fn the_readme_break_gettoken_step_shows_a_no_token_answer_when_followed_literally() {
     let (sc, sim) = start_dev("", &[], &[]).await;
     let (listen, admin) = (addr_of(&sc.base).port(), addr_of(&sc.admin).port());
+    // As a person following the walk-through would, some seconds after the start's gettoken:
+    // SPEC's token.min_refetch (2 s) lets a rejected token be replaced only that long after
+    // the last fetch.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let commands = walkthrough_commands("Break gettoken");
     assert!(commands.len() >= 2, "{commands:?}");
     let mut shown = String::new();
