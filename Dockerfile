@@ -10,8 +10,11 @@ RUN mkdir -p src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.r
     && for b in $(sed -n '/^\[\[bench\]\]/{n;s/^name = "\(.*\)"/\1/p}' Cargo.toml); do \
          echo 'fn main() {}' > "benches/$b.rs"; done \
     && cargo build --release --locked
-# Only the sources: a local target/ or fuzz build never reaches the image.
+# Only the sources, and the dev config src/dev.rs builds in (`include_str!`): .dockerignore keeps
+# the context to what is copied here, so a local target/ or fuzz build never reaches the daemon.
+# tests/newcomer.rs builds exactly these files in a clean folder, so a missing one fails CI.
 COPY src/ src/
+COPY conf/dev.yaml conf/
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin wecom-sidecar \
     && strip target/release/wecom-sidecar
 
@@ -24,6 +27,10 @@ COPY --from=build /src/target/release/wecom-sidecar /usr/local/bin/wecom-sidecar
 COPY conf/*.yaml /etc/wecom-sidecar/
 USER 10001
 # App traffic and admin (metrics, probes). Bind them beyond loopback only in a pod network you trust.
-EXPOSE 8080 9901
+# 18480: the WeCom simulator of `--dev`.
+EXPOSE 8080 9901 18480
 ENV WECOM_SIDECAR_CONFIG=/etc/wecom-sidecar/sidecar.yaml
+# `--dev` in a container: listen on every interface so `docker run -p 8080:8080 -p 9901:9901
+# -p 18480:18480 IMAGE --dev` is reachable; a run of a real config is not affected.
+ENV WECOM_SIDECAR_DEV_HOST=0.0.0.0
 ENTRYPOINT ["/usr/local/bin/wecom-sidecar"]

@@ -1,5 +1,7 @@
-//! The command line (SPEC.md): `--config FILE`, `--check`, `--dev`, `--version`.
+//! The command line (SPEC.md): `--config FILE`, `--check`, `--dev` (with `--dev-host`),
+//! `--version`.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -26,7 +28,16 @@ pub struct Cli {
     /// With --config, that file is used and the simulator listens at its `primary` upstream.
     #[arg(long)]
     pub dev: bool,
+
+    /// With --dev: bind the listeners that the config puts on loopback to this address instead
+    /// (same ports), and the simulator too when it is 0.0.0.0 or ::. The Docker image sets
+    /// 0.0.0.0, so `docker run -p` reaches a `--dev` container. Ignored without --dev.
+    #[arg(long, env = DEV_HOST_ENV, value_name = "IP")]
+    pub dev_host: Option<IpAddr>,
 }
+
+/// Environment variable for `--dev-host`.
+pub const DEV_HOST_ENV: &str = "WECOM_SIDECAR_DEV_HOST";
 
 impl Cli {
     /// The config file to read (not for `--dev` without `--config`).

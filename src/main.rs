@@ -1,5 +1,5 @@
 //! The `wecom-sidecar` binary: parse the command line, set up logging, load the config (or the
-//! `--dev` one with its simulator), then hand over to `server::run`.
+//! `--dev` one with its simulator, see `wecom_sidecar::dev`), then hand over to `server::run`.
 
 use std::process::ExitCode;
 
@@ -8,14 +8,13 @@ use tracing_subscriber::EnvFilter;
 
 use wecom_sidecar::cli::Cli;
 use wecom_sidecar::config;
+use wecom_sidecar::dev;
 use wecom_sidecar::state::Shared;
 
 /// Log filter variable (tracing `EnvFilter` syntax), default `info`.
 const LOG_ENV: &str = "WECOM_SIDECAR_LOG";
 /// `json` for one JSON object per line; anything else for text.
 const LOG_FORMAT_ENV: &str = "WECOM_SIDECAR_LOG_FORMAT";
-/// The config `--dev` uses when no `--config` is given.
-const DEV_CONFIG: &str = include_str!("../conf/dev.yaml");
 
 fn init_logging() {
     let filter = EnvFilter::try_from_env(LOG_ENV).unwrap_or_else(|_| {
@@ -35,100 +34,46 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
 
-    if cli.check {
-        let path = cli.config_path();
-        return match config::load(&path) {
-            Ok(cfg) => {
-                println!(
-                    "{}: ok ({} upstreams, {} apps, {} routes)",
-                    path.display(),
-                    cfg.upstreams.len(),
-                    cfg.apps.len(),
-                    cfg.routes.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{}: invalid config\n{e}", path.display());
-                ExitCode::FAILURE
-            }
-        };
-    }
-
+    // `--dev` reads its own config (built in, or `--config FILE`) with the simulator's secrets,
+    // for `--check` as for a run.
     let loaded = if cli.dev {
-        dev::config(&cli)
+        dev::load(&cli)
     } else {
-        config::load(&cli.config_path())
-            .map_err(|e| format!("{}: invalid config\n{e}", cli.config_path().display()))
+        let path = cli.config_path();
+        config::load(&path)
+            .map(|c| (c, path.display().to_string()))
+            .map_err(|e| format!("{}: invalid config\n{e}", path.display()))
     };
-    let cfg = match loaded {
-        Ok(cfg) => cfg,
+    let (cfg, name) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    let shared = Shared::new(cfg);
+    if cli.check {
+        println!(
+            "{name}: ok ({} upstreams, {} apps, {} routes)",
+            cfg.upstreams.len(),
+            cfg.apps.len(),
+            cfg.routes.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let shared = if cli.dev {
+        if let Err(e) = dev::start_simulator(&cfg, cli.dev_host) {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+        Shared::with_loader(cfg, dev::loader(cli.dev_host))
+    } else {
+        Shared::new(cfg)
+    };
     match wecom_sidecar::server::run(shared) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wecom-sidecar: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-mod dev {
-    //! `--dev`: a WeCom simulator on the `primary` upstream's address, and the dev config.
-
-    use super::*;
-    use wecom_sidecar::wecom::simulator::{SimApp, SimConfig, Simulator};
-
-    pub fn config(cli: &Cli) -> Result<config::Config, String> {
-        let sim_cfg = SimConfig::dev();
-        // The dev config names its secrets by environment variable; the simulator's own
-        // secrets stand in unless the user set them.
-        let secret_for = |name: &str| -> Option<String> {
-            std::env::var(name).ok().or_else(|| {
-                let app = match name {
-                    "WECOM_DEV_HR_SECRET" => "hr-bot",
-                    "WECOM_DEV_OPS_SECRET" => "ops-bot",
-                    _ => return None,
-                };
-                sim_cfg
-                    .apps
-                    .iter()
-                    .find(|a: &&SimApp| a.name == app)
-                    .map(|a| a.secret.clone())
-            })
-        };
-        let cfg = match &cli.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                config::parse_with_env(&text, Some(path), &secret_for)
-            }
-            None => config::parse_with_env(DEV_CONFIG, None, &secret_for),
-        }
-        .map_err(|e| format!("dev config invalid\n{e}"))?;
-        let primary = cfg
-            .upstream("primary")
-            .ok_or("dev config has no primary upstream")?;
-        let addr = format!("{}:{}", primary.host, primary.port)
-            .parse()
-            .map_err(|_| {
-                "the dev config's primary upstream must be an IP:port on this machine".to_string()
-            })?;
-        let sim = Simulator::start_on_thread(addr, sim_cfg)
-            .map_err(|e| format!("cannot start the WeCom simulator on {addr}: {e}"))?;
-        tracing::info!(
-            simulator = %sim.url(),
-            "dev mode: WeCom simulator running; inject faults with POST {}/sim/faults, read counters at {}/sim/counters",
-            sim.url(),
-            sim.url()
-        );
-        // Keep the simulator for the life of the process.
-        std::mem::forget(sim);
-        Ok(cfg)
     }
 }

@@ -40,7 +40,7 @@ pub fn reload(shared: &Shared) -> Result<(), ReloadError> {
 fn try_reload(shared: &Shared) -> Result<(), ReloadError> {
     let current = shared.runtime.load_full();
     let source = current.config.source.clone().ok_or(ReloadError::NoSource)?;
-    let next = config::load(&source).map_err(ReloadError::Invalid)?;
+    let next = (shared.loader)(&source).map_err(ReloadError::Invalid)?;
     if next.listen != current.config.listen {
         return Err(ReloadError::ListenerChanged("listen"));
     }

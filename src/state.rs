@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::routing::RouteTable;
 use crate::token::{AppTokens, TokenSource, TokenStore};
@@ -171,8 +171,15 @@ impl Runtime {
     }
 }
 
+/// How a reload reads the config file: [`crate::config::load`] (secrets from the process
+/// environment) unless the process was started another way (`--dev`, whose secrets are the
+/// simulator's own and whose listeners may be moved for a container).
+pub type ConfigLoader = Box<dyn Fn(&std::path::Path) -> Result<Config, ConfigError> + Send + Sync>;
+
 /// Process-wide state.
 pub struct Shared {
+    /// Reads the config file again on reload.
+    pub loader: ConfigLoader,
     pub metrics: Arc<Metrics>,
     pub tokens: TokenStore,
     /// Fleet mode (quotas and tokens shared through Redis), from the config at startup.
@@ -191,7 +198,13 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The state of a process whose reloads read the config with [`crate::config::load`].
     pub fn new(config: Config) -> Arc<Shared> {
+        Self::with_loader(config, Box::new(crate::config::load))
+    }
+
+    /// As [`Shared::new`], with reloads reading the config through `loader`.
+    pub fn with_loader(config: Config, loader: ConfigLoader) -> Arc<Shared> {
         let metrics = Arc::new(Metrics::new());
         let fleet = config.fleet.as_ref().and_then(|f| {
             match crate::fleet::FleetClient::new(f, metrics.clone()) {
@@ -206,6 +219,7 @@ impl Shared {
         let health = HealthRegistry::default();
         let runtime = Runtime::build(config, &connectors, &health, None);
         Arc::new(Shared {
+            loader,
             tokens: TokenStore::new(metrics.clone(), fleet.clone()),
             fleet,
             quotas: crate::quota::Quotas::default(),

@@ -710,7 +710,8 @@ async fn bodies_over_the_limit_get_413_without_being_read_or_forwarded() {
     req.extend_from_slice(b"{}");
     let raw = raw_exchange(addr, req).await;
     assert_eq!(raw.interim, [100], "{}", raw.show());
-    assert_eq!(raw.json()["errcode"], 0, "{}", raw.show());
+    // WeCom's own answer to a user/create without a userid.
+    assert_eq!(raw.json()["errcode"], 41009, "{}", raw.show());
 
     // The limit itself is allowed: a JSON body of exactly 2 MiB is delivered.
     let delivered = sim.counters().messages_delivered;
@@ -787,14 +788,14 @@ async fn invalid_json_is_passed_to_wecom_unchanged_and_answered_by_it() {
     let (sim, relay, mut sc) = relayed().await;
     let c = client();
     let delivered = sim.counters().messages_delivered;
-    // The simulator parses message/send and user/list_id (47001 when it cannot) and answers
-    // errcode 0 to user/create whatever its body.
+    // The simulator parses the JSON of message/send, user/create and user/list_id and answers
+    // 47001 when it cannot, as WeCom does.
     let cases: [(&str, &[u8], i64); 6] = [
         ("/cgi-bin/message/send", br#"{"touser":"#, 47001),
         ("/cgi-bin/message/send", b"not json", 47001),
         ("/cgi-bin/message/send", b"{\"touser\":\"a\"\0}", 47001),
-        ("/cgi-bin/user/create", br#"{"userid":"#, 0),
-        ("/cgi-bin/user/create", b"not json", 0),
+        ("/cgi-bin/user/create", br#"{"userid":"#, 47001),
+        ("/cgi-bin/user/create", b"not json", 47001),
         ("/cgi-bin/user/list_id", b"[1,2", 47001),
     ];
     for (path, body, errcode) in cases {
@@ -1039,13 +1040,13 @@ async fn odd_paths_are_refused_locally_and_admin_is_not_on_the_app_port() {
     );
 
     // Plain paths that name no API are forwarded (counted as `other`): the bare prefix and a
-    // trailing slash, which `is_api_path` allows.
+    // trailing slash, which `is_api_path` allows. WeCom (the simulator) answers them 404.
     for path in ["/cgi-bin/", "/cgi-bin/user/get/"] {
         let before = calls(&sim, path);
         let (status, _, v) = get_json(&client(), &sc.url(path)).await;
         assert_eq!(
             (status, v["errcode"].as_i64()),
-            (200, Some(0)),
+            (404, Some(404)),
             "{path}: {v}"
         );
         assert_eq!(calls(&sim, path), before + 1, "{path}");
@@ -1093,15 +1094,16 @@ async fn unknown_app_is_refused_and_unknown_api_is_forwarded_as_other() {
     );
     assert_eq!(sim.counters().messages_delivered, 0);
 
-    // An API the sidecar does not know is forwarded once, with the token, counted as `other`.
+    // An API the sidecar does not know is forwarded once, with the token, counted as `other`
+    // (the simulator answers an API it does not implement with HTTP 404, errcode 404).
     let (status, h, v) = get_json(&c, &sc.url("/cgi-bin/no/such/api?x=1")).await;
-    assert_eq!(status, 200, "{v}");
+    assert_eq!(status, 404, "{v}");
     assert!(h.get("x-sidecar-reason").is_none());
-    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(v["errcode"], 404, "{v}");
     assert_eq!(calls(&sim, "/cgi-bin/no/such/api"), 1);
     let metrics = sc.settled_metrics().await;
     assert!(
-        metrics.contains("wecom_api_request_duration_seconds_count{api=\"other\",outcome=\"ok\",upstream=\"primary\"} 1"),
+        metrics.contains("wecom_api_request_duration_seconds_count{api=\"other\",outcome=\"http_error\",upstream=\"primary\"} 1"),
         "{metrics}"
     );
     assert!(!metrics.contains("no/such"), "{metrics}");
@@ -1192,7 +1194,8 @@ async fn metric_labels_stay_bounded_under_thousands_of_distinct_paths_and_querie
     };
 
     // A first few of each, to see which series exist once every kind of call was made.
-    burst(unknown(0..50), None, 0).await;
+    // (The simulator answers these unknown APIs with errcode 404.)
+    burst(unknown(0..50), None, 404).await;
     burst(queries(0..50), None, 0).await;
     burst(
         vec![sc.url("/cgi-bin/user/get?userid=g")],
@@ -1202,7 +1205,7 @@ async fn metric_labels_stay_bounded_under_thousands_of_distinct_paths_and_querie
     .await;
     let early = series(&sc.settled_metrics().await);
 
-    burst(unknown(50..3000), None, 0).await;
+    burst(unknown(50..3000), None, 404).await;
     burst(queries(50..3000), None, 0).await;
     for i in 1..100 {
         burst(

@@ -82,6 +82,15 @@ impl fmt::Display for ConfigError {
 
 /// Reads and validates a config file, taking secrets from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with_env(path, &|name| std::env::var(name).ok())
+}
+
+/// Reads and validates a config file with `env` standing in for the environment (`--dev`,
+/// whose secrets are the simulator's own unless set).
+pub fn load_with_env(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let why = match e.kind() {
             std::io::ErrorKind::NotFound => "no such file".to_string(),
@@ -97,7 +106,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             ),
         )
     })?;
-    parse(&text, Some(path))
+    parse_with_env(&text, Some(path), env)
 }
 
 /// Validates config text, taking secrets from the process environment. `source` is where the

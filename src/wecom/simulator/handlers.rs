@@ -1,4 +1,8 @@
-//! The WeCom endpoints the simulator answers, with WeCom's errcodes, and the answers of faults.
+//! The WeCom endpoints the simulator answers, with WeCom's errcodes, and the answers of faults:
+//! gettoken, robots, messages, media and the IP lists here; contacts in
+//! [`super::directory`], group chats in [`super::appchat`]. A `/cgi-bin/` path none of them
+//! serves gets HTTP 404 with errcode 404 (before any token check), so an SDK calling an API
+//! the simulator does not implement fails at that call instead of reading a bare `ok`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -7,7 +11,9 @@ use http::{HeaderValue, Response, StatusCode};
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
+use super::appchat::AppChats;
 use super::body::{SimBody, TRUNCATED_DECLARED};
+use super::directory::Directory;
 use super::multipart;
 use super::state::{bump, lock, State, StoredMedia, TokenError, MAX_DUPLICATE_WINDOW};
 
@@ -22,7 +28,7 @@ pub struct Call<'a> {
 }
 
 impl Call<'_> {
-    fn query(&self, name: &str) -> Option<String> {
+    pub(crate) fn query(&self, name: &str) -> Option<String> {
         query_value(self.query, name)
     }
 }
@@ -42,11 +48,24 @@ pub fn json_answer(v: Value) -> Answer {
     r
 }
 
+/// The JSON object a POST body holds; `None` for anything else (WeCom answers [`bad_json`]).
+pub(crate) fn json_object(call: &Call) -> Option<Map<String, Value>> {
+    match serde_json::from_slice::<Value>(call.body) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    }
+}
+
+/// WeCom's answer to a body that is not a JSON object.
+pub(crate) fn bad_json() -> Answer {
+    errcode(47001, "data format error")
+}
+
 pub fn errcode(code: i64, msg: &str) -> Answer {
     json_answer(json!({"errcode": code, "errmsg": msg}))
 }
 
-fn ok_with(fields: Value) -> Answer {
+pub(crate) fn ok_with(fields: Value) -> Answer {
     let mut v = json!({"errcode": 0, "errmsg": "ok"});
     if let (Some(v), Value::Object(fields)) = (v.as_object_mut(), fields) {
         v.extend(fields);
@@ -102,7 +121,7 @@ pub fn truncated() -> Answer {
     r
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut raw = vec![0u8; bytes];
     rand::rng().fill(&mut raw[..]);
     hex::encode(raw)
@@ -133,6 +152,9 @@ pub fn wecom(state: &State, call: &Call) -> Answer {
     }
     if call.path.starts_with("/cgi-bin/webhook/") {
         return webhook(state, call);
+    }
+    if !implemented(call.path) {
+        return not_implemented(call.path);
     }
     match state.check_token(call.query("access_token").as_deref()) {
         Ok(app) => api(state, app, call),
@@ -172,19 +194,63 @@ fn gettoken(state: &State, call: &Call) -> Answer {
     ok_with(json!({"access_token": token, "expires_in": expires_in}))
 }
 
+/// The APIs answered here besides the contact and group chat ones.
+const APIS: &[&str] = &[
+    "/cgi-bin/message/send",
+    "/cgi-bin/linkedcorp/message/send",
+    "/cgi-bin/media/upload",
+    "/cgi-bin/media/uploadimg",
+    "/cgi-bin/media/get",
+    "/cgi-bin/getcallbackip",
+    "/cgi-bin/get_api_domain_ip",
+];
+
+/// Whether the simulator answers `path` (a business API, past the token check).
+pub fn implemented(path: &str) -> bool {
+    APIS.contains(&path) || Directory::serves(path) || AppChats::serves(path)
+}
+
+/// Every business API the simulator answers, for its docs and tests.
+pub fn implemented_apis() -> Vec<&'static str> {
+    let mut all: Vec<&str> = APIS
+        .iter()
+        .chain(super::directory::PATHS)
+        .chain(super::appchat::PATHS)
+        .copied()
+        .collect();
+    all.sort_unstable();
+    all
+}
+
+/// A `/cgi-bin/` path the simulator does not serve: HTTP 404, errcode 404, naming the path.
+fn not_implemented(path: &str) -> Answer {
+    let mut r = json_answer(json!({
+        "errcode": 404,
+        "errmsg": format!("not found: {path} is not an API the WeCom simulator implements"),
+    }));
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r
+}
+
+/// The addresses `getcallbackip` and `get_api_domain_ip` list (documentation ranges).
+const IP_LIST: [&str; 3] = ["192.0.2.10", "192.0.2.11", "198.51.100.0/24"];
+
 /// A business API, after the token check; `app` is the token's app.
 fn api(state: &State, app: usize, call: &Call) -> Answer {
+    if let Some(answer) = lock(&state.directory).answer(call) {
+        return answer;
+    }
+    if let Some((answer, members)) = lock(&state.chats).answer(call) {
+        if !members.is_empty() {
+            let mut c = lock(&state.counters);
+            c.messages_delivered += 1;
+            for user in &members {
+                bump(&mut c.delivered_per_user, user, 1);
+            }
+        }
+        return answer;
+    }
     match call.path {
-        "/cgi-bin/user/get" => user_get(call),
-        "/cgi-bin/department/list" => ok_with(json!({
-            "department": [
-                {"id": 1, "name": "Head office", "name_en": "HQ", "parentid": 0, "order": 100000000,
-                 "department_leader": ["zhangsan"]},
-                {"id": 2, "name": "R&D", "parentid": 1, "order": 100000000, "department_leader": []},
-                {"id": 3, "name": "Sales", "parentid": 1, "order": 99999000, "department_leader": []}
-            ]
-        })),
-        "/cgi-bin/user/list_id" => user_list_id(call),
         "/cgi-bin/message/send" | "/cgi-bin/linkedcorp/message/send" => {
             message_send(state, app, call)
         }
@@ -192,59 +258,13 @@ fn api(state: &State, app: usize, call: &Call) -> Answer {
             let kind = call.query("type").unwrap_or_else(|| "file".into());
             media_upload(state, call, &kind)
         }
+        "/cgi-bin/media/uploadimg" => media_uploadimg(state, call),
         "/cgi-bin/media/get" => media_get(state, call),
-        _ => ok_with(json!({})),
-    }
-}
-
-fn user_get(call: &Call) -> Answer {
-    let userid = call.query("userid").unwrap_or_default();
-    if userid.is_empty() {
-        return errcode(60111, "userid not found");
-    }
-    ok_with(json!({
-        "userid": userid, "name": format!("User {userid}"), "department": [1],
-        "position": "", "status": 1, "main_department": 1
-    }))
-}
-
-/// The members `user/list_id` pages through.
-const MEMBERS: [(&str, u64); 6] = [
-    ("zhangsan", 1),
-    ("lisi", 2),
-    ("wangwu", 2),
-    ("zhaoliu", 3),
-    ("sunqi", 3),
-    ("zhouba", 1),
-];
-
-/// `POST /cgi-bin/user/list_id` `{"cursor": "...", "limit": n}`: pages of `MEMBERS`.
-fn user_list_id(call: &Call) -> Answer {
-    let req: Value = if call.body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        match serde_json::from_slice(call.body) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => return errcode(47001, "data format error"),
+        "/cgi-bin/getcallbackip" | "/cgi-bin/get_api_domain_ip" => {
+            ok_with(json!({ "ip_list": IP_LIST }))
         }
-    };
-    let start = req["cursor"]
-        .as_str()
-        .and_then(|c| c.parse::<usize>().ok())
-        .unwrap_or(0)
-        .min(MEMBERS.len());
-    let limit = req["limit"].as_u64().unwrap_or(1000).clamp(1, 10_000) as usize;
-    let end = (start + limit).min(MEMBERS.len());
-    let page: Vec<Value> = MEMBERS[start..end]
-        .iter()
-        .map(|(u, d)| json!({"userid": u, "department": d}))
-        .collect();
-    let next = if end < MEMBERS.len() {
-        end.to_string()
-    } else {
-        String::new()
-    };
-    ok_with(json!({"next_cursor": next, "dept_user": page}))
+        other => not_implemented(other),
+    }
 }
 
 /// `POST /cgi-bin/message/send`: counts deliveries; honours `enable_duplicate_check`.
@@ -332,6 +352,17 @@ fn media_upload(state: &State, call: &Call, kind: &str) -> Answer {
     lock(&state.media).insert(id.clone(), stored);
     lock(&state.counters).uploaded_bytes += len;
     ok_with(json!({"type": kind, "media_id": id, "created_at": unix_now().to_string()}))
+}
+
+/// `media/uploadimg`: an image for message bodies, answered with a URL of it.
+fn media_uploadimg(state: &State, call: &Call) -> Answer {
+    let Some(part) =
+        multipart::find_part(call.content_type, call.body, "media").filter(|p| !p.data.is_empty())
+    else {
+        return errcode(44001, "empty media data");
+    };
+    lock(&state.counters).uploaded_bytes += part.data.len() as u64;
+    ok_with(json!({"url": format!("https://wework.qpic.cn/sim/{}/0", random_hex(16))}))
 }
 
 /// `GET /cgi-bin/media/get?media_id=`: the stored file, or `gen-N`: N generated bytes.

@@ -10,8 +10,11 @@
 //!   answer like the real WeCom (the still-valid token again, with its remaining `expires_in`),
 //!   make each token good for one call only, or answer another `expires_in` (e.g. 0).
 //! - Business APIs want `access_token`: 41001 missing, 40014 unknown or invalidated, 42001 expired.
-//! - `user/get` (`userid` empty: 60111), `department/list`, `user/list_id` (POST, pages of six
-//!   members by `cursor`/`limit`), `user/delete` (a GET write), `message/send` and
+//! - Contacts ([`directory`]): `user/*`, `department/*`, `tag/*` on a corp that starts with
+//!   three departments and six members and keeps what is created (`user/get` with an empty or
+//!   deleted `userid`: 60111; `user/list_id` is a POST read paged by `cursor`/`limit`;
+//!   `user/delete` a GET write). Group chats ([`appchat`]). `getcallbackip` and
+//!   `get_api_domain_ip` (`ip_list`). `message/send` and
 //!   `linkedcorp/message/send` (47001 on bad JSON; counts deliveries per `touser` entry; with
 //!   `enable_duplicate_check: 1`, identical JSON from the same app inside
 //!   `duplicate_check_interval` (default 1800 s, at most 14400 s) is answered but not delivered),
@@ -19,8 +22,9 @@
 //!   `media_id=gen-N` streams N deterministic bytes, see [`body::generated_bytes`]; 40007 unknown).
 //! - Group robots, `webhook/send` and `webhook/upload_media`, want `key` instead of a token
 //!   (93000 without).
-//! - Any other `/cgi-bin/` path with a valid token: `{"errcode":0,"errmsg":"ok"}`. Any path not
-//!   under `/cgi-bin/` or `/sim/`: HTTP 404.
+//! - Any other `/cgi-bin/` path: HTTP 404 with `{"errcode":404,"errmsg":"not found: …"}`, token
+//!   or not ([`Simulator::implemented_apis`] lists the rest). Any path not under `/cgi-bin/` or
+//!   `/sim/`: HTTP 404.
 //!
 //! # Control API
 //!
@@ -74,8 +78,10 @@
 //! A simulator listens on one address; [`Simulator::also_listen`] adds another address of the
 //! same simulated WeCom (same tokens, counters and faults), as a standby endpoint is.
 
+mod appchat;
 pub mod body;
 mod control;
+mod directory;
 mod handlers;
 mod multipart;
 mod server;
@@ -208,6 +214,11 @@ impl Simulator {
             here,
             stop: Arc::new(stop),
         })
+    }
+
+    /// Every business API the simulator answers (besides `gettoken` and the robot calls).
+    pub fn implemented_apis() -> Vec<&'static str> {
+        handlers::implemented_apis()
     }
 
     pub fn addr(&self) -> SocketAddr {

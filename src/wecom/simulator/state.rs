@@ -164,6 +164,10 @@ pub(crate) struct State {
     pub media: Mutex<HashMap<String, StoredMedia>>,
     /// (app, canonical message without the duplicate-check keys) → when it was delivered.
     pub recent: Mutex<HashMap<(usize, String), Instant>>,
+    /// Members, departments and tags.
+    pub directory: Mutex<super::directory::Directory>,
+    /// Group chats (`appchat/*`).
+    pub chats: Mutex<super::appchat::AppChats>,
 }
 
 /// The duplicate-check memory is pruned of entries older than WeCom's longest window once it
@@ -181,6 +185,8 @@ impl State {
             counters: Mutex::default(),
             media: Mutex::default(),
             recent: Mutex::default(),
+            directory: Mutex::default(),
+            chats: Mutex::default(),
         }
     }
 
