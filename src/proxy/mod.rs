@@ -12,6 +12,7 @@
 pub mod admission;
 pub mod dedupe;
 pub mod forward;
+mod hop;
 pub mod request;
 pub mod respond;
 
@@ -80,6 +81,11 @@ impl HttpServerApp for SidecarProxy {
         mut session: Session,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
+        // Requests an app writes before reading the answers (HTTP/1.1 pipelining) are answered
+        // in order: pingora keeps the bytes read past one request for the next session on the
+        // connection only when pipelining is on; otherwise it closes the connection and the
+        // requests read along with the first one vanish unanswered.
+        session.set_pipelining_enabled(true);
         if !read_request(&mut session, shutdown).await {
             return None;
         }
