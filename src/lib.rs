@@ -10,6 +10,7 @@ pub mod admin;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod descriptors;
 pub mod fleet;
 pub mod metrics;
 pub mod plans;

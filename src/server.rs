@@ -57,6 +57,7 @@ pub fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
     ] {
         ensure_bindable(key, addr)?;
     }
+    descriptor_limit(&shared, &rt.config.client);
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
@@ -109,6 +110,34 @@ pub fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
         shutdown_signal: Box::new(DrainOnSignal { shared }),
     });
     Ok(())
+}
+
+/// Raises the soft descriptor limit to the hard one and caps app connections to what it
+/// leaves room for (`client.max_connections`, `descriptors`).
+fn descriptor_limit(shared: &Shared, client: &crate::config::ClientConnections) {
+    let limit = match crate::descriptors::raise_to_hard() {
+        Ok(raised) => raised,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read or raise the descriptor limit; client.max_connections is not bounded by it");
+            return;
+        }
+    };
+    let allowed = crate::descriptors::app_connections_allowed(limit.now);
+    shared.capacity.set_allowed(allowed);
+    if let Some(n) = client.max_connections.filter(|&n| n > allowed) {
+        tracing::warn!(
+            configured = n,
+            allowed,
+            descriptor_limit = limit.now,
+            "client.max_connections is more than the descriptor limit leaves room for; using {allowed}: raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower client.max_connections"
+        );
+    }
+    tracing::info!(
+        descriptor_limit = limit.now,
+        raised_from = limit.before,
+        max_connections = shared.capacity.max_connections(client),
+        "app connections bounded"
+    );
 }
 
 /// Binds `addr` and lets it go again, so a port another process holds is reported at once.

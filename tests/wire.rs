@@ -394,3 +394,192 @@ async fn hop_by_hop_headers_and_the_names_connection_lists_stay_on_their_hop() {
     assert!(headers.get("x-up-hop").is_none(), "{headers:?}");
     assert!(headers.get("keep-alive").is_none(), "{headers:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. Slow and idle app connections
+// ---------------------------------------------------------------------------------------------
+
+/// `wecom_app_connections_closed_total{reason}`.
+fn closed_for(metrics: &str, reason: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("wecom_app_connections_closed_total{")
+                && l.contains(&format!("reason=\"{reason}\""))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Whether the sidecar closes `stream` (EOF or reset) within `WITHIN`, reading whatever it
+/// sends first.
+async fn closed_by_sidecar(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(WITHIN, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// A short `client:` section for tests.
+const SHORT_CLIENT: &str =
+    "client:\n  header_timeout: 1s\n  body_timeout: 1s\n  idle_timeout: 1s\n";
+
+/// A head sent a byte at a time (slowloris) is cut at `header_timeout`, however steadily the
+/// bytes come; a kept-alive connection is closed after `idle_timeout` without a call; a body
+/// that stops coming is cut at `body_timeout`. (Before: pingora bounds each read only, by 60 s,
+/// and the wait between calls not at all.)
+#[tokio::test]
+async fn slow_heads_stalled_bodies_and_idle_connections_are_closed() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), SHORT_CLIENT).await;
+    sc.wait_ready().await;
+    let addr = sidecar_addr(&sc);
+
+    // A head dripped a byte every 200 ms: closed long before the 60 drips are out.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /cgi-bin/user/get?userid=zhangsan HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let mut cut = false;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if slow.write_all(b"X").await.is_err() {
+            cut = true;
+            break;
+        }
+    }
+    assert!(
+        cut || closed_by_sidecar(&mut slow).await,
+        "slow head kept open"
+    );
+
+    // One call, then nothing: the connection is closed for idleness.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /cgi-bin/user/get?userid=lisi HTTP/1.1\r\nHost: s\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_by_sidecar(&mut idle).await,
+        "idle connection kept open"
+    );
+
+    // A body that stops after 10 of its 100 bytes.
+    let mut stalled = TcpStream::connect(addr).await.unwrap();
+    stalled
+        .write_all(
+            format!("POST {SEND} HTTP/1.1\r\nHost: s\r\nContent-Length: 100\r\n\r\n{{\"touser\":")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        closed_by_sidecar(&mut stalled).await,
+        "stalled body kept open"
+    );
+    assert_eq!(sim.counters().messages_delivered, 0);
+
+    let metrics = sc.settled_metrics().await;
+    assert!(closed_for(&metrics, "header_timeout") >= 1.0, "{metrics}");
+    assert!(closed_for(&metrics, "idle_timeout") >= 1.0, "{metrics}");
+    // Still serving.
+    let (_, _, body) = get_json(&client(), &sc.url("/cgi-bin/user/get?userid=w")).await;
+    assert_eq!(body["errcode"], 0);
+}
+
+/// Open descriptors of a process.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Slowloris at a descriptor limit of 1024: 1,100 connections dripping their heads (and
+/// reconnecting when cut) while normal calls on new connections keep being answered, and
+/// the sidecar's descriptors stay under its limit. (Before: accept failed for want of
+/// descriptors and 7 of 8 normal calls timed out.)
+#[tokio::test]
+async fn slowloris_at_a_descriptor_limit_of_1024_does_not_keep_calls_out() {
+    // The test itself holds 1,100 sockets: its own soft limit goes up to the hard one.
+    wecom_sidecar::descriptors::raise_to_hard().unwrap();
+    let sim = simulator().await;
+    let url = sim.url();
+    let sc = Sidecar::start_limited(
+        |listen, admin| config_yaml(listen, admin, &url, "client:\n  header_timeout: 3s\n"),
+        &[],
+        Some(1024),
+    )
+    .await;
+    sc.wait_ready().await;
+    let addr = sidecar_addr(&sc);
+    let normal = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let (_, _, body) = get_json(&normal, &sc.url("/cgi-bin/user/get?userid=warm")).await;
+    assert_eq!(body["errcode"], 0);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attackers: Vec<_> = (0..1100)
+        .map(|i| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut opened = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Ok(mut s) = TcpStream::connect(addr).await else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    opened += 1;
+                    let head = format!("GET /cgi-bin/user/get?userid=a{i} HTTP/1.1\r\n");
+                    if s.write_all(head.as_bytes()).await.is_err() {
+                        continue;
+                    }
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        if s.write_all(b"X").await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                opened
+            })
+        })
+        .collect();
+    // Let the storm build up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let mut answered = 0;
+    let mut peak_fds = 0;
+    for i in 0..8 {
+        let r = normal
+            .get(sc.url(&format!("/cgi-bin/user/get?userid=n{i}")))
+            .send()
+            .await;
+        if let Ok(r) = r {
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            if v["errcode"] == 0 {
+                answered += 1;
+            }
+        }
+        peak_fds = peak_fds.max(open_fds(sc.pid()));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut opened = 0;
+    for a in attackers {
+        opened += a.await.unwrap();
+    }
+    assert_eq!(answered, 8, "normal calls answered during the storm");
+    assert!(opened >= 1100, "{opened}");
+    assert!(peak_fds < 1024, "descriptors at the limit: {peak_fds}");
+    let metrics = sc.settled_metrics().await;
+    assert!(closed_for(&metrics, "evicted") >= 1.0, "{metrics}");
+    eprintln!(
+        "slowloris: {opened} attacker connections opened, sidecar peak descriptors {peak_fds}"
+    );
+}

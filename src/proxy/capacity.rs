@@ -1,0 +1,183 @@
+//! How many app connections may be open at once (`client.max_connections`), and which one
+//! gives way when a new one arrives at the cap.
+//!
+//! A connection holds a [`Slot`] from accept to close. While it waits for a request head
+//! (idle between calls, or sending a head slowly) it is *waiting* and may be evicted: a new
+//! connection over the cap closes the one that has waited longest and takes its place. Only
+//! when no connection is waiting (every one is in a call) is the new one refused. So slow or
+//! idle connections, however many, can never keep a real call out, and a call in progress is
+//! never cut for a newcomer. The count may pass the cap by the evictions still closing (each
+//! takes microseconds); the descriptor reserve absorbs that.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::config::ClientConnections;
+
+/// The open app connections and those waiting for a request head.
+#[derive(Default)]
+pub struct Capacity {
+    open: AtomicUsize,
+    /// Waiting connections by when they began to wait (a sequence number: smallest = longest).
+    waiting: Mutex<BTreeMap<u64, Arc<Notify>>>,
+    next: AtomicU64,
+    /// What the descriptor limit allows (set at start; 0: not set, no bound from it).
+    allowed: AtomicU64,
+}
+
+/// One open connection's place; gives it back when dropped.
+pub struct Slot {
+    capacity: Arc<Capacity>,
+    evict: Arc<Notify>,
+}
+
+/// How a wait for a request head ended.
+pub enum Waited<T> {
+    /// The head (or whatever was awaited) arrived.
+    Done(T),
+    /// Done, but the connection was chosen for eviction as it finished: answer this call and
+    /// close.
+    DoneThenClose(T),
+    /// Evicted while waiting: close now.
+    Evicted,
+}
+
+impl Capacity {
+    fn waiting(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<Notify>>> {
+        // A panic elsewhere while holding the lock leaves the map itself intact.
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slot for a new connection when fewer than `max` are open, or when a waiting one can
+    /// be evicted for it; `None`: every connection is in a call, refuse this one.
+    pub fn admit(self: &Arc<Self>, max: u64) -> Option<Slot> {
+        let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
+        if open as u64 > max {
+            let victim = self.waiting().pop_first();
+            match victim {
+                Some((_, evict)) => evict.notify_one(),
+                None => {
+                    self.open.fetch_sub(1, Ordering::AcqRel);
+                    return None;
+                }
+            }
+        }
+        Some(Slot {
+            capacity: self.clone(),
+            evict: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Records what the descriptor limit allows for app connections.
+    pub fn set_allowed(&self, n: u64) {
+        self.allowed.store(n, Ordering::Release);
+    }
+
+    /// The cap in force: `client.max_connections` when set, the descriptor limit's allowance
+    /// otherwise, and never more than that allowance (a configured cap above it is lowered,
+    /// with a warning at start).
+    pub fn max_connections(&self, client: &ClientConnections) -> u64 {
+        let allowed = match self.allowed.load(Ordering::Acquire) {
+            0 => u64::MAX,
+            n => n,
+        };
+        client.max_connections.map_or(allowed, |n| n.min(allowed))
+    }
+
+    /// Open app connections.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+}
+
+impl Slot {
+    /// Runs `wait` (the wait for a request head) while this connection may be evicted.
+    pub async fn evictable<F: Future>(&self, wait: F) -> Waited<F::Output> {
+        let key = self.capacity.next.fetch_add(1, Ordering::Relaxed);
+        self.capacity.waiting().insert(key, self.evict.clone());
+        let out = tokio::select! {
+            biased;
+            _ = self.evict.notified() => None,
+            v = wait => Some(v),
+        };
+        let still_listed = self.capacity.waiting().remove(&key).is_some();
+        match out {
+            None => Waited::Evicted,
+            // Chosen just as the head arrived: the call goes on, then the connection closes
+            // (so the eviction's notification, left unconsumed, never ends a later wait).
+            Some(v) if !still_listed => Waited::DoneThenClose(v),
+            Some(v) => Waited::Done(v),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.capacity.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn under_the_cap_every_connection_gets_a_slot() {
+        let cap = Arc::new(Capacity::default());
+        let a = cap.admit(2).unwrap();
+        let _b = cap.admit(2).unwrap();
+        assert_eq!(cap.open(), 2);
+        drop(a);
+        assert_eq!(cap.open(), 1);
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_with_every_connection_busy_the_new_one_is_refused() {
+        let cap = Arc::new(Capacity::default());
+        let _a = cap.admit(1).unwrap();
+        assert!(cap.admit(1).is_none());
+        assert_eq!(cap.open(), 1, "a refused connection does not count");
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_the_longest_waiting_connection_gives_way() {
+        let cap = Arc::new(Capacity::default());
+        let (a, b) = (cap.admit(2).unwrap(), cap.admit(2).unwrap());
+        let older = tokio::spawn(async move {
+            matches!(
+                a.evictable(std::future::pending::<()>()).await,
+                Waited::Evicted
+            )
+        });
+        tokio::task::yield_now().await;
+        let newer = tokio::spawn(async move {
+            let r = b
+                .evictable(tokio::time::sleep(std::time::Duration::from_millis(50)))
+                .await;
+            matches!(r, Waited::Done(()))
+        });
+        tokio::task::yield_now().await;
+        let c = cap.admit(2);
+        assert!(c.is_some(), "a waiting connection makes room");
+        assert!(older.await.unwrap(), "the longest waiting one was evicted");
+        assert!(newer.await.unwrap(), "the other one was left alone");
+    }
+
+    #[tokio::test]
+    async fn an_eviction_that_races_the_head_closes_after_the_call() {
+        let cap = Arc::new(Capacity::default());
+        let a = cap.admit(1).unwrap();
+        let cap2 = cap.clone();
+        // The head "arrives" as the eviction happens: the wait finishes after it is chosen.
+        let r = a
+            .evictable(async move {
+                let _ = cap2.admit(1);
+            })
+            .await;
+        assert!(matches!(r, Waited::DoneThenClose(())));
+    }
+}
