@@ -583,3 +583,85 @@ async fn slowloris_at_a_descriptor_limit_of_1024_does_not_keep_calls_out() {
         "slowloris: {opened} attacker connections opened, sidecar peak descriptors {peak_fds}"
     );
 }
+
+/// Over `client.max_connections` with every connection in a call, a new connection gets a
+/// clear 503 `overloaded` at once instead of waiting; a connection only waiting for its next
+/// request gives way to a new one instead.
+#[tokio::test]
+async fn over_max_connections_idle_ones_give_way_and_busy_ones_get_a_503() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), "client:\n  max_connections: 2\n").await;
+    sc.wait_ready().await;
+    let addr = sidecar_addr(&sc);
+
+    // Two kept-alive connections, idle after one call each.
+    let mut idle = Vec::new();
+    for i in 0..2 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET /cgi-bin/user/get?userid=i{i} HTTP/1.1\r\nHost: s\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        idle.push(s);
+    }
+    // A third one is served: the idle connection that waited longest is closed for it.
+    let (_, _, body) = get_json(&client(), &sc.url("/cgi-bin/user/get?userid=third")).await;
+    assert_eq!(body["errcode"], 0);
+    assert!(
+        closed_by_sidecar(&mut idle[0]).await,
+        "the oldest idle one gave way"
+    );
+
+    // Two calls in flight (WeCom slow), then a third connection: refused, clearly.
+    sim.inject(fault(
+        "/cgi-bin/user/get",
+        FaultKind::Delay(Duration::from_secs(2)),
+        Some(2),
+    ));
+    drop(idle);
+    assert!(
+        eventually(Duration::from_secs(5), async || sc
+            .metrics()
+            .await
+            .contains("\nwecom_app_connections 0\n"))
+        .await,
+        "every earlier connection closed"
+    );
+    let c = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let busy: Vec<_> = (0..2)
+        .map(|i| {
+            let (c, url) = (c.clone(), sc.url(&format!("/cgi-bin/user/get?userid=b{i}")));
+            tokio::spawn(async move { get_json(&c, &url).await.2["errcode"].as_i64() })
+        })
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(5), async || calls(
+            &sim,
+            "/cgi-bin/user/get"
+        ) >= 5)
+        .await,
+        "both slow calls reached WeCom"
+    );
+    let answers = pipelined(
+        &sc,
+        &["GET /cgi-bin/user/get?userid=x HTTP/1.1\r\nHost: s\r\n\r\n".to_string()],
+    )
+    .await;
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0].status, 503);
+    assert_eq!(answers[0].header("x-sidecar-reason"), Some("overloaded"));
+    assert_eq!(answers[0].json()["errcode"], -1);
+    for b in busy {
+        assert_eq!(b.await.unwrap(), Some(0), "calls in progress are never cut");
+    }
+    let metrics = sc.settled_metrics().await;
+    assert!(closed_for(&metrics, "refused") >= 1.0, "{metrics}");
+    assert!(closed_for(&metrics, "evicted") >= 1.0, "{metrics}");
+}
