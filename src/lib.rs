@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod descriptors;
 pub mod fleet;
+pub mod memory;
 pub mod metrics;
 pub mod plans;
 pub mod proxy;

@@ -183,7 +183,8 @@ impl ShutdownSignalWatch for DrainOnSignal {
     }
 }
 
-/// Token refresh, config reloads (SIGHUP, file replaced) and the drain watcher.
+/// Token refresh, config reloads (SIGHUP, file replaced), probes, memory trimming and the
+/// drain watcher.
 struct Background {
     shared: Arc<Shared>,
 }
@@ -200,6 +201,7 @@ impl BackgroundService for Background {
             self.shared.clone(),
             shutdown.clone(),
         ));
+        tokio::spawn(crate::memory::run(self.shared.clone(), shutdown.clone()));
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let Ok(mut hup) = signal(SignalKind::hangup()) else {

@@ -27,6 +27,8 @@ pub struct Capacity {
     next: AtomicU64,
     /// What the descriptor limit allows (set at start; 0: not set, no bound from it).
     allowed: AtomicU64,
+    /// The most connections open at once since [`Capacity::take_peak`] last read it.
+    peak: AtomicUsize,
 }
 
 /// One open connection's place; gives it back when dropped.
@@ -56,6 +58,7 @@ impl Capacity {
     /// be evicted for it; `None`: every connection is in a call, refuse this one.
     pub fn admit(self: &Arc<Self>, max: u64) -> Option<Slot> {
         let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
+        self.peak.fetch_max(open, Ordering::Relaxed);
         if open as u64 > max {
             let victim = self.waiting().pop_first();
             match victim {
@@ -86,6 +89,12 @@ impl Capacity {
             n => n,
         };
         client.max_connections.map_or(allowed, |n| n.min(allowed))
+    }
+
+    /// The most connections open at once since the last call; resets to the number open now.
+    pub fn take_peak(&self) -> usize {
+        let open = self.open();
+        self.peak.swap(open, Ordering::Relaxed).max(open)
     }
 
     /// Open app connections.
