@@ -3,14 +3,18 @@
 //!
 //! A connection holds a [`Slot`] from accept to close. While it waits for a request head
 //! (idle between calls, or sending a head slowly) it is *waiting* and may be evicted: a new
-//! connection over the cap closes the one that has waited longest and takes its place. Only
-//! when no connection is waiting (every one is in a call) is the new one refused. So slow or
-//! idle connections, however many, can never keep a real call out, and a call in progress is
-//! never cut for a newcomer. The count may pass the cap by the evictions still closing (each
-//! takes microseconds); the descriptor reserve absorbs that.
+//! connection over the cap closes the one that has waited longest and takes its place. A
+//! waiting connection whose whole head already sits unread in its socket (a real request the
+//! sidecar has not got to yet, when it is short of CPU) is passed over: only heads still
+//! arriving, or connections idle between calls, give way. When none among the longest waiting
+//! can, the new connection is refused. So slow or idle connections, however many, can never
+//! keep a real call out, and a call in progress is never cut for a newcomer. The count may
+//! pass the cap by the evictions still closing (each takes microseconds); the descriptor
+//! reserve absorbs that.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::os::unix::io::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -23,7 +27,7 @@ use crate::config::ClientConnections;
 pub struct Capacity {
     open: AtomicUsize,
     /// Waiting connections by when they began to wait (a sequence number: smallest = longest).
-    waiting: Mutex<BTreeMap<u64, Arc<Notify>>>,
+    waiting: Mutex<BTreeMap<u64, Waiting>>,
     next: AtomicU64,
     /// What the descriptor limit allows (set at start; 0: not set, no bound from it).
     allowed: AtomicU64,
@@ -31,10 +35,24 @@ pub struct Capacity {
     peak: AtomicUsize,
 }
 
+/// Waiting connections looked at, longest waiting first, for one that can give way.
+const EVICTION_SCAN: usize = 16;
+/// Bytes of a waiting connection's unread input looked at for a complete request head.
+const HEAD_PEEK: usize = 4096;
+
+/// A connection waiting for a request head: how to evict it, and its socket (while it is in
+/// the waiting map, the socket is open: the entry is removed before the connection closes).
+#[derive(Clone)]
+struct Waiting {
+    evict: Arc<Notify>,
+    fd: Option<RawFd>,
+}
+
 /// One open connection's place; gives it back when dropped.
 pub struct Slot {
     capacity: Arc<Capacity>,
     evict: Arc<Notify>,
+    fd: Option<RawFd>,
 }
 
 /// How a wait for a request head ended.
@@ -49,20 +67,28 @@ pub enum Waited<T> {
 }
 
 impl Capacity {
-    fn waiting(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<Notify>>> {
+    fn waiting(&self) -> MutexGuard<'_, BTreeMap<u64, Waiting>> {
         // A panic elsewhere while holding the lock leaves the map itself intact.
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A slot for a new connection when fewer than `max` are open, or when a waiting one can
-    /// be evicted for it; `None`: every connection is in a call, refuse this one.
-    pub fn admit(self: &Arc<Self>, max: u64) -> Option<Slot> {
+    /// A slot for a new connection (its socket `fd`) when fewer than `max` are open, or when
+    /// a waiting one can be evicted for it; `None`: none can give way, refuse this one.
+    pub fn admit(self: &Arc<Self>, max: u64, fd: Option<RawFd>) -> Option<Slot> {
         let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
         self.peak.fetch_max(open, Ordering::Relaxed);
         if open as u64 > max {
-            let victim = self.waiting().pop_first();
+            let victim = {
+                let mut waiting = self.waiting();
+                let key = waiting
+                    .iter()
+                    .take(EVICTION_SCAN)
+                    .find(|(_, w)| !w.fd.is_some_and(head_pending))
+                    .map(|(k, _)| *k);
+                key.and_then(|k| waiting.remove(&k))
+            };
             match victim {
-                Some((_, evict)) => evict.notify_one(),
+                Some(w) => w.evict.notify_one(),
                 None => {
                     self.open.fetch_sub(1, Ordering::AcqRel);
                     return None;
@@ -72,6 +98,7 @@ impl Capacity {
         Some(Slot {
             capacity: self.clone(),
             evict: Arc::new(Notify::new()),
+            fd,
         })
     }
 
@@ -107,7 +134,11 @@ impl Slot {
     /// Runs `wait` (the wait for a request head) while this connection may be evicted.
     pub async fn evictable<F: Future>(&self, wait: F) -> Waited<F::Output> {
         let key = self.capacity.next.fetch_add(1, Ordering::Relaxed);
-        self.capacity.waiting().insert(key, self.evict.clone());
+        let entry = Waiting {
+            evict: self.evict.clone(),
+            fd: self.fd,
+        };
+        self.capacity.waiting().insert(key, entry);
         let out = tokio::select! {
             biased;
             _ = self.evict.notified() => None,
@@ -124,6 +155,28 @@ impl Slot {
     }
 }
 
+/// Whether a complete request head sits unread in the socket `fd` (the connection is about
+/// to be served, not sending slowly). Looks without taking anything and without blocking.
+fn head_pending(fd: RawFd) -> bool {
+    let mut buf = [0u8; HEAD_PEEK];
+    // SAFETY: recv writes at most `buf.len()` bytes into `buf`; `fd` is an open socket (see
+    // `Waiting`), and MSG_PEEK leaves its data in place for the connection's own read.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n <= 0 {
+        return false;
+    }
+    let data = &buf[..n as usize];
+    // The blank line that ends a head (httparse also accepts bare LFs).
+    data.windows(4).any(|w| w == b"\r\n\r\n") || data.windows(2).any(|w| w == b"\n\n")
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         self.capacity.open.fetch_sub(1, Ordering::AcqRel);
@@ -137,8 +190,8 @@ mod tests {
     #[tokio::test]
     async fn under_the_cap_every_connection_gets_a_slot() {
         let cap = Arc::new(Capacity::default());
-        let a = cap.admit(2).unwrap();
-        let _b = cap.admit(2).unwrap();
+        let a = cap.admit(2, None).unwrap();
+        let _b = cap.admit(2, None).unwrap();
         assert_eq!(cap.open(), 2);
         drop(a);
         assert_eq!(cap.open(), 1);
@@ -147,15 +200,15 @@ mod tests {
     #[tokio::test]
     async fn at_the_cap_with_every_connection_busy_the_new_one_is_refused() {
         let cap = Arc::new(Capacity::default());
-        let _a = cap.admit(1).unwrap();
-        assert!(cap.admit(1).is_none());
+        let _a = cap.admit(1, None).unwrap();
+        assert!(cap.admit(1, None).is_none());
         assert_eq!(cap.open(), 1, "a refused connection does not count");
     }
 
     #[tokio::test]
     async fn at_the_cap_the_longest_waiting_connection_gives_way() {
         let cap = Arc::new(Capacity::default());
-        let (a, b) = (cap.admit(2).unwrap(), cap.admit(2).unwrap());
+        let (a, b) = (cap.admit(2, None).unwrap(), cap.admit(2, None).unwrap());
         let older = tokio::spawn(async move {
             matches!(
                 a.evictable(std::future::pending::<()>()).await,
@@ -170,7 +223,7 @@ mod tests {
             matches!(r, Waited::Done(()))
         });
         tokio::task::yield_now().await;
-        let c = cap.admit(2);
+        let c = cap.admit(2, None);
         assert!(c.is_some(), "a waiting connection makes room");
         assert!(older.await.unwrap(), "the longest waiting one was evicted");
         assert!(newer.await.unwrap(), "the other one was left alone");
@@ -179,14 +232,33 @@ mod tests {
     #[tokio::test]
     async fn an_eviction_that_races_the_head_closes_after_the_call() {
         let cap = Arc::new(Capacity::default());
-        let a = cap.admit(1).unwrap();
+        let a = cap.admit(1, None).unwrap();
         let cap2 = cap.clone();
         // The head "arrives" as the eviction happens: the wait finishes after it is chosen.
         let r = a
             .evictable(async move {
-                let _ = cap2.admit(1);
+                let _ = cap2.admit(1, None);
             })
             .await;
         assert!(matches!(r, Waited::DoneThenClose(())));
+    }
+
+    #[test]
+    fn a_complete_head_waiting_unread_is_seen_and_a_partial_one_is_not() {
+        use std::io::Write;
+        use std::os::unix::io::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        assert!(!head_pending(server.as_raw_fd()), "nothing sent yet");
+        client
+            .write_all(b"GET /cgi-bin/user/get HTTP/1.1\r\nHost: s\r\n")
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!head_pending(server.as_raw_fd()), "a head still arriving");
+        client.write_all(b"\r\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(head_pending(server.as_raw_fd()), "a whole head");
+        assert!(head_pending(server.as_raw_fd()), "peeking took nothing");
     }
 }

@@ -41,7 +41,7 @@ pub(super) async fn run(app: &SidecarProxy, mut stream: Stream, shutdown: &Shutd
     let max = shared
         .capacity
         .max_connections(&shared.runtime.load().config.client);
-    let Some(slot) = shared.capacity.admit(max) else {
+    let Some(slot) = shared.capacity.admit(max, raw_fd(&stream)) else {
         closed(shared, "refused");
         refuse(stream, max).await;
         return;
@@ -106,6 +106,15 @@ pub(super) async fn run(app: &SidecarProxy, mut stream: Stream, shutdown: &Shutd
         (stream, prefix) = reused.into_parts();
         first = false;
     }
+}
+
+/// The socket of an app connection (a TCP stream on the app listener).
+fn raw_fd(stream: &Stream) -> Option<std::os::unix::io::RawFd> {
+    use std::os::unix::io::AsRawFd;
+    stream
+        .as_any()
+        .downcast_ref::<pingora::protocols::l4::stream::Stream>()
+        .map(|s| s.as_raw_fd())
 }
 
 /// Reads the next request head on a connection. `false`: nothing to answer (the app closed an
