@@ -12,6 +12,8 @@
 //! ```sh
 //! cargo bench --bench storm
 //! STORM_CONNS=2000 STORM_AFTER_SECS=20 cargo bench --bench storm
+//! # a sidecar binary built apart (the load generator itself need not be optimised):
+//! STORM_BIN=target/release/wecom-sidecar cargo test --bench storm
 //! ```
 
 use std::os::unix::process::CommandExt;
@@ -85,7 +87,9 @@ async fn start(upstream: &str, extra: &str, nofile: Option<u64>) -> Sidecar {
     );
     let path = dir.path().join("sidecar.yaml");
     std::fs::write(&path, config).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wecom-sidecar"));
+    let bin =
+        std::env::var("STORM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wecom-sidecar").into());
+    let mut command = Command::new(bin);
     if let Some(n) = nofile {
         let lim = libc::rlimit {
             rlim_cur: n as libc::rlim_t,
