@@ -64,6 +64,8 @@ pub struct Metrics {
     pub redis_up: prometheus::IntGauge,
     pub fleet_fallbacks: IntCounterVec,
     pub client_rejected: IntCounterVec,
+    pub app_connections: prometheus::IntGauge,
+    pub app_connections_closed: IntCounterVec,
 }
 
 impl Metrics {
@@ -210,6 +212,19 @@ impl Metrics {
             &["client", "reason"],
         )
         .expect("metric definition");
+        let app_connections = prometheus::IntGauge::new(
+            "wecom_app_connections",
+            "App connections open on the app listener.",
+        )
+        .expect("metric definition");
+        let app_connections_closed = IntCounterVec::new(
+            Opts::new(
+                "wecom_app_connections_closed_total",
+                "App connections the sidecar closed to keep its bounds, by reason (refused, evicted, header_timeout, idle_timeout).",
+            ),
+            &["reason"],
+        )
+        .expect("metric definition");
         for c in [
             Box::new(request_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errcode_total.clone()),
@@ -229,6 +244,8 @@ impl Metrics {
             Box::new(redis_up.clone()),
             Box::new(fleet_fallbacks.clone()),
             Box::new(client_rejected.clone()),
+            Box::new(app_connections.clone()),
+            Box::new(app_connections_closed.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -252,6 +269,8 @@ impl Metrics {
             redis_up,
             fleet_fallbacks,
             client_rejected,
+            app_connections,
+            app_connections_closed,
         }
     }
 

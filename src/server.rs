@@ -57,6 +57,7 @@ pub fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
     ] {
         ensure_bindable(key, addr)?;
     }
+    descriptor_limit(&shared, &rt.config.client);
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
@@ -111,6 +112,34 @@ pub fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Raises the soft descriptor limit to the hard one and caps app connections to what it
+/// leaves room for (`client.max_connections`, `descriptors`).
+fn descriptor_limit(shared: &Shared, client: &crate::config::ClientConnections) {
+    let limit = match crate::descriptors::raise_to_hard() {
+        Ok(raised) => raised,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read or raise the descriptor limit; client.max_connections is not bounded by it");
+            return;
+        }
+    };
+    let allowed = crate::descriptors::app_connections_allowed(limit.now);
+    shared.capacity.set_allowed(allowed);
+    if let Some(n) = client.max_connections.filter(|&n| n > allowed) {
+        tracing::warn!(
+            configured = n,
+            allowed,
+            descriptor_limit = limit.now,
+            "client.max_connections is more than the descriptor limit leaves room for; using {allowed}: raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower client.max_connections"
+        );
+    }
+    tracing::info!(
+        descriptor_limit = limit.now,
+        raised_from = limit.before,
+        max_connections = shared.capacity.max_connections(client),
+        "app connections bounded"
+    );
+}
+
 /// Binds `addr` and lets it go again, so a port another process holds is reported at once.
 /// (The standard library sets `SO_REUSEADDR`, as pingora does, so connections of an earlier
 /// run still in TIME_WAIT do not count as taken.)
@@ -154,7 +183,8 @@ impl ShutdownSignalWatch for DrainOnSignal {
     }
 }
 
-/// Token refresh, config reloads (SIGHUP, file replaced) and the drain watcher.
+/// Token refresh, config reloads (SIGHUP, file replaced), probes, memory trimming and the
+/// drain watcher.
 struct Background {
     shared: Arc<Shared>,
 }
@@ -171,6 +201,7 @@ impl BackgroundService for Background {
             self.shared.clone(),
             shutdown.clone(),
         ));
+        tokio::spawn(crate::memory::run(self.shared.clone(), shutdown.clone()));
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let Ok(mut hup) = signal(SignalKind::hangup()) else {

@@ -194,6 +194,8 @@ pub struct Shared {
     pub started: Instant,
     /// Set when SIGTERM/SIGINT arrived: readiness turns false, the drain watcher runs.
     pub draining: AtomicBool,
+    /// App connections open, and the cap on them (`client.max_connections`).
+    pub capacity: Arc<crate::proxy::capacity::Capacity>,
     in_flight: AtomicI64,
 }
 
@@ -232,6 +234,7 @@ impl Shared {
             runtime: ArcSwap::from_pointee(runtime),
             started: Instant::now(),
             draining: AtomicBool::new(false),
+            capacity: Arc::default(),
             in_flight: AtomicI64::new(0),
         })
     }

@@ -99,3 +99,21 @@ pub const DEFAULT_MAX_EJECTION: &str = "5m";
 pub const DEFAULT_HEALTH_CHECK_INTERVAL: &str = "5s";
 /// Timeout of one probe.
 pub const DEFAULT_HEALTH_CHECK_TIMEOUT: &str = "2s";
+
+/// `client.header_timeout`: the longest an app may take to send a whole request head, from the
+/// connection's start (first request) or from its first byte (later ones). Slow heads
+/// (slowloris) hold a descriptor each; this bounds how long.
+pub const DEFAULT_HEADER_TIMEOUT: &str = "10s";
+/// `client.body_timeout`: the longest a request body read, or an answer write, may make no
+/// progress.
+pub const DEFAULT_BODY_TIMEOUT: &str = "30s";
+/// `client.idle_timeout`: how long a kept-alive app connection may sit between calls (nginx's
+/// `keepalive_timeout` default).
+pub const DEFAULT_IDLE_TIMEOUT: &str = "75s";
+/// Descriptors kept back from app connections when `client.max_connections` is derived from
+/// the descriptor limit: listeners, Redis, the store, spool files and config reads (128), and
+/// upstream connections idle in the pool (256).
+pub const FD_RESERVE: u64 = 384;
+/// Fewest app connections the derived `client.max_connections` allows, however low the
+/// descriptor limit.
+pub const MIN_MAX_CONNECTIONS: u64 = 16;

@@ -31,6 +31,18 @@ pub struct FileConfig {
     pub shift_plans: Option<OrderedMap<Vec<FilePlanStep>>>,
     /// Apps' signing keys; when present, every call must be signed.
     pub clients: Option<Vec<FileClient>>,
+    /// Bounds on app-facing connections.
+    pub client: Option<FileClientConnections>,
+}
+
+/// `client`: timeouts and a connection cap on the app listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileClientConnections {
+    pub header_timeout: Option<String>,
+    pub body_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub max_connections: Option<i64>,
 }
 
 /// `clients[i]`: one calling app's HMAC key and the WeCom apps it may use.

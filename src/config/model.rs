@@ -85,6 +85,8 @@ pub struct Config {
     pub shift_plans: Vec<ShiftPlan>,
     /// Calling apps and their signing keys; empty: calls are not signed.
     pub clients: Vec<Client>,
+    /// Bounds on app-facing connections (`client:`).
+    pub client: ClientConnections,
     /// Where this config was read from (for reload and messages).
     pub source: Option<PathBuf>,
 }
@@ -184,6 +186,19 @@ pub struct OutlierPolicy {
     pub consecutive_failures: u32,
     pub base_ejection: Duration,
     pub max_ejection: Duration,
+}
+
+/// Bounds on the app listener's connections (`client:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientConnections {
+    /// The whole request head.
+    pub header_timeout: Duration,
+    /// A body read or an answer write without progress.
+    pub body_timeout: Duration,
+    /// Between calls on a kept-alive connection.
+    pub idle_timeout: Duration,
+    /// Open app connections at most; `None`: derived from the descriptor limit at start.
+    pub max_connections: Option<u64>,
 }
 
 /// Active checks of ejected upstreams: a cheap request every `interval`; an answer brings the

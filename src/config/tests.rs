@@ -921,3 +921,43 @@ fn gettoken_bounds_have_defaults_and_are_checked() {
         assert!(p.iter().all(|p| p.line.is_some()), "{p:?}");
     }
 }
+
+#[test]
+fn client_connection_bounds_default_and_are_checked() {
+    let c = parse(MINIMAL).unwrap().client;
+    assert_eq!(c.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.body_timeout, Duration::from_secs(30));
+    assert_eq!(c.idle_timeout, Duration::from_secs(75));
+    assert_eq!(c.max_connections, None, "derived from the descriptor limit");
+    let c = parse(&with(
+        "client: { header_timeout: 2s, body_timeout: 3s, idle_timeout: 4s, max_connections: 500 }\n",
+    ))
+    .unwrap()
+    .client;
+    assert_eq!(
+        (
+            c.header_timeout,
+            c.body_timeout,
+            c.idle_timeout,
+            c.max_connections
+        ),
+        (
+            Duration::from_secs(2),
+            Duration::from_secs(3),
+            Duration::from_secs(4),
+            Some(500)
+        )
+    );
+    let p = problems(&with(
+        "client:\n  header_timeout: 0s\n  idle_timeout: soon\n  max_connections: 0\n",
+    ));
+    assert_problem(&p, "client.header_timeout", "is zero");
+    assert_problem(&p, "client.idle_timeout", "not a duration");
+    let max = find(&p, "client.max_connections", "at least 1").expect("max_connections");
+    assert!(max.line.is_some(), "{max:?}");
+    assert_problem(
+        &problems(&with("client: { read_timeout: 1s }\n")),
+        "client.read_timeout",
+        "unknown field",
+    );
+}

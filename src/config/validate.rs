@@ -152,6 +152,8 @@ pub fn build(
         ),
     };
 
+    let client = client_connections(&mut c, file.client.as_ref());
+
     match (listen, admin_listen) {
         (Some(listen), Some(admin_listen)) if c.problems.is_empty() => Ok(Config {
             listen,
@@ -166,6 +168,7 @@ pub fn build(
             health_check,
             shift_plans,
             clients,
+            client,
             source: source.map(Path::to_path_buf),
         }),
         _ => Err(c.problems),
@@ -232,6 +235,39 @@ fn token_bounds(
         min_fetch_interval,
         min_refetch,
         max_fetches,
+    }
+}
+
+/// `client`: the app listener's timeouts and connection cap.
+fn client_connections(c: &mut Check<'_>, f: Option<&FileClientConnections>) -> ClientConnections {
+    let max_connections = match f.and_then(|f| f.max_connections) {
+        Some(n) if n < 1 => {
+            c.problem(
+                "client.max_connections",
+                "must be at least 1; leave it out to derive it from the descriptor limit",
+            );
+            None
+        }
+        Some(n) => Some(n as u64),
+        None => None,
+    };
+    ClientConnections {
+        header_timeout: c.duration(
+            "client.header_timeout",
+            f.and_then(|f| f.header_timeout.as_deref()),
+            DEFAULT_HEADER_TIMEOUT,
+        ),
+        body_timeout: c.duration(
+            "client.body_timeout",
+            f.and_then(|f| f.body_timeout.as_deref()),
+            DEFAULT_BODY_TIMEOUT,
+        ),
+        idle_timeout: c.duration(
+            "client.idle_timeout",
+            f.and_then(|f| f.idle_timeout.as_deref()),
+            DEFAULT_IDLE_TIMEOUT,
+        ),
+        max_connections,
     }
 }
 

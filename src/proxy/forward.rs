@@ -11,7 +11,7 @@ use pingora::protocols::http::ServerSession as Session;
 
 use tokio::time::Instant;
 
-use super::{admission, request, respond, RequestCtx};
+use super::{admission, hop, request, respond, RequestCtx};
 use crate::body::RequestBody;
 use crate::metrics::Outcome;
 use crate::retry::{self, RetryReason};
@@ -29,17 +29,10 @@ use crate::wecom::errcode::{self, BodyErrcode};
 /// Largest JSON answer buffered from WeCom (big `user/list` pages are a few MB).
 pub const MAX_JSON_RESPONSE: usize = 16 * 1024 * 1024;
 
-/// Request headers not passed upstream: hop-by-hop ones, ours, and those the sidecar sets.
+/// Request headers not passed upstream besides the hop-by-hop ones (`hop`): those the
+/// sidecar sets itself, and its own.
 const DROP_REQUEST_HEADERS: &[&str] = &[
     "host",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
     "content-length",
     "expect",
     "accept-encoding",
@@ -158,14 +151,10 @@ fn upstream_request(
     // Built as plain `http` parts, not through pingora's header API: that re-parses every
     // name and keeps a second, case-preserving map, which profiled at 5 % of a call. Without
     // that map pingora writes standard names in title case and others in lower case.
-    let mut headers = http::HeaderMap::with_capacity(down.headers.len() + 2);
-    for (name, value) in down.headers.iter() {
+    let mut headers = hop::end_to_end(&down.headers, 2, |name| {
         let n = name.as_str();
-        if DROP_REQUEST_HEADERS.contains(&n) || n.starts_with("x-sidecar-") {
-            continue;
-        }
-        headers.append(name.clone(), value.clone());
-    }
+        DROP_REQUEST_HEADERS.contains(&n) || n.starts_with("x-sidecar-")
+    });
     if let Some(host) = &up.host_header {
         headers.insert(http::header::HOST, host.clone());
     }
@@ -316,6 +305,9 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
         let attempt_until = (Instant::now() + up.cfg.timeout).min(deadline_at);
         let (reason, failure) = match attempt(up, addr, req, body, attempt_until).await {
             Err(e) => attempt_failed(shared, call, up, ctx, &e),
+            Ok(open) if exchange::is_odd_final(open.status()) => {
+                odd_final(shared, call, up, ctx, open).await
+            }
             Ok(mut open) => {
                 let status = open.status();
                 if call.api.body == BodyKind::Download && status == 200 && !is_json_answer(&open) {
@@ -639,6 +631,29 @@ fn attempt_failed(
     (
         RetryReason::from(e),
         Failure::Local(unavailable(up, &e.describe())),
+    )
+}
+
+/// An answer whose final status cannot be one to a WeCom call (`101`, `204`, `304`...): it
+/// is not passed on (an SDK waiting for JSON would fail on it, or hang on a 101), its
+/// connection is closed, and the call ends like a broken answer: `upstream-unavailable`,
+/// retried only when it is safe to send twice.
+async fn odd_final(
+    shared: &Shared,
+    call: &Call<'_>,
+    up: &UpstreamRt,
+    ctx: &mut RequestCtx,
+    open: Open,
+) -> (RetryReason, Failure) {
+    let status = open.status();
+    open.discard().await;
+    record_attempt(shared, call, up, "bad_response");
+    ctx.outcome = Outcome::HttpError;
+    let what = format!("answered HTTP {status}, which is no answer to a WeCom call");
+    ctx.detail = Some(format!("upstream {what}"));
+    (
+        RetryReason::BadResponse,
+        Failure::Local(unavailable(up, &what)),
     )
 }
 

@@ -10,8 +10,11 @@
 //! (JSON buffered, uploads spooled) → forward (token, upstream, errcode) → answer → access log.
 
 pub mod admission;
+pub mod capacity;
+mod connection;
 pub mod dedupe;
 pub mod forward;
+mod hop;
 pub mod request;
 pub mod respond;
 
@@ -20,9 +23,11 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use pingora::apps::ServerApp;
 use pingora::prelude::*;
+use pingora::protocols::http::server::ReusableHttpStream;
 use pingora::protocols::http::ServerSession as Session;
+use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 
 use crate::body::{RequestBody, Spool};
@@ -65,70 +70,33 @@ pub struct RequestCtx {
 
 /// The sidecar's HTTP application on the app listener.
 ///
-/// It is a pingora `HttpServerApp`, not a `ProxyHttp`: every call is answered by the sidecar
-/// itself, so pingora-proxy's phases (cache, modules, upstream peer selection, its own retry
-/// loop) would only cost time: callgrind showed its large per-request futures copied into
-/// boxes on every call (`bash benches/profile.sh` measures instructions per call).
+/// It is a pingora `ServerApp` running HTTP/1.1 sessions itself (`connection`), not a
+/// `ProxyHttp`: every call is answered by the sidecar itself, so pingora-proxy's phases
+/// (cache, modules, upstream peer selection, its own retry loop) would only cost time:
+/// callgrind showed its large per-request futures copied into boxes on every call
+/// (`bash benches/profile.sh` measures instructions per call). Nor is it an `HttpServerApp`:
+/// pingora's connection loop for those bounds neither a slow request head nor the wait
+/// between calls.
 pub struct SidecarProxy {
     pub shared: Arc<Shared>,
 }
 
 #[async_trait]
-impl HttpServerApp for SidecarProxy {
-    async fn process_new_http(
+impl ServerApp for SidecarProxy {
+    async fn process_new(
         self: &Arc<Self>,
-        mut session: Session,
+        stream: Stream,
         shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        if !read_request(&mut session, shutdown).await {
-            return None;
-        }
-        if *shutdown.borrow() {
-            // Draining: answer this call, then close, so the app reconnects elsewhere.
-            session.set_keepalive(None);
-        }
-        // Boxed: between calls a keep-alive connection then holds only the small read future
-        // above, not the call's state (about 5 KB, measured with massif), which 1,000 idle app
-        // connections would otherwise keep resident.
-        Box::pin(self.serve(session)).await
+    ) -> Option<Stream> {
+        connection::run(self, stream, shutdown).await;
+        None
     }
-}
-
-/// Reads the next request head on a connection. `false`: nothing to answer (the app closed an
-/// idle connection, the sidecar is shutting down, or the head was refused here: malformed
-/// requests get pingora's 400, `CONNECT` its 405, and the connection is closed).
-async fn read_request(session: &mut Session, shutdown: &ShutdownWatch) -> bool {
-    let mut stopping = shutdown.clone();
-    let read = tokio::select! {
-        // A request already buffered is read first.
-        biased;
-        read = session.read_request() => read,
-        _ = stopping.wait_for(|stop| *stop) => return false,
-    };
-    match read {
-        Ok(true) => {}
-        Ok(false) => return false,
-        Err(e) => {
-            if e.etype() == &ErrorType::InvalidHTTPHeader {
-                let _ = session.respond_error(400).await;
-            }
-            session.shutdown().await;
-            return false;
-        }
-    }
-    if session.req_header().method == http::Method::CONNECT {
-        // CONNECT frames its body differently (RFC 9112 §6.3); refuse before reading more.
-        let _ = session.respond_error(405).await;
-        session.shutdown().await;
-        return false;
-    }
-    true
 }
 
 impl SidecarProxy {
     /// Answers the call whose head `session` has read, logs it, and hands the connection
     /// back for the next call when it can be reused.
-    async fn serve(&self, mut session: Session) -> Option<ReusedHttpStream> {
+    async fn serve(&self, mut session: Session) -> Option<ReusableHttpStream> {
         let mut ctx = self.new_ctx();
         if let Some(answer) = self.handle(&mut session, &mut ctx).await {
             // A failed write means the app went away; the access log line says so.
@@ -141,11 +109,10 @@ impl SidecarProxy {
             ctx.status = session.response_written().map_or(0, |h| h.status.as_u16());
         }
         access_log(&self.shared, &session, &ctx);
-        let settings = HttpPersistentSettings::for_session(&session);
         let reused = session.finish().await.ok().flatten();
         // The call stops counting as in flight only once its answer is flushed.
         drop(ctx);
-        reused.map(|stream| ReusedHttpStream::from_reusable_stream(stream, settings))
+        reused
     }
 
     fn new_ctx(&self) -> RequestCtx {

@@ -4,20 +4,8 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession as Session;
 
-use super::RequestCtx;
+use super::{hop, RequestCtx};
 use crate::wecom::answer::LocalAnswer;
-
-/// Response headers that describe one hop, not the answer; never copied from upstream.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "content-length",
-];
 
 /// Writes a local answer and records it in the call's context.
 ///
@@ -38,7 +26,8 @@ pub async fn local(
     write(session, header, Some(body)).await
 }
 
-/// The app-facing header for an upstream answer: its status and headers, minus hop-by-hop ones.
+/// The app-facing header for an upstream answer: its status and headers, minus hop-by-hop ones
+/// (`hop`).
 ///
 /// Built as plain `http` parts, not through pingora's header API: that re-parses every name and
 /// keeps a second, case-preserving map, which profiled at 6 % of a call. Without that map
@@ -48,13 +37,8 @@ pub fn header_from_upstream(
     ctx: &RequestCtx,
     body_len: Option<usize>,
 ) -> ResponseHeader {
-    let mut headers = http::HeaderMap::with_capacity(up.headers.len() + 2);
-    for (name, value) in up.headers.iter() {
-        if HOP_BY_HOP.contains(&name.as_str()) {
-            continue;
-        }
-        headers.append(name.clone(), value.clone());
-    }
+    // Content-Length is the sidecar's to set: it describes the body as it is written to the app.
+    let mut headers = hop::end_to_end(&up.headers, 2, |name| name == http::header::CONTENT_LENGTH);
     match body_len {
         Some(len) => {
             headers.insert(http::header::CONTENT_LENGTH, len.into());

@@ -73,6 +73,24 @@ fn after_send_error(e: &Error) -> AttemptError {
     }
 }
 
+/// Most interim (1xx) answers read before the final one; past it the answer is refused as
+/// broken. A real server sends one or two; the attempt's timeout bounds the time either way.
+const MAX_INTERIM_ANSWERS: u32 = 32;
+
+/// A 1xx answer that precedes the final one. `101 Switching Protocols` is final (the
+/// connection would speak another protocol after it); the sidecar never asks for one.
+fn is_interim(status: u16) -> bool {
+    (100..200).contains(&status) && status != 101
+}
+
+/// A final status the sidecar cannot pass on as an answer to a WeCom call: `101` (a protocol
+/// switch nobody asked for), `204` and `205` (no content, where the app waits for JSON),
+/// `304` (the sidecar never sends a conditional request), and anything outside 100–599.
+/// The connection it came on is not reused.
+pub fn is_odd_final(status: u16) -> bool {
+    matches!(status, 101 | 204 | 205 | 304) || !(100..600).contains(&status)
+}
+
 /// An attempt whose response header has arrived.
 pub struct Open {
     session: HttpSession,
@@ -134,12 +152,26 @@ pub async fn open(
         .finish_body()
         .await
         .map_err(|e| after_send_error(&e))?;
-    session
-        .read_response()
-        .await
-        .map_err(|e| after_send_error(&e))?;
-    if session.resp_header().is_none() {
-        return Err(AttemptError::BadResponse("no response header"));
+    // Interim answers (`100 Continue`, `103 Early Hints`, any other 1xx but `101`) come before
+    // the final one and say nothing about the call: each is read and dropped. pingora's
+    // client returns each as if it were the answer, and reading a body after one panics
+    // ("need to init BodyReader first"), so the loop must end on a final status.
+    let mut interim = 0;
+    loop {
+        session
+            .read_response()
+            .await
+            .map_err(|e| after_send_error(&e))?;
+        let Some(status) = session.resp_header().map(|h| h.status.as_u16()) else {
+            return Err(AttemptError::BadResponse("no response header"));
+        };
+        if !is_interim(status) {
+            break;
+        }
+        interim += 1;
+        if interim > MAX_INTERIM_ANSWERS {
+            return Err(AttemptError::BadResponse("endless interim answers"));
+        }
     }
     Ok(Open {
         session,
@@ -182,6 +214,12 @@ impl Open {
             .read_body_bytes()
             .await
             .map_err(|e| after_send_error(&e))
+    }
+
+    /// Closes the connection without returning it to the pool (after an odd answer whose
+    /// framing cannot be trusted).
+    pub async fn discard(mut self) {
+        self.session.shutdown().await;
     }
 
     /// Returns the connection to the pool when the answer was read completely (pingora checks

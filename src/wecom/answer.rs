@@ -17,6 +17,8 @@ pub enum Reason {
     Gettoken,
     /// `clients:` is set and the call's signature, or its app, is not allowed.
     Unauthorized,
+    /// `client.max_connections` app connections are open and every one is in a call.
+    Overloaded,
 }
 
 impl Reason {
@@ -30,6 +32,7 @@ impl Reason {
             Reason::BadRequest => "bad-request",
             Reason::Gettoken => "gettoken",
             Reason::Unauthorized => "unauthorized",
+            Reason::Overloaded => "overloaded",
         }
     }
 }

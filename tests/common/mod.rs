@@ -134,11 +134,21 @@ impl Sidecar {
         make: impl Fn(u16, u16) -> String,
         envs: &[(&str, &str)],
     ) -> Sidecar {
+        Self::start_limited(make, envs, None).await
+    }
+
+    /// As `start_with_env`, with the process's descriptor limit (soft and hard) set to
+    /// `nofile` before it starts.
+    pub async fn start_limited(
+        make: impl Fn(u16, u16) -> String,
+        envs: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Sidecar {
         // A port picked by `free_port` can be taken by another socket (any outgoing connection
         // may get it) before the child binds it. The sidecar then exits at once saying so,
         // and it is started again on other ports.
         for _ in 0..5 {
-            let mut sc = Self::spawn(&make, envs);
+            let mut sc = Self::spawn(&make, envs, nofile);
             match sc.wait_healthy().await {
                 Ok(()) => return sc,
                 Err(logs) if logs.contains("already in use") => continue,
@@ -148,14 +158,36 @@ impl Sidecar {
         panic!("five starts in a row found a port taken");
     }
 
-    fn spawn(make: &impl Fn(u16, u16) -> String, envs: &[(&str, &str)]) -> Sidecar {
+    fn spawn(
+        make: &impl Fn(u16, u16) -> String,
+        envs: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Sidecar {
         let dir = tempfile::tempdir().unwrap();
         let (listen, admin) = (free_port(), free_port());
         let config_path = dir.path().join("sidecar.yaml");
         std::fs::write(&config_path, make(listen, admin)).unwrap();
         let log_path = dir.path().join("sidecar.log");
         let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_wecom-sidecar"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wecom-sidecar"));
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            let lim = libc::rlimit {
+                rlim_cur: n as libc::rlim_t,
+                rlim_max: n as libc::rlim_t,
+            };
+            // SAFETY: only setrlimit (async-signal-safe) runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = command
             .arg("--config")
             .arg(&config_path)
             .env("TEST_HR_SECRET", HR_SECRET)

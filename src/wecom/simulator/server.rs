@@ -4,7 +4,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -62,12 +62,14 @@ async fn connection(
     mut stopped: watch::Receiver<bool>,
 ) {
     let abort = Arc::new(AtomicBool::new(false));
+    let raw = Raw::default();
     let io = Conn {
         io: stream,
         abort: abort.clone(),
+        raw: raw.clone(),
     };
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        handle(state.clone(), here.clone(), abort.clone(), req)
+        handle(state.clone(), here.clone(), abort.clone(), raw.clone(), req)
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
@@ -94,6 +96,7 @@ async fn handle(
     state: Arc<State>,
     here: Arc<ListenerState>,
     abort: Arc<AtomicBool>,
+    raw: Raw,
     req: Request<Incoming>,
 ) -> Result<Answer, Dropped> {
     let (parts, body) = req.into_parts();
@@ -114,6 +117,8 @@ async fn handle(
         state.count_gettoken(&handlers::gettoken_app(&state, query));
     }
     let mut lose_answer = false;
+    let mut final_status = None;
+    let mut extra_headers = Vec::new();
     match here.faults.take(path).or_else(|| state.faults.take(path)) {
         None => {}
         Some(FaultKind::Status(code)) => {
@@ -129,6 +134,14 @@ async fn handle(
         Some(FaultKind::Errcode(code)) => return Ok(handlers::fault_errcode(code)),
         Some(FaultKind::Delay(d)) => tokio::time::sleep(d).await,
         Some(FaultKind::LoseAnswer) => lose_answer = true,
+        Some(FaultKind::Informational(codes)) => {
+            let mut heads = lock(&raw);
+            for code in codes {
+                heads.extend_from_slice(interim_head(code).as_bytes());
+            }
+        }
+        Some(FaultKind::FinalStatus(code)) => final_status = Some(code),
+        Some(FaultKind::AnswerHeaders(headers)) => extra_headers = headers,
     }
     let content_type = parts
         .headers
@@ -141,11 +154,50 @@ async fn handle(
         content_type,
         body: &body,
     };
-    let answer = handlers::wecom(&state, &call);
+    let mut answer = handlers::wecom(&state, &call);
+    for (name, value) in extra_headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            answer.headers_mut().append(name, value);
+        }
+    }
     if lose_answer {
         return drop_connection(&abort);
     }
+    if let Some(code) = final_status {
+        // Written raw when the connection closes: hyper would not send a 101 nobody asked
+        // for, nor keep framing that a 204 or 304 gets wrong.
+        lock(&raw).extend_from_slice(final_head(code).as_bytes());
+        return Err(Dropped);
+    }
     Ok(answer)
+}
+
+/// Bytes the simulator writes on a connection itself, ahead of hyper's next write or, when
+/// the connection ends without one, as it closes.
+type Raw = Arc<Mutex<Vec<u8>>>;
+
+/// An interim answer's head; `103` carries a `Link` as Early Hints do.
+fn interim_head(code: u16) -> String {
+    match code {
+        100 => "HTTP/1.1 100 Continue\r\n\r\n".to_string(),
+        103 => "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n".to_string(),
+        _ => format!("HTTP/1.1 {code} Interim\r\n\r\n"),
+    }
+}
+
+/// A final answer's head with no body: `101` switches to `websocket`, the rest say length 0.
+fn final_head(code: u16) -> String {
+    match code {
+        101 => {
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+                .to_string()
+        }
+        204 | 304 => format!("HTTP/1.1 {code} Odd\r\nConnection: close\r\n\r\n"),
+        _ => format!("HTTP/1.1 {code} Odd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+    }
 }
 
 /// Ends the call with no answer; the connection is closed with a TCP reset.
@@ -154,14 +206,39 @@ fn drop_connection(abort: &AtomicBool) -> Result<Answer, Dropped> {
     Err(Dropped)
 }
 
-/// A connection that closes with a reset (SO_LINGER 0) instead of a FIN when `abort` is set.
+/// A connection that closes with a reset (SO_LINGER 0) instead of a FIN when `abort` is set,
+/// and writes the `raw` bytes a fault queued before anything else.
 struct Conn {
     io: TcpStream,
     abort: Arc<AtomicBool>,
+    raw: Raw,
+}
+
+impl Conn {
+    /// Writes the queued raw bytes; ready once none is left.
+    fn poll_raw(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut raw = lock(&self.raw);
+        while !raw.is_empty() {
+            match Pin::new(&mut self.io).poll_write(cx, &raw) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    raw.drain(..n);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        let raw = std::mem::take(&mut *lock(&self.raw));
+        if !raw.is_empty() {
+            // A few bytes into an idle socket's send buffer: this does not block or fail short.
+            let _ = self.io.try_write(&raw);
+        }
         if self.abort.load(Ordering::Relaxed) {
             let _ = self.io.set_zero_linger();
         }
@@ -184,7 +261,9 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_raw(cx))?;
+        Pin::new(&mut this.io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -192,7 +271,9 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_raw(cx))?;
+        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -50,6 +50,14 @@ pub enum FaultKind {
     /// Handles the call normally (a message IS delivered), then closes without answering:
     /// the answer is lost on the way back.
     LoseAnswer,
+    /// Handles the call normally, but writes these interim answers (`100 Continue`,
+    /// `103 Early Hints`, any `1xx`) before its answer. JSON: `{"Informational": [100, 103]}`.
+    Informational(Vec<u16>),
+    /// Handles the call normally (a message IS delivered), then answers with this final status
+    /// and no body (`101` with `Upgrade`, `204`, `304`, or any other), and closes.
+    FinalStatus(u16),
+    /// Handles the call normally and adds these `(name, value)` headers to its answer.
+    AnswerHeaders(Vec<(String, String)>),
 }
 
 /// What the simulator has seen since the start or the last reset.
