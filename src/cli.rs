@@ -1,4 +1,4 @@
-//! The command line (SPEC.md): `--config FILE`, `--check`, `--dev`, `--version`.
+//! The command line (SPEC.md): `--config FILE`, `--check` (`--no-secrets`), `--dev`, `--version`.
 
 use std::path::PathBuf;
 
@@ -21,6 +21,12 @@ pub struct Cli {
     /// Validate the config and exit: 0 when valid, 1 with every problem found.
     #[arg(long)]
     pub check: bool,
+
+    /// With --check: read no secret (secret_env/key_env variables, secret_file, key_file,
+    /// redis_url_env) and no ca_file, which only production has; check everything else. For CI
+    /// on a repository's own configs.
+    #[arg(long, requires = "check")]
+    pub no_secrets: bool,
 
     /// Run against a built-in WeCom simulator with a ready config (no WeCom account needed).
     /// With --config, that file is used and the simulator listens at its `primary` upstream.

@@ -7,6 +7,7 @@
 //! beside them and `wecom` holding the facts about WeCom itself (and its simulator).
 
 pub mod admin;
+pub mod admin_guard;
 pub mod body;
 pub mod cli;
 pub mod config;
