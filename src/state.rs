@@ -185,6 +185,8 @@ pub struct Shared {
     /// Set when SIGTERM/SIGINT arrived: readiness turns false, the drain watcher runs.
     pub draining: AtomicBool,
     in_flight: AtomicI64,
+    /// The config file version read last; reloads one at a time.
+    pub reloads: crate::reload::Reloads,
 }
 
 impl Shared {
@@ -216,6 +218,7 @@ impl Shared {
             started: Instant::now(),
             draining: AtomicBool::new(false),
             in_flight: AtomicI64::new(0),
+            reloads: crate::reload::Reloads::default(),
         })
     }
 

@@ -72,6 +72,17 @@ impl ConfigError {
     }
 }
 
+impl ConfigError {
+    /// Every problem on one line, joined by `; ` (for a log line or a JSON answer).
+    pub fn one_line(&self) -> String {
+        self.problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, p) in self.problems.iter().enumerate() {
