@@ -14,7 +14,7 @@ use unsafe_libyaml as unsafe_sys;
 /// One parser event, as much of it as the config code reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A scalar, with its text (lossy UTF-8).
+    /// A scalar, with its text (lossy UTF-8; empty from [`Events::structure`]).
     Scalar(String),
     /// `*name`: a reference to an anchored node, read as a leaf here.
     Alias,
@@ -34,10 +34,22 @@ pub struct Events<'a> {
     /// The parser reads from this; it must outlive the parser.
     _input: &'a [u8],
     done: bool,
+    /// Whether scalars carry their text.
+    text: bool,
 }
 
 impl<'a> Events<'a> {
+    /// Every event, scalars with their text.
     pub fn new(text: &'a str) -> Self {
+        Self::with_text(text, true)
+    }
+
+    /// Every event, scalars without their text (for walks that only need the shape).
+    pub fn structure(text: &'a str) -> Self {
+        Self::with_text(text, false)
+    }
+
+    fn with_text(text: &'a str, with_text: bool) -> Self {
         let input = text.as_bytes();
         let mut parser = Box::new(MaybeUninit::<unsafe_sys::yaml_parser_t>::uninit());
         // SAFETY: `yaml_parser_initialize` fills the whole struct (it zeroes it first) and only
@@ -55,6 +67,7 @@ impl<'a> Events<'a> {
             parser,
             _input: input,
             done: !ok,
+            text: with_text,
         }
     }
 }
@@ -82,7 +95,7 @@ impl Iterator for Events<'_> {
                 let kind = match (*ev).type_ {
                     unsafe_sys::YAML_SCALAR_EVENT => {
                         let s = (*ev).data.scalar;
-                        let bytes = if s.value.is_null() {
+                        let bytes = if s.value.is_null() || !self.text {
                             &[][..]
                         } else {
                             std::slice::from_raw_parts(s.value, s.length as usize)
