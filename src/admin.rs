@@ -53,7 +53,13 @@ impl ServeHttp for AdminApp {
         let path = req.uri.path().to_string();
         let local = session.server_addr().and_then(|a| a.as_inet()).copied();
         let admin_hosts = &self.shared.runtime.load().config.admin_hosts;
-        if let Err(refusal) = crate::admin_guard::check(&method, &req.headers, local, admin_hosts) {
+        if let Err(refusal) = crate::admin_guard::check(
+            &method,
+            req.uri.authority().map(|a| a.as_str()),
+            &req.headers,
+            local,
+            admin_hosts,
+        ) {
             tracing::debug!(
                 reason = refusal.label(),
                 %method,

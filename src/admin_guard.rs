@@ -50,18 +50,24 @@ impl Refusal {
     }
 }
 
-/// Checks one admin request. `local` is the address the connection arrived on, when known;
-/// `admin_hosts` are the extra names allowed (lower case, no port).
+/// Checks one admin request. `authority` is the request target's own host (absolute-form
+/// `GET http://host/...`, which takes precedence over `Host`), `local` the address the
+/// connection arrived on, when known; `admin_hosts` are the extra names allowed (lower case,
+/// no port).
 pub fn check(
     method: &Method,
+    authority: Option<&str>,
     headers: &HeaderMap,
     local: Option<SocketAddr>,
     admin_hosts: &[String],
 ) -> Result<(), Refusal> {
-    if let Some(host) = headers.get(http::header::HOST) {
+    let named = headers
+        .get_all(http::header::HOST)
+        .iter()
+        .map(|h| h.to_str().ok())
+        .chain(authority.map(Some));
+    for host in named {
         let allowed = host
-            .to_str()
-            .ok()
             .and_then(host_name)
             .is_some_and(|name| host_allowed(&name, local, admin_hosts));
         if !allowed {
@@ -191,7 +197,7 @@ mod tests {
             "WECOM-SIDECAR.monitoring.svc:9901",
         ] {
             let h = headers(&[("host", ok)]);
-            assert_eq!(check(&get, &h, Some(local), &extra), Ok(()), "{ok}");
+            assert_eq!(check(&get, None, &h, Some(local), &extra), Ok(()), "{ok}");
         }
         for bad in [
             "attacker.example",
@@ -203,7 +209,7 @@ mod tests {
         ] {
             let h = headers(&[("host", bad)]);
             assert_eq!(
-                check(&get, &h, Some(local), &extra),
+                check(&get, None, &h, Some(local), &extra),
                 Err(Refusal::ForeignHost),
                 "{bad}"
             );
@@ -211,9 +217,27 @@ mod tests {
         // A v4 client on a dual-stack listener: the local address is v4-mapped.
         let mapped: SocketAddr = "[::ffff:10.1.2.3]:9901".parse().unwrap();
         let h = headers(&[("host", "10.1.2.3:9901")]);
-        assert_eq!(check(&get, &h, Some(mapped), &[]), Ok(()));
+        assert_eq!(check(&get, None, &h, Some(mapped), &[]), Ok(()));
         // No Host at all: no browser sends that.
-        assert_eq!(check(&get, &HeaderMap::new(), Some(local), &[]), Ok(()));
+        assert_eq!(
+            check(&get, None, &HeaderMap::new(), Some(local), &[]),
+            Ok(())
+        );
+        // A second Host, or an absolute-form target, naming another host.
+        let two = headers(&[("host", "127.0.0.1"), ("host", "attacker.example")]);
+        assert_eq!(
+            check(&get, None, &two, Some(local), &[]),
+            Err(Refusal::ForeignHost)
+        );
+        let h = headers(&[("host", "127.0.0.1")]);
+        assert_eq!(
+            check(&get, Some("attacker.example:9901"), &h, Some(local), &[]),
+            Err(Refusal::ForeignHost)
+        );
+        assert_eq!(
+            check(&get, Some("localhost:9901"), &h, Some(local), &[]),
+            Ok(())
+        );
     }
 
     #[test]
@@ -227,15 +251,15 @@ mod tests {
             vec![host, ("sec-fetch-site", "same-site")],
         ] {
             assert_eq!(
-                check(&post, &headers(&browser), None, &[]),
+                check(&post, None, &headers(&browser), None, &[]),
                 Err(Refusal::Browser),
                 "{browser:?}"
             );
         }
-        assert_eq!(check(&post, &headers(&[host]), None, &[]), Ok(()));
+        assert_eq!(check(&post, None, &headers(&[host]), None, &[]), Ok(()));
         let same = headers(&[host, ("sec-fetch-site", "none")]);
-        assert_eq!(check(&post, &same, None, &[]), Ok(()));
+        assert_eq!(check(&post, None, &same, None, &[]), Ok(()));
         let get = headers(&[host, ("origin", "http://evil")]);
-        assert_eq!(check(&Method::GET, &get, None, &[]), Ok(()));
+        assert_eq!(check(&Method::GET, None, &get, None, &[]), Ok(()));
     }
 }

@@ -436,6 +436,14 @@ async fn foreign_host_names_are_refused_and_admin_hosts_let_names_in() {
         let (status, answer) = raw(admin, "GET", "/admin/status", &[("Host", &host)]);
         assert_eq!(status, 200, "Host {host}: {answer}");
     }
+    // An absolute-form target names the host too (pingora itself drops one whose Host differs).
+    let (status, answer) = raw(
+        admin,
+        "GET",
+        "http://attacker.example/admin/status",
+        &[("Host", "attacker.example")],
+    );
+    assert_eq!(status, 421, "{answer}");
     let metrics = sc.metrics().await;
     assert_eq!(
         metric(&metrics, "wecom_config_reloads_total{result=\"ok\"}"),
