@@ -8,6 +8,8 @@
 //! | `/admin/reload` | POST | reload the config file, like SIGHUP |
 //! | `/metrics` | GET | Prometheus text format |
 //!
+//! Every request first passes `admin_guard` (Host names, browsers on POST).
+//!
 //! Nothing here ever shows a secret or a token: apps are shown with a short SHA-256 fingerprint
 //! of their current token.
 
@@ -49,6 +51,27 @@ impl ServeHttp for AdminApp {
         let req = session.req_header();
         let method = req.method.clone();
         let path = req.uri.path().to_string();
+        let local = session.server_addr().and_then(|a| a.as_inet()).copied();
+        let admin_hosts = &self.shared.runtime.load().config.admin_hosts;
+        if let Err(refusal) = crate::admin_guard::check(
+            &method,
+            req.uri.authority().map(|a| a.as_str()),
+            &req.headers,
+            local,
+            admin_hosts,
+        ) {
+            tracing::debug!(
+                reason = refusal.label(),
+                %method,
+                path = %crate::admin_guard::short(&path),
+                "admin request refused"
+            );
+            return answer(
+                refusal.status(),
+                "text/plain",
+                refusal.message().as_bytes().to_vec(),
+            );
+        }
         match (path.as_str(), &method) {
             ("/healthz", &Method::GET) => answer(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             ("/readyz", &Method::GET) => self.readyz(),

@@ -1,5 +1,5 @@
-//! The command line (SPEC.md): `--config FILE`, `--check`, `--dev` (with `--dev-host`),
-//! `--version`.
+//! The command line (SPEC.md): `--config FILE`, `--check` (`--no-secrets`), `--dev` (with
+//! `--dev-host`), `--version`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -23,6 +23,12 @@ pub struct Cli {
     /// Validate the config and exit: 0 when valid, 1 with every problem found.
     #[arg(long)]
     pub check: bool,
+
+    /// With --check: read no secret (secret_env/key_env variables, secret_file, key_file,
+    /// redis_url_env) and no ca_file, which only production has; check everything else. For CI
+    /// on a repository's own configs.
+    #[arg(long, requires = "check")]
+    pub no_secrets: bool,
 
     /// Run against a built-in WeCom simulator with a ready config (no WeCom account needed).
     /// With --config, that file is used and the simulator listens at its `primary` upstream.

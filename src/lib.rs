@@ -7,11 +7,12 @@
 //! beside them and `wecom` holding the facts about WeCom itself (and its simulator).
 
 pub mod admin;
+pub mod admin_guard;
 pub mod body;
 pub mod cli;
 pub mod config;
-pub mod dev;
 pub mod descriptors;
+pub mod dev;
 pub mod fleet;
 pub mod memory;
 pub mod metrics;

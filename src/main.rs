@@ -16,18 +16,49 @@ const LOG_ENV: &str = "WECOM_SIDECAR_LOG";
 /// `json` for one JSON object per line; anything else for text.
 const LOG_FORMAT_ENV: &str = "WECOM_SIDECAR_LOG_FORMAT";
 
+/// Targets that are this program's own: the user's filter decides their level. Any other
+/// target (pingora, rustls, redis, ...) is capped at `info`.
+const OWN_TARGETS: &[&str] = &["wecom_sidecar", "access", "upstream"];
+
+/// Whether an event of `target` at `level` may be written: our own targets at any level the
+/// user's filter allows; everyone else's at `info` and above only. Pingora logs each upstream
+/// request head at `trace` (with `corpsecret`, tokens and robot keys in the URL) and response
+/// heads and bodies at `debug`/`trace` (gettoken's `access_token`): no level of theirs below
+/// `info` is safe to show.
+fn foreign_capped(target: &str, level: &tracing::Level) -> bool {
+    let own = OWN_TARGETS.iter().any(|own| {
+        target
+            .strip_prefix(own)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    });
+    own || *level <= tracing::Level::INFO
+}
+
 fn init_logging() {
+    use tracing_subscriber::filter::{filter_fn, FilterExt};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter = EnvFilter::try_from_env(LOG_ENV).unwrap_or_else(|_| {
         EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn,pingora=warn")
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var(LOG_FORMAT_ENV).is_ok_and(|v| v == "json") {
-        builder.json().flatten_event(true).init();
+    let filter = filter.and(filter_fn(|m| foreign_capped(m.target(), m.level())));
+    let layer = if std::env::var(LOG_FORMAT_ENV).is_ok_and(|v| v == "json") {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed()
     } else {
-        builder.with_ansi(false).init();
-    }
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed()
+    };
+    tracing_subscriber::registry().with(layer).init();
 }
 
 fn main() -> ExitCode {
@@ -35,12 +66,17 @@ fn main() -> ExitCode {
     init_logging();
 
     // `--dev` reads its own config (built in, or `--config FILE`) with the simulator's secrets,
-    // for `--check` as for a run.
+    // for `--check` as for a run. `--no-secrets` (only with `--check`) reads no secret.
+    let secrets = if cli.no_secrets {
+        config::validate::Secrets::Skip
+    } else {
+        config::validate::Secrets::Read
+    };
     let loaded = if cli.dev {
         dev::load(&cli)
     } else {
         let path = cli.config_path();
-        config::load(&path)
+        config::check_file(&path, secrets)
             .map(|c| (c, path.display().to_string()))
             .map_err(|e| format!("{}: invalid config\n{e}", path.display()))
     };
@@ -53,10 +89,15 @@ fn main() -> ExitCode {
     };
     if cli.check {
         println!(
-            "{name}: ok ({} upstreams, {} apps, {} routes)",
+            "{name}: ok ({} upstreams, {} apps, {} routes){}",
             cfg.upstreams.len(),
             cfg.apps.len(),
-            cfg.routes.len()
+            cfg.routes.len(),
+            if cli.no_secrets && !cli.dev {
+                "; secrets and ca_file not read (--no-secrets)"
+            } else {
+                ""
+            }
         );
         return ExitCode::SUCCESS;
     }

@@ -2,6 +2,10 @@
 //! replaces the old one in a single atomic swap. A bad config is refused, logged and counted,
 //! and the old one keeps serving. Calls in flight finish on the runtime they started with.
 //! Tokens of apps whose credentials did not change are kept.
+//!
+//! Reloads are serialised, and each one notes the version of the file it read: an edit
+//! followed by SIGHUP or `POST /admin/reload` is one reload, not that one and then another
+//! when the watcher sees the file changed (it used to count every such edit twice).
 
 use std::sync::Arc;
 
@@ -13,7 +17,8 @@ use crate::state::{Runtime, Shared};
 pub enum ReloadError {
     #[error("this config was not read from a file (e.g. --dev); nothing to reload")]
     NoSource,
-    #[error("the new config is invalid:\n{0}")]
+    /// One line: the problems joined by `; ` (the log line and the admin answer).
+    #[error("the new config is invalid: {}", .0.one_line())]
     Invalid(config::ConfigError),
     #[error(
         "{0} changed; changing a listener or the fleet section needs a restart (old value kept)"
@@ -21,9 +26,29 @@ pub enum ReloadError {
     ListenerChanged(&'static str),
 }
 
+/// Which version of the config file was read last, and one reload at a time.
+#[derive(Default)]
+pub struct Reloads {
+    /// The file and its version as of the last load (start or reload, valid or not).
+    read: std::sync::Mutex<Option<(std::path::PathBuf, Option<FileVersion>)>>,
+}
+
+impl Reloads {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(std::path::PathBuf, Option<FileVersion>)>> {
+        self.read.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Reloads from the file the current config came from.
 pub fn reload(shared: &Shared) -> Result<(), ReloadError> {
+    let mut read = shared.reloads.lock();
+    // Noted before reading: a change made while this reload reads is seen by the watcher.
+    if let Some(path) = shared.runtime.load().config.source.clone() {
+        let version = fingerprint(&path);
+        *read = Some((path, version));
+    }
     let result = try_reload(shared);
+    drop(read);
     let label = if result.is_ok() { "ok" } else { "error" };
     shared
         .metrics
@@ -71,20 +96,26 @@ fn fingerprint(path: &std::path::Path) -> Option<FileVersion> {
 
 /// Reloads whenever the config file is replaced or rewritten, until `shutdown` turns true.
 pub async fn watch(shared: Arc<Shared>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let mut seen: Option<(std::path::PathBuf, Option<FileVersion>)> = None;
     loop {
         let source = shared.runtime.load().config.source.clone();
         if let Some(path) = source {
             let now = fingerprint(&path);
-            match &seen {
-                Some((p, fp)) if *p == path && *fp != now && now.is_some() => {
-                    tracing::info!(path = %path.display(), "config file changed: reloading");
-                    let s = shared.clone();
-                    let _ = tokio::task::spawn_blocking(move || reload(&s)).await;
+            let changed = {
+                let mut read = shared.reloads.lock();
+                match &*read {
+                    Some((p, fp)) if *p == path => *fp != now && now.is_some(),
+                    // First look (or a new path): what is there now is what was loaded.
+                    _ => {
+                        *read = Some((path.clone(), now));
+                        false
+                    }
                 }
-                _ => {}
+            };
+            if changed {
+                tracing::info!(path = %path.display(), "config file changed: reloading");
+                let s = shared.clone();
+                let _ = tokio::task::spawn_blocking(move || reload(&s)).await;
             }
-            seen = Some((path, now));
         }
         tokio::select! {
             _ = tokio::time::sleep(WATCH_INTERVAL) => {}

@@ -197,6 +197,8 @@ pub struct Shared {
     /// App connections open, and the cap on them (`client.max_connections`).
     pub capacity: Arc<crate::proxy::capacity::Capacity>,
     in_flight: AtomicI64,
+    /// The config file version read last; reloads one at a time.
+    pub reloads: crate::reload::Reloads,
 }
 
 impl Shared {
@@ -236,6 +238,7 @@ impl Shared {
             draining: AtomicBool::new(false),
             capacity: Arc::default(),
             in_flight: AtomicI64::new(0),
+            reloads: crate::reload::Reloads::default(),
         })
     }
 

@@ -82,3 +82,48 @@ fn problems_are_reported_with_keys_and_exit_one() {
     assert_eq!(code, 1);
     assert!(out.contains("missing.yaml"), "{out}");
 }
+
+/// The repository's own configs, as CI checks them: `conf/*.yaml` and the config inside the
+/// Kubernetes ConfigMap, with no secret anywhere (`--check --no-secrets`).
+#[test]
+fn every_shipped_config_passes_check_without_secrets() {
+    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let dir = tempfile::tempdir().unwrap();
+    let mut configs: Vec<std::path::PathBuf> = std::fs::read_dir(&conf)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    let cm = std::fs::read_to_string(conf.join("k8s/configmap.yaml")).unwrap();
+    let cm: serde_yaml::Value = serde_yaml::from_str(&cm).unwrap();
+    let k8s = dir.path().join("k8s-sidecar.yaml");
+    std::fs::write(&k8s, cm["data"]["sidecar.yaml"].as_str().unwrap()).unwrap();
+    configs.push(k8s);
+    assert!(configs.len() >= 3, "{configs:?}");
+    for path in &configs {
+        let out = Command::new(env!("CARGO_BIN_EXE_wecom-sidecar"))
+            .arg("--config")
+            .arg(path)
+            .args(["--check", "--no-secrets"])
+            .env_clear()
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{}:\n{said}", path.display());
+        assert!(said.contains("secrets and ca_file not read"), "{said}");
+    }
+    // Without --no-secrets the same configs still need their secrets (nothing is skipped
+    // silently), and --no-secrets means nothing without --check.
+    let (code, out) = check(&configs[configs.len() - 1], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("secret_file"), "{out}");
+    let out = Command::new(env!("CARGO_BIN_EXE_wecom-sidecar"))
+        .args(["--no-secrets"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

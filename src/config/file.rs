@@ -18,6 +18,9 @@ use serde::{Deserialize, Deserializer};
 pub struct FileConfig {
     pub listen: Option<String>,
     pub admin_listen: Option<String>,
+    /// Extra `Host` names the admin listener answers for (beyond loopback, `localhost` and its
+    /// own address).
+    pub admin_hosts: Option<Vec<String>>,
     /// Name → endpoint, in file order; `primary` must be one of them.
     pub upstreams: Option<OrderedMap<FileUpstream>>,
     pub apps: Option<Vec<FileApp>>,
@@ -280,8 +283,11 @@ impl<'de, V: Deserialize<'de>> Visitor<'de> for OrderedMapVisitor<V> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut out: Vec<(String, V)> = Vec::new();
-        while let Some(name) = map.next_key_seed(UniqueName { seen: &out })? {
+        // A set beside the list: a map of many names is read in linear time.
+        let mut seen = std::collections::HashSet::new();
+        while let Some(name) = map.next_key_seed(UniqueName { seen: &seen })? {
             let value = map.next_value()?;
+            seen.insert(name.clone());
             out.push((name, value));
         }
         Ok(OrderedMap(out))
@@ -289,18 +295,18 @@ impl<'de, V: Deserialize<'de>> Visitor<'de> for OrderedMapVisitor<V> {
 }
 
 /// Reads a map key as a name, refusing one already seen (so the error points at the repeat).
-struct UniqueName<'a, V> {
-    seen: &'a [(String, V)],
+struct UniqueName<'a> {
+    seen: &'a std::collections::HashSet<String>,
 }
 
-impl<'de, V> DeserializeSeed<'de> for UniqueName<'_, V> {
+impl<'de> DeserializeSeed<'de> for UniqueName<'_> {
     type Value = String;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<V> Visitor<'_> for UniqueName<'_, V> {
+impl Visitor<'_> for UniqueName<'_> {
     type Value = String;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -308,7 +314,7 @@ impl<V> Visitor<'_> for UniqueName<'_, V> {
     }
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<String, E> {
-        if self.seen.iter().any(|(k, _)| k == name) {
+        if self.seen.contains(name) {
             return Err(E::custom(format_args!(
                 "`{name}` is given twice; keep one entry per name"
             )));

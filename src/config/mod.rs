@@ -6,11 +6,15 @@
 //! Problems found after parsing get their line from `locate`.
 
 pub mod defaults;
+pub mod depth;
 pub mod file;
 pub mod locate;
 pub mod model;
+pub mod quote;
+pub mod read;
 pub mod units;
 pub mod validate;
+pub mod yaml_events;
 
 use std::fmt;
 use std::path::Path;
@@ -68,6 +72,17 @@ impl ConfigError {
     }
 }
 
+impl ConfigError {
+    /// Every problem on one line, joined by `; ` (for a log line or a JSON answer).
+    pub fn one_line(&self) -> String {
+        self.problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, p) in self.problems.iter().enumerate() {
@@ -82,7 +97,7 @@ impl fmt::Display for ConfigError {
 
 /// Reads and validates a config file, taking secrets from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    load_with_env(path, &|name| std::env::var(name).ok())
+    check_file(path, validate::Secrets::Read)
 }
 
 /// Reads and validates a config file with `env` standing in for the environment (`--dev`,
@@ -91,22 +106,31 @@ pub fn load_with_env(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        let why = match e.kind() {
-            std::io::ErrorKind::NotFound => "no such file".to_string(),
-            std::io::ErrorKind::InvalidData => "not UTF-8 text".to_string(),
-            kind => kind.to_string(),
-        };
+    let text = read_text(path)?;
+    parse_with(&text, Some(path), env, validate::Secrets::Read)
+}
+
+/// `--check` (with `Secrets::Skip`: `--check --no-secrets`): reads and validates a config
+/// file. A config built without its secrets holds placeholders and must never serve.
+pub fn check_file(path: &Path, secrets: validate::Secrets) -> Result<Config, ConfigError> {
+    let text = read_text(path)?;
+    parse_with(&text, Some(path), &|name| std::env::var(name).ok(), secrets)
+}
+
+/// A config file's text: a regular file under 10 MiB of UTF-8 (`read`).
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let cannot = |why: &dyn fmt::Display| {
         ConfigError::one(
             "(file)",
             None,
             format!(
-                "cannot read {} ({why}). Give the path with --config FILE or $WECOM_SIDECAR_CONFIG",
+                "cannot read {} ({why}). Give the path of the YAML config with --config FILE or $WECOM_SIDECAR_CONFIG",
                 path.display()
             ),
         )
-    })?;
-    parse_with_env(&text, Some(path), env)
+    };
+    let bytes = read::read_capped(path, read::MAX_FILE_BYTES).map_err(|e| cannot(&e))?;
+    String::from_utf8(bytes).map_err(|_| cannot(&"not UTF-8 text"))
 }
 
 /// Validates config text, taking secrets from the process environment. `source` is where the
@@ -121,13 +145,30 @@ pub fn parse_with_env(
     source: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
+    parse_with(text, source, env, validate::Secrets::Read)
+}
+
+/// Validates config text: nesting first (a pathological file is refused before serde_yaml
+/// reads it), then the file format, then every value; each problem gets its line in one pass.
+pub fn parse_with(
+    text: &str,
+    source: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    secrets: validate::Secrets,
+) -> Result<Config, ConfigError> {
+    depth::check(text).map_err(|p| ConfigError { problems: vec![p] })?;
     let file: file::FileConfig = serde_yaml::from_str(text).map_err(|e| ConfigError {
         problems: vec![serde_problem(&e)],
     })?;
-    validate::build(file, source, env).map_err(|mut problems| {
+    validate::build_with(file, source, env, secrets).map_err(|mut problems| {
+        let unplaced = problems
+            .iter()
+            .filter(|p| p.line.is_none() && !p.key.starts_with('('))
+            .map(|p| p.key.as_str());
+        let lines = locate::Lines::index(text, unplaced);
         for p in &mut problems {
             if p.line.is_none() && !p.key.starts_with('(') {
-                p.line = locate::line_of(text, &p.key);
+                p.line = lines.line_of(&p.key);
             }
         }
         ConfigError { problems }
@@ -198,14 +239,16 @@ fn serde_problem(e: &serde_yaml::Error) -> Problem {
     .filter(|(_, after)| {
         after.starts_with(',') || after.is_empty() || after.starts_with(" is given twice")
     })
-    .map(|(name, _)| name.to_string());
+    .map(|(name, _)| cut_key(name));
     let key = match (path.is_empty(), named) {
         (true, Some(name)) => name,
         (false, Some(name)) => format!("{path}.{name}"),
         (false, None) => path,
         (true, None) => "(file)".to_string(),
     };
-    let mut message = message;
+    // serde quotes the wrong value (`invalid type: string "..."`, ``unknown field `...` ``):
+    // a secret pasted into the wrong key must not come out whole.
+    let mut message = quote::cut_quoted(&message);
     for (from, to) in TYPE_NAMES {
         message = message.replace(from, to);
     }
@@ -215,6 +258,15 @@ fn serde_problem(e: &serde_yaml::Error) -> Problem {
         message.push_str(". Add it");
     }
     Problem { key, line, message }
+}
+
+/// A key name taken from a parser message, cut like a quoted value when it is long (an
+/// unknown key may be a pasted secret).
+fn cut_key(name: &str) -> String {
+    match name.char_indices().nth(quote::QUOTED_CHARS) {
+        Some((i, _)) if !quote::is_key_like(name) => format!("{}…", &name[..i]),
+        _ => name.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,8 @@ impl fmt::Debug for Secret {
 pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// Extra `Host` names the admin listener answers for, lower case, no port.
+    pub admin_hosts: Vec<String>,
     /// In declaration order; `primary` always present.
     pub upstreams: Vec<Upstream>,
     /// In declaration order. At most one has `default: true`.

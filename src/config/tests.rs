@@ -465,7 +465,7 @@ fleet: { size: 0, share: [sessions], key_prefix: "" }
     let expect = [
         ("listen", "not IP:port"),
         ("admin_listen", "port 0"),
-        ("upstreams.primary.url", "scheme ftp"),
+        ("upstreams.primary.url", "scheme \"ftp\""),
         ("upstreams.primary.timeout", "zero"),
         ("upstreams.standby.url", "query"),
         ("upstreams.standby.connect_timeout", "space inside"),
@@ -497,7 +497,10 @@ fleet: { size: 0, share: [sessions], key_prefix: "" }
         ("defaults.split.nowhere", "names no upstream"),
         ("defaults.quota[0]", "unknown unit"),
         ("defaults.quota[2]", "same period as quota[1]"),
-        ("defaults.on_limit", "\"later\" is not a choice"),
+        (
+            "defaults.on_limit",
+            "\"late…\" (5 characters) is not a choice",
+        ),
         ("defaults.quota_status", "503"),
         (
             "defaults.duplicate_check_interval",
@@ -519,7 +522,10 @@ fleet: { size: 0, share: [sessions], key_prefix: "" }
         ),
         ("fleet.redis_url", "missing"),
         ("fleet.size", "at least 1"),
-        ("fleet.share[0]", "sessions"),
+        (
+            "fleet.share[0]",
+            "\"sess…\" (8 characters) cannot be shared",
+        ),
         ("fleet.key_prefix", "empty"),
     ];
     for (key, words) in expect {
@@ -547,7 +553,7 @@ fn problems_print_one_per_line_with_key_and_line() {
     let lines: Vec<&str> = shown.lines().collect();
     assert_eq!(lines.len(), 2, "{shown}");
     assert!(
-        lines[0].starts_with("listen: \"nowhere\" is not IP:port"),
+        lines[0].starts_with("listen: \"nowh…\" (7 characters) is not IP:port"),
         "{shown}"
     );
     assert!(lines[0].ends_with(" (line 6)"), "{shown}");
@@ -645,7 +651,7 @@ fn secret_files_are_read_trimmed_and_relative_to_the_config() {
     assert!(refused(b"\n").contains("is empty"));
     assert!(refused(format!("{SECRET}\n{SECRET}\n").as_bytes()).contains("spaces or control"));
     assert!(refused(&[0xff, 0xfe, 0x00]).contains("not UTF-8"));
-    assert!(refused(SECRET.repeat(300).as_bytes()).contains("larger than"));
+    assert!(refused(SECRET.repeat(3000).as_bytes()).contains("larger than 64 KiB"));
 
     // Without a source, a relative path starts at the working directory (where it is absent).
     let e = parse_with_env(text, None, &env).unwrap_err();
@@ -653,14 +659,17 @@ fn secret_files_are_read_trimmed_and_relative_to_the_config() {
     // A directory is not a secret file.
     let text = text.replace("hr.secret", ".");
     let e = parse_with_env(&text, Some(&source), &env).unwrap_err();
-    assert!(e.problems[0].message.contains("cannot be read"), "{e}");
+    assert!(e.problems[0].message.contains("a directory"), "{e}");
 }
+
+/// A self-signed CA certificate (its key was thrown away).
+pub(crate) const TEST_CA_PEM: &str = include_str!("../../tests/data/test-ca.pem");
 
 #[test]
 fn ca_files_are_checked_and_resolved() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("sidecar.yaml");
-    std::fs::write(dir.path().join("ca.pem"), "-----BEGIN CERTIFICATE-----\n").unwrap();
+    std::fs::write(dir.path().join("ca.pem"), TEST_CA_PEM).unwrap();
     let text = MINIMAL.replace(
         "url: \"https://qyapi.weixin.qq.com\"",
         "url: \"https://qyapi.weixin.qq.com\", ca_file: ca.pem",
@@ -670,9 +679,59 @@ fn ca_files_are_checked_and_resolved() {
         c.upstreams[0].ca_file.as_deref(),
         Some(dir.path().join("ca.pem").as_path())
     );
+    // A bundle of two certificates, with comments around them, is fine too.
+    std::fs::write(
+        dir.path().join("ca.pem"),
+        format!("# bundle\n{TEST_CA_PEM}\nsubject=x\n{TEST_CA_PEM}"),
+    )
+    .unwrap();
+    parse_with_env(&text, Some(&source), &env).unwrap();
+
     let e = parse_with_env(&text.replace("ca.pem", "."), Some(&source), &env).unwrap_err();
     assert_eq!(e.problems[0].key, "upstreams.primary.ca_file");
-    assert!(e.problems[0].message.contains("not a file"), "{e}");
+    assert!(e.problems[0].message.contains("a directory"), "{e}");
+
+    // What used to pass here and then fail every TLS handshake.
+    let key_pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n-----END PRIVATE KEY-----\n";
+    let body: String = TEST_CA_PEM
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "a text file",
+            "just some notes\n".into(),
+            "holds no PEM certificate",
+        ),
+        ("empty", String::new(), "is empty"),
+        ("a private key", key_pem.into(), "holds a private key"),
+        (
+            "a key beside a certificate",
+            format!("{TEST_CA_PEM}{key_pem}"),
+            "holds a private key",
+        ),
+        (
+            "garbage inside the markers",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into(),
+            "not a valid X.509",
+        ),
+        (
+            "an unterminated certificate",
+            "-----BEGIN CERTIFICATE-----\n".into(),
+            "not valid PEM",
+        ),
+        ("base64 without markers", body, "holds no PEM certificate"),
+    ];
+    for (what, contents, says) in cases {
+        std::fs::write(dir.path().join("ca.pem"), contents).unwrap();
+        let e = parse_with_env(&text, Some(&source), &env).unwrap_err();
+        assert_eq!(e.problems[0].key, "upstreams.primary.ca_file", "{what}");
+        assert!(e.problems[0].message.contains(says), "{what}: {e}");
+        assert!(
+            !e.to_string().contains("MC4CAQ"),
+            "{what}: contents shown: {e}"
+        );
+    }
 }
 
 #[test]
@@ -710,7 +769,7 @@ fn secrets_never_appear_in_messages() {
     assert_problem(&p, "defaults.deadline", "not a duration");
     // And the user:password of an upstream URL is hidden.
     let p = problems(&with("").replace("https://qyapi", "https://me:hunter2@qyapi"));
-    assert_problem(&p, "upstreams.primary.url", "***@qyapi");
+    assert_problem(&p, "upstreams.primary.url", "carries user:password@");
 }
 
 #[test]
@@ -854,7 +913,10 @@ clients:
     ));
     let expect = [
         ("clients[0].name", "not a valid client name"),
-        ("clients[0].apps[1]", "\"nobody\" is not one of the apps"),
+        (
+            "clients[0].apps[1]",
+            "\"nobo…\" (6 characters) is not one of the apps",
+        ),
         ("clients[1].key_env", "shorter than 32"),
         ("clients[2].apps", "is empty"),
         ("clients[2].key_env", "same key as client \"bad name\""),
@@ -922,6 +984,106 @@ fn gettoken_bounds_have_defaults_and_are_checked() {
     }
 }
 
+/// What an operator pastes by mistake: a WeCom secret is 43 characters.
+const PASTED: &str = "Xy7pQ2vN8sLkJ3hG5fDdS1aZ0cVbMnBvCxZaQwErTy0";
+
+#[test]
+fn a_secret_pasted_into_the_wrong_key_is_quoted_by_four_characters_at_most() {
+    let cases = [
+        (with(&format!("listen: \"{PASTED}\"\n")), "listen"),
+        (
+            MINIMAL.replace(
+                "secret_env: HR",
+                &format!("secret_env: HR, agent_id: {PASTED}"),
+            ),
+            "apps[0].agent_id",
+        ),
+        (
+            MINIMAL.replace(
+                "secret_env: HR",
+                &format!("secret_env: HR, agent_id: \"{PASTED}\""),
+            ),
+            "apps[0].agent_id",
+        ),
+        (
+            with(&format!("defaults: {{ deadline: \"{PASTED}\" }}\n")),
+            "defaults.deadline",
+        ),
+        (
+            with(&format!("token: {{ refresh_before_expiry: {PASTED} }}\n")),
+            "token.refresh_before_expiry",
+        ),
+        (
+            with(&format!("defaults: {{ quota: [\"{PASTED}\"] }}\n")),
+            "defaults.quota[0]",
+        ),
+        (
+            with(&format!("admin_hosts: [\"{PASTED}/x\"]\n")),
+            "admin_hosts[0]",
+        ),
+        (
+            MINIMAL.replace("secret_env: HR", &format!("secret_env: HR, {PASTED}: 1")),
+            "apps[0]",
+        ),
+        (
+            MINIMAL.replace("secret_env: HR", &format!("secret_file: {PASTED}")),
+            "apps[0].secret_file",
+        ),
+        (
+            with(&format!(
+                "routes:\n  - {{ path: \"/cgi-bin/x?{PASTED}\" }}\n"
+            )),
+            "routes[0].path",
+        ),
+        (
+            MINIMAL.replace(
+                "https://qyapi.weixin.qq.com",
+                &format!("https://qyapi.weixin.qq.com/?corpsecret={PASTED}"),
+            ),
+            "upstreams.primary.url",
+        ),
+    ];
+    for (text, key) in cases {
+        let e = parse(&text).expect_err(key);
+        let shown = format!("{e}");
+        assert!(
+            e.problems.iter().any(|p| p.key.starts_with(key)),
+            "{key}: {shown}"
+        );
+        // No run of 5 characters of the secret appears anywhere.
+        for window in PASTED.as_bytes().windows(5) {
+            let w = std::str::from_utf8(window).unwrap();
+            assert!(
+                !shown.contains(w),
+                "{key}: {w:?} of the secret in:\n{shown}"
+            );
+        }
+    }
+    // Short wrong values are still shown whole, so the message says which.
+    let e = parse(&with("defaults: { deadline: fast }\n")).unwrap_err();
+    assert!(e.to_string().contains("\"fast\" is not a duration"), "{e}");
+    let e = parse(&with("token: { refresh: 5m }\n")).unwrap_err();
+    assert!(e.to_string().contains("unknown field `refresh`"), "{e}");
+}
+
+#[test]
+fn admin_hosts_are_names_without_ports() {
+    let c = parse(&with(
+        "admin_hosts: [Sidecar.Monitoring.svc, \"10.0.0.7\", \"[fd00::7]\", pod.local.]\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.admin_hosts,
+        ["sidecar.monitoring.svc", "10.0.0.7", "fd00::7", "pod.local"]
+    );
+    assert!(parse(MINIMAL).unwrap().admin_hosts.is_empty());
+    for bad in ["\"h:9901\"", "\"http://h\"", "\"\"", "\"a b\"", "\"*.svc\""] {
+        let p = problems(&with(&format!("admin_hosts: [ok.svc, {bad}]\n")));
+        assert_problem(&p, "admin_hosts[1]", "not a host name");
+        assert_eq!(p[0].line, Some(6), "{bad}");
+    }
+}
+
 #[test]
 fn client_connection_bounds_default_and_are_checked() {
     let c = parse(MINIMAL).unwrap().client;
@@ -960,4 +1122,87 @@ fn client_connection_bounds_default_and_are_checked() {
         "client.read_timeout",
         "unknown field",
     );
+}
+
+#[test]
+fn no_secrets_checks_everything_but_reads_no_secret_or_production_file() {
+    let text = r#"
+upstreams:
+  primary: { url: "https://qyapi.weixin.qq.com", ca_file: /etc/wecom/private-ca.pem }
+apps:
+  - { name: hr, corp_id: ww1, secret_env: NOT_SET_ANYWHERE }
+  - { name: ops, corp_id: ww1, secret_file: /run/secrets/wecom/ops }
+clients:
+  - { name: billing, key_env: ALSO_NOT_SET, apps: [hr] }
+fleet: { redis_url_env: NOR_THIS }
+"#;
+    let nothing = |_: &str| None;
+    let e = parse_with(text, None, &nothing, validate::Secrets::Read).unwrap_err();
+    // ca_file, both secrets, the client key, the Redis URL.
+    assert_eq!(e.problems.len(), 5, "{e}");
+    let c = parse_with(text, None, &nothing, validate::Secrets::Skip).unwrap();
+    assert_eq!(c.apps.len(), 2);
+    assert_ne!(c.apps[0].secret.expose(), "");
+    assert_eq!(c.apps[1].secret_source, "file /run/secrets/wecom/ops");
+    // Everything else is still checked, the keys naming secrets included.
+    let bad = text.replace("NOT_SET_ANYWHERE", "not-a-var").replace(
+        "https://qyapi.weixin.qq.com\"",
+        "https://qyapi.weixin.qq.com\", timeout: 0s",
+    );
+    let e = parse_with(&bad, None, &nothing, validate::Secrets::Skip).unwrap_err();
+    let keys: Vec<&str> = e.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["upstreams.primary.timeout", "apps[0].secret_env"],
+        "{e}"
+    );
+    let both = text.replace(
+        "secret_env: NOT_SET_ANYWHERE",
+        "secret_env: A, secret_file: b",
+    );
+    assert!(parse_with(&both, None, &nothing, validate::Secrets::Skip).is_err());
+}
+
+#[test]
+fn nesting_past_64_levels_is_refused_before_parsing() {
+    let deep = format!("routes: {}\n", "[".repeat(100_000));
+    let e = parse(&deep).unwrap_err();
+    assert_eq!(e.problems.len(), 1);
+    assert_eq!(e.problems[0].key, "(file)");
+    assert!(e.problems[0].message.contains("64 levels"), "{e}");
+    // 60 levels is still read (and refused for what it says, not for its depth).
+    let ok = with(&format!("routes: {}{}\n", "[".repeat(60), "]".repeat(60)));
+    let e = parse(&ok).unwrap_err();
+    assert!(!e.to_string().contains("levels"), "{e}");
+}
+
+#[test]
+fn many_problems_and_many_routes_are_checked_in_one_pass() {
+    // 20,000 routes, each shadowed by the one before: a problem each, each with its line.
+    let routes: String = (0..20_000)
+        .map(|i| {
+            format!("  - {{ path: \"/cgi-bin/r/{i}\" }}\n  - {{ path: \"/cgi-bin/r/{i}\" }}\n")
+        })
+        .collect();
+    let text = with(&format!(
+        "routes:\n  - {{ path: \"/cgi-bin/q/*\" }}\n{routes}"
+    ));
+    let e = parse(&text).unwrap_err();
+    assert_eq!(e.problems.len(), 20_000);
+    let first = &e.problems[0];
+    assert_eq!(first.key, "routes[2].path");
+    assert!(first.message.contains("same path as routes[1]"), "{first}");
+    assert_eq!(first.line, Some(9));
+    let last = e.problems.last().unwrap();
+    assert_eq!(last.key, "routes[40000].path");
+    assert_eq!(last.line, Some(40_007));
+    // Prefixes: a later prefix route shadowed by an earlier, shorter one, and one that is not.
+    let text = with(
+        "routes:\n  - { path: \"/cgi-bin/user/*\" }\n  - { path: \"/cgi-bin/*\" }\n  - { path: \"/cgi-bin/user/get\" }\n  - { path: \"/cgi-bin/tag/*\" }\n  - { path: \"/cgi-bin/u*\" }\n",
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 3, "{p:#?}");
+    assert_problem(&p, "routes[2].path", "covered by routes[");
+    assert_problem(&p, "routes[3].path", "covered by routes[1]");
+    assert_problem(&p, "routes[4].path", "covered by routes[1]");
 }

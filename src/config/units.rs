@@ -4,12 +4,13 @@
 //! A duration is a whole number followed directly by a unit: `ms`, `s`, `m` (or `min`), `h`,
 //! `d` (or `day`). A rate is a whole count, `/`, and a unit: `s` (or `sec`), `min` (or `m`),
 //! `h` (or `hour`), `day` (or `d`). Whitespace around the whole value is ignored; inside it is
-//! refused, as are signs, fractions and compound forms (`1h30m`: write `90m`). Errors quote the
-//! text and show valid examples.
+//! refused, as are signs, fractions and compound forms (`1h30m`: write `90m`). Errors quote at most the
+//! first 4 characters of the text (`quote`) and show valid examples.
 
 use std::time::Duration;
 
 use super::model::Rate;
+use super::quote::quote;
 
 const DURATION_HINT: &str =
     "write a whole number and a unit (ms, s, m, h, d), e.g. 250ms, 2s, 5m, 1h, 1d";
@@ -20,25 +21,26 @@ const RATE_HINT: &str =
 /// use [`parse_positive_duration`] where it makes no sense.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
+    let q = quote(t);
     if t.is_empty() {
         return Err(format!("is empty; {DURATION_HINT}"));
     }
     if t.starts_with('-') {
-        return Err(format!("\"{text}\" is negative; {DURATION_HINT}"));
+        return Err(format!("{q} is negative; {DURATION_HINT}"));
     }
     if t.chars().any(char::is_whitespace) {
         return Err(format!(
-            "\"{text}\" has a space inside; write the number and unit together, e.g. 2s"
+            "{q} has a space inside; write the number and unit together, e.g. 2s"
         ));
     }
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     if num.is_empty() {
-        return Err(format!("\"{text}\" is not a duration; {DURATION_HINT}"));
+        return Err(format!("{q} is not a duration; {DURATION_HINT}"));
     }
     if unit.starts_with('.') || unit.starts_with(',') {
         return Err(format!(
-            "\"{text}\" is not a whole number; use a smaller unit instead, e.g. 1500ms for 1.5s"
+            "{q} is not a whole number; use a smaller unit instead, e.g. 1500ms for 1.5s"
         ));
     }
     let unit_ms: u64 = match unit {
@@ -47,15 +49,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" | "min" => 60_000,
         "h" => 3_600_000,
         "d" | "day" => 86_400_000,
-        "" => return Err(format!("\"{text}\" has no unit; {DURATION_HINT}")),
+        "" => return Err(format!("{q} has no unit; {DURATION_HINT}")),
         _ if unit.chars().any(|c| c.is_ascii_digit()) => {
             return Err(format!(
-                "\"{text}\" combines units; write a single one, e.g. 90m for 1h30m"
+                "{q} combines units; write a single one, e.g. 90m for 1h30m"
             ))
         }
         _ => {
             return Err(format!(
-                "\"{text}\" has an unknown unit \"{unit}\"; {DURATION_HINT}"
+                "{q} has an unknown unit {}; {DURATION_HINT}",
+                quote(unit)
             ))
         }
     };
@@ -63,15 +66,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok()
         .and_then(|n| n.checked_mul(unit_ms))
         .map(Duration::from_millis)
-        .ok_or_else(|| format!("\"{text}\" is too large; {DURATION_HINT}"))
+        .ok_or_else(|| format!("{q} is too large; {DURATION_HINT}"))
 }
 
 /// Like [`parse_duration`], refusing zero.
 pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     match parse_duration(text)? {
         d if d.is_zero() => Err(format!(
-            "\"{}\" is zero; give a positive duration, e.g. 250ms or 2s",
-            text.trim()
+            "{} is zero; give a positive duration, e.g. 250ms or 2s",
+            quote(text.trim())
         )),
         d => Ok(d),
     }
@@ -80,34 +83,35 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
 /// Parses a rate such as `30/s`, `10000/min`, `150000/h` or `1000/day`. The count is 1 or more.
 pub fn parse_rate(text: &str) -> Result<Rate, String> {
     let t = text.trim();
+    let q = quote(t);
     if t.is_empty() {
         return Err(format!("is empty; {RATE_HINT}"));
     }
     if t.chars().any(char::is_whitespace) {
         return Err(format!(
-            "\"{text}\" has a space inside; write it without spaces, e.g. 20/s"
+            "{q} has a space inside; write it without spaces, e.g. 20/s"
         ));
     }
     let Some((count, unit)) = t.split_once('/') else {
-        return Err(format!("\"{text}\" is not a rate; {RATE_HINT}"));
+        return Err(format!("{q} is not a rate; {RATE_HINT}"));
     };
     if count.starts_with('-') {
-        return Err(format!("\"{text}\" is negative; {RATE_HINT}"));
+        return Err(format!("{q} is negative; {RATE_HINT}"));
     }
     if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
-            "\"{text}\" does not start with a whole count; {RATE_HINT}"
+            "{q} does not start with a whole count; {RATE_HINT}"
         ));
     }
     let count: u32 = count.parse().map_err(|_| {
         format!(
-            "\"{text}\" is too large (at most {} per unit); {RATE_HINT}",
+            "{q} is too large (at most {} per unit); {RATE_HINT}",
             u32::MAX
         )
     })?;
     if count == 0 {
         return Err(format!(
-            "\"{text}\" allows nothing; use a count of at least 1, or remove the quota"
+            "{q} allows nothing; use a count of at least 1, or remove the quota"
         ));
     }
     let per = match unit {
@@ -117,7 +121,8 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
         "day" | "d" => Duration::from_secs(86400),
         _ => {
             return Err(format!(
-                "\"{text}\" has an unknown unit \"{unit}\"; {RATE_HINT}"
+                "{q} has an unknown unit {}; {RATE_HINT}",
+                quote(unit)
             ))
         }
     };

@@ -491,7 +491,9 @@ fn access_log(shared: &Shared, session: &Session, ctx: &RequestCtx) {
         errcode = ctx.errcode,
         reason = ctx.reason.map(|r| r.as_str()),
         detail = ctx.detail.as_deref(),
-        latency_ms = latency.as_secs_f64() * 1000.0,
+        // Whole microseconds, so the number prints with at most 3 decimals (1.234), not
+        // the float noise of seconds × 1000 (1.2340000000000002).
+        latency_ms = latency.as_micros() as f64 / 1000.0,
         "call"
     );
 }

@@ -57,14 +57,15 @@ fn source() -> &'static Path {
             ("secret", format!("{SECRET}\n").into_bytes()),
             ("key", SECRET.as_bytes().to_vec()),
             ("empty", Vec::new()),
-            ("big", SECRET.repeat(200).into_bytes()),
+            // Over the 64 KiB a secret file may hold.
+            ("big", SECRET.repeat(2000).into_bytes()),
             (
                 "binary",
                 [b"\xff\xfe".as_slice(), SECRET.as_bytes()].concat(),
             ),
             (
                 "ca.pem",
-                b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".to_vec(),
+                include_bytes!("../../data/test-ca.pem").to_vec(),
             ),
         ];
         for (name, content) in files {
