@@ -129,6 +129,17 @@ async fn handle(
         Some(FaultKind::Errcode(code)) => return Ok(handlers::fault_errcode(code)),
         Some(FaultKind::Delay(d)) => tokio::time::sleep(d).await,
         Some(FaultKind::LoseAnswer) => lose_answer = true,
+        Some(FaultKind::RedirectAbsolute) => {
+            let host = parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("wecom.invalid");
+            return Ok(handlers::redirect(Some(host), path, query));
+        }
+        Some(FaultKind::RedirectRelative) => return Ok(handlers::redirect(None, path, query)),
+        Some(FaultKind::Echo) => return Ok(handlers::echo(&parts.headers, path, query)),
+        Some(FaultKind::ErrcodeEcho(code)) => return Ok(handlers::errcode_echo(code, path, query)),
     }
     let content_type = parts
         .headers

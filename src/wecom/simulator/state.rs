@@ -50,6 +50,18 @@ pub enum FaultKind {
     /// Handles the call normally (a message IS delivered), then closes without answering:
     /// the answer is lost on the way back.
     LoseAnswer,
+    /// HTTP 302 whose `Location` is the request URL made absolute (`http://<Host><path>?<query>`),
+    /// query and its `access_token` included: a redirect to the same call elsewhere.
+    RedirectAbsolute,
+    /// HTTP 302 whose `Location` is the request's own path and query (a relative redirect).
+    RedirectRelative,
+    /// HTTP 200 JSON `{"errcode":0,"errmsg":"ok","url":..,"access_token":..}` that echoes the
+    /// request URL and its `access_token` in the body and in headers (`Content-Location`,
+    /// `X-Echo-Url`, `Link`, `X-Echo-Token`), as a debugging proxy might.
+    Echo,
+    /// HTTP 200 JSON `{"errcode": n, "errmsg": "... request: <path>?<query>"}`: an errmsg that
+    /// quotes the request URL (on `gettoken`: the `corpsecret`, as sent and decoded).
+    ErrcodeEcho(i64),
 }
 
 /// What the simulator has seen since the start or the last reset.
