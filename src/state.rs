@@ -83,6 +83,14 @@ impl Runtime {
                 )
             })
             .collect();
+        // Whatever an upstream quotes of these is taken out of what the sidecar passes on.
+        crate::redact::learn_config(
+            config
+                .apps
+                .iter()
+                .map(|a| a.secret.expose())
+                .chain(config.clients.iter().map(|c| c.key.expose())),
+        );
         let routes = RouteTable::new(&config.routes, &config.defaults, |name| {
             config
                 .upstreams

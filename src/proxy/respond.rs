@@ -5,6 +5,7 @@ use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession as Session;
 
 use super::RequestCtx;
+use crate::redact::CallRedaction;
 use crate::wecom::answer::LocalAnswer;
 
 /// Response headers that describe one hop, not the answer; never copied from upstream.
@@ -38,7 +39,9 @@ pub async fn local(
     write(session, header, Some(body)).await
 }
 
-/// The app-facing header for an upstream answer: its status and headers, minus hop-by-hop ones.
+/// The app-facing header for an upstream answer: its status and headers, minus hop-by-hop ones,
+/// with every secret or token they quote taken out (`secrets`; a `Location` too: redirects
+/// are passed on, never followed).
 ///
 /// Built as plain `http` parts, not through pingora's header API: that re-parses every name and
 /// keeps a second, case-preserving map, which profiled at 6 % of a call. Without that map
@@ -47,6 +50,7 @@ pub fn header_from_upstream(
     up: &ResponseHeader,
     ctx: &RequestCtx,
     body_len: Option<usize>,
+    secrets: &CallRedaction,
 ) -> ResponseHeader {
     let mut headers = http::HeaderMap::with_capacity(up.headers.len() + 2);
     for (name, value) in up.headers.iter() {
@@ -55,6 +59,7 @@ pub fn header_from_upstream(
         }
         headers.append(name.clone(), value.clone());
     }
+    secrets.headers(&mut headers);
     match body_len {
         Some(len) => {
             headers.insert(http::header::CONTENT_LENGTH, len.into());
