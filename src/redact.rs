@@ -53,6 +53,16 @@ pub struct Pattern {
 }
 
 impl Pattern {
+    /// The bytes searched for.
+    pub fn needle(&self) -> &[u8] {
+        &self.needle
+    }
+
+    /// What stands in their place.
+    pub fn with(&self) -> &str {
+        &self.with
+    }
+
     /// The forms `secret` can take in text (as written, percent-encoded, JSON-escaped), each
     /// replaced by `with`; none when `secret` is shorter than [`MIN_SECRET_LEN`].
     pub fn forms(secret: &str, with: &Arc<str>) -> Vec<Pattern> {
@@ -107,8 +117,15 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// A redactor for `patterns` (see [`Pattern::forms`]).
-    pub fn new(patterns: Vec<Pattern>) -> Redactor {
+    /// A redactor for `patterns` (see [`Pattern::forms`]); of patterns with the same needle,
+    /// the first is kept.
+    pub fn new(all: Vec<Pattern>) -> Redactor {
+        let mut patterns: Vec<Pattern> = Vec::with_capacity(all.len());
+        for p in all {
+            if !p.needle.is_empty() && !patterns.iter().any(|u| u.needle == p.needle) {
+                patterns.push(p);
+            }
+        }
         let finder = if patterns.is_empty() {
             None
         } else {
@@ -296,17 +313,11 @@ impl Known {
         for s in configured.iter().chain(previous.iter()) {
             patterns.extend(Pattern::forms(s, &mask));
         }
-        let mut unique: Vec<Pattern> = Vec::with_capacity(patterns.len());
-        for p in patterns {
-            if !unique.iter().any(|u| u.needle == p.needle) {
-                unique.push(p);
-            }
-        }
         Known {
             configured,
             previous,
             tokens,
-            redactor: Arc::new(Redactor::new(unique)),
+            redactor: Arc::new(Redactor::new(patterns)),
         }
     }
 }
@@ -367,6 +378,10 @@ pub fn learn_token(app: &str, token: &str, expires_at: Instant) {
     });
 }
 
+/// An answer body under a `Content-Encoding`: not passed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoded;
+
 /// What comes out of one call's answer: everything [`known`], the token injected into the
 /// call (should it not be known yet) standing for the app's name, and the call's robot `key`.
 pub struct CallRedaction {
@@ -391,11 +406,24 @@ impl CallRedaction {
     }
 
     /// A buffered answer body, redacted; the same bytes (no copy) when it holds nothing.
-    pub fn body(&self, body: bytes::Bytes) -> bytes::Bytes {
-        match self.known.redact(&body, &self.extra) {
+    /// `Err` for a body with a `Content-Encoding` (never asked for: requests go without
+    /// `Accept-Encoding`): it cannot be searched, and the app would unpack what it hides.
+    pub fn body(
+        &self,
+        body: bytes::Bytes,
+        headers: &http::HeaderMap,
+    ) -> Result<bytes::Bytes, Encoded> {
+        let encoded = headers
+            .get_all(http::header::CONTENT_ENCODING)
+            .iter()
+            .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
+        if encoded && !body.is_empty() {
+            return Err(Encoded);
+        }
+        Ok(match self.known.redact(&body, &self.extra) {
             Cow::Borrowed(_) => body,
             Cow::Owned(b) => bytes::Bytes::from(b),
-        }
+        })
     }
 
     /// An answer's headers, redacted in place.
@@ -569,13 +597,27 @@ mod tests {
         let body = bytes::Bytes::from(format!(
             r#"{{"url":"/x?access_token={token}","hook":"send?key=robot-key-abcdef012345"}}"#
         ));
+        let none = http::HeaderMap::new();
         assert_eq!(
-            call.body(body),
+            call.body(body, &none).unwrap(),
             r#"{"url":"/x?access_token=hr-bot","hook":"send?key=***"}"#
         );
         let plain = bytes::Bytes::from_static(br#"{"errcode":0,"errmsg":"ok"}"#);
-        let same = call.body(plain.clone());
-        assert_eq!(same.as_ptr(), plain.as_ptr(), "copied although it held nothing");
+        let same = call.body(plain.clone(), &none).unwrap();
+        assert_eq!(
+            same.as_ptr(),
+            plain.as_ptr(),
+            "copied although it held nothing"
+        );
+        let mut gzip = http::HeaderMap::new();
+        gzip.insert("content-encoding", "gzip".parse().unwrap());
+        assert_eq!(call.body(plain.clone(), &gzip), Err(Encoded));
+        assert!(
+            call.body(bytes::Bytes::new(), &gzip).is_ok(),
+            "nothing to hide"
+        );
+        gzip.insert("content-encoding", "Identity".parse().unwrap());
+        assert!(call.body(plain, &gzip).is_ok());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The real token never reaches the app, and secrets an upstream quotes back are taken out:
 //! a standby that redirects (absolute and relative `Location`, token in the query), one that
 //! echoes the request URL in its JSON body and headers, a robot call whose answer quotes its
-//! `key`, and a `gettoken` whose errmsg quotes its own query (the `corpsecret`). Nothing the
-//! sidecar itself sends follows a redirect: not the call, not `gettoken`.
+//! `key`, one that compresses an echo it was not asked to, and a `gettoken` whose errmsg
+//! quotes its own query (the `corpsecret`). Nothing the sidecar itself sends follows a
+//! redirect: not the call, not `gettoken`.
 
 mod common;
 
@@ -179,6 +180,30 @@ async fn a_standby_that_echoes_the_url_gets_no_token_or_robot_key_to_the_app() {
     let mut secrets = primary.issued_tokens();
     secrets.push(ROBOT_KEY.into());
     assert_holds_none("the sidecar's log", &sc.logs(), &secrets);
+}
+
+#[tokio::test]
+async fn an_answer_encoded_without_being_asked_is_not_passed_unread() {
+    let (primary, standby) = primary_and_standby().await;
+    let sc = on_standby(&primary, &standby).await;
+    // Compressed, a body cannot be searched for the token, and the app would unpack it.
+    standby.inject_here(fault("/cgi-bin/department/list", FaultKind::GzipEcho, None));
+    let (status, h, seen) = everything(
+        no_follow()
+            .get(sc.url("/cgi-bin/department/list?id=1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 502, "{seen}");
+    assert_eq!(header(&h, "x-sidecar-reason"), "upstream-unavailable");
+    assert!(h.get("content-encoding").is_none(), "{seen}");
+    assert!(
+        seen.contains("Content-Encoding"),
+        "the answer says why: {seen}"
+    );
+    assert_holds_none("the answer", &seen, &primary.issued_tokens());
 }
 
 #[tokio::test]

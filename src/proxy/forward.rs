@@ -306,15 +306,16 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
                     tokio::time::timeout_at(attempt_until, open.read_to_end(MAX_JSON_RESPONSE))
                         .await;
                 let answer = match read {
-                    Ok(Ok(b)) => Ok(b),
+                    // Nothing the upstream quotes of the call's secrets reaches the app.
+                    Ok(Ok(b)) => secrets
+                        .body(b, &open.header().headers)
+                        .map_err(|_| AttemptError::BadResponse("an unrequested Content-Encoding")),
                     Ok(Err(e)) => Err(e),
                     Err(_) => Err(AttemptError::Timeout),
                 };
                 match answer {
                     Err(e) => attempt_failed(shared, call, up, ctx, &e),
                     Ok(answer) => {
-                        // Nothing the upstream quotes of the call's secrets reaches the app.
-                        let answer = secrets.body(answer);
                         // The app-facing header, built once from the upstream's (no copy of it
                         // is kept: the connection goes back to the pool now).
                         let up_header = Box::new(respond::header_from_upstream(

@@ -153,6 +153,31 @@ pub fn echo(headers: &http::HeaderMap, path: &str, query: &str) -> Answer {
     r
 }
 
+/// `FaultKind::GzipEcho`: the echo, gzip-compressed, as an HTTP 400.
+pub fn gzip_echo(headers: &http::HeaderMap, path: &str, query: &str) -> Answer {
+    use std::io::Write;
+    let url = path_and_query(path, query);
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("wecom.invalid");
+    let body = json!({"errcode": 40058, "errmsg": format!("bad request http://{host}{url}")});
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let compressed = gz
+        .write_all(body.to_string().as_bytes())
+        .and_then(|()| gz.finish())
+        .unwrap_or_default();
+    let mut r = Response::new(SimBody::full(compressed));
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    let h = r.headers_mut();
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    h.insert("content-encoding", HeaderValue::from_static("gzip"));
+    r
+}
+
 /// `FaultKind::ErrcodeEcho`: errcode `code` with an errmsg that quotes the request URL as sent,
 /// and its `corpsecret` decoded, as some gateways do.
 pub fn errcode_echo(code: i64, path: &str, query: &str) -> Answer {

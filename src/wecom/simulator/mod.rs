@@ -71,6 +71,7 @@
 //! | `"RedirectAbsolute"` | HTTP 302, `Location: http://<Host><path>?<query>` (the call's own URL, token included) |
 //! | `"RedirectRelative"` | HTTP 302, `Location: <path>?<query>` |
 //! | `"Echo"` | HTTP 200 JSON `errcode` 0 whose body and headers (`Content-Location`, `X-Echo-Url`, `Link`, `X-Echo-Token`) quote the request URL and its `access_token` |
+//! | `"GzipEcho"` | HTTP 400, `Content-Encoding: gzip` (not asked for), the compressed body quoting the request URL |
 //! | `{"ErrcodeEcho":40001}` | HTTP 200 JSON with that errcode and an errmsg quoting the request URL (on gettoken: the `corpsecret`) |
 //!
 //! A simulator listens on one address; [`Simulator::also_listen`] adds another address of the

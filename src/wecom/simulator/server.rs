@@ -139,6 +139,7 @@ async fn handle(
         }
         Some(FaultKind::RedirectRelative) => return Ok(handlers::redirect(None, path, query)),
         Some(FaultKind::Echo) => return Ok(handlers::echo(&parts.headers, path, query)),
+        Some(FaultKind::GzipEcho) => return Ok(handlers::gzip_echo(&parts.headers, path, query)),
         Some(FaultKind::ErrcodeEcho(code)) => return Ok(handlers::errcode_echo(code, path, query)),
     }
     let content_type = parts

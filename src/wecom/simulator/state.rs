@@ -59,6 +59,9 @@ pub enum FaultKind {
     /// request URL and its `access_token` in the body and in headers (`Content-Location`,
     /// `X-Echo-Url`, `Link`, `X-Echo-Token`), as a debugging proxy might.
     Echo,
+    /// HTTP 400 with `Content-Encoding: gzip` (never asked for) and the `Echo` body compressed:
+    /// what the app would unpack holds the request URL and its `access_token`.
+    GzipEcho,
     /// HTTP 200 JSON `{"errcode": n, "errmsg": "... request: <path>?<query>"}`: an errmsg that
     /// quotes the request URL (on `gettoken`: the `corpsecret`, as sent and decoded).
     ErrcodeEcho(i64),
