@@ -63,21 +63,28 @@ impl Pattern {
         &self.with
     }
 
-    /// The forms `secret` can take in text (as written, percent-encoded, JSON-escaped), each
-    /// replaced by `with`; none when `secret` is shorter than [`MIN_SECRET_LEN`].
+    /// The forms `secret` can take in text (as written, percent-encoded, JSON-escaped, also
+    /// with `\/` and as Go writes JSON, `&` as `\u0026`), each replaced by `with`; none when
+    /// `secret` is shorter than [`MIN_SECRET_LEN`].
     pub fn forms(secret: &str, with: &Arc<str>) -> Vec<Pattern> {
         if secret.len() < MIN_SECRET_LEN {
             return Vec::new();
         }
         let mut forms: Vec<Vec<u8>> = vec![secret.as_bytes().to_vec()];
         let form: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-        forms.push(form.clone().into_bytes());
+        forms.push(form.into_bytes());
         forms.push(percent_encoded(secret, false).into_bytes());
         forms.push(percent_encoded(secret, true).into_bytes());
         if let Ok(json) = serde_json::to_string(secret) {
             let inner = &json[1..json.len() - 1];
             forms.push(inner.as_bytes().to_vec());
             forms.push(inner.replace('/', "\\/").into_bytes());
+            // As Go's encoding/json writes it (HTML-safe).
+            let go = inner
+                .replace('<', "\\u003c")
+                .replace('>', "\\u003e")
+                .replace('&', "\\u0026");
+            forms.push(go.into_bytes());
         }
         let mut out: Vec<Pattern> = Vec::with_capacity(forms.len());
         for f in forms {
@@ -525,6 +532,8 @@ mod tests {
         );
         let json = serde_json::to_string(SECRET).unwrap();
         assert_eq!(r(&red, &format!("{{\"m\":{json}}}")), "{\"m\":\"***\"}");
+        let go = json.replace('&', "\\u0026");
+        assert_eq!(r(&red, &format!("{{\"m\":{go}}}")), "{\"m\":\"***\"}");
         assert_eq!(r(&red, &format!("raw {SECRET}.")), "raw ***.");
     }
 

@@ -623,9 +623,9 @@ pub async fn write_pass(
     }
 }
 
-/// Streams a binary answer to the app chunk by chunk. Its headers are redacted; its body is
-/// binary (a file) and passed byte for byte: rewriting it would corrupt the file. Each upstream read is bounded by the
-/// upstream's `timeout`; a stall or break mid-body cuts the app's connection.
+/// Streams a binary answer to the app chunk by chunk. Each upstream read is bounded by the
+/// upstream's `timeout`; a stall or break mid-body cuts the app's connection. Its headers are
+/// redacted; its body (a file) is passed byte for byte: rewriting it would corrupt the file.
 pub async fn stream(
     mut open: Open,
     up: &UpstreamRt,
