@@ -10,11 +10,10 @@
 //!
 //! What is known ([`known`]) is process-wide: the app secrets and client keys of the config in
 //! force and of the one before it ([`learn_config`]), and the tokens the sidecar fetched or
-//! read from its fleet until they expire, newest [`MAX_TOKENS`] ([`learn_token`]). A call adds its own extras (a
-//! robot's `key`, the token it injected). Each secret is searched for as written, as
-//! percent-encoded (upper- and lower-case hex) and as JSON-escaped. Values shorter than
-//! [`MIN_SECRET_LEN`] are not searched for: they are not secrets, and masking them would mangle
-//! answers.
+//! read from its fleet until they expire, newest [`MAX_TOKENS`] ([`learn_token`]). A call adds
+//! its own extras ([`CallRedaction`]: a robot's `key`, the token it injected). Each secret is
+//! searched for in every form [`Pattern::forms`] lists. Values shorter than [`MIN_SECRET_LEN`]
+//! are not searched for: they are not secrets, and masking them would mangle answers.
 //!
 //! Cost on the call path: all known values are found in one pass (Aho-Corasick, built when a
 //! secret or token is learnt, never per call), plus one `memmem` pass per extra; nothing is
@@ -149,7 +148,7 @@ impl Redactor {
         &self.patterns
     }
 
-    /// Whether `needle` is among the values held, in any form.
+    /// Whether `value` is among the values held (as one of their forms).
     pub fn holds(&self, value: &[u8]) -> bool {
         self.patterns.iter().any(|p| *p.needle == *value)
     }
