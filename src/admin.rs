@@ -230,7 +230,11 @@ pub fn status(shared: &Shared) -> Value {
                 "last_refresh_unix": st.last_refresh.map(unix_secs),
                 "refresh_failures": st.refresh_failures,
                 "consecutive_failures": st.consecutive_failures,
-                "last_error": st.last_error.as_ref().map(|e| e.to_string()),
+                // Redacted where it entered; again here, as everything from an upstream is.
+                "last_error": st
+                    .last_error
+                    .as_ref()
+                    .map(|e| crate::redact::upstream_text(&e.to_string(), &[]).into_owned()),
                 "gettoken": gettoken_bounds(a, &rt.config.token),
             })
         })

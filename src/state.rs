@@ -83,6 +83,17 @@ impl Runtime {
                 )
             })
             .collect();
+        // Whatever an upstream quotes of these is taken out of what the sidecar passes on. A
+        // secret equal to an app name (`--dev`'s) is public, and is what tokens turn into.
+        let is_app_name = |s: &str| config.apps.iter().any(|a| a.name.as_str() == s);
+        crate::redact::learn_config(
+            config
+                .apps
+                .iter()
+                .map(|a| a.secret.expose())
+                .chain(config.clients.iter().map(|c| c.key.expose()))
+                .filter(|s| !is_app_name(s)),
+        );
         let routes = RouteTable::new(&config.routes, &config.defaults, |name| {
             config
                 .upstreams

@@ -15,6 +15,7 @@ use wecom_sidecar::signing::{body_sha256, now_secs, sign, Signed};
 use wecom_sidecar::wecom::simulator::{FaultKind, Simulator};
 
 const CLIENT_KEY: &str = "client-key-never-shown-0f1e2d3c4b5a69788796a5b4";
+const ROBOT_KEY: &str = "robot-key-never-shown-6b5a4c3d2e1f0a9b8c7d";
 
 /// Everything an app could be shown for one call: status, headers and body.
 async fn everything(r: reqwest::Response) -> String {
@@ -29,7 +30,12 @@ async fn everything(r: reqwest::Response) -> String {
 }
 
 async fn drive_every_path(sim: &Simulator, sc: &Sidecar, key_file: &std::path::Path) -> String {
-    let c = client();
+    // Redirects are shown, not followed: what a redirect's Location carries is searched too.
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let mut seen = String::new();
     let get = |path: String| c.get(sc.url(&path));
     let signed = |method: &str, path: &str, query: &str, body: &[u8]| {
@@ -125,6 +131,27 @@ async fn drive_every_path(sim: &Simulator, sc: &Sidecar, key_file: &std::path::P
     sim.invalidate_all_tokens();
     call!("GET", "/cgi-bin/user/get", "userid=e", vec![]);
     sim.clear_faults();
+    // gettoken failing with an errmsg that quotes its own query (the corpsecret), and one
+    // that redirects to itself.
+    // For ops-bot (hr-bot's last fetch failed: it would get that failure, held, instead).
+    for (i, kind) in [FaultKind::ErrcodeEcho(40001), FaultKind::RedirectAbsolute]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            // Past the failure hold, so that this fault is met by a fetch of its own.
+            tokio::time::sleep(Duration::from_millis(2100)).await;
+        }
+        sim.inject(fault("/cgi-bin/gettoken", kind, Some(4)));
+        sim.invalidate_all_tokens();
+        call!(
+            "GET",
+            "/cgi-bin/user/get",
+            "access_token=ops-bot&userid=e",
+            vec![]
+        );
+        sim.clear_faults();
+    }
     // Upstream faults of every kind.
     for kind in [
         FaultKind::Status(502),
@@ -139,12 +166,31 @@ async fn drive_every_path(sim: &Simulator, sc: &Sidecar, key_file: &std::path::P
         call!("GET", "/cgi-bin/department/list", "", vec![]);
         sim.clear_faults();
     }
+    // Answers that quote the call's URL, token included (department/list is blocked now).
+    for kind in [
+        FaultKind::RedirectAbsolute,
+        FaultKind::RedirectRelative,
+        FaultKind::Echo,
+        FaultKind::ErrcodeEcho(60020),
+    ] {
+        sim.inject(fault("/cgi-bin/user/get", kind, Some(1)));
+        call!("GET", "/cgi-bin/user/get", "userid=q", vec![]);
+        sim.clear_faults();
+    }
     sim.inject(fault(
         "/cgi-bin/message/send",
         FaultKind::LoseAnswer,
         Some(1),
     ));
     call!("POST", "/cgi-bin/message/send", "", msg.clone());
+    // A robot call whose answer quotes its key.
+    sim.inject(fault("/cgi-bin/webhook/send", FaultKind::Echo, Some(1)));
+    call!(
+        "POST",
+        "/cgi-bin/webhook/send",
+        &format!("key={ROBOT_KEY}"),
+        br#"{"msgtype":"text","text":{"content":"x"}}"#.to_vec()
+    );
     // The hour block WeCom announced, held locally; the quota of /cgi-bin/tag/list.
     for _ in 0..4 {
         call!("GET", "/cgi-bin/tag/list", "", vec![]);
@@ -245,7 +291,14 @@ async fn no_secret_or_token_in_any_answer_log_metric_or_status() {
         sc.wait_ready().await;
         let answers = drive_every_path(&sim, &sc, &key_file).await;
 
-        let mut secrets: Vec<String> = vec![HR_SECRET.into(), OPS_SECRET.into(), CLIENT_KEY.into()];
+        let hr_encoded: String = form_urlencoded::byte_serialize(HR_SECRET.as_bytes()).collect();
+        let mut secrets: Vec<String> = vec![
+            HR_SECRET.into(),
+            OPS_SECRET.into(),
+            CLIENT_KEY.into(),
+            ROBOT_KEY.into(),
+            hr_encoded,
+        ];
         let tokens = sim.issued_tokens();
         assert!(
             tokens.len() >= 3,
@@ -254,6 +307,14 @@ async fn no_secret_or_token_in_any_answer_log_metric_or_status() {
         secrets.extend(tokens);
         assert!(answers.contains("48002"), "the unsigned calls were refused");
         assert_clean(&format!("answers ({format} logs run)"), &answers, &secrets);
+        assert!(
+            answers.contains("access_token=hr-bot"),
+            "the redirects and echoes came back, with the app's name for its token"
+        );
+        assert!(
+            answers.contains("corpsecret=***") && answers.contains("answered HTTP 302"),
+            "gettoken's echo of its query and its redirect came back"
+        );
         let logs = sc.logs();
         assert!(
             logs.len() > 10_000,

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::{admission, hop, request, respond, RequestCtx};
 use crate::body::RequestBody;
 use crate::metrics::Outcome;
+use crate::redact::CallRedaction;
 use crate::retry::{self, RetryReason};
 use crate::routing::Call;
 use crate::state::{Runtime, Shared};
@@ -61,10 +62,29 @@ pub enum Ended<'a> {
     /// A buffered upstream answer (app-facing header and body); the call's context holds its
     /// status, outcome and errcode.
     Pass(Box<pingora::http::ResponseHeader>, Bytes),
-    /// A binary answer to stream (media), from this upstream's connection.
-    Stream(Box<Open>, &'a UpstreamRt),
+    /// A binary answer to stream (media), from this upstream's connection, and what to take
+    /// out of its headers (its body is passed as it is).
+    Stream(Box<Open>, &'a UpstreamRt, CallRedaction),
     /// The sidecar must answer locally.
     Local(LocalAnswer),
+}
+
+/// What takes the call's secrets out of its answer: every known one, the token injected into
+/// it (standing for the app's name) and, for a robot call, its `key`.
+fn call_redaction(
+    call: &Call<'_>,
+    app: Option<&AppTokens>,
+    token: Option<&Token>,
+    query: &str,
+) -> CallRedaction {
+    let robot_key = match call.api.auth {
+        Auth::RobotKey => request::query_value(query, "key"),
+        _ => None,
+    };
+    let app_and_token = app
+        .zip(token)
+        .map(|(a, t)| (a.app.name.as_str(), t.expose()));
+    CallRedaction::new(app_and_token, robot_key.as_deref())
 }
 
 fn no_token_answer(app: &AppTokens, e: &TokenError) -> LocalAnswer {
@@ -74,8 +94,9 @@ fn no_token_answer(app: &AppTokens, e: &TokenError) -> LocalAnswer {
             Reason::NoToken,
             *errcode,
             format!(
-                "wecom-sidecar: no access_token for app {}: gettoken answered errcode {errcode} ({errmsg})",
-                app.app.name
+                "wecom-sidecar: no access_token for app {}: gettoken answered errcode {errcode} ({})",
+                app.app.name,
+                crate::redact::upstream_text(errmsg, &[])
             ),
         ),
         TokenError::Unavailable(why) => LocalAnswer::new(
@@ -310,16 +331,20 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
             }
             Ok(mut open) => {
                 let status = open.status();
+                let secrets = call_redaction(call, app, token.as_deref(), query);
                 if call.api.body == BodyKind::Download && status == 200 && !is_json_answer(&open) {
                     record_attempt(shared, call, up, "ok");
                     up.health.success();
-                    return Ended::Stream(Box::new(open), up);
+                    return Ended::Stream(Box::new(open), up, secrets);
                 }
                 let read =
                     tokio::time::timeout_at(attempt_until, open.read_to_end(MAX_JSON_RESPONSE))
                         .await;
                 let answer = match read {
-                    Ok(Ok(b)) => Ok(b),
+                    // Nothing the upstream quotes of the call's secrets reaches the app.
+                    Ok(Ok(b)) => secrets
+                        .body(b, &open.header().headers)
+                        .map_err(|_| AttemptError::BadResponse("an unrequested Content-Encoding")),
                     Ok(Err(e)) => Err(e),
                     Err(_) => Err(AttemptError::Timeout),
                 };
@@ -332,6 +357,7 @@ pub async fn forward<'a>(f: Forward<'a>, session: &mut Session, ctx: &mut Reques
                             open.header(),
                             ctx,
                             Some(answer.len()),
+                            &secrets,
                         ));
                         open.release(up).await;
                         if status >= 500 {
@@ -702,9 +728,16 @@ pub async fn write_pass(
 }
 
 /// Streams a binary answer to the app chunk by chunk. Each upstream read is bounded by the
-/// upstream's `timeout`; a stall or break mid-body cuts the app's connection.
-pub async fn stream(mut open: Open, up: &UpstreamRt, session: &mut Session, ctx: &mut RequestCtx) {
-    let header = respond::header_from_upstream(open.header(), ctx, None);
+/// upstream's `timeout`; a stall or break mid-body cuts the app's connection. Its headers are
+/// redacted; its body (a file) is passed byte for byte: rewriting it would corrupt the file.
+pub async fn stream(
+    mut open: Open,
+    up: &UpstreamRt,
+    secrets: &CallRedaction,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) {
+    let header = respond::header_from_upstream(open.header(), ctx, None, secrets);
     ctx.status = open.status();
     ctx.outcome = Outcome::Ok;
     if let Err(e) = session.write_response_header(Box::new(header)).await {

@@ -255,10 +255,10 @@ impl SidecarProxy {
                 forward::write_pass(session, ctx, header, body).await;
                 None
             }
-            Ok(forward::Ended::Stream(open, up)) => {
+            Ok(forward::Ended::Stream(open, up, secrets)) => {
                 // Boxed: media is rare, and streaming's state would otherwise enlarge every
                 // call's future.
-                Box::pin(forward::stream(*open, up, session, ctx)).await;
+                Box::pin(forward::stream(*open, up, &secrets, session, ctx)).await;
                 None
             }
             Ok(forward::Ended::Local(answer)) => Some(answer),

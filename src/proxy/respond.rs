@@ -5,6 +5,7 @@ use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession as Session;
 
 use super::{hop, RequestCtx};
+use crate::redact::CallRedaction;
 use crate::wecom::answer::LocalAnswer;
 
 /// Writes a local answer and records it in the call's context.
@@ -27,7 +28,8 @@ pub async fn local(
 }
 
 /// The app-facing header for an upstream answer: its status and headers, minus hop-by-hop ones
-/// (`hop`).
+/// (`hop`), with every secret or token they quote taken out (`secrets`; a `Location` too:
+/// redirects are passed on, never followed).
 ///
 /// Built as plain `http` parts, not through pingora's header API: that re-parses every name and
 /// keeps a second, case-preserving map, which profiled at 6 % of a call. Without that map
@@ -36,9 +38,11 @@ pub fn header_from_upstream(
     up: &ResponseHeader,
     ctx: &RequestCtx,
     body_len: Option<usize>,
+    secrets: &CallRedaction,
 ) -> ResponseHeader {
     // Content-Length is the sidecar's to set: it describes the body as it is written to the app.
     let mut headers = hop::end_to_end(&up.headers, 2, |name| name == http::header::CONTENT_LENGTH);
+    secrets.headers(&mut headers);
     match body_len {
         Some(len) => {
             headers.insert(http::header::CONTENT_LENGTH, len.into());

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::{Token, TokenError, TokenSource};
 use crate::body::RequestBody;
 use crate::config::App;
+use crate::redact::{self, Pattern, MASK};
 use crate::upstream::exchange;
 use crate::upstream::resolve::Resolver;
 use crate::upstream::UpstreamRt;
@@ -109,7 +110,18 @@ pub async fn gettoken(
             upstream.cfg.name
         )));
     }
-    token_from_answer(&body, upstream.cfg.name.as_str(), started, serial)
+    token_from_answer(&body, upstream.cfg.name.as_str(), started, serial).map_err(|e| match e {
+        // WeCom's words may quote the request, `corpsecret` included: what is kept, logged
+        // and answered is the redacted text.
+        TokenError::Rejected { errcode, errmsg } => {
+            let sent = Pattern::forms(app.secret.expose(), &MASK.into());
+            TokenError::Rejected {
+                errcode,
+                errmsg: redact::upstream_text(&errmsg, &sent).into_owned(),
+            }
+        }
+        other => other,
+    })
 }
 
 /// Reads a `gettoken` answer (HTTP 200) into a token that expires `expires_in` after `started`.

@@ -401,6 +401,7 @@ impl TokenStore {
         match result {
             Ok((token, fetched)) => {
                 let token = Arc::new(token);
+                crate::redact::learn_token(app_label, token.expose(), token.expires_at);
                 self.cache.insert(app.key.clone(), token.clone());
                 if fetched {
                     self.metrics

@@ -121,6 +121,95 @@ pub fn truncated() -> Answer {
     r
 }
 
+fn path_and_query(path: &str, query: &str) -> String {
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+/// `FaultKind::RedirectAbsolute` (`host` given) and `RedirectRelative`: a 302 to the request
+/// URL itself, query included.
+pub fn redirect(host: Option<&str>, path: &str, query: &str) -> Answer {
+    let target = match host {
+        Some(host) => format!("http://{host}{}", path_and_query(path, query)),
+        None => path_and_query(path, query),
+    };
+    let mut r = status(302, "moved");
+    if let Ok(v) = HeaderValue::from_str(&target) {
+        r.headers_mut().insert(http::header::LOCATION, v);
+    }
+    r
+}
+
+/// `FaultKind::Echo`: an answer that quotes the request URL in its body and headers.
+pub fn echo(headers: &http::HeaderMap, path: &str, query: &str) -> Answer {
+    let url = path_and_query(path, query);
+    let token = query_value(query, "access_token").unwrap_or_default();
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("wecom.invalid");
+    let mut r = json_answer(json!({
+        "errcode": 0,
+        "errmsg": "ok",
+        "url": url,
+        "access_token": token,
+        "note": format!("you called http://{host}{url}"),
+    }));
+    let h = r.headers_mut();
+    for (name, value) in [
+        ("content-location", url.clone()),
+        ("x-echo-url", format!("http://{host}{url}")),
+        ("link", format!("<{url}>; rel=\"canonical\"")),
+        ("x-echo-token", token),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    r
+}
+
+/// `FaultKind::GzipEcho`: the echo, gzip-compressed, as an HTTP 400.
+pub fn gzip_echo(headers: &http::HeaderMap, path: &str, query: &str) -> Answer {
+    use std::io::Write;
+    let url = path_and_query(path, query);
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("wecom.invalid");
+    let body = json!({"errcode": 40058, "errmsg": format!("bad request http://{host}{url}")});
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let compressed = gz
+        .write_all(body.to_string().as_bytes())
+        .and_then(|()| gz.finish())
+        .unwrap_or_default();
+    let mut r = Response::new(SimBody::full(compressed));
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    let h = r.headers_mut();
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    h.insert("content-encoding", HeaderValue::from_static("gzip"));
+    r
+}
+
+/// `FaultKind::ErrcodeEcho`: errcode `code` with an errmsg that quotes the request URL as sent,
+/// and its `corpsecret` decoded, as some gateways do.
+pub fn errcode_echo(code: i64, path: &str, query: &str) -> Answer {
+    let secret = query_value(query, "corpsecret").unwrap_or_default();
+    errcode(
+        code,
+        &format!(
+            "invalid credential, request: {}, corpsecret: [{secret}]",
+            path_and_query(path, query)
+        ),
+    )
+}
+
 pub(crate) fn random_hex(bytes: usize) -> String {
     let mut raw = vec![0u8; bytes];
     rand::rng().fill(&mut raw[..]);

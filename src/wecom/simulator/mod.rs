@@ -74,6 +74,11 @@
 //! | `{"Errcode":45009}` | HTTP 200 `{"errcode":45009,"errmsg":"api freq out of limit"}` (any code) |
 //! | `{"Delay":"250ms"}` | the normal answer, late (`"2s"`, `250` ms, `{"secs":0,"nanos":250000000}`) |
 //! | `"LoseAnswer"` | the call is carried out (a message IS delivered), the answer lost: reset |
+//! | `"RedirectAbsolute"` | HTTP 302, `Location: http://<Host><path>?<query>` (the call's own URL, token included) |
+//! | `"RedirectRelative"` | HTTP 302, `Location: <path>?<query>` |
+//! | `"Echo"` | HTTP 200 JSON `errcode` 0 whose body and headers (`Content-Location`, `X-Echo-Url`, `Link`, `X-Echo-Token`) quote the request URL and its `access_token` |
+//! | `"GzipEcho"` | HTTP 400, `Content-Encoding: gzip` (not asked for), the compressed body quoting the request URL |
+//! | `{"ErrcodeEcho":40001}` | HTTP 200 JSON with that errcode and an errmsg quoting the request URL (on gettoken: the `corpsecret`) |
 //!
 //! A simulator listens on one address; [`Simulator::also_listen`] adds another address of the
 //! same simulated WeCom (same tokens, counters and faults), as a standby endpoint is.

@@ -142,6 +142,18 @@ async fn handle(
         }
         Some(FaultKind::FinalStatus(code)) => final_status = Some(code),
         Some(FaultKind::AnswerHeaders(headers)) => extra_headers = headers,
+        Some(FaultKind::RedirectAbsolute) => {
+            let host = parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("wecom.invalid");
+            return Ok(handlers::redirect(Some(host), path, query));
+        }
+        Some(FaultKind::RedirectRelative) => return Ok(handlers::redirect(None, path, query)),
+        Some(FaultKind::Echo) => return Ok(handlers::echo(&parts.headers, path, query)),
+        Some(FaultKind::GzipEcho) => return Ok(handlers::gzip_echo(&parts.headers, path, query)),
+        Some(FaultKind::ErrcodeEcho(code)) => return Ok(handlers::errcode_echo(code, path, query)),
     }
     let content_type = parts
         .headers

@@ -58,6 +58,21 @@ pub enum FaultKind {
     FinalStatus(u16),
     /// Handles the call normally and adds these `(name, value)` headers to its answer.
     AnswerHeaders(Vec<(String, String)>),
+    /// HTTP 302 whose `Location` is the request URL made absolute (`http://<Host><path>?<query>`),
+    /// query and its `access_token` included: a redirect to the same call elsewhere.
+    RedirectAbsolute,
+    /// HTTP 302 whose `Location` is the request's own path and query (a relative redirect).
+    RedirectRelative,
+    /// HTTP 200 JSON `{"errcode":0,"errmsg":"ok","url":..,"access_token":..}` that echoes the
+    /// request URL and its `access_token` in the body and in headers (`Content-Location`,
+    /// `X-Echo-Url`, `Link`, `X-Echo-Token`), as a debugging proxy might.
+    Echo,
+    /// HTTP 400 with `Content-Encoding: gzip` (never asked for) and the `Echo` body compressed:
+    /// what the app would unpack holds the request URL and its `access_token`.
+    GzipEcho,
+    /// HTTP 200 JSON `{"errcode": n, "errmsg": "... request: <path>?<query>"}`: an errmsg that
+    /// quotes the request URL (on `gettoken`: the `corpsecret`, as sent and decoded).
+    ErrcodeEcho(i64),
 }
 
 /// What the simulator has seen since the start or the last reset.
