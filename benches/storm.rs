@@ -302,6 +302,7 @@ fn main() {
                 secret: SECRET.into(),
             }],
             token_ttl: Duration::from_secs(7200),
+            ..SimConfig::dev()
         };
         let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), cfg)
             .await
