@@ -383,6 +383,15 @@ impl TokenStore {
             return Err(self.held(app, &want, hold, retry_in, src.bounds));
         }
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        // The caller (a call at its deadline, an app that hung up) may drop this future while
+        // gettoken is under way: that gettoken still reached WeCom, so it counts as a failed
+        // fetch and is backed off from, or every next caller would start another one at once.
+        let abandoned = Abandoned {
+            store: self,
+            app,
+            bounds: src.bounds,
+            armed: true,
+        };
         let result = match self.fleet.as_ref().filter(|f| f.share_tokens) {
             Some(f) => match fleet::fetch(f, app, src, &want, serial).await {
                 Ok(r) => r,
@@ -397,6 +406,7 @@ impl TokenStore {
                 .await
                 .map(|t| (t, true)),
         };
+        abandoned.disarm();
         let app_label = app.app.name.as_str();
         match result {
             Ok((token, fetched)) => {
@@ -452,35 +462,41 @@ impl TokenStore {
                 Err(self.held(app, &want, Hold::Capped, retry_in, src.bounds))
             }
             Err(e) => {
-                self.metrics
-                    .token_refresh
-                    .with_label_values(&[app_label, "error"])
-                    .inc();
-                let delay = app.with_status(|s| {
-                    s.tried = true;
-                    s.refresh_failures += 1;
-                    s.consecutive_failures = s.consecutive_failures.saturating_add(1);
-                    s.last_error = Some(e.clone());
-                    let delay = bounds::backoff(
-                        s.consecutive_failures,
-                        src.bounds.min_fetch_interval,
-                        &mut rand::rng(),
-                    );
-                    let done = Instant::now();
-                    s.history.last_attempt_at = Some(done);
-                    s.history.retry_at = Some(done + delay);
-                    delay
-                });
-                tracing::warn!(
-                    app = app_label,
-                    error = %e,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "token fetch failed"
-                );
+                self.failed(app, &e, src.bounds);
                 // A still-valid cached token stays in the cache and keeps serving `get`.
                 Err(e)
             }
         }
+    }
+
+    /// Records a failed fetch: counted, logged, and backed off from.
+    fn failed(&self, app: &AppTokens, e: &TokenError, b: &TokenSettings) {
+        let app_label = app.app.name.as_str();
+        self.metrics
+            .token_refresh
+            .with_label_values(&[app_label, "error"])
+            .inc();
+        let delay = app.with_status(|s| {
+            s.tried = true;
+            s.refresh_failures += 1;
+            s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+            s.last_error = Some(e.clone());
+            let delay = bounds::backoff(
+                s.consecutive_failures,
+                b.min_fetch_interval,
+                &mut rand::rng(),
+            );
+            let done = Instant::now();
+            s.history.last_attempt_at = Some(done);
+            s.history.retry_at = Some(done + delay);
+            delay
+        });
+        tracing::warn!(
+            app = app_label,
+            error = %e,
+            retry_in_ms = delay.as_millis() as u64,
+            "token fetch failed"
+        );
     }
 
     /// A fetch the bounds hold: counted and logged (when the hold starts), and what the caller
@@ -538,6 +554,33 @@ impl TokenStore {
         match (hold, last_error) {
             (Hold::Backoff, Some(e)) => e,
             _ => TokenError::Held { hold, retry_in },
+        }
+    }
+}
+
+/// A fetch under way; dropped before [`Abandoned::disarm`] (its caller went away), it records
+/// the fetch as failed.
+struct Abandoned<'a> {
+    store: &'a TokenStore,
+    app: &'a AppTokens,
+    bounds: &'a TokenSettings,
+    armed: bool,
+}
+
+impl Abandoned<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let e = TokenError::Unavailable(
+                "gettoken abandoned: the calls waiting for it ended first (deadline or app gone)"
+                    .into(),
+            );
+            self.store.failed(self.app, &e, self.bounds);
         }
     }
 }
