@@ -44,6 +44,14 @@ pub const MAX_TOKENS: usize = 256;
 /// complete another secret with the text around it; each pass takes those out too.
 const MAX_PASSES: usize = 4;
 
+/// How deep JSON held in JSON strings is read (a token in an escaped string in a string...).
+const MAX_JSON_DEPTH: u8 = 4;
+
+/// Whether the quote that follows `before` is escaped: preceded by an odd run of backslashes.
+fn escaped_quote(before: &[u8]) -> bool {
+    before.iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
+}
+
 /// One value to take out and what stands in its place.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pattern {
@@ -220,7 +228,68 @@ impl Redactor {
     /// `text` with every held value and every `extra` replaced, leftmost-longest, by what
     /// stands for it; borrowed (not copied) when it holds none. The result never holds one:
     /// text that still does after [`MAX_PASSES`] passes is replaced by [`MASK`] whole.
+    ///
+    /// A JSON string literal with escapes in it (`\u0061`, `\/`, ...) is also read as a JSON
+    /// parser reads it: when what it says holds a secret, the literal is written anew from the
+    /// redacted text (see [`Redactor::redact_json_strings`]).
     pub fn redact<'t>(&self, text: &'t [u8], extra: &[Pattern]) -> Cow<'t, [u8]> {
+        self.redact_nested(text, extra, MAX_JSON_DEPTH)
+    }
+
+    fn redact_nested<'t>(&self, text: &'t [u8], extra: &[Pattern], depth: u8) -> Cow<'t, [u8]> {
+        let plain = self.redact_plain(text, extra);
+        if depth == 0 || memchr::memchr(b'\\', &plain).is_none() {
+            return plain;
+        }
+        match self.redact_json_strings(&plain, extra, depth - 1) {
+            None => plain,
+            Some(out) => Cow::Owned(out),
+        }
+    }
+
+    /// `text` with each JSON string literal that holds an escape and, decoded, a secret,
+    /// replaced by the literal of its redacted decoding; `None` when there is none. A quoted
+    /// span that does not decode (text that is not JSON) is left as it is.
+    fn redact_json_strings(&self, text: &[u8], extra: &[Pattern], depth: u8) -> Option<Vec<u8>> {
+        let mut out: Option<Vec<u8>> = None;
+        let mut copied = 0;
+        let mut i = 0;
+        while let Some(open) = memchr::memchr(b'"', &text[i..]).map(|o| i + o) {
+            // The closing quote: the first one not escaped.
+            let mut j = open + 1;
+            while j < text.len() && (text[j] != b'"' || escaped_quote(&text[open + 1..j])) {
+                j += 1;
+            }
+            if j >= text.len() {
+                break;
+            }
+            let escaped = text[open + 1..j].contains(&b'\\');
+            let literal = &text[open..=j];
+            i = j + 1;
+            if !escaped {
+                continue;
+            }
+            let Ok(decoded) = serde_json::from_slice::<String>(literal) else {
+                continue;
+            };
+            let Cow::Owned(redacted) = self.redact_nested(decoded.as_bytes(), extra, depth) else {
+                continue;
+            };
+            let redacted = String::from_utf8_lossy(&redacted);
+            let Ok(written) = serde_json::to_string(&*redacted) else {
+                continue;
+            };
+            let o = out.get_or_insert_with(|| Vec::with_capacity(text.len()));
+            o.extend_from_slice(&text[copied..open]);
+            o.extend_from_slice(written.as_bytes());
+            copied = j + 1;
+        }
+        let mut o = out?;
+        o.extend_from_slice(&text[copied..]);
+        Some(o)
+    }
+
+    fn redact_plain<'t>(&self, text: &'t [u8], extra: &[Pattern]) -> Cow<'t, [u8]> {
         let Some(mut out) = self.pass(text, extra) else {
             return Cow::Borrowed(text);
         };
@@ -557,6 +626,36 @@ mod tests {
         );
         // Too short to be a secret: left alone rather than masked everywhere.
         assert!(Pattern::forms("ok", &Arc::from(MASK)).is_empty());
+    }
+
+    #[test]
+    fn json_escapes_are_read_as_a_json_parser_reads_them() {
+        let red = redactor(&[("tok/en-0123456789", "hr-bot"), ("s3cret-value", MASK)]);
+        let all: String = "tok/en-0123456789"
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect();
+        assert_eq!(
+            r(&red, &format!(r#"{{"a":"{all}","b":"x\/y"}}"#)),
+            r#"{"a":"hr-bot","b":"x\/y"}"#
+        );
+        // Mixed escapes, a secret inside a longer string, JSON in a JSON string.
+        assert_eq!(
+            r(
+                &red,
+                r#"{"m":"id \u0073\u0033cret-value, tok\/en-0123456789"}"#
+            ),
+            r#"{"m":"id ***, hr-bot"}"#
+        );
+        assert_eq!(
+            r(&red, r#"{"inner":"{\"t\":\"\\u0074ok/en-0123456789\"}"}"#),
+            r#"{"inner":"{\"t\":\"hr-bot\"}"}"#
+        );
+        // Escaped quotes do not end a string; broken JSON is left alone; no secret, no copy.
+        assert_eq!(r(&red, r#""a\"b\u0022""#), r#""a\"b\u0022""#);
+        assert_eq!(r(&red, r#""\u00zz tok""#), r#""\u00zz tok""#);
+        let text = r#"{"url":"http:\/\/a\/b"}"#;
+        assert!(matches!(red.redact_str(text, &[]), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -83,3 +83,32 @@ async fn calls_cut_by_their_deadline_do_not_restart_a_hung_gettoken_each() {
     );
     assert!(n >= 1, "the rejection started no gettoken at all");
 }
+
+/// An upstream echoes the call's token in JSON with every character a `\uXXXX` escape. The
+/// app's JSON parser reads the real token; a byte search for the token's written forms found
+/// none. Before, the app got the real token; now it reads the app's name, as for any echo.
+#[tokio::test]
+async fn a_token_echoed_in_json_unicode_escapes_reaches_the_app_as_its_name() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), "").await;
+    sc.wait_ready().await;
+    sim.inject(fault(
+        "/cgi-bin/department/list",
+        FaultKind::EscapedEcho,
+        None,
+    ));
+    let r = client()
+        .get(sc.url("/cgi-bin/department/list?id=1"))
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let tokens = sim.issued_tokens();
+    assert!(!tokens.is_empty());
+    let echoed = v["access_token"].as_str().unwrap_or_default().to_string();
+    for t in &tokens {
+        assert_ne!(&echoed, t, "the app read a real token: {body}");
+    }
+    assert_eq!(echoed, "hr-bot", "{body}");
+}

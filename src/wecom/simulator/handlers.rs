@@ -210,6 +210,23 @@ pub fn errcode_echo(code: i64, path: &str, query: &str) -> Answer {
     )
 }
 
+/// `FaultKind::EscapedEcho`: the request's `access_token` echoed in JSON, each character as
+/// `\uXXXX`.
+pub fn escaped_echo(query: &str) -> Answer {
+    let token = query_value(query, "access_token").unwrap_or_default();
+    let escaped: String = token
+        .encode_utf16()
+        .map(|u| format!("\\u{u:04x}"))
+        .collect();
+    let body = format!(r#"{{"errcode":0,"errmsg":"ok","access_token":"{escaped}"}}"#);
+    let mut r = Response::new(SimBody::full(body.into_bytes()));
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    r
+}
+
 pub(crate) fn random_hex(bytes: usize) -> String {
     let mut raw = vec![0u8; bytes];
     rand::rng().fill(&mut raw[..]);

@@ -79,6 +79,7 @@
 //! | `"Echo"` | HTTP 200 JSON `errcode` 0 whose body and headers (`Content-Location`, `X-Echo-Url`, `Link`, `X-Echo-Token`) quote the request URL and its `access_token` |
 //! | `"GzipEcho"` | HTTP 400, `Content-Encoding: gzip` (not asked for), the compressed body quoting the request URL |
 //! | `{"ErrcodeEcho":40001}` | HTTP 200 JSON with that errcode and an errmsg quoting the request URL (on gettoken: the `corpsecret`) |
+//! | `"EscapedEcho"` | HTTP 200 JSON `errcode` 0 echoing the request's `access_token`, every character a `\uXXXX` escape |
 //!
 //! A simulator listens on one address; [`Simulator::also_listen`] adds another address of the
 //! same simulated WeCom (same tokens, counters and faults), as a standby endpoint is.

@@ -154,6 +154,7 @@ async fn handle(
         Some(FaultKind::Echo) => return Ok(handlers::echo(&parts.headers, path, query)),
         Some(FaultKind::GzipEcho) => return Ok(handlers::gzip_echo(&parts.headers, path, query)),
         Some(FaultKind::ErrcodeEcho(code)) => return Ok(handlers::errcode_echo(code, path, query)),
+        Some(FaultKind::EscapedEcho) => return Ok(handlers::escaped_echo(query)),
     }
     let content_type = parts
         .headers

@@ -73,6 +73,10 @@ pub enum FaultKind {
     /// HTTP 200 JSON `{"errcode": n, "errmsg": "... request: <path>?<query>"}`: an errmsg that
     /// quotes the request URL (on `gettoken`: the `corpsecret`, as sent and decoded).
     ErrcodeEcho(i64),
+    /// HTTP 200 JSON `{"errcode":0,"errmsg":"ok","access_token":..}` that echoes the request's
+    /// `access_token` with every character written as a JSON `\uXXXX` escape: what a JSON
+    /// parser reads is the token, what a byte search sees is not.
+    EscapedEcho,
 }
 
 /// What the simulator has seen since the start or the last reset.
