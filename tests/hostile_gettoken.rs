@@ -1,6 +1,6 @@
-//! Adversarial review of the gettoken bounds and of redaction (round 2, RA): what a checker
-//! with a misbehaving upstream found, one test per defect, each run on the real binary
-//! against the simulator.
+//! Upstreams that misbehave in ways the other suites do not try: a gettoken that hangs past the
+//! calls' deadlines, and a token echoed in JSON `\uXXXX` escapes. One test per defect found,
+//! each on the real binary against the simulator.
 
 mod common;
 
