@@ -84,3 +84,35 @@ async fn get_text(url: &str) -> (u16, String) {
     let r = client().get(url).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap_or_default())
 }
+
+/// A reload that lowers `client.idle_timeout` applies to connections already idle between
+/// calls, not only to those that go idle later: an operator lowering it (say, to shed idle
+/// connections during an incident) sees it take effect on the connections open now.
+#[tokio::test]
+async fn a_reload_lowering_idle_timeout_applies_to_connections_already_idle() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), "client:\n  idle_timeout: 60s\n").await;
+    sc.wait_ready().await;
+    let mut conn = TcpStream::connect(addr_of(&sc.base)).await.unwrap();
+    conn.write_all(b"GET /cgi-bin/user/get?userid=zhangsan HTTP/1.1\r\nHost: s\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = tokio::time::timeout(PATIENCE, conn.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "first call answered");
+    let yaml = std::fs::read_to_string(&sc.config_path).unwrap();
+    std::fs::write(
+        &sc.config_path,
+        yaml.replace("idle_timeout: 60s", "idle_timeout: 1s"),
+    )
+    .unwrap();
+    let (status, body) = sc.reload().await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        read_until_close(&mut conn).await.is_some(),
+        "an idle connection kept the idle_timeout of before the reload"
+    );
+}
