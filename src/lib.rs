@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod admin_guard;
+pub mod admin_server;
 pub mod body;
 pub mod cli;
 pub mod config;

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora::apps::http_app::HttpServer;
 use pingora::listeners::{L4BufferSettings, ListenerConfig, DEFAULT_L4_WRITE_BUFFER_SIZE};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
@@ -20,6 +19,7 @@ use pingora::services::listening::Service;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::admin::AdminApp;
+use crate::admin_server::AdminServer;
 use crate::proxy::SidecarProxy;
 use crate::state::Shared;
 
@@ -78,7 +78,7 @@ pub fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
 
     let mut admin = Service::new(
         "admin".to_string(),
-        HttpServer::new_app(AdminApp {
+        AdminServer(AdminApp {
             shared: shared.clone(),
         }),
     );

@@ -9,6 +9,8 @@
 //!   so a head sent a byte every few seconds would hold its descriptor for ever.)
 //! - **Between calls** a kept-alive connection may wait `idle_timeout` for the next request's
 //!   first byte (pingora's own wait between calls has no bound for HTTP/1.1).
+//!   The bound is read again every second, so a reload that lowers it reaches connections
+//!   already idle.
 //! - **Bodies and answers**: each read of a request body and each write of an answer must make
 //!   progress within `body_timeout`.
 //! - **Pipelining**: requests written before the answers are read are answered in order
@@ -58,20 +60,22 @@ pub(super) async fn run(app: &SidecarProxy, mut stream: Stream, shutdown: &Shutd
             let mut stopping = shutdown.clone();
             let next = async {
                 tokio::select! {
-                    peeked = tokio::time::timeout(limits.idle_timeout, stream.try_peek(&mut byte)) => Some(peeked),
+                    peeked = idle_bounded(shared, stream.try_peek(&mut byte)) => Some(peeked),
                     _ = stopping.wait_for(|stop| *stop) => None,
                 }
             };
             match slot.evictable(next).await {
                 Waited::Evicted => return closed(shared, "evicted"),
                 Waited::Done(None) | Waited::DoneThenClose(None) => return,
-                Waited::Done(Some(Err(_))) | Waited::DoneThenClose(Some(Err(_))) => {
+                Waited::Done(Some(None)) | Waited::DoneThenClose(Some(None)) => {
                     return closed(shared, "idle_timeout");
                 }
                 // The app closed the connection (or it broke) between calls.
-                Waited::Done(Some(Ok(Err(_)))) | Waited::DoneThenClose(Some(Ok(Err(_)))) => return,
-                Waited::Done(Some(Ok(Ok(_)))) => {}
-                Waited::DoneThenClose(Some(Ok(Ok(_)))) => close_after = true,
+                Waited::Done(Some(Some(Err(_)))) | Waited::DoneThenClose(Some(Some(Err(_)))) => {
+                    return
+                }
+                Waited::Done(Some(Some(Ok(_)))) => {}
+                Waited::DoneThenClose(Some(Some(Ok(_)))) => close_after = true,
             }
         }
         let mut session = Session::new_http1(stream);
@@ -105,6 +109,30 @@ pub(super) async fn run(app: &SidecarProxy, mut stream: Stream, shutdown: &Shutd
         };
         (stream, prefix) = reused.into_parts();
         first = false;
+    }
+}
+
+/// Longest time between two looks at `client.idle_timeout` while a connection is idle, so a
+/// reload that lowers it reaches connections idle now.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
+
+/// Runs `wait` (the wait for the next request's first byte) until `client.idle_timeout` has
+/// passed since it began, reading the bound again every [`IDLE_RECHECK`]: the value in force
+/// now applies, not the one of when the connection went idle. `None`: it passed.
+async fn idle_bounded<F: std::future::Future>(shared: &Shared, wait: F) -> Option<F::Output> {
+    let began = tokio::time::Instant::now();
+    let deadline = async {
+        loop {
+            let limit = shared.runtime.load().config.client.idle_timeout;
+            match limit.checked_sub(began.elapsed()) {
+                Some(left) if !left.is_zero() => tokio::time::sleep(left.min(IDLE_RECHECK)).await,
+                _ => return,
+            }
+        }
+    };
+    tokio::select! {
+        out = wait => Some(out),
+        () = deadline => None,
     }
 }
 

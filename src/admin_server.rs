@@ -1,0 +1,75 @@
+//! The admin listener's connections: read one request head at a time under the bounds of
+//! `client:`, answer it with [`AdminApp`], and keep the connection for the next one.
+//!
+//! pingora's own `HttpServer` loop waits for a head without any bound (a head sent a byte at
+//! a time, or never finished, held its descriptor for ever, and the admin port shares the
+//! descriptor limit with the app port and the upstreams) and closed a head it refused
+//! (userinfo in `Host`, two `Host` fields, an absolute-form target that disagrees with
+//! `Host`) without an answer. Here the whole wait for a head, between calls included, is
+//! bounded by `client.header_timeout`, and a refused head gets a 400, as on the app port.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::apps::http_app::ServeHttp;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use pingora::http::ResponseHeader;
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use pingora::ErrorType;
+
+use crate::admin::AdminApp;
+
+/// Seconds a kept-alive admin connection is advertised (the real bound is `header_timeout`).
+const KEEPALIVE_S: u64 = 60;
+
+/// The admin listener's HTTP/1 loop around [`AdminApp`].
+pub struct AdminServer(pub AdminApp);
+
+#[async_trait]
+impl HttpServerApp for AdminServer {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut http: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let limits = self.0.shared.runtime.load().config.client;
+        http.set_read_timeout(Some(limits.body_timeout));
+        http.set_write_timeout(Some(limits.body_timeout));
+        let mut stopping = shutdown.clone();
+        let read = tokio::time::timeout(limits.header_timeout, async {
+            tokio::select! {
+                biased;
+                read = http.read_request() => Some(read),
+                // Draining: an admin connection waiting for a head does not hold the exit.
+                _ = stopping.wait_for(|stop| *stop) => None,
+            }
+        });
+        match read.await {
+            Err(_) | Ok(None) | Ok(Some(Ok(false))) => return None,
+            Ok(Some(Err(e))) => {
+                if e.etype() == &ErrorType::InvalidHTTPHeader {
+                    tracing::debug!(error = %e.etype().as_str(), "admin request head refused");
+                    let _ = http.respond_error(400).await;
+                }
+                http.shutdown().await;
+                return None;
+            }
+            Ok(Some(Ok(true))) => {}
+        }
+        http.set_keepalive((!*shutdown.borrow()).then_some(KEEPALIVE_S));
+        let (parts, body) = self.0.response(&mut http).await.into_parts();
+        let head: ResponseHeader = parts.into();
+        if http.write_response_header(Box::new(head)).await.is_err() {
+            return None;
+        }
+        if !body.is_empty() && http.write_response_body(body.into(), true).await.is_err() {
+            return None;
+        }
+        let settings = HttpPersistentSettings::for_session(&http);
+        match http.finish().await {
+            Ok(reusable) => reusable.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
+            Err(_) => None,
+        }
+    }
+}
