@@ -1,5 +1,5 @@
-//! The admin listener's connections, and a reload of the app connections' bounds: what a client that is not a
-//! well-behaved operator tool gets there. The admin port shares the process's descriptors
+//! The admin listener's connections, and a reload of the app connections' bounds: what a
+//! client that is not a well-behaved operator tool gets there. The admin port shares the process's descriptors
 //! with the app port and the upstreams, so its connections keep the same bounds as app ones
 //! (`client.header_timeout`), and a head it refuses gets an answer, not a silent close.
 //!
