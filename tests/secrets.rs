@@ -139,7 +139,8 @@ async fn drive_every_path(sim: &Simulator, sc: &Sidecar, key_file: &std::path::P
         .enumerate()
     {
         if i > 0 {
-            // Past the failure hold, so that this fault is met by a fetch of its own.
+            // Past the first failure's backoff (at most 1 s, `token::bounds::backoff`), so
+            // that this fault is met by a fetch of its own.
             tokio::time::sleep(Duration::from_millis(2100)).await;
         }
         sim.inject(fault("/cgi-bin/gettoken", kind, Some(4)));

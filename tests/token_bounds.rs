@@ -72,6 +72,21 @@ async fn call_for(c: &reqwest::Client, sc: &Sidecar, run: Duration) -> (u64, u64
     (ok, rejected, no_token)
 }
 
+/// With no calls for `run`, the refresher alone makes at most what the bounds allow; then a
+/// call is answered with a token.
+async fn idle_gettoken_is_bounded_and_calls_work(sim: &Simulator, sc: &Sidecar, run: Duration) {
+    let before = gettokens(sim);
+    tokio::time::sleep(run).await;
+    let n = gettokens(sim) - before;
+    let bound = allowed(run);
+    assert!(
+        n <= bound,
+        "{n} gettoken in {run:?}, at most {bound} allowed"
+    );
+    let (_, _, v) = get_json(&client(), &sc.url("/cgi-bin/user/get?userid=a")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+}
+
 fn metric(metrics: &str, prefix: &str) -> u64 {
     metrics
         .lines()
@@ -98,17 +113,7 @@ async fn the_same_token_answered_again_is_kept_not_refetched() {
     )
     .await;
     sc.wait_ready().await;
-    let before = gettokens(&sim);
-    let run = Duration::from_secs(12);
-    tokio::time::sleep(run).await;
-    let n = gettokens(&sim) - before;
-    let bound = allowed(run);
-    assert!(
-        n <= bound,
-        "{n} gettoken in {run:?}, at most {bound} allowed"
-    );
-    let (_, _, v) = get_json(&client(), &sc.url("/cgi-bin/user/get?userid=a")).await;
-    assert_eq!(v["errcode"], 0, "{v}");
+    idle_gettoken_is_bounded_and_calls_work(&sim, &sc, Duration::from_secs(12)).await;
     assert_eq!(
         sim.issued_tokens().len(),
         2,
@@ -123,17 +128,7 @@ async fn expires_in_zero_does_not_loop() {
     let sim = sim_with(|c| c.expires_in_override = Some(0)).await;
     let sc = Sidecar::start(&sim.url(), &format!("token:\n{BOUNDS}")).await;
     sc.wait_ready().await;
-    let before = gettokens(&sim);
-    let run = Duration::from_secs(10);
-    tokio::time::sleep(run).await;
-    let n = gettokens(&sim) - before;
-    let bound = allowed(run);
-    assert!(
-        n <= bound,
-        "{n} gettoken in {run:?}, at most {bound} allowed"
-    );
-    let (_, _, v) = get_json(&client(), &sc.url("/cgi-bin/user/get?userid=a")).await;
-    assert_eq!(v["errcode"], 0, "{v}");
+    idle_gettoken_is_bounded_and_calls_work(&sim, &sc, Duration::from_secs(10)).await;
 }
 
 /// Every token answers 40014 after one use: a fresh token cures one call, then fails too.
