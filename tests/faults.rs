@@ -10,13 +10,6 @@ use common::*;
 use serde_json::json;
 use wecom_sidecar::wecom::simulator::FaultKind;
 
-/// Open file descriptors of a process (sockets included).
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 /// The value of an unlabelled-or-labelled sample line starting with `prefix`.
 fn sample(metrics: &str, prefix: &str) -> Option<f64> {
     metrics

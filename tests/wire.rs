@@ -494,13 +494,6 @@ async fn slow_heads_stalled_bodies_and_idle_connections_are_closed() {
     assert_eq!(body["errcode"], 0);
 }
 
-/// Open descriptors of a process.
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 /// Slowloris at a descriptor limit of 1024: 1,100 connections dripping their heads (and
 /// reconnecting when cut) while normal calls on new connections keep being answered, and
 /// the sidecar's descriptors stay under its limit. (Before: accept failed for want of

@@ -426,6 +426,13 @@ pub async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) 
     }
 }
 
+/// Descriptors process `pid` has open (0 if it is gone).
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
 pub fn addr_of(url: &str) -> SocketAddr {
     url.trim_start_matches("http://").parse().unwrap()
 }
