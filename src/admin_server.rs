@@ -16,7 +16,6 @@ use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
-use pingora::ErrorType;
 
 use crate::admin::AdminApp;
 
@@ -36,26 +35,12 @@ impl HttpServerApp for AdminServer {
         let limits = self.0.shared.runtime.load().config.client;
         http.set_read_timeout(Some(limits.body_timeout));
         http.set_write_timeout(Some(limits.body_timeout));
-        let mut stopping = shutdown.clone();
-        let read = tokio::time::timeout(limits.header_timeout, async {
-            tokio::select! {
-                biased;
-                read = http.read_request() => Some(read),
-                // Draining: an admin connection waiting for a head does not hold the exit.
-                _ = stopping.wait_for(|stop| *stop) => None,
-            }
-        });
-        match read.await {
-            Err(_) | Ok(None) | Ok(Some(Ok(false))) => return None,
-            Ok(Some(Err(e))) => {
-                if e.etype() == &ErrorType::InvalidHTTPHeader {
-                    tracing::debug!(error = %e.etype().as_str(), "admin request head refused");
-                    let _ = http.respond_error(400).await;
-                }
-                http.shutdown().await;
-                return None;
-            }
-            Ok(Some(Ok(true))) => {}
+        let head = crate::request_head::read(&mut http, shutdown);
+        if !matches!(
+            tokio::time::timeout(limits.header_timeout, head).await,
+            Ok(true)
+        ) {
+            return None;
         }
         http.set_keepalive((!*shutdown.borrow()).then_some(KEEPALIVE_S));
         let (parts, body) = self.0.response(&mut http).await.into_parts();

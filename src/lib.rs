@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod quota;
 pub mod redact;
 pub mod reload;
+pub mod request_head;
 pub mod retry;
 pub mod routing;
 pub mod server;

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use pingora::prelude::*;
 use pingora::protocols::http::ServerSession as Session;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
@@ -85,8 +84,10 @@ pub(super) async fn run(app: &SidecarProxy, mut stream: Stream, shutdown: &Shutd
         }
         session.set_read_timeout(Some(limits.body_timeout));
         session.set_write_timeout(Some(limits.body_timeout));
-        let head =
-            tokio::time::timeout(limits.header_timeout, read_request(&mut session, shutdown));
+        let head = tokio::time::timeout(
+            limits.header_timeout,
+            crate::request_head::read(&mut session, shutdown),
+        );
         match slot.evictable(head).await {
             Waited::Evicted => return closed(shared, "evicted"),
             Waited::Done(Err(_)) | Waited::DoneThenClose(Err(_)) => {
@@ -143,37 +144,6 @@ fn raw_fd(stream: &Stream) -> Option<std::os::unix::io::RawFd> {
         .as_any()
         .downcast_ref::<pingora::protocols::l4::stream::Stream>()
         .map(|s| s.as_raw_fd())
-}
-
-/// Reads the next request head on a connection. `false`: nothing to answer (the app closed an
-/// idle connection, the sidecar is shutting down, or the head was refused here: malformed
-/// requests get pingora's 400, `CONNECT` its 405, and the connection is closed).
-async fn read_request(session: &mut Session, shutdown: &ShutdownWatch) -> bool {
-    let mut stopping = shutdown.clone();
-    let read = tokio::select! {
-        // A request already buffered is read first.
-        biased;
-        read = session.read_request() => read,
-        _ = stopping.wait_for(|stop| *stop) => return false,
-    };
-    match read {
-        Ok(true) => {}
-        Ok(false) => return false,
-        Err(e) => {
-            if e.etype() == &ErrorType::InvalidHTTPHeader {
-                let _ = session.respond_error(400).await;
-            }
-            session.shutdown().await;
-            return false;
-        }
-    }
-    if session.req_header().method == http::Method::CONNECT {
-        // CONNECT frames its body differently (RFC 9112 §6.3); refuse before reading more.
-        let _ = session.respond_error(405).await;
-        session.shutdown().await;
-        return false;
-    }
-    true
 }
 
 /// Answers a connection over the cap with a 503 and closes it.
