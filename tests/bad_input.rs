@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wecom_sidecar::proxy::{MAX_JSON_REQUEST, MAX_UPLOAD};
-use wecom_sidecar::wecom::simulator::Simulator;
+use wecom_sim::Simulator;
 
 /// Longest wait for any answer (or close); past it the sidecar is taken to hang on the input.
 const ANSWER_WITHIN: Duration = Duration::from_secs(15);

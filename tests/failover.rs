@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use wecom_sidecar::wecom::simulator::{FaultKind, Simulator};
+use wecom_sim::{FaultKind, Simulator};
 
 fn two_upstreams(listen: u16, admin: u16, primary: &str, standby: &str, extra: &str) -> String {
     config_yaml(listen, admin, primary, extra).replace(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use wecom_sidecar::wecom::simulator::FaultKind;
+use wecom_sim::FaultKind;
 
 /// The value of an unlabelled-or-labelled sample line starting with `prefix`.
 fn sample(metrics: &str, prefix: &str) -> Option<f64> {

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use wecom_sidecar::wecom::simulator::FaultKind;
+use wecom_sim::FaultKind;
 
 /// A `redis-server` on a random loopback port, without persistence.
 struct Redis {

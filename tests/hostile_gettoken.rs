@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use wecom_sidecar::wecom::simulator::FaultKind;
+use wecom_sim::FaultKind;
 
-fn gettokens(sim: &wecom_sidecar::wecom::simulator::Simulator) -> u64 {
+fn gettokens(sim: &wecom_sim::Simulator) -> u64 {
     sim.counters().gettoken.get("hr-bot").copied().unwrap_or(0)
 }
 

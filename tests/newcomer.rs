@@ -738,7 +738,7 @@ fn the_readme_lists_every_api_the_simulator_answers() {
         .split("\n## ")
         .find(|s| s.starts_with("The simulator"))
         .expect("README has a section \"The simulator\"");
-    let apis = wecom_sidecar::wecom::simulator::Simulator::implemented_apis();
+    let apis = wecom_sim::Simulator::implemented_apis();
     assert!(apis.len() > 30, "{apis:?}");
     for api in apis {
         let name = api.trim_start_matches("/cgi-bin/");

@@ -22,7 +22,7 @@ use std::process::Command;
 use common::*;
 use serde::Deserialize;
 use serde_yaml::Value;
-use wecom_sidecar::wecom::simulator::FaultKind;
+use wecom_sim::FaultKind;
 
 const METRICS_RS: &str = include_str!("../src/metrics.rs");
 const SERVER_RS: &str = include_str!("../src/server.rs");

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-use wecom_sidecar::wecom::simulator::{FaultKind, Simulator};
+use wecom_sim::{FaultKind, Simulator};
 
 const PLAN: &str = r#"
 routes:

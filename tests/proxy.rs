@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use wecom_sidecar::wecom::simulator::FaultKind;
+use wecom_sim::FaultKind;
 
 #[tokio::test]
 async fn unmodified_sdk_flow_works_with_placeholder_credentials() {
@@ -312,7 +312,7 @@ async fn a_download_read_slower_than_the_deadline_arrives_whole() {
     }
     assert_eq!(got.len() as u64, SIZE, "a download cut or padded");
     assert!(
-        got == wecom_sidecar::wecom::simulator::body::generated_bytes(SIZE),
+        got == wecom_sim::body::generated_bytes(SIZE),
         "the download's bytes differ from what the simulator sent"
     );
 }
@@ -558,10 +558,9 @@ async fn a_failing_refresh_keeps_serving_the_valid_token_and_backs_off() {
     // Tokens live 70 s; the sidecar refreshes 65 s ahead, so a refresh is due 5 s in.
     let mut cfg = sim_config();
     cfg.token_ttl = Duration::from_secs(70);
-    let sim =
-        wecom_sidecar::wecom::simulator::Simulator::start("127.0.0.1:0".parse().unwrap(), cfg)
-            .await
-            .unwrap();
+    let sim = wecom_sim::Simulator::start("127.0.0.1:0".parse().unwrap(), cfg)
+        .await
+        .unwrap();
     // min_fetch_interval 2 s: the refresh 5 s in is not held by the first fetch's interval.
     let sc = Sidecar::start(
         &sim.url(),

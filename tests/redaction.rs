@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use wecom_sidecar::wecom::simulator::{FaultKind, Simulator};
+use wecom_sim::{FaultKind, Simulator};
 
 const ROBOT_KEY: &str = "robot-key-3f2a1b0c-9d8e-7f6a-5b4c-3d2e1f0a9b8c";
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 use wecom_sidecar::signing::{body_sha256, now_secs, sign, Signed};
-use wecom_sidecar::wecom::simulator::{FaultKind, Simulator};
+use wecom_sim::{FaultKind, Simulator};
 
 const CLIENT_KEY: &str = "client-key-never-shown-0f1e2d3c4b5a69788796a5b4";
 const ROBOT_KEY: &str = "robot-key-never-shown-6b5a4c3d2e1f0a9b8c7d";

@@ -82,7 +82,7 @@ async fn send(sc: &Sidecar, call: &Call<'_>, auth: Auth<'_>) -> (u16, Option<Str
     (status, reason, v)
 }
 
-async fn start(sim: &wecom_sidecar::wecom::simulator::Simulator) -> (Sidecar, tempfile::TempDir) {
+async fn start(sim: &wecom_sim::Simulator) -> (Sidecar, tempfile::TempDir) {
     let keys = tempfile::tempdir().unwrap();
     let billing = keys.path().join("billing.key");
     std::fs::write(&billing, format!("{BILLING_KEY}\n")).unwrap();

@@ -10,8 +10,8 @@ use common::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wecom_sidecar::wecom::simulator::body::generated_bytes;
-use wecom_sidecar::wecom::simulator::{Counters, FaultKind, SimConfig, Simulator};
+use wecom_sim::body::generated_bytes;
+use wecom_sim::{Counters, FaultKind, SimConfig, Simulator};
 
 async fn get(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
     c.get(url).send().await.unwrap().json().await.unwrap()

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use wecom_sidecar::wecom::simulator::{SimConfig, Simulator};
+use wecom_sim::{SimConfig, Simulator};
 
 /// The bounds these tests run with: small, so a few seconds show several intervals.
 const INTERVAL_S: u64 = 3;

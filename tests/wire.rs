@@ -15,7 +15,7 @@ use common::*;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wecom_sidecar::wecom::simulator::FaultKind;
+use wecom_sim::FaultKind;
 
 /// Longest wait for an answer or a close on a raw connection; past it the sidecar hangs.
 const WITHIN: Duration = Duration::from_secs(15);

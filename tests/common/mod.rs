@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use wecom_sidecar::wecom::simulator::{Fault, FaultKind, SimApp, SimConfig, Simulator};
+use wecom_sim::{Fault, FaultKind, SimApp, SimConfig, Simulator};
 
 /// Secrets the test apps use; tests grep every output for them.
 pub const HR_SECRET: &str = "test-secret-hr-7f3a9c1e5b";
