@@ -115,7 +115,7 @@ impl Refusal {
                 "wecom-sidecar: only WeCom server API paths (/cgi-bin/...) are proxied",
             ),
             Refusal::OddPath => row(
-                400,
+                404,
                 404,
                 BadRequest,
                 "wecom-sidecar: path is not a WeCom API path",
@@ -141,7 +141,7 @@ impl Refusal {
             Refusal::SpoolFailed => row(
                 500,
                 SYSTEM_BUSY,
-                BadRequest,
+                Internal,
                 "wecom-sidecar: could not spool the upload to a temporary file (check TMPDIR)",
             ),
             Refusal::Unsigned(why) => row(
@@ -306,7 +306,7 @@ mod tests {
     fn examples() -> Vec<(Refusal, u16, i64, &'static str, Option<u64>)> {
         vec![
             (Refusal::OutsideCgiBin, 404, 404, "bad-request", None),
-            (Refusal::OddPath, 400, 404, "bad-request", None),
+            (Refusal::OddPath, 404, 404, "bad-request", None),
             (Refusal::Method, 405, 405, "bad-request", None),
             (
                 Refusal::TooLarge { limit: 2097152 },
@@ -322,7 +322,7 @@ mod tests {
                 "bad-request",
                 None,
             ),
-            (Refusal::SpoolFailed, 500, -1, "bad-request", None),
+            (Refusal::SpoolFailed, 500, -1, "internal", None),
             (
                 Refusal::Unsigned(Rejection::Stale),
                 401,

@@ -19,6 +19,8 @@ pub enum Reason {
     Unauthorized,
     /// `client.max_connections` app connections are open and every one is in a call.
     Overloaded,
+    /// The sidecar itself failed (an upload it could not spool): nothing the app did.
+    Internal,
 }
 
 impl Reason {
@@ -33,6 +35,7 @@ impl Reason {
             Reason::Gettoken => "gettoken",
             Reason::Unauthorized => "unauthorized",
             Reason::Overloaded => "overloaded",
+            Reason::Internal => "internal",
         }
     }
 }
