@@ -1,5 +1,6 @@
 //! Answers the sidecar makes itself, always WeCom-shaped (`errcode`, `errmsg`) with an
-//! `X-Sidecar-Reason` header naming why, so SDKs parse them like WeCom's own.
+//! `X-Sidecar-Reason` header naming why, so SDKs parse them like WeCom's own. Which refusal gets
+//! which status, errcode and reason is one table, `proxy::refusal`; this is only their shape.
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
