@@ -334,6 +334,90 @@ mod tests {
         assert_eq!(e.location().map(|l| l.line()), Some(3));
     }
 
+    /// A file type's description (what serde says it expected) and its keys (what serde
+    /// lists for an unknown one).
+    fn described<T: de::DeserializeOwned + fmt::Debug>() -> (String, Vec<String>) {
+        let wrong_type = serde_yaml::from_str::<T>("7").unwrap_err().to_string();
+        let description = wrong_type
+            .split_once("expected ")
+            .map(|(_, d)| d.split(" at line ").next().unwrap_or(d).to_string())
+            .unwrap_or_else(|| panic!("no description in {wrong_type:?}"));
+        let unknown = serde_yaml::from_str::<T>("zz_not_a_key: 1\n")
+            .unwrap_err()
+            .to_string();
+        let listed = unknown
+            .split_once("expected ")
+            .map_or("", |(_, l)| l.split(" at line ").next().unwrap_or(l));
+        let keys = listed
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect();
+        (description, keys)
+    }
+
+    #[test]
+    fn every_file_type_describes_itself_with_its_own_keys() {
+        let types = [
+            ("FileConfig", described::<FileConfig>()),
+            (
+                "FileClientConnections",
+                described::<FileClientConnections>(),
+            ),
+            ("FileClient", described::<FileClient>()),
+            ("FilePlanStep", described::<FilePlanStep>()),
+            ("FileOutlier", described::<FileOutlier>()),
+            ("FileHealthCheck", described::<FileHealthCheck>()),
+            ("FileUpstream", described::<FileUpstream>()),
+            ("FileApp", described::<FileApp>()),
+            ("FileToken", described::<FileToken>()),
+            ("FileRetry", described::<FileRetry>()),
+            ("FilePolicy", described::<FilePolicy>()),
+            ("FileFleet", described::<FileFleet>()),
+        ];
+        // Every file type declared in this file is walked here.
+        let declared: Vec<&str> = include_str!("file.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub struct "))
+            .filter_map(|rest| rest.split([' ', '<']).next())
+            .filter(|name| name.starts_with("File"))
+            .collect();
+        let walked: Vec<&str> = types.iter().map(|(name, _)| *name).collect();
+        assert_eq!(declared, walked, "a File* type has no description test");
+
+        for (name, (description, keys)) in &types {
+            assert!(
+                !description.contains("struct "),
+                "{name} has no description: {description}"
+            );
+            assert!(!keys.is_empty(), "{name}: no keys listed");
+            // The keys a description names, `a or b` counting both; `...` stands for the rest.
+            let inside = description
+                .rsplit_once('(')
+                .and_then(|(_, rest)| rest.strip_suffix(')'))
+                .unwrap_or_else(|| panic!("{name}: no (keys) in {description}"));
+            let named: Vec<&str> = inside
+                .split(", ")
+                .flat_map(|part| part.split(" or "))
+                .filter(|k| *k != "...")
+                .collect();
+            for k in &named {
+                assert!(
+                    keys.iter().any(|key| key == k),
+                    "{name}: {k} is not one of {keys:?}"
+                );
+            }
+            if !inside.ends_with("...") {
+                assert_eq!(
+                    named.len(),
+                    keys.len(),
+                    "{name}: {description} leaves out some of {keys:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn unknown_fields_are_refused_everywhere() {
         for text in [
@@ -342,6 +426,7 @@ mod tests {
             "token: { refresh: 5m }\n",
             "defaults: { retry: { tries: 3 } }\n",
             "routes:\n  - { path: /cgi-bin/a, quotas: [] }\n",
+            "defaults: { paths: /cgi-bin/a }\n",
             "fleet: { redis: x }\n",
         ] {
             let e = serde_yaml::from_str::<FileConfig>(text).unwrap_err();

@@ -147,3 +147,47 @@ fn nesting_past_64_levels_is_refused_before_parsing() {
     let e = parse(&ok).unwrap_err();
     assert!(!e.to_string().contains("levels"), "{e}");
 }
+
+#[test]
+fn a_section_of_the_wrong_type_is_named_as_the_reader_knows_it() {
+    let cases = [
+        (
+            "token: 5m\n",
+            "token",
+            "expected a mapping (refresh_before_expiry, ",
+            6,
+        ),
+        (
+            "routes: [5]\n",
+            "routes[0]",
+            "expected a policy (path, api, ",
+            6,
+        ),
+        (
+            "defaults: []\n",
+            "defaults",
+            "expected a policy (path, api, ",
+            6,
+        ),
+        (
+            "client: on\n",
+            "client",
+            "expected a mapping (header_timeout, ",
+            6,
+        ),
+        (
+            "shift_plans:\n  drill: [1]\n",
+            "shift_plans.drill[0]",
+            "expected a plan step (routes, split, hold",
+            7,
+        ),
+    ];
+    for (extra, key, says, line) in cases {
+        let p = problems(&with(extra));
+        assert_eq!(p.len(), 1, "{extra}: {p:?}");
+        assert_eq!(p[0].key, key, "{extra}: {p:?}");
+        assert!(p[0].message.contains(says), "{extra}: {p:?}");
+        assert!(!p[0].message.contains("struct File"), "{extra}: {p:?}");
+        assert_eq!(p[0].line, Some(line), "{extra}: {p:?}");
+    }
+}

@@ -38,3 +38,46 @@ fn max_wait_in_defaults_serves_routes_that_wait() {
         }
     );
 }
+
+#[test]
+fn path_and_api_belong_to_routes_only() {
+    // MINIMAL is lines 1-5.
+    let p = problems(&with(
+        "defaults:\n  deadline: 5s\n  path: /cgi-bin/message/send\n  api: message/send\n",
+    ));
+    assert_eq!(p.len(), 2, "{p:#?}");
+    let path = find(&p, "defaults.path", "only belongs in a route").expect("defaults.path");
+    assert_eq!(path.line, Some(8), "{path}");
+    assert!(
+        path.message.contains("Move it into an entry of routes"),
+        "{path}"
+    );
+    let api = find(&p, "defaults.api", "only belongs in a route").expect("defaults.api");
+    assert_eq!(api.line, Some(9), "{api}");
+    // The same keys in a route are what a route is made of.
+    let c = parse(&with(
+        "routes:\n  - { path: /cgi-bin/message/send, api: message/send, deadline: 5s }\n",
+    ))
+    .unwrap();
+    assert_eq!(c.routes[0].api.as_deref(), Some("message/send"));
+    assert_eq!(c.routes[0].policy.deadline, Duration::from_secs(5));
+}
+
+#[test]
+fn a_route_without_a_path_is_refused_at_its_line_with_the_other_problems() {
+    let p = problems(&with(
+        "routes:\n  - path: /cgi-bin/a\n  - api: send\n    deadline: 1s\n  - { deadline: never }\n",
+    ));
+    let second = find(&p, "routes[1].path", "is missing").expect("routes[1].path");
+    assert_eq!(second.line, Some(8), "{second}");
+    assert!(
+        second.message.contains("e.g. /cgi-bin/message/send"),
+        "says the fix: {second}"
+    );
+    let third = find(&p, "routes[2].path", "is missing").expect("routes[2].path");
+    assert_eq!(third.line, Some(10), "{third}");
+    // Its policy keys are still checked, in the same pass.
+    let deadline = find(&p, "routes[2].deadline", "not a duration").expect("deadline");
+    assert_eq!(deadline.line, Some(10), "{deadline}");
+    assert_eq!(p.len(), 3, "{p:#?}");
+}
