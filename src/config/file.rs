@@ -227,11 +227,9 @@ impl<V> OrderedMap<V> {
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(k, _)| k.as_str())
     }
+    #[cfg(test)]
     pub fn get(&self, key: &str) -> Option<&V> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-    pub fn len(&self) -> usize {
-        self.0.len()
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

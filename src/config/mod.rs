@@ -2,19 +2,19 @@
 //! validation into runtime types (`validate`), and the runtime types themselves (`model`).
 //!
 //! Flow: text → `file::FileConfig` (serde; unknown keys rejected with their line) →
-//! `validate::build` (every problem collected, each naming its key and the fix) → `Config`.
+//! `validate::build_with` (every problem collected, each naming its key and the fix) → `Config`.
 //! Problems found after parsing get their line from `locate`.
 
 pub mod defaults;
-pub mod depth;
-pub mod file;
-pub mod locate;
+mod depth;
+mod file;
+mod locate;
 pub mod model;
-pub mod quote;
-pub mod read;
+mod quote;
+mod read;
 pub mod units;
 pub mod validate;
-pub mod yaml_events;
+mod yaml_events;
 
 use std::fmt;
 use std::path::Path;

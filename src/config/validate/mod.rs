@@ -32,17 +32,6 @@ use super::model::Config;
 use super::Problem;
 use check::{Check, Names};
 
-/// Builds and checks the whole config. `source` is the config file's path: relative
-/// `secret_file` and `ca_file` paths are taken from its directory (else from the working
-/// directory). `env` stands in for the process environment.
-pub fn build(
-    file: FileConfig,
-    source: Option<&Path>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, Vec<Problem>> {
-    build_with(file, source, env, Secrets::Read)
-}
-
 /// Whether secrets (and the files only production has) are read while building.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Secrets {
@@ -54,8 +43,11 @@ pub enum Secrets {
     Skip,
 }
 
-/// As [`build`], choosing whether secrets are read.
-pub fn build_with(
+/// Builds and checks the whole config. `source` is the config file's path: relative
+/// `secret_file`, `key_file` and `ca_file` paths are taken from its directory (else from the
+/// working directory). `env` stands in for the process environment; `secrets` says whether
+/// secrets are read.
+pub(crate) fn build_with(
     file: FileConfig,
     source: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
