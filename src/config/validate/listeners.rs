@@ -117,3 +117,29 @@ pub(super) fn client_connections(
         max_connections,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::validate::Secrets;
+
+    #[test]
+    fn the_two_listeners_default_and_must_differ() {
+        let mut c = Check::new(&|_| None, None, Secrets::Read);
+        let (l, a) = listen_pair(&mut c, None, None).expect("defaults");
+        assert_eq!(
+            (l.to_string(), a.to_string()),
+            (DEFAULT_LISTEN.to_string(), DEFAULT_ADMIN_LISTEN.to_string())
+        );
+        assert!(c.problems.is_empty());
+        // Both wrong: both reported.
+        assert_eq!(listen_pair(&mut c, Some("x"), Some("[::1]:0")), None);
+        let keys: Vec<&str> = c.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["listen", "admin_listen"]);
+        c.problems.clear();
+        // The same address: reported at admin_listen, the pair still given to go on with.
+        assert!(listen_pair(&mut c, Some("127.0.0.1:1"), Some("127.0.0.1:1")).is_some());
+        assert_eq!(c.problems.len(), 1);
+        assert!(c.problems[0].message.contains("same address"));
+    }
+}
