@@ -17,7 +17,7 @@ use std::path::Path;
 
 use crate::cli::Cli;
 use crate::config::{self, Config, ConfigError};
-use crate::state::ConfigLoader;
+use crate::reload::ConfigLoader;
 use crate::wecom::simulator::{SimConfig, Simulator};
 
 /// The config `--dev` runs when no `--config` is given.

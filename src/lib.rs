@@ -4,12 +4,16 @@
 //! keeps `access_token`s fresh, injects them, absorbs token errors, enforces quotas, retries what
 //! is safe to retry and exports per-API metrics. The modules follow the request through the
 //! pipeline: `config` → `routing` → `token` → `upstream` → `proxy`, with `metrics` and `admin`
-//! beside them and `wecom` holding the facts about WeCom itself (and its simulator).
+//! beside them and `wecom` holding the facts about WeCom itself (and its simulator). `state`
+//! composes them (process-wide `Shared`, per-config `Runtime`); only the pipeline and the
+//! process wiring (`server`, `admin`, `reload`'s callers) see it whole, and no domain module
+//! imports it.
 
 pub mod admin;
 pub mod admin_guard;
 pub mod admin_server;
 pub mod body;
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod descriptors;

@@ -27,8 +27,8 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use tokio::io::AsyncWriteExt;
 
-use super::capacity::Waited;
 use super::SidecarProxy;
+use crate::capacity::Waited;
 use crate::state::Shared;
 use crate::wecom::answer::{LocalAnswer, Reason};
 use crate::wecom::errcode;

@@ -10,7 +10,6 @@
 //! (JSON buffered, uploads spooled) → forward (token, upstream, errcode) → answer → access log.
 
 pub mod admission;
-pub mod capacity;
 mod connection;
 pub mod dedupe;
 pub mod forward;
