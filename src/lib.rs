@@ -7,7 +7,7 @@
 //! beside them and `wecom` holding the facts about WeCom itself (and its simulator). `state`
 //! composes them (process-wide `Shared`, per-config `Runtime`); only the pipeline and the
 //! process wiring (`server`, `admin`, `reload`'s callers) see it whole, and no domain module
-//! imports it.
+//! imports it (`layering` tests that the top-level modules form no import cycle).
 
 pub mod admin;
 pub mod admin_guard;
@@ -19,6 +19,8 @@ pub mod config;
 pub mod descriptors;
 pub mod dev;
 pub mod fleet;
+#[cfg(test)]
+mod layering;
 pub mod memory;
 pub mod metrics;
 pub mod plans;
