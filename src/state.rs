@@ -240,7 +240,7 @@ pub struct Shared {
     pub capacity: Arc<Capacity>,
     in_flight: AtomicI64,
     /// How reloads read the config file, the version read last; reloads one at a time.
-    pub reloads: Reloads,
+    reloads: Reloads,
 }
 
 impl Shared {
