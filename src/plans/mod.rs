@@ -33,6 +33,7 @@ pub use steps::{PlanState, SplitOverride};
 /// Most latency samples kept per step (a random-free reservoir: the first ones).
 const MAX_SAMPLES: usize = 100_000;
 
+/// The last plan run started: where it stands, and how its runner is told to abort.
 struct Run {
     name: String,
     state: PlanState,
@@ -44,6 +45,7 @@ struct Run {
     abort: watch::Sender<Option<String>>,
 }
 
+/// What the calls of the routes under a plan did during the current step's hold.
 #[derive(Default)]
 struct Stats {
     calls: AtomicU64,
@@ -51,7 +53,7 @@ struct Stats {
     latencies: Mutex<Vec<f64>>,
 }
 
-/// Plan state of the sidecar.
+/// Plan state of the sidecar: the splits in force, the run, and the current hold's calls.
 #[derive(Default)]
 pub struct Plans {
     overrides: ArcSwap<HashMap<String, Arc<SplitOverride>>>,
