@@ -27,8 +27,8 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use tokio::io::AsyncWriteExt;
 
-use super::capacity::Waited;
 use super::refusal::Refusal;
+use crate::capacity::Waited;
 use super::SidecarProxy;
 use crate::state::Shared;
 
