@@ -18,6 +18,7 @@ mod token;
 mod upstream_request;
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -35,7 +36,7 @@ use crate::redact::CallRedaction;
 use crate::routing::Call;
 use crate::state::{Runtime, Shared};
 use crate::token::bounds::Hold;
-use crate::token::{AppTokens, Token, TokenError};
+use crate::token::{AppTokens, Token, TokenError, TokenSource};
 use crate::upstream::exchange::{self, AttemptError, Open};
 use crate::upstream::UpstreamRt;
 use crate::wecom::answer::LocalAnswer;
@@ -125,8 +126,8 @@ pub(super) async fn forward<'a>(
                 return Ended::Local(local::no_token_answer(state, &e));
             }
         }
-        let (failure, kept) = match shared.resolver.resolve(&up.cfg.host, up.cfg.port).await {
-            Err(why) => (Failure::Unresolved(why), None),
+        let tried = match shared.resolver.resolve(&up.cfg.host, up.cfg.port).await {
+            Err(why) => Tried::Failed(Failure::Unresolved(why), None),
             Ok(addr) => {
                 let at = Attempt {
                     up,
@@ -135,46 +136,17 @@ pub(super) async fn forward<'a>(
                     token: token.get().map(|t| &**t),
                     token_use,
                 };
-                match try_once(&f, at, path, query, session, ctx).await {
-                    Tried::Ended(ended) => return ended,
-                    Tried::Failed(failure, kept) => (failure, kept),
-                    Tried::RenewToken {
-                        code,
-                        header,
-                        answer,
-                    } => {
-                        token_use = TokenUse::Replaced;
-                        let (Some((tokens, src)), Some(rejected)) = (&tokens, token.get()) else {
-                            return pass(ctx, header, answer, Outcome::Errcode, Some(code));
-                        };
-                        match token::renew(&shared.tokens, tokens, src, rejected, f.deadline_at)
-                            .await
-                        {
-                            Ok(t) => {
-                                next_step::count_retry(&shared.metrics, &call.label, "token");
-                                token.replace(t);
-                                continue;
-                            }
-                            // No new token allowed yet (a fresh one did not cure it, or one was
-                            // fetched a moment ago): WeCom's own answer goes to the app, no
-                            // gettoken per call.
-                            Err(TokenError::Held { hold, .. }) if hold != Hold::Capped => {
-                                token::error_passed(
-                                    &shared.metrics,
-                                    tokens,
-                                    up.cfg.name.as_str(),
-                                    code,
-                                );
-                                ctx.detail =
-                                    Some(format!("token error passed on: {}", hold.as_str()));
-                                return pass(ctx, header, answer, Outcome::Errcode, Some(code));
-                            }
-                            Err(e) => {
-                                ctx.detail = Some(local::no_token_detail(&e));
-                                return Ended::Local(local::no_token_answer(tokens, &e));
-                            }
-                        }
-                    }
+                try_once(&f, at, path, query, session, ctx).await
+            }
+        };
+        let (failure, kept) = match tried {
+            Tried::Ended(ended) => return ended,
+            Tried::Failed(failure, kept) => (failure, kept),
+            Tried::RenewToken(rejected) => {
+                token_use = TokenUse::Replaced;
+                match renew_token(&f, up, tokens.as_ref(), &mut token, rejected, ctx).await {
+                    ControlFlow::Continue(()) => continue,
+                    ControlFlow::Break(ended) => return ended,
                 }
             }
         };
@@ -200,23 +172,34 @@ pub(super) async fn forward<'a>(
                 }
                 member = next;
             }
-            Step::Stop(Stop::Deadline) => {
-                return Ended::Local(super::deadline_answer(call.route.policy.deadline));
-            }
             Step::Stop(stop) => {
-                if let Some(note) = stop.note() {
-                    let before = ctx.detail.as_deref();
-                    let before = before.unwrap_or(failure.reason().as_str());
-                    ctx.detail = Some(format!("{before}; {note}"));
-                }
-                return match kept {
-                    Some((header, answer, code)) => {
-                        pass(ctx, header, answer, Outcome::Errcode, Some(code))
-                    }
-                    None => Ended::Local(local::unavailable(up, &failure.what())),
-                };
+                return ended_on(ctx, up, &failure, kept, stop, call.route.policy.deadline);
             }
         }
+    }
+}
+
+/// The call ends on `failure`, not repeated for `stop`'s reason: with the deadline's answer
+/// when it was what cut the attempt, else with WeCom's own answer when it gave one (-1,
+/// 45033), else with the local `upstream-unavailable`.
+fn ended_on<'a>(
+    ctx: &mut RequestCtx,
+    up: &UpstreamRt,
+    failure: &Failure,
+    kept: Option<Kept>,
+    stop: Stop,
+    deadline: std::time::Duration,
+) -> Ended<'a> {
+    if stop == Stop::Deadline {
+        return Ended::Local(super::deadline_answer(deadline));
+    }
+    if let Some(note) = stop.note() {
+        let before = ctx.detail.as_deref().unwrap_or(failure.reason().as_str());
+        ctx.detail = Some(format!("{before}; {note}"));
+    }
+    match kept {
+        Some((header, answer, code)) => pass(ctx, header, answer, Outcome::Errcode, Some(code)),
+        None => Ended::Local(local::unavailable(up, &failure.what())),
     }
 }
 
@@ -234,17 +217,20 @@ struct Attempt<'a, 't> {
 /// is not repeated: its header, body and errcode.
 type Kept = (Box<ResponseHeader>, Bytes, i64);
 
+/// WeCom's answer rejecting the call's token (its errcode), passed on if no fresh token can
+/// be had.
+struct Rejected {
+    code: i64,
+    header: Box<ResponseHeader>,
+    answer: Bytes,
+}
+
 /// How one attempt ended.
 enum Tried<'a> {
     /// The call has its answer.
     Ended(Ended<'a>),
-    /// WeCom rejected the token (`code`) and a fresh one may cure it; the answer is passed on
-    /// if none can be had.
-    RenewToken {
-        code: i64,
-        header: Box<ResponseHeader>,
-        answer: Bytes,
-    },
+    /// WeCom rejected the token and a fresh one may cure it.
+    RenewToken(Rejected),
     /// For `next_step` to decide on.
     Failed(Failure, Option<Kept>),
 }
@@ -354,11 +340,11 @@ async fn try_once<'a>(
         Verdict::RenewToken(code) => {
             record_attempt(&shared.metrics, call, up, "token_error");
             up.health.success();
-            Tried::RenewToken {
+            Tried::RenewToken(Rejected {
                 code,
                 header,
                 answer,
-            }
+            })
         }
         Verdict::Failed(failure) => {
             let kept = match failure {
@@ -369,6 +355,45 @@ async fn try_once<'a>(
                 _ => None,
             };
             Tried::Failed(failure, kept)
+        }
+    }
+}
+
+/// After a token error: the call goes again with a fresh token (`Continue`), or ends with
+/// WeCom's answer or a local one (`Break`).
+async fn renew_token<'a>(
+    f: &Forward<'a>,
+    up: &UpstreamRt,
+    tokens: Option<&(&AppTokens, TokenSource<'_>)>,
+    token: &mut token::InHand,
+    rejected: Rejected,
+    ctx: &mut RequestCtx,
+) -> ControlFlow<Ended<'a>> {
+    let Rejected {
+        code,
+        header,
+        answer,
+    } = rejected;
+    let (Some((tokens, src)), Some(in_hand)) = (tokens, token.get()) else {
+        return ControlFlow::Break(pass(ctx, header, answer, Outcome::Errcode, Some(code)));
+    };
+    let metrics = &f.shared.metrics;
+    match token::renew(&f.shared.tokens, tokens, src, in_hand, f.deadline_at).await {
+        Ok(fresh) => {
+            next_step::count_retry(metrics, &f.call.label, "token");
+            token.replace(fresh);
+            ControlFlow::Continue(())
+        }
+        // No new token allowed yet (a fresh one did not cure it, or one was fetched a moment
+        // ago): WeCom's own answer goes to the app, no gettoken per call.
+        Err(TokenError::Held { hold, .. }) if hold != Hold::Capped => {
+            token::error_passed(metrics, tokens, up.cfg.name.as_str(), code);
+            ctx.detail = Some(format!("token error passed on: {}", hold.as_str()));
+            ControlFlow::Break(pass(ctx, header, answer, Outcome::Errcode, Some(code)))
+        }
+        Err(e) => {
+            ctx.detail = Some(local::no_token_detail(&e));
+            ControlFlow::Break(Ended::Local(local::no_token_answer(tokens, &e)))
         }
     }
 }
