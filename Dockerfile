@@ -12,7 +12,7 @@ RUN mkdir -p src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.r
     && cargo build --release --locked
 # Only the sources, and the dev config src/dev.rs builds in (`include_str!`): .dockerignore keeps
 # the context to what is copied here, so a local target/ or fuzz build never reaches the daemon.
-# tests/newcomer.rs builds exactly these files in a clean folder, so a missing one fails CI.
+# tests/e2e/newcomer.rs builds exactly these files in a clean folder, so a missing one fails CI.
 COPY src/ src/
 COPY conf/dev.yaml conf/
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin wecom-sidecar \

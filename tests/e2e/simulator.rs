@@ -1,17 +1,15 @@
 //! The WeCom simulator itself: it must behave like WeCom where the sidecar's tests rely on it,
 //! and its faults, counters and control API must do what they say.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::sim::body::generated_bytes;
+use crate::harness::sim::{Counters, FaultKind, SimConfig, Simulator};
+use crate::harness::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wecom_sidecar::wecom::simulator::body::generated_bytes;
-use wecom_sidecar::wecom::simulator::{Counters, FaultKind, SimConfig, Simulator};
 
 async fn get(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
     c.get(url).send().await.unwrap().json().await.unwrap()

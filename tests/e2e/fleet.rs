@@ -1,113 +1,10 @@
 //! Fleet mode against a real `redis-server` on a random port: quotas and tokens shared by four
 //! sidecar processes, and Redis failures that fail no call.
 
-mod common;
-
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
-use wecom_sidecar::wecom::simulator::FaultKind;
-
-/// A `redis-server` on a random loopback port, without persistence.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl Redis {
-    /// On a port `free_port` picked; when another socket took it meanwhile, redis-server exits
-    /// and it is started again on another.
-    async fn start() -> Redis {
-        for _ in 0..5 {
-            let mut r = Redis {
-                child: None,
-                port: free_port(),
-            };
-            if r.spawn().await {
-                return r;
-            }
-        }
-        panic!("redis-server did not start on any of five ports");
-    }
-
-    /// Starts it again on the same port (the sidecars are configured with it).
-    async fn restart(&mut self) {
-        assert!(
-            self.spawn().await,
-            "redis-server did not start again on port {}",
-            self.port
-        );
-    }
-
-    /// Starts redis-server; true once it answers PING on its port.
-    async fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (.ci/run installs it)");
-        self.child = Some(child);
-        let addr = format!("127.0.0.1:{}", self.port);
-        let mut exited = false;
-        let up = eventually(Duration::from_secs(10), async || {
-            if let Some(c) = self.child.as_mut() {
-                exited = c.try_wait().ok().flatten().is_some();
-            }
-            exited || pong(&addr).await
-        })
-        .await;
-        if exited || !up {
-            self.kill();
-            return false;
-        }
-        true
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
-
-/// Whether a Redis server (not just any listener) answers on `addr`.
-async fn pong(addr: &str) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-        return false;
-    };
-    let mut answer = [0u8; 7];
-    let ping = async {
-        s.write_all(b"PING\r\n").await.is_ok()
-            && s.read_exact(&mut answer).await.is_ok()
-            && &answer == b"+PONG\r\n"
-    };
-    tokio::time::timeout(Duration::from_secs(1), ping)
-        .await
-        .unwrap_or(false)
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use crate::harness::sim::FaultKind;
+use crate::harness::*;
 
 /// `fleet.timeout` in these tests. The default (250 ms) suits production; on a loaded 2-core
 /// test machine running 8 sidecars and 2 redis-servers, one slow answer would make a sidecar
@@ -178,7 +75,7 @@ async fn four_sidecars_share_one_quota() {
         "the fleet let only {seen} through of 100 (accuracy goal: within 2 %)"
     );
     let m = sidecars[0].metrics().await;
-    assert!(m.contains("wecom_redis_up 1"), "{m}");
+    assert_eq!(m.value("wecom_redis_up", &[]), Some(1.0), "{m}");
 }
 
 #[tokio::test]
@@ -280,15 +177,17 @@ async fn redis_down_fails_no_call_and_sharing_resumes() {
         started.elapsed()
     );
     let m = sc.metrics().await;
-    assert!(m.contains("wecom_redis_up 0"), "{m}");
-    assert!(m.contains("wecom_fleet_fallbacks_total{what=\"quota\"}"));
+    assert_eq!(m.value("wecom_redis_up", &[]), Some(0.0), "{m}");
+    assert!(m
+        .value("wecom_fleet_fallbacks_total", &[("what", "quota")])
+        .is_some());
     let status = sc.status().await;
     assert!(status.contains("\"redis_up\": false"), "{status}");
 
     redis.restart().await;
     let back = eventually(Duration::from_secs(15), async || {
         let _ = get_json(&c, &sc.url("/cgi-bin/user/get?userid=z")).await;
-        sc.metrics().await.contains("wecom_redis_up 1")
+        sc.metrics().await.value("wecom_redis_up", &[]) == Some(1.0)
     })
     .await;
     assert!(back, "sharing did not resume after Redis came back");

@@ -2,22 +2,11 @@
 //! received. (The others live beside the feature they test; README "Reliability" maps every
 //! row F1–F12 to its test.)
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::sim::FaultKind;
+use crate::harness::*;
 use serde_json::json;
-use wecom_sidecar::wecom::simulator::FaultKind;
-
-/// The value of an unlabelled-or-labelled sample line starting with `prefix`.
-fn sample(metrics: &str, prefix: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 /// F3: every token invalidated at WeCom while calls are in flight: the app sees no token error
 /// and the sidecar fetches exactly one new token.
@@ -112,9 +101,13 @@ async fn f7_hangs_end_at_the_deadline_and_leave_no_connection_or_call_behind() {
     // Answered 504 by the sidecar, recorded as what happened upstream (one in-flight guard
     // per call ends after its line is recorded, so all 20 are in by now).
     assert_eq!(
-        sample(
-            &m,
-            "wecom_api_request_duration_seconds_count{api=\"user/get\",outcome=\"network_error\",upstream=\"primary\"}"
+        m.value(
+            "wecom_api_request_duration_seconds_count",
+            &[
+                ("api", "user/get"),
+                ("outcome", "network_error"),
+                ("upstream", "primary")
+            ]
         ),
         Some(20.0),
         "hung calls not recorded as network_error:\n{m}"
@@ -123,9 +116,13 @@ async fn f7_hangs_end_at_the_deadline_and_leave_no_connection_or_call_behind() {
     // ends at the deadline and still counts as a timed-out attempt, held against the
     // upstream's health (20 in a row eject it).
     assert_eq!(
-        sample(
-            &m,
-            "wecom_upstream_attempts_total{api=\"user/get\",result=\"timeout\",upstream=\"primary\"}"
+        m.value(
+            "wecom_upstream_attempts_total",
+            &[
+                ("api", "user/get"),
+                ("result", "timeout"),
+                ("upstream", "primary")
+            ]
         ),
         Some(20.0),
         "hung attempts not counted:\n{m}"

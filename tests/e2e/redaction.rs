@@ -5,10 +5,8 @@
 //! quotes its own query (the `corpsecret`). Nothing the sidecar itself sends follows a
 //! redirect: not the call, not `gettoken`.
 
-mod common;
-
-use common::*;
-use wecom_sidecar::wecom::simulator::{FaultKind, Simulator};
+use crate::harness::sim::{FaultKind, Simulator};
+use crate::harness::*;
 
 const ROBOT_KEY: &str = "robot-key-3f2a1b0c-9d8e-7f6a-5b4c-3d2e1f0a9b8c";
 

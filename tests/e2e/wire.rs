@@ -6,16 +6,14 @@
 //! simulator (`Informational`, `FinalStatus`). Requests that `reqwest` cannot send (pipelined,
 //! slow, half-written) go on a raw `TcpStream`.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::sim::FaultKind;
+use crate::harness::*;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wecom_sidecar::wecom::simulator::FaultKind;
 
 /// Longest wait for an answer or a close on a raw connection; past it the sidecar hangs.
 const WITHIN: Duration = Duration::from_secs(15);
@@ -36,18 +34,6 @@ fn access_lines(sc: &Sidecar, path: &str) -> usize {
         .lines()
         .filter(|l| l.contains(" access: call ") && l.contains(&format!(" path={path} ")))
         .count()
-}
-
-/// The sum of `wecom_api_request_duration_seconds_count` samples for `api`.
-fn calls_counted(metrics: &str, api: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("wecom_api_request_duration_seconds_count{")
-                && l.contains(&format!("api=\"{api}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -177,8 +163,21 @@ async fn interim_answers_before_the_final_one_are_dropped() {
     assert_eq!(body["errcode"], 0);
 
     let metrics = sc.settled_metrics().await;
-    assert_eq!(calls_counted(&metrics, "message/send"), 1.0, "{metrics}");
-    assert_eq!(calls_counted(&metrics, "user/get"), 2.0);
+    assert_eq!(
+        metrics.sum(
+            "wecom_api_request_duration_seconds_count",
+            &[("api", "message/send")]
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metrics.sum(
+            "wecom_api_request_duration_seconds_count",
+            &[("api", "user/get")]
+        ),
+        2.0
+    );
     assert_eq!(access_lines(&sc, SEND), 1, "{}", sc.logs());
 }
 
@@ -227,16 +226,17 @@ async fn odd_final_answers_get_a_clear_local_answer() {
     assert_eq!(calls(&sim, "/cgi-bin/user/get"), 2);
 
     let metrics = sc.settled_metrics().await;
-    assert_eq!(calls_counted(&metrics, "message/send"), odd.len() as f64);
-    let bad: f64 = metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("wecom_upstream_attempts_total{")
-                && l.contains("api=\"message/send\"")
-                && l.contains("result=\"bad_response\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    assert_eq!(
+        metrics.sum(
+            "wecom_api_request_duration_seconds_count",
+            &[("api", "message/send")]
+        ),
+        odd.len() as f64
+    );
+    let bad = metrics.sum(
+        "wecom_upstream_attempts_total",
+        &[("api", "message/send"), ("result", "bad_response")],
+    );
     assert_eq!(bad, odd.len() as f64, "{metrics}");
     assert_eq!(access_lines(&sc, SEND), odd.len(), "{}", sc.logs());
 }
@@ -403,18 +403,6 @@ async fn hop_by_hop_headers_and_the_names_connection_lists_stay_on_their_hop() {
 // 4. Slow and idle app connections
 // ---------------------------------------------------------------------------------------------
 
-/// `wecom_app_connections_closed_total{reason}`.
-fn closed_for(metrics: &str, reason: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("wecom_app_connections_closed_total{")
-                && l.contains(&format!("reason=\"{reason}\""))
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Whether the sidecar closes `stream` (EOF or reset) within `WITHIN`, reading whatever it
 /// sends first.
 async fn closed_by_sidecar(stream: &mut TcpStream) -> bool {
@@ -487,8 +475,20 @@ async fn slow_heads_stalled_bodies_and_idle_connections_are_closed() {
     assert_eq!(sim.counters().messages_delivered, 0);
 
     let metrics = sc.settled_metrics().await;
-    assert!(closed_for(&metrics, "header_timeout") >= 1.0, "{metrics}");
-    assert!(closed_for(&metrics, "idle_timeout") >= 1.0, "{metrics}");
+    assert!(
+        metrics.sum(
+            "wecom_app_connections_closed_total",
+            &[("reason", "header_timeout")]
+        ) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics.sum(
+            "wecom_app_connections_closed_total",
+            &[("reason", "idle_timeout")]
+        ) >= 1.0,
+        "{metrics}"
+    );
     // Still serving.
     let (_, _, body) = get_json(&client(), &sc.url("/cgi-bin/user/get?userid=w")).await;
     assert_eq!(body["errcode"], 0);
@@ -586,7 +586,13 @@ async fn slowloris_at_a_descriptor_limit_of_1024_does_not_keep_calls_out() {
     assert!(opened >= 1100, "{opened}");
     assert!(peak_fds < 1024, "descriptors at the limit: {peak_fds}");
     let metrics = sc.settled_metrics().await;
-    assert!(closed_for(&metrics, "evicted") >= 1.0, "{metrics}");
+    assert!(
+        metrics.sum(
+            "wecom_app_connections_closed_total",
+            &[("reason", "evicted")]
+        ) >= 1.0,
+        "{metrics}"
+    );
     eprintln!(
         "slowloris: {opened} attacker connections opened, sidecar peak descriptors {peak_fds}"
     );
@@ -635,7 +641,8 @@ async fn over_max_connections_idle_ones_give_way_and_busy_ones_get_a_503() {
         eventually(Duration::from_secs(5), async || sc
             .metrics()
             .await
-            .contains("\nwecom_app_connections 0\n"))
+            .value("wecom_app_connections", &[])
+            == Some(0.0))
         .await,
         "every earlier connection closed"
     );
@@ -670,8 +677,20 @@ async fn over_max_connections_idle_ones_give_way_and_busy_ones_get_a_503() {
         assert_eq!(b.await.unwrap(), Some(0), "calls in progress are never cut");
     }
     let metrics = sc.settled_metrics().await;
-    assert!(closed_for(&metrics, "refused") >= 1.0, "{metrics}");
-    assert!(closed_for(&metrics, "evicted") >= 1.0, "{metrics}");
+    assert!(
+        metrics.sum(
+            "wecom_app_connections_closed_total",
+            &[("reason", "refused")]
+        ) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics.sum(
+            "wecom_app_connections_closed_total",
+            &[("reason", "evicted")]
+        ) >= 1.0,
+        "{metrics}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

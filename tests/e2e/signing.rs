@@ -2,11 +2,9 @@
 //! client's key, within the replay window, for the apps that client may use. Refused calls never
 //! reach WeCom, are counted, and no key appears anywhere. A rotated key file applies on reload.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use wecom_sidecar::signing::{body_sha256, now_secs, sign, Signed};
@@ -82,7 +80,7 @@ async fn send(sc: &Sidecar, call: &Call<'_>, auth: Auth<'_>) -> (u16, Option<Str
     (status, reason, v)
 }
 
-async fn start(sim: &wecom_sidecar::wecom::simulator::Simulator) -> (Sidecar, tempfile::TempDir) {
+async fn start(sim: &crate::harness::sim::Simulator) -> (Sidecar, tempfile::TempDir) {
     let keys = tempfile::tempdir().unwrap();
     let billing = keys.path().join("billing.key");
     std::fs::write(&billing, format!("{BILLING_KEY}\n")).unwrap();
@@ -261,16 +259,20 @@ async fn signed_calls_pass_and_everything_else_is_refused_before_wecom() {
         ("billing", "stale"),
         ("billing", "app_not_allowed"),
     ] {
-        let line =
-            format!("wecom_client_rejected_total{{client=\"{client}\",reason=\"{reason}\"}}");
-        assert!(metrics.contains(&line), "no {line} in\n{metrics}");
+        let labels = [("client", client), ("reason", reason)];
+        assert!(
+            metrics
+                .value("wecom_client_rejected_total", &labels)
+                .is_some(),
+            "no wecom_client_rejected_total{labels:?} in\n{metrics}"
+        );
     }
     let logs = sc.logs();
     assert!(
         logs.contains("client=\"billing\"") || logs.contains("client=billing"),
         "access log names the client"
     );
-    for out in [metrics, logs, sc.status().await] {
+    for out in [metrics.into_text(), logs, sc.status().await] {
         for key in [
             BILLING_KEY,
             ROTATED_KEY,

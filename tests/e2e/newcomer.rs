@@ -2,14 +2,12 @@
 //! `--config FILE` and a reload), a real SDK (wechatpy, `tests/sdk/`) through a sidecar on the
 //! simulator, and the simulator answering the common APIs in WeCom's shapes.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde_json::{json, Value};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -738,7 +736,7 @@ fn the_readme_lists_every_api_the_simulator_answers() {
         .split("\n## ")
         .find(|s| s.starts_with("The simulator"))
         .expect("README has a section \"The simulator\"");
-    let apis = wecom_sidecar::wecom::simulator::Simulator::implemented_apis();
+    let apis = crate::harness::sim::Simulator::implemented_apis();
     assert!(apis.len() > 30, "{apis:?}");
     for api in apis {
         let name = api.trim_start_matches("/cgi-bin/");

@@ -4,21 +4,19 @@
 //! foreign `Host` names on the admin port (the shipped Kubernetes example still scraped and
 //! probed), and the reload line, count and access-log figures an operator reads.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 
 /// What an operator pastes by mistake: a WeCom app secret is 43 characters.
 const PASTED: &str = "Xy7pQ2vN8sLkJ3hG5fDdS1aZ0cVbMnBvCxZaQwErTy0";
 
 /// A self-signed CA certificate (its key was thrown away).
-const TEST_CA_PEM: &str = include_str!("data/test-ca.pem");
+const TEST_CA_PEM: &str = include_str!("../data/test-ca.pem");
 
 /// Longest a `--check` may run here before it counts as hung. A watchdog, not a speed test:
 /// every case below used to hang for ever, grow without bound or take minutes.
@@ -38,17 +36,10 @@ fn run(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .unwrap();
-    let until = Instant::now() + HUNG;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("wecom-sidecar {args:?} still running after {HUNG:?}: hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = exited_within(&mut child, HUNG) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("wecom-sidecar {args:?} still running after {HUNG:?}: hung");
     };
     let text = format!(
         "{}{}",
@@ -102,15 +93,6 @@ fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> 
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
     (status, answer)
-}
-
-fn metric(metrics: &str, line_start: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -391,7 +373,9 @@ async fn admin_posts_from_browsers_are_refused() {
     }
     let metrics = sc.metrics().await;
     assert_eq!(
-        metric(&metrics, "wecom_config_reloads_total{result=\"ok\"}"),
+        metrics
+            .value("wecom_config_reloads_total", &[("result", "ok")])
+            .unwrap_or(0.0),
         0.0,
         "a refused POST reloaded:\n{metrics}"
     );
@@ -446,7 +430,9 @@ async fn foreign_host_names_are_refused_and_admin_hosts_let_names_in() {
     assert_eq!(status, 421, "{answer}");
     let metrics = sc.metrics().await;
     assert_eq!(
-        metric(&metrics, "wecom_config_reloads_total{result=\"ok\"}"),
+        metrics
+            .value("wecom_config_reloads_total", &[("result", "ok")])
+            .unwrap_or(0.0),
         0.0,
         "{metrics}"
     );
@@ -560,7 +546,9 @@ async fn a_refused_reload_is_one_log_line_and_one_edit_is_one_reload() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let metrics = sc.metrics().await;
     assert_eq!(
-        metric(&metrics, "wecom_config_reloads_total{result=\"ok\"}"),
+        metrics
+            .value("wecom_config_reloads_total", &[("result", "ok")])
+            .unwrap_or(0.0),
         1.0,
         "{metrics}"
     );

@@ -1,12 +1,10 @@
 //! Traffic shifting and failover between two endpoints of the same (simulated) WeCom.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::sim::{FaultKind, Simulator};
+use crate::harness::*;
 use serde_json::json;
-use wecom_sidecar::wecom::simulator::{FaultKind, Simulator};
 
 fn two_upstreams(listen: u16, admin: u16, primary: &str, standby: &str, extra: &str) -> String {
     config_yaml(listen, admin, primary, extra).replace(
@@ -111,10 +109,12 @@ async fn standby_carries_the_calls_while_the_primary_is_dead() {
     })
     .await;
     assert!(back, "the primary never returned to rotation");
-    assert!(sc
-        .metrics()
-        .await
-        .contains("wecom_upstream_healthy{upstream=\"primary\"} 1"));
+    assert_eq!(
+        sc.metrics()
+            .await
+            .value("wecom_upstream_healthy", &[("upstream", "primary")]),
+        Some(1.0)
+    );
     let _: Simulator = revived;
 }
 

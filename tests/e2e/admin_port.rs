@@ -5,11 +5,9 @@
 //!
 //! Every test runs the real binary against the WeCom simulator, on raw `TcpStream`s.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -13,21 +13,19 @@
 //!
 //! `promtool check rules` and `promtool test rules` (in .ci/run) check the rules' PromQL itself.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::harness::sim::FaultKind;
+use crate::harness::*;
 use serde::Deserialize;
 use serde_yaml::Value;
-use wecom_sidecar::wecom::simulator::FaultKind;
 
-const METRICS_RS: &str = include_str!("../src/metrics.rs");
-const SERVER_RS: &str = include_str!("../src/server.rs");
-const RULES: &str = include_str!("../conf/prometheus/rules.yaml");
-const DASHBOARD: &str = include_str!("../conf/grafana/dashboard.json");
+const METRICS_RS: &str = include_str!("../../src/metrics.rs");
+const SERVER_RS: &str = include_str!("../../src/server.rs");
+const RULES: &str = include_str!("../../conf/prometheus/rules.yaml");
+const DASHBOARD: &str = include_str!("../../conf/grafana/dashboard.json");
 
 /// Labels Prometheus adds to every scraped series.
 const SCRAPE_LABELS: &[&str] = &["job", "instance"];
@@ -826,28 +824,6 @@ fn k8s_manifests_agree_with_the_config_and_the_drain() {
 // ---------------------------------------------------------------------------------------------
 // The error-rate alert's assumptions, on a running sidecar
 
-/// Samples of `name` in a Prometheus text exposition: (labels, value).
-fn samples(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
-    text.lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix(name)?;
-            let (labels, value) = match rest.strip_prefix('{') {
-                Some(r) => {
-                    let end = r.find('}')?;
-                    (&r[..end], r[end + 1..].trim())
-                }
-                None if rest.starts_with(' ') => ("", rest.trim()),
-                None => return None,
-            };
-            let labels = matchers(labels)
-                .into_iter()
-                .map(|(k, _, v)| (k, v))
-                .collect();
-            Some((labels, value.parse().ok()?))
-        })
-        .collect()
-}
-
 /// WeComApiErrorRateHigh counts a call as failed when its outcome is http_error or
 /// network_error, or when it is "local" with an upstream set; "local" with upstream "-" (local
 /// gettoken, quota answers) is not a failure. That reading must match what the sidecar writes.
@@ -885,13 +861,13 @@ async fn error_rate_alert_reads_outcome_and_upstream_as_the_sidecar_writes_them(
 
     // A call is recorded after its answer is written: wait until all three are.
     let text = sc.settled_metrics().await;
-    let calls = samples(&text, "wecom_api_request_duration_seconds_count");
-    let failed = |l: &BTreeMap<String, String>| {
-        let outcome = l["outcome"].as_str();
+    let calls = text.samples("wecom_api_request_duration_seconds_count");
+    let failed = |l: &BTreeMap<&str, &str>| {
+        let outcome = l["outcome"];
         matches!(outcome, "http_error" | "network_error")
             || (outcome == "local" && l["upstream"] != "-")
     };
-    let of_api = |api: &str| -> Vec<&BTreeMap<String, String>> {
+    let of_api = |api: &str| -> Vec<&BTreeMap<&str, &str>> {
         calls
             .iter()
             .filter(|(l, v)| l["api"] == api && *v > 0.0)
@@ -929,7 +905,7 @@ async fn error_rate_alert_reads_outcome_and_upstream_as_the_sidecar_writes_them(
     // Every family the sidecar exports is one src/metrics.rs defines (the list the checks above
     // read from source).
     let (families, _) = exported();
-    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+    for line in text.text().lines().filter(|l| l.starts_with("# TYPE ")) {
         let name = line.split_whitespace().nth(2).expect("# TYPE name type");
         assert!(
             families.contains_key(name),

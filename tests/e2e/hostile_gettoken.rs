@@ -2,12 +2,10 @@
 //! calls' deadlines, and a token echoed in JSON `\uXXXX` escapes. One test per defect found,
 //! each on the real binary against the simulator.
 
-mod common;
+use crate::harness::sim::FaultKind;
+use crate::harness::*;
 
-use common::*;
-use wecom_sidecar::wecom::simulator::FaultKind;
-
-fn gettokens(sim: &wecom_sidecar::wecom::simulator::Simulator) -> u64 {
+fn gettokens(sim: &crate::harness::sim::Simulator) -> u64 {
     sim.counters().gettoken.get("hr-bot").copied().unwrap_or(0)
 }
 

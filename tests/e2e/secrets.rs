@@ -4,15 +4,13 @@
 //! everything it printed or answered is searched for each app secret, each client key and each
 //! real token the simulator issued. `--check` output for broken configs is searched too.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::sim::{FaultKind, Simulator};
+use crate::harness::*;
 use serde_json::json;
 use wecom_sidecar::signing::{body_sha256, now_secs, sign, Signed};
-use wecom_sidecar::wecom::simulator::{FaultKind, Simulator};
 
 const CLIENT_KEY: &str = "client-key-never-shown-0f1e2d3c4b5a69788796a5b4";
 const ROBOT_KEY: &str = "robot-key-never-shown-6b5a4c3d2e1f0a9b8c7d";

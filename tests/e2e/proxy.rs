@@ -1,13 +1,11 @@
 //! The walking skeleton end to end: real sidecar process, real simulator, real HTTP.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::sim::FaultKind;
+use crate::harness::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use wecom_sidecar::wecom::simulator::FaultKind;
 
 #[tokio::test]
 async fn unmodified_sdk_flow_works_with_placeholder_credentials() {
@@ -312,7 +310,7 @@ async fn a_download_read_slower_than_the_deadline_arrives_whole() {
     }
     assert_eq!(got.len() as u64, SIZE, "a download cut or padded");
     assert!(
-        got == wecom_sidecar::wecom::simulator::body::generated_bytes(SIZE),
+        got == crate::harness::sim::body::generated_bytes(SIZE),
         "the download's bytes differ from what the simulator sent"
     );
 }
@@ -394,13 +392,18 @@ async fn metrics_status_and_logs_hold_no_secret_or_token() {
 
     let metrics = sc.settled_metrics().await;
     assert!(
-        metrics.contains("wecom_api_request_duration_seconds_bucket{api=\"user/get\""),
+        metrics.has(
+            "wecom_api_request_duration_seconds_bucket",
+            &[("api", "user/get")]
+        ),
         "{metrics}"
     );
-    assert!(metrics.contains("wecom_token_refresh_total"));
-    assert!(metrics.contains("wecom_token_expires_in_seconds{app=\"hr-bot\"}"));
-    assert!(metrics.contains("wecom_upstream_attempts_total"));
-    assert!(metrics.contains("wecom_api_errcode_total"));
+    assert!(metrics.has("wecom_token_refresh_total", &[]));
+    assert!(metrics
+        .value("wecom_token_expires_in_seconds", &[("app", "hr-bot")])
+        .is_some());
+    assert!(metrics.has("wecom_upstream_attempts_total", &[]));
+    assert!(metrics.has("wecom_api_errcode_total", &[]));
     let status = sc.status().await;
     assert!(status.contains("fingerprint"));
     let logs = sc.logs();
@@ -417,7 +420,7 @@ async fn metrics_status_and_logs_hold_no_secret_or_token() {
     secrets.extend(sim.issued_tokens());
     assert!(sim.issued_tokens().len() >= 2);
     for s in &secrets {
-        assert!(!metrics.contains(s.as_str()), "secret in /metrics");
+        assert!(!metrics.text().contains(s.as_str()), "secret in /metrics");
         assert!(!status.contains(s.as_str()), "secret in /admin/status");
         assert!(!logs.contains(s.as_str()), "secret in logs");
     }
@@ -484,16 +487,9 @@ fn a_taken_port_stops_the_start_with_a_clear_error() {
             .spawn()
             .unwrap();
         // Bounded only so a regression fails instead of hanging the suite.
-        let until = std::time::Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if std::time::Instant::now() > until {
-                let _ = child.kill();
-                panic!("{taken_key} on a taken port: the sidecar did not exit");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let Some(status) = exited_within(&mut child, Duration::from_secs(20)) else {
+            let _ = child.kill();
+            panic!("{taken_key} on a taken port: the sidecar did not exit");
         };
         let mut stderr = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
@@ -558,10 +554,9 @@ async fn a_failing_refresh_keeps_serving_the_valid_token_and_backs_off() {
     // Tokens live 70 s; the sidecar refreshes 65 s ahead, so a refresh is due 5 s in.
     let mut cfg = sim_config();
     cfg.token_ttl = Duration::from_secs(70);
-    let sim =
-        wecom_sidecar::wecom::simulator::Simulator::start("127.0.0.1:0".parse().unwrap(), cfg)
-            .await
-            .unwrap();
+    let sim = crate::harness::sim::Simulator::start("127.0.0.1:0".parse().unwrap(), cfg)
+        .await
+        .unwrap();
     // min_fetch_interval 2 s: the refresh 5 s in is not held by the first fetch's interval.
     let sc = Sidecar::start(
         &sim.url(),
@@ -603,9 +598,10 @@ async fn a_failing_refresh_keeps_serving_the_valid_token_and_backs_off() {
     // WeCom recovers: the next refresh succeeds.
     sim.clear_faults();
     let refreshed = eventually(Duration::from_secs(40), async || {
-        sc.metrics()
-            .await
-            .contains("wecom_token_refresh_total{app=\"hr-bot\",result=\"ok\"} 2")
+        sc.metrics().await.value(
+            "wecom_token_refresh_total",
+            &[("app", "hr-bot"), ("result", "ok")],
+        ) == Some(2.0)
     })
     .await;
     assert!(refreshed, "no successful refresh after recovery");

@@ -8,14 +8,11 @@
 //! them by what `min_fetch_interval` allows; before the bounds the same runs made one gettoken
 //! per second (refresher loops) or one per call.
 
-mod common;
-
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
-use wecom_sidecar::wecom::simulator::{SimConfig, Simulator};
+use crate::harness::sim::{SimConfig, Simulator};
+use crate::harness::*;
 
 /// The bounds these tests run with: small, so a few seconds show several intervals.
 const INTERVAL_S: u64 = 3;
@@ -87,14 +84,6 @@ async fn idle_gettoken_is_bounded_and_calls_work(sim: &Simulator, sc: &Sidecar, 
     assert_eq!(v["errcode"], 0, "{v}");
 }
 
-fn metric(metrics: &str, prefix: &str) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
 /// WeCom answers a gettoken inside a token's validity with that token and its remaining
 /// `expires_in`. Once that is inside `refresh_before_expiry`, the refresher asked again every
 /// second until the token expired.
@@ -151,17 +140,21 @@ async fn one_use_tokens_cost_one_gettoken_per_interval_not_per_call() {
     assert!(ok >= 1 && rejected >= 10, "ok {ok}, rejected {rejected}");
     let m = sc.settled_metrics().await;
     assert!(
-        metric(
-            &m,
-            "wecom_token_rejected_total{app=\"hr-bot\",upstream=\"primary\"}"
-        ) >= 10,
+        m.value(
+            "wecom_token_rejected_total",
+            &[("app", "hr-bot"), ("upstream", "primary")]
+        )
+        .unwrap_or(0.0)
+            >= 10.0,
         "{m}"
     );
     assert!(
-        metric(
-            &m,
-            "wecom_token_held_total{app=\"hr-bot\",reason=\"uncured\"}"
-        ) >= 1,
+        m.value(
+            "wecom_token_held_total",
+            &[("app", "hr-bot"), ("reason", "uncured")]
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
         "{m}"
     );
     // Why: a WARN when the hold starts, and each passed-on call's access-log line.
@@ -239,10 +232,12 @@ async fn a_standby_that_rejects_primarys_tokens_does_not_cost_a_gettoken_per_cal
     assert_eq!(gettokens(&standby), 0, "tokens come from primary");
     let m = sc.settled_metrics().await;
     assert!(
-        metric(
-            &m,
-            "wecom_token_rejected_total{app=\"hr-bot\",upstream=\"standby\"}"
-        ) >= 10,
+        m.value(
+            "wecom_token_rejected_total",
+            &[("app", "hr-bot"), ("upstream", "standby")]
+        )
+        .unwrap_or(0.0)
+            >= 10.0,
         "{m}"
     );
 }
@@ -265,7 +260,9 @@ async fn max_fetches_caps_gettoken_and_says_so() {
     assert!(no_token >= 1, "calls past the cap get no-token");
     let m = sc.settled_metrics().await;
     assert!(
-        metric(&m, "wecom_token_fetch_capped_total{app=\"hr-bot\"}") >= 1,
+        m.value("wecom_token_fetch_capped_total", &[("app", "hr-bot")])
+            .unwrap_or(0.0)
+            >= 1.0,
         "{m}"
     );
     let logs = sc.logs();
@@ -281,42 +278,6 @@ async fn max_fetches_caps_gettoken_and_says_so() {
     );
 }
 
-/// A `redis-server` on a random loopback port, without persistence; stopped on drop.
-struct Redis(Child, u16);
-
-impl Redis {
-    async fn start() -> Redis {
-        for _ in 0..5 {
-            let port = free_port();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (.ci/run installs it)");
-            let mut r = Redis(child, port);
-            let addr = format!("127.0.0.1:{port}");
-            let up = eventually(Duration::from_secs(10), async || {
-                tokio::net::TcpStream::connect(&addr).await.is_ok()
-            })
-            .await;
-            if up && r.0.try_wait().ok().flatten().is_none() {
-                return r;
-            }
-            let _ = r.0.kill();
-        }
-        panic!("redis-server did not start on any of five ports");
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// In fleet mode the cap is the fleet's: two sidecars sharing a Redis together call gettoken at
 /// most `max_fetches` times.
 #[tokio::test]
@@ -324,8 +285,8 @@ async fn max_fetches_is_fleet_wide() {
     let redis = Redis::start().await;
     let sim = sim_with(|c| c.one_use_tokens = true).await;
     let extra = format!(
-        "token:\n  min_fetch_interval: 1s\n  min_refetch: 1s\n  max_fetches: 3/min\nfleet:\n  redis_url: \"redis://127.0.0.1:{}/0\"\n  key_prefix: \"cap:\"\n  size: 2\n  timeout: 2s\n",
-        redis.1
+        "token:\n  min_fetch_interval: 1s\n  min_refetch: 1s\n  max_fetches: 3/min\nfleet:\n  redis_url: \"{}\"\n  key_prefix: \"cap:\"\n  size: 2\n  timeout: 2s\n",
+        redis.url()
     );
     let a = Sidecar::start(&sim.url(), &extra).await;
     let b = Sidecar::start(&sim.url(), &extra).await;
@@ -340,7 +301,7 @@ async fn max_fetches_is_fleet_wide() {
 
 /// The README's figures: gettoken per minute under each hostile upstream with the default
 /// bounds (min_fetch_interval 30 s, min_refetch 2 s, max_fetches 60/h), two minutes each, all at
-/// once. Run: `cargo test --test token_bounds -- --ignored --nocapture gettoken_per_minute`.
+/// once. Run: `cargo test --test e2e token_bounds::gettoken_per_minute -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "a two-minute measurement for the README, not a check"]
 async fn gettoken_per_minute_under_hostile_upstreams() {

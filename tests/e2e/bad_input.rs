@@ -9,18 +9,16 @@
 //!
 //! After each test the sidecar's log must hold no panic and no app secret.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::harness::sim::Simulator;
+use crate::harness::*;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wecom_sidecar::proxy::{MAX_JSON_REQUEST, MAX_UPLOAD};
-use wecom_sidecar::wecom::simulator::Simulator;
 
 /// Longest wait for any answer (or close); past it the sidecar is taken to hang on the input.
 const ANSWER_WITHIN: Duration = Duration::from_secs(15);
@@ -937,7 +935,7 @@ async fn odd_paths_are_refused_locally_and_admin_is_not_on_the_app_port() {
     let addr = addr_of(&sc.base);
     let before = business_calls(&sim);
     let reloads_before = sc.metrics().await;
-    assert!(!reloads_before.contains("wecom_config_reloads_total{"));
+    assert!(!reloads_before.has("wecom_config_reloads_total", &[]));
 
     // Under /cgi-bin/ but not a plain API path: HTTP 400, errcode 404.
     let malformed = [
@@ -999,17 +997,19 @@ async fn odd_paths_are_refused_locally_and_admin_is_not_on_the_app_port() {
     );
 
     // POST /admin/reload on the app port reloaded nothing; on the admin port it does.
-    assert!(!sc.metrics().await.contains("wecom_config_reloads_total{"));
+    assert!(!sc.metrics().await.has("wecom_config_reloads_total", &[]));
     let r = client()
         .post(format!("{}/admin/reload", sc.admin))
         .send()
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
-    assert!(sc
-        .metrics()
-        .await
-        .contains("wecom_config_reloads_total{result=\"ok\"} 1"));
+    assert_eq!(
+        sc.metrics()
+            .await
+            .value("wecom_config_reloads_total", &[("result", "ok")]),
+        Some(1.0)
+    );
 
     // An absolute-form target naming another host: refused when Host disagrees; without Host,
     // sent to the configured upstream only, with the upstream's Host.
@@ -1102,11 +1102,17 @@ async fn unknown_app_is_refused_and_unknown_api_is_forwarded_as_other() {
     assert_eq!(v["errcode"], 404, "{v}");
     assert_eq!(calls(&sim, "/cgi-bin/no/such/api"), 1);
     let metrics = sc.settled_metrics().await;
-    assert!(
-        metrics.contains("wecom_api_request_duration_seconds_count{api=\"other\",outcome=\"http_error\",upstream=\"primary\"} 1"),
+    let counted = [
+        ("api", "other"),
+        ("outcome", "http_error"),
+        ("upstream", "primary"),
+    ];
+    assert_eq!(
+        metrics.value("wecom_api_request_duration_seconds_count", &counted),
+        Some(1.0),
         "{metrics}"
     );
-    assert!(!metrics.contains("no/such"), "{metrics}");
+    assert!(!metrics.text().contains("no/such"), "{metrics}");
 
     still_serves(&mut sc, &sim, "unknown app and API").await;
     assert_clean_logs(&sc);
@@ -1115,39 +1121,6 @@ async fn unknown_app_is_refused_and_unknown_api_is_forwarded_as_other() {
 // ---------------------------------------------------------------------------------------------
 // 8. Label cardinality
 // ---------------------------------------------------------------------------------------------
-
-/// Every `name="value"` label pair in a Prometheus text exposition.
-fn label_pairs(metrics: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
-        let Some(labels) = line
-            .split_once('{')
-            .and_then(|(_, rest)| rest.rsplit_once('}'))
-            .map(|(l, _)| l)
-        else {
-            continue;
-        };
-        let mut rest = labels;
-        while let Some((name, after)) = rest.split_once("=\"") {
-            let end = after.find('"').unwrap_or(after.len());
-            out.push((
-                name.trim_start_matches(',').to_string(),
-                after[..end].to_string(),
-            ));
-            rest = after.get(end + 1..).unwrap_or("");
-        }
-    }
-    out
-}
-
-/// The series in a Prometheus text exposition (name and labels, without the value).
-fn series(metrics: &str) -> std::collections::BTreeSet<String> {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| l.rsplit_once(' ').map_or(l, |(s, _)| s).to_string())
-        .collect()
-}
 
 /// Sends `urls` (with an optional `X-WeCom-App`), 32 at a time; every answer must be `want`.
 async fn burst(urls: Vec<String>, app: Option<String>, want: i64) {
@@ -1203,7 +1176,7 @@ async fn metric_labels_stay_bounded_under_thousands_of_distinct_paths_and_querie
         40014,
     )
     .await;
-    let early = series(&sc.settled_metrics().await);
+    let early = sc.settled_metrics().await.series();
 
     burst(unknown(50..3000), None, 404).await;
     burst(queries(50..3000), None, 0).await;
@@ -1219,17 +1192,17 @@ async fn metric_labels_stay_bounded_under_thousands_of_distinct_paths_and_querie
     assert_eq!(calls(&sim, "/cgi-bin/user/get"), 3000);
 
     let metrics = sc.settled_metrics().await;
-    let added: Vec<String> = series(&metrics).difference(&early).cloned().collect();
+    let added: Vec<String> = metrics.series().difference(&early).cloned().collect();
     assert!(
         added.is_empty(),
         "6,000 more distinct calls added series: {added:#?}"
     );
-    let pairs = label_pairs(&metrics);
+    let pairs: Vec<(&str, &str)> = metrics.label_pairs().collect();
     assert!(!pairs.is_empty());
     let mut apis: Vec<&str> = pairs
         .iter()
-        .filter(|(n, _)| n == "api")
-        .map(|(_, v)| v.as_str())
+        .filter(|(n, _)| *n == "api")
+        .map(|(_, v)| *v)
         .collect();
     apis.sort_unstable();
     apis.dedup();
@@ -1248,10 +1221,10 @@ async fn metric_labels_stay_bounded_under_thousands_of_distinct_paths_and_querie
         "{apis:?}"
     );
     assert!(apis.len() <= 4, "{} api label values: {apis:?}", apis.len());
-    for (name, value) in &pairs {
+    for &(name, value) in &pairs {
         if name == "app" {
             assert!(
-                ["hr-bot", "ops-bot", "robot"].contains(&value.as_str()),
+                ["hr-bot", "ops-bot", "robot"].contains(&value),
                 "app label {value:?}"
             );
         }

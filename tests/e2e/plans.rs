@@ -1,15 +1,13 @@
 //! Staged switch plans: gates that pass move traffic to the final split; a failed gate rolls
 //! every route back to its configured split.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::sim::{FaultKind, Simulator};
+use crate::harness::*;
 use serde_json::Value;
-use wecom_sidecar::wecom::simulator::{FaultKind, Simulator};
 
 const PLAN: &str = r#"
 routes:

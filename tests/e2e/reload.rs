@@ -1,13 +1,11 @@
 //! Live reload under steady traffic: a valid change takes effect, an invalid one is refused,
 //! and no call in a loop of calls fails during either.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 
 /// Replaces the config file the way editors and ConfigMaps do: write aside, then rename.
 fn replace(path: &std::path::Path, text: &str) {
@@ -18,15 +16,8 @@ fn replace(path: &std::path::Path, text: &str) {
 
 async fn reloads(sc: &Sidecar, result: &str) -> u64 {
     let m = sc.metrics().await;
-    m.lines()
-        .find(|l| {
-            l.starts_with(&format!(
-                "wecom_config_reloads_total{{result=\"{result}\"}}"
-            ))
-        })
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    m.value("wecom_config_reloads_total", &[("result", result)])
+        .unwrap_or(0.0) as u64
 }
 
 #[tokio::test]
@@ -72,7 +63,10 @@ async fn reload_under_load_never_fails_a_call() {
         format!("{original}\nroutes:\n  - path: /cgi-bin/user/get\n    api: member-read\n");
     replace(&sc.config_path, &changed);
     let applied = eventually(Duration::from_secs(10), async || {
-        sc.metrics().await.contains("api=\"member-read\"")
+        sc.metrics()
+            .await
+            .label_pairs()
+            .any(|pair| pair == ("api", "member-read"))
     })
     .await;
     assert!(applied, "the new route never took effect");
