@@ -6,16 +6,20 @@ WORKDIR /src
 # Dependencies first, so source edits do not rebuild them: stand-ins for every target the
 # manifest names (cargo refuses a manifest whose bench files are missing), then a release build.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+COPY wecom-sim/Cargo.toml wecom-sim/
+RUN mkdir -p src benches wecom-sim/src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && touch wecom-sim/src/lib.rs \
     && for b in $(sed -n '/^\[\[bench\]\]/{n;s/^name = "\(.*\)"/\1/p}' Cargo.toml); do \
          echo 'fn main() {}' > "benches/$b.rs"; done \
     && cargo build --release --locked
-# Only the sources, and the dev config src/dev.rs builds in (`include_str!`): .dockerignore keeps
+# Only the sources (the proxy's and the simulator's, which `--dev` runs), and the dev config
+# src/dev.rs builds in (`include_str!`): .dockerignore keeps
 # the context to what is copied here, so a local target/ or fuzz build never reaches the daemon.
 # tests/e2e/newcomer.rs builds exactly these files in a clean folder, so a missing one fails CI.
 COPY src/ src/
+COPY wecom-sim/src/ wecom-sim/src/
 COPY conf/dev.yaml conf/
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin wecom-sidecar \
+RUN touch src/main.rs src/lib.rs wecom-sim/src/lib.rs && cargo build --release --locked --bin wecom-sidecar \
     && strip target/release/wecom-sidecar
 
 FROM debian:bookworm-slim

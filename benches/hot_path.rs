@@ -15,7 +15,7 @@ use wecom_sidecar::quota::{Ask, Quotas};
 use wecom_sidecar::redact::redact_uri;
 use wecom_sidecar::state::Shared;
 use wecom_sidecar::wecom::errcode::read_errcode;
-use wecom_sidecar::wecom::simulator::{SimConfig, Simulator};
+use wecom_sim::{SimConfig, Simulator};
 
 fn config(upstream: &str) -> config::Config {
     let yaml = format!(

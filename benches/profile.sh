@@ -6,6 +6,8 @@
 #
 #   bash benches/profile.sh            # 10 s
 #   SECS=20 bash benches/profile.sh
+#   LOG=info bash benches/profile.sh   # the default log level (the access line on); default warn
+#   BIN=/path/to/wecom-sidecar bash benches/profile.sh   # another build (not rebuilt)
 #
 # Needs valgrind, nginx and wrk (Debian: apt-get install valgrind nginx-light wrk).
 set -euo pipefail
@@ -18,7 +20,11 @@ SC_ADMIN=${SC_ADMIN:-18704}
 for tool in valgrind callgrind_control callgrind_annotate nginx wrk; do
   command -v "$tool" >/dev/null || { echo "profile.sh needs $tool" >&2; exit 1; }
 done
-cargo build --release --bin wecom-sidecar >/dev/null 2>&1 || cargo build --release --bin wecom-sidecar
+LOG=${LOG:-warn}
+if [ -z "${BIN:-}" ]; then
+  BIN=./target/release/wecom-sidecar
+  cargo build --release --bin wecom-sidecar >/dev/null 2>&1 || cargo build --release --bin wecom-sidecar
+fi
 work=$(mktemp -d /tmp/wecom-profile.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -28,8 +34,8 @@ write_upstream_conf "$work" "$UP_PORT"
 write_sidecar_conf "$work" "$SC_PORT" "$SC_ADMIN" "$UP_PORT"
 
 nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
-BENCH_SECRET=bench WECOM_SIDECAR_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
-  --callgrind-out-file="$work/callgrind.out" ./target/release/wecom-sidecar \
+BENCH_SECRET=bench WECOM_SIDECAR_LOG=$LOG valgrind --tool=callgrind --instr-atstart=no \
+  --callgrind-out-file="$work/callgrind.out" "$BIN" \
   --config "$work/sidecar.yaml" 2>"$work/sidecar.log" & sc=$!; pids+=($sc)
 for _ in $(seq 300); do curl -sf "http://127.0.0.1:$SC_ADMIN/readyz" -o /dev/null && break; sleep 0.2; done
 url="http://127.0.0.1:$SC_PORT/cgi-bin/user/get?userid=zhangsan"

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wecom_sidecar::wecom::simulator::{Fault, FaultKind, SimApp, SimConfig, Simulator};
+use wecom_sim::{Fault, FaultKind, SimApp, SimConfig, Simulator};
 
 const CORP: &str = "wwsoak00000000001";
 const WORKERS: usize = 12;

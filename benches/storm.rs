@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wecom_sidecar::wecom::simulator::{SimApp, SimConfig, Simulator};
+use wecom_sim::{SimApp, SimConfig, Simulator};
 
 const CORP: &str = "wwstorm0000000001";
 const SECRET: &str = "storm-secret-hr-3c4d5e6f";

@@ -15,10 +15,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use crate::cli::Cli;
-use crate::config::{self, Config, ConfigError};
-use crate::state::ConfigLoader;
-use crate::wecom::simulator::{SimConfig, Simulator};
+use wecom_sidecar::cli::Cli;
+use wecom_sidecar::config::{self, Config, ConfigError};
+use wecom_sidecar::state::ConfigLoader;
+use wecom_sim::{SimConfig, Simulator};
 
 /// The config `--dev` runs when no `--config` is given.
 pub const DEV_CONFIG: &str = include_str!("../conf/dev.yaml");

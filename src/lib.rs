@@ -4,7 +4,8 @@
 //! keeps `access_token`s fresh, injects them, absorbs token errors, enforces quotas, retries what
 //! is safe to retry and exports per-API metrics. The modules follow the request through the
 //! pipeline: `config` → `routing` → `token` → `upstream` → `proxy`, with `metrics` and `admin`
-//! beside them and `wecom` holding the facts about WeCom itself (and its simulator).
+//! beside them and `wecom` holding the facts about WeCom itself. The WeCom simulator that tests
+//! and `--dev` run is a crate of its own (`wecom-sim/`), used by the binary, not by this library.
 
 pub mod admin;
 pub mod admin_guard;
@@ -13,7 +14,6 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod descriptors;
-pub mod dev;
 pub mod fleet;
 pub mod memory;
 pub mod metrics;

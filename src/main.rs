@@ -1,14 +1,17 @@
 //! The `wecom-sidecar` binary: parse the command line, set up logging, load the config (or the
-//! `--dev` one with its simulator, see `wecom_sidecar::dev`), then hand over to `server::run`.
+//! `--dev` one with its simulator, see [`dev`]), then hand over to `server::run`. `--dev` lives
+//! here, in the binary, because it is the one user of the WeCom simulator (`wecom-sim`): the
+//! proxy library does not depend on it.
 
 use std::process::ExitCode;
+
+mod dev;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use wecom_sidecar::cli::Cli;
 use wecom_sidecar::config;
-use wecom_sidecar::dev;
 use wecom_sidecar::state::Shared;
 
 /// Log filter variable (tracing `EnvFilter` syntax), default `info`.

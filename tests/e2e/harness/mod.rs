@@ -14,7 +14,7 @@ mod sidecar;
 mod wecom;
 
 /// The simulator, reached by every test through this one path.
-pub use wecom_sidecar::wecom::simulator as sim;
+pub use wecom_sim as sim;
 
 pub use eventually::eventually;
 pub use http::{addr_of, client, get_json, post_json};
