@@ -22,10 +22,10 @@ use crate::harness::*;
 use serde::Deserialize;
 use serde_yaml::Value;
 
-const METRICS_RS: &str = include_str!("../../src/metrics.rs");
-const SERVER_RS: &str = include_str!("../../src/server.rs");
-const RULES: &str = include_str!("../../conf/prometheus/rules.yaml");
-const DASHBOARD: &str = include_str!("../../conf/grafana/dashboard.json");
+const METRICS_RS: &str = include_str!("../../../src/metrics.rs");
+const SERVER_RS: &str = include_str!("../../../src/server.rs");
+const RULES: &str = include_str!("../../../conf/prometheus/rules.yaml");
+const DASHBOARD: &str = include_str!("../../../conf/grafana/dashboard.json");
 
 /// Labels Prometheus adds to every scraped series.
 const SCRAPE_LABELS: &[&str] = &["job", "instance"];
