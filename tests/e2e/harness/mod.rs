@@ -19,7 +19,7 @@ pub use wecom_sim as sim;
 pub use eventually::eventually;
 pub use http::{addr_of, client, get_json, post_json};
 pub use ports::free_port;
-pub use process::{exited_within, open_fds, peak_rss_kib};
+pub use process::{exited_within, open_fds, peak_rss_kib, rss_kib};
 pub use redis_server::Redis;
 pub use sidecar::{config_yaml, Sidecar};
 pub use wecom::{

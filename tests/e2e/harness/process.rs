@@ -1,5 +1,5 @@
-//! What the tests read of a child process from outside: its exit, its peak memory, its open
-//! descriptors.
+//! What the tests read of a child process from outside: its exit, its memory (now and at
+//! peak), its open descriptors.
 
 use std::process::{Child, ExitStatus};
 use std::time::Duration;
@@ -27,9 +27,43 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// Resident memory of a process in KiB (VmRSS; 0 if it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Descriptors process `pid` has open (0 if it is gone).
 pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn an_exit_is_seen_and_a_process_still_running_is_not() {
+        let mut quick = Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
+        let status = exited_within(&mut quick, Duration::from_secs(10));
+        assert_eq!(status.and_then(|s| s.code()), Some(3));
+
+        let mut slow = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = slow.id();
+        assert!(exited_within(&mut slow, Duration::from_millis(100)).is_none());
+        let rss = rss_kib(pid);
+        assert!(rss > 0 && peak_rss_kib(pid) >= rss, "{rss} KiB resident");
+        assert!(open_fds(pid) > 0);
+        slow.kill().unwrap();
+        slow.wait().unwrap();
+        assert_eq!((rss_kib(pid), open_fds(pid)), (0, 0), "gone");
+    }
 }
