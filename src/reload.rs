@@ -174,7 +174,8 @@ mod tests {
     const DEV_CONFIG: &str = include_str!("../conf/dev.yaml");
 
     fn secret(name: &str) -> Option<String> {
-        name.starts_with("WECOM_DEV_").then(|| format!("stand-in-for-{name}"))
+        name.starts_with("WECOM_DEV_")
+            .then(|| format!("stand-in-for-{name}"))
     }
 
     fn dev() -> Config {

@@ -28,8 +28,8 @@ use pingora::server::ShutdownWatch;
 use tokio::io::AsyncWriteExt;
 
 use super::refusal::Refusal;
-use crate::capacity::Waited;
 use super::SidecarProxy;
+use crate::capacity::Waited;
 use crate::state::Shared;
 
 /// Longest time spent writing the refusal to a connection over the cap.
