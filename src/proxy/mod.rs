@@ -97,8 +97,7 @@ impl ServerApp for SidecarProxy {
 enum Handled {
     /// The answer is out: an upstream answer passed on, or streamed.
     Written,
-    /// A local answer to write that refuses nothing: the `gettoken` placeholder, and the local
-    /// answers `forward` makes (until it returns them as refusals).
+    /// A local answer to write that refuses nothing: the `gettoken` placeholder.
     Local(LocalAnswer),
 }
 
@@ -246,16 +245,11 @@ impl SidecarProxy {
                 Box::pin(forward::stream(*open, up, &secrets, session, ctx)).await;
                 Ok(Handled::Written)
             }
-            Ok(forward::Ended::Local(answer)) => Ok(Handled::Local(answer)),
+            Ok(forward::Ended::Local(refusal)) => Err(refusal),
             Err(_) => {
                 ctx.outcome = Outcome::NetworkError;
                 Err(Refusal::Deadline { deadline })
             }
         }
     }
-}
-
-/// The answer to a call that got no answer within its route's `deadline`.
-pub(super) fn deadline_answer(deadline: std::time::Duration) -> LocalAnswer {
-    Refusal::Deadline { deadline }.answer()
 }

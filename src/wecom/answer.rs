@@ -66,10 +66,6 @@ impl LocalAnswer {
         }
     }
 
-    pub fn bad_request(errcode: i64, errmsg: impl Into<String>) -> Self {
-        Self::new(400, Reason::BadRequest, errcode, errmsg)
-    }
-
     pub fn body(&self) -> Bytes {
         let mut map = serde_json::Map::new();
         map.insert("errcode".into(), self.errcode.into());

@@ -6,12 +6,12 @@
 //! (`classify`: pure, on the answer's status and body); a good answer ends the call, a token
 //! error gets the token replaced (`token`), and every failure, a host that did not resolve
 //! included, goes to the one retry decision (`next_step`). The rooms beside it: `choose`
-//! (which upstream), `upstream_request` (the header sent), `local` (the answers forwarding
-//! gives itself) and `relay` (writing an upstream answer to the app).
+//! (which upstream), `upstream_request` (the header sent) and `relay` (writing an upstream
+//! answer to the app). The answers forwarding gives itself are [`Refusal`]s, answered by its
+//! one table (`proxy::refusal`).
 
 mod choose;
 mod classify;
-mod local;
 mod next_step;
 mod relay;
 mod token;
@@ -29,6 +29,7 @@ use self::choose::choose;
 use self::classify::{Failure, Head, TokenUse, Verdict};
 use self::next_step::{next_step, Failed, Policy, Step, Stop, Tally};
 pub(super) use self::relay::{stream, write_pass};
+use super::refusal::Refusal;
 use super::{admission, request, respond, RequestCtx};
 use crate::body::RequestBody;
 use crate::metrics::{Metrics, Outcome};
@@ -39,7 +40,6 @@ use crate::token::bounds::Hold;
 use crate::token::{AppTokens, Token, TokenError, TokenSource};
 use crate::upstream::exchange::{self, AttemptError, Open};
 use crate::upstream::UpstreamRt;
-use crate::wecom::answer::LocalAnswer;
 use crate::wecom::apis::{Auth, BodyKind};
 
 /// Largest JSON answer buffered from WeCom (big `user/list` pages are a few MB).
@@ -71,7 +71,7 @@ pub(super) enum Ended<'a> {
     /// out of its headers (its body is passed as it is).
     Stream(Box<Open>, &'a UpstreamRt, CallRedaction),
     /// The sidecar must answer locally.
-    Local(LocalAnswer),
+    Local(Refusal),
 }
 
 /// Runs the call's attempts (token, upstream choice, retries) until there is an answer to give:
@@ -91,11 +91,11 @@ pub(super) async fn forward<'a>(
     shared.retry_budget.record_call();
 
     let Some(mut member) = choose(&shared.plans, call, rt, None) else {
-        return Ended::Local(local::no_upstream());
+        return Ended::Local(Refusal::NoUpstream);
     };
     let needs_token = call.api.auth == Auth::Token;
     if needs_token && f.app.is_none() {
-        return Ended::Local(local::no_app());
+        return Ended::Local(Refusal::NoApp);
     }
     let policy = Policy {
         retry: &call.route.policy.retry,
@@ -122,8 +122,8 @@ pub(super) async fn forward<'a>(
         let tokens = f.app.map(|a| rt.tokens_on(shared, a, member));
         if let (true, Some((state, src))) = (needs_token, &tokens) {
             if let Err(e) = token.ensure(&shared.tokens, state, src).await {
-                ctx.detail = Some(local::no_token_detail(&e));
-                return Ended::Local(local::no_token_answer(state, &e));
+                ctx.detail = Some(token::no_token_detail(&e));
+                return Ended::Local(token::no_token(state, e));
             }
         }
         let tried = match shared.resolver.resolve(&up.cfg.host, up.cfg.port).await {
@@ -191,7 +191,7 @@ fn ended_on<'a>(
     deadline: std::time::Duration,
 ) -> Ended<'a> {
     if stop == Stop::Deadline {
-        return Ended::Local(super::deadline_answer(deadline));
+        return Ended::Local(Refusal::Deadline { deadline });
     }
     if let Some(note) = stop.note() {
         let before = ctx.detail.as_deref().unwrap_or(failure.reason().as_str());
@@ -199,7 +199,10 @@ fn ended_on<'a>(
     }
     match kept {
         Some((header, answer, code)) => pass(ctx, header, answer, Outcome::Errcode, Some(code)),
-        None => Ended::Local(local::unavailable(up, &failure.what())),
+        None => Ended::Local(Refusal::UpstreamUnavailable {
+            upstream: up.cfg.name.clone(),
+            what: failure.what(),
+        }),
     }
 }
 
@@ -264,7 +267,7 @@ async fn try_once<'a>(
     );
     let req = match upstream_request::build(session, up, path, &q, f.body.len()) {
         Ok(r) => r,
-        Err(answer) => return Tried::Ended(Ended::Local(answer)),
+        Err(refusal) => return Tried::Ended(Ended::Local(refusal)),
     };
     // One bound for the whole attempt, header and body: the upstream's timeout, cut short
     // by the call's deadline. An attempt the deadline ends is still a timed-out attempt
@@ -392,8 +395,8 @@ async fn renew_token<'a>(
             ControlFlow::Break(pass(ctx, header, answer, Outcome::Errcode, Some(code)))
         }
         Err(e) => {
-            ctx.detail = Some(local::no_token_detail(&e));
-            ControlFlow::Break(Ended::Local(local::no_token_answer(tokens, &e)))
+            ctx.detail = Some(token::no_token_detail(&e));
+            ControlFlow::Break(Ended::Local(token::no_token(tokens, e)))
         }
     }
 }

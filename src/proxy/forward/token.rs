@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use crate::config::UpstreamName;
 use crate::metrics::Metrics;
+use crate::proxy::refusal::Refusal;
 use crate::token::bounds::Hold;
 use crate::token::{AppTokens, Token, TokenError, TokenSource, TokenStore};
 
@@ -82,4 +83,56 @@ pub(super) fn error_passed(metrics: &Metrics, tokens: &AppTokens, upstream: &str
         errcode = code,
         "token error passed to the app"
     );
+}
+
+/// The call ends without a token for `tokens`' app: `error` says why.
+pub(super) fn no_token(tokens: &AppTokens, error: TokenError) -> Refusal {
+    Refusal::NoToken {
+        app: tokens.app.name.clone(),
+        error,
+    }
+}
+
+/// Why a call got `no-token`, for its access-log line: the class of failure or the bound that
+/// held the fetch, never WeCom's errmsg (it can quote the request).
+pub(super) fn no_token_detail(e: &TokenError) -> String {
+    match e {
+        TokenError::Rejected { errcode, .. } => {
+            format!("no-token: gettoken answered errcode {errcode}")
+        }
+        TokenError::Unavailable(why) => format!("no-token: {why}"),
+        TokenError::Held { hold, .. } => format!("no-token: gettoken held ({})", hold.as_str()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_log_detail_never_quotes_wecoms_errmsg() {
+        let rejected = TokenError::Rejected {
+            errcode: 40001,
+            errmsg: "invalid credential, hint: corpsecret=s3cr3t".into(),
+        };
+        assert_eq!(
+            no_token_detail(&rejected),
+            "no-token: gettoken answered errcode 40001"
+        );
+        assert_eq!(
+            no_token_detail(&TokenError::Unavailable(
+                "upstream primary: timed out".into()
+            )),
+            "no-token: upstream primary: timed out"
+        );
+        let held = TokenError::Held {
+            hold: Hold::Capped,
+            retry_in: Duration::from_secs(2),
+        };
+        assert_eq!(
+            no_token_detail(&held),
+            format!("no-token: gettoken held ({})", Hold::Capped.as_str())
+        );
+    }
 }

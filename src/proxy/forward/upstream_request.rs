@@ -6,10 +6,9 @@ use bytes::Bytes;
 use pingora::http::RequestHeader;
 use pingora::protocols::http::ServerSession as Session;
 
-use super::local;
+use crate::proxy::refusal::Refusal;
 use crate::proxy::{hop, request};
 use crate::upstream::UpstreamRt;
-use crate::wecom::answer::LocalAnswer;
 
 /// Request headers not passed upstream besides the hop-by-hop ones (`hop`): those the
 /// sidecar sets itself, and its own.
@@ -28,7 +27,7 @@ pub(super) fn build(
     path: &str,
     query: &str,
     body_len: u64,
-) -> Result<Box<RequestHeader>, LocalAnswer> {
+) -> Result<Box<RequestHeader>, Refusal> {
     let down = session.req_header();
     let base = up.cfg.base_path.as_str();
     let mut target = String::with_capacity(base.len() + path.len() + 1 + query.len());
@@ -38,8 +37,7 @@ pub(super) fn build(
         target.push('?');
         target.push_str(query);
     }
-    let uri =
-        http::Uri::from_maybe_shared(Bytes::from(target)).map_err(|_| local::invalid_uri())?;
+    let uri = http::Uri::from_maybe_shared(Bytes::from(target)).map_err(|_| Refusal::InvalidUri)?;
     // Built as plain `http` parts, not through pingora's header API: that re-parses every
     // name and keeps a second, case-preserving map, which profiled at 5 % of a call. Without
     // that map pingora writes standard names in title case and others in lower case.
