@@ -56,7 +56,7 @@ fn hot_path(c: &mut Criterion) {
     let runtime = shared.runtime.load_full();
     let app = runtime.app("hr-bot").unwrap().clone();
     rt.block_on(async {
-        let src = runtime.token_source(&shared);
+        let src = runtime.token_source(&shared.resolver);
         shared
             .tokens
             .get(&app, &src)

@@ -139,7 +139,7 @@ impl Runtime {
     /// the shared one).
     pub fn tokens_on<'a>(
         &'a self,
-        shared: &'a Shared,
+        resolver: &'a Resolver,
         app: &'a AppTokens,
         upstream: usize,
     ) -> (&'a AppTokens, TokenSource<'a>) {
@@ -150,14 +150,14 @@ impl Runtime {
                     TokenSource {
                         upstream: &self.upstreams[upstream],
                         standbys: &[],
-                        resolver: &shared.resolver,
+                        resolver,
                         bounds: &self.config.token,
                     },
                 );
             }
         }
         let base = self.app(app.app.name.as_str()).map_or(app, |a| a.as_ref());
-        (base, self.token_source(shared))
+        (base, self.token_source(resolver))
     }
 
     pub fn app(&self, name: &str) -> Option<&Arc<AppTokens>> {
@@ -169,11 +169,7 @@ impl Runtime {
     }
 
     /// Where the shared realm's tokens come from.
-    pub fn token_source<'a>(&'a self, shared: &'a Shared) -> TokenSource<'a> {
-        self.shared_realm(&shared.resolver)
-    }
-
-    fn shared_realm<'a>(&'a self, resolver: &'a Resolver) -> TokenSource<'a> {
+    pub fn token_source<'a>(&'a self, resolver: &'a Resolver) -> TokenSource<'a> {
         TokenSource {
             upstream: &self.token_upstream,
             standbys: &self.token_standbys,
@@ -205,7 +201,7 @@ impl Realms for Runtime {
                 resolver,
                 bounds: &self.config.token,
             },
-            None => self.shared_realm(resolver),
+            None => self.token_source(resolver),
         }
     }
 }

@@ -14,7 +14,8 @@ use tokio::time::Instant;
 use super::refusal::Refusal;
 use crate::body::RequestBody;
 use crate::config::{AppName, OnLimit};
-use crate::quota::{self, Ask, Refusal as Over};
+use crate::metrics::Metrics;
+use crate::quota::{self, Ask, Quotas, Refusal as Over};
 use crate::routing::Call;
 use crate::state::Shared;
 use crate::wecom::apis::{self, Auth};
@@ -175,9 +176,11 @@ fn secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0).max(u64::from(d.is_zero()))
 }
 
-/// Remembers a block WeCom announced in an answer (for a group robot, on its key only).
-pub fn note_block(
-    shared: &Shared,
+/// Remembers a block WeCom announced in an answer (for a group robot, on its key only), and
+/// counts it.
+pub(super) fn note_block(
+    quotas: &Quotas,
+    metrics: &Metrics,
     call: &Call<'_>,
     app: Option<&AppName>,
     query: &str,
@@ -187,13 +190,12 @@ pub fn note_block(
     if let Some(for_) = quota::block_for(code, body) {
         let fallback = robot_app();
         let app = app.unwrap_or(&fallback);
-        shared.quotas.block(
+        quotas.block(
             &quota::block_owner(app, robot_of(call, query)),
             &call.label,
             for_,
         );
-        shared
-            .metrics
+        metrics
             .quota_blocks
             .with_label_values(&[&*call.label, app.as_str(), &code.to_string()])
             .inc();

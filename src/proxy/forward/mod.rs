@@ -119,7 +119,7 @@ pub(super) async fn forward<'a>(
         ctx.outcome = Outcome::Local;
         let up: &'a UpstreamRt = &rt.upstreams[member];
         ctx.upstream = Some(up.cfg.name.clone());
-        let tokens = f.app.map(|a| rt.tokens_on(shared, a, member));
+        let tokens = f.app.map(|a| rt.tokens_on(&shared.resolver, a, member));
         if let (true, Some((state, src))) = (needs_token, &tokens) {
             if let Err(e) = token.ensure(&shared.tokens, state, src).await {
                 ctx.detail = Some(token::no_token_detail(&e));
@@ -318,7 +318,8 @@ async fn try_once<'a>(
     open.release(up).await;
     let note_block = |code| {
         admission::note_block(
-            shared,
+            &shared.quotas,
+            &shared.metrics,
             call,
             f.app.map(|a| &a.app.name),
             query,
