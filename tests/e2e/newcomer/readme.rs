@@ -157,3 +157,61 @@ fn the_shipped_files_say_what_the_readme_and_the_code_do() {
     let ci = read(".ci/run");
     assert!(ci.contains("wechatpy"), ".ci/run does not install wechatpy");
 }
+
+/// The rooms README "Where the code lives" names, one table row each: the first cell's
+/// backticked paths (the first from the repository root, the others beside it).
+fn code_map_rooms() -> Vec<String> {
+    let readme = read("README.md");
+    let start = readme
+        .find("## Where the code lives")
+        .expect("README has a section \"Where the code lives\"");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let mut rooms = Vec::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let first = row.split('|').nth(1).unwrap_or("");
+        let names: Vec<&str> = first.split('`').skip(1).step_by(2).collect();
+        let Some(lead) = names.first() else { continue };
+        let dir = match lead.rfind('/') {
+            // `src/proxy/` is a room; `src/main.rs` is a file in `src/`.
+            Some(i) if i + 1 < lead.len() => &lead[..=i],
+            _ => "",
+        };
+        rooms.push(lead.to_string());
+        rooms.extend(names[1..].iter().map(|n| format!("{dir}{n}")));
+    }
+    rooms
+}
+
+/// Issue 13: the README's map of the code names rooms that exist, and every top-level module
+/// of `src/` has its row, so a newcomer finds the room for a change.
+#[test]
+fn the_readme_code_map_names_every_room_and_only_rooms_that_exist() {
+    let rooms = code_map_rooms();
+    assert!(rooms.len() > 20, "too few rooms read: {rooms:?}");
+    let missing: Vec<&String> = rooms
+        .iter()
+        .filter(|r| !Path::new(REPO).join(r).exists())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the code map names no such file: {missing:?}"
+    );
+    let mut unmapped = Vec::new();
+    for entry in std::fs::read_dir(Path::new(REPO).join("src")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let room = if entry.path().is_dir() {
+            format!("src/{name}/")
+        } else {
+            format!("src/{name}")
+        };
+        if !rooms.contains(&room) && name != "lib.rs" {
+            unmapped.push(room);
+        }
+    }
+    assert!(
+        unmapped.is_empty(),
+        "README \"Where the code lives\" has no row for {unmapped:?}"
+    );
+}
