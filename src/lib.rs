@@ -11,6 +11,7 @@ pub mod admin;
 pub mod admin_guard;
 pub mod admin_server;
 pub mod body;
+pub mod callback;
 pub mod cli;
 pub mod config;
 pub mod descriptors;
