@@ -29,6 +29,7 @@ pub mod routing;
 pub mod server;
 pub mod signing;
 pub mod state;
+pub mod store;
 pub mod token;
 pub mod upstream;
 pub mod wecom;
