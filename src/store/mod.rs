@@ -9,7 +9,8 @@
 //!   kill -9 of the process (SQLite: WAL with `synchronous=FULL`, the commit fsynced).
 //! - **Once per key.** An item is added with a key (the SHA-256 of its content, for callbacks);
 //!   a second `add` with the same key inside [`Store::remember_for`] adds nothing and returns
-//!   the first item's id, whether that item is still queued, delivered or dead.
+//!   the id the first was added with, whether that item is still queued, delivered, dead or
+//!   revived (under a new id).
 //! - **Delivered is gone, dead is kept.** [`Store::done`] removes the head; [`Store::bury`] moves
 //!   it to the queue's dead letters, listed by [`Store::dead`] and put back at the tail (a new
 //!   id: ids stay in queue order) by [`Store::revive`]. An owner that needs an id stable across
@@ -22,6 +23,7 @@
 
 use std::time::Duration;
 
+pub mod redis;
 pub mod sqlite;
 
 /// One queued item.

@@ -354,10 +354,6 @@ impl Store for SqliteStore {
             }
             let new_id = c.last_insert_rowid();
             c.execute("DELETE FROM items WHERE id = ?1", params![id as i64])?;
-            c.execute(
-                "UPDATE seen SET id = ?3 WHERE queue = ?1 AND id = ?2",
-                params![queue, id as i64, new_id],
-            )?;
             Ok(Some(to_u64(new_id)))
         })
         .await
