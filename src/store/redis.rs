@@ -187,7 +187,9 @@ fn id_of(entry: &str) -> Option<u64> {
 }
 
 /// An entry's fields as (name, value) pairs.
-fn fields(v: &Value) -> Vec<(String, Vec<u8>)> {
+type Fields = Vec<(String, Vec<u8>)>;
+
+fn fields(v: &Value) -> Fields {
     let Value::Array(items) = v else {
         return Vec::new();
     };
@@ -203,7 +205,7 @@ fn fields(v: &Value) -> Vec<(String, Vec<u8>)> {
 }
 
 /// The first `[id, fields]` entry of a list of entries.
-fn first_entry(entries: &Value) -> Option<(u64, Vec<(String, Vec<u8>)>)> {
+fn first_entry(entries: &Value) -> Option<(u64, Fields)> {
     let Value::Array(list) = entries else {
         return None;
     };
@@ -216,7 +218,7 @@ fn first_entry(entries: &Value) -> Option<(u64, Vec<(String, Vec<u8>)>)> {
     Some((id_of(std::str::from_utf8(id).ok()?)?, fields(f)))
 }
 
-fn item_from(id: u64, f: Vec<(String, Vec<u8>)>, attempts: u32, last: Option<String>) -> Item {
+fn item_from(id: u64, f: Fields, attempts: u32, last: Option<String>) -> Item {
     let mut item = Item {
         id,
         added_ms: 0,
