@@ -14,7 +14,10 @@ use serde::{Deserialize, Deserializer};
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of config keys (upstreams, apps, ...)"
+)]
 pub struct FileConfig {
     pub listen: Option<String>,
     pub admin_listen: Option<String>,
@@ -26,7 +29,7 @@ pub struct FileConfig {
     pub apps: Option<Vec<FileApp>>,
     pub token: Option<FileToken>,
     pub defaults: Option<FilePolicy>,
-    pub routes: Option<Vec<FileRoute>>,
+    pub routes: Option<Vec<FilePolicy>>,
     pub fleet: Option<FileFleet>,
     pub outlier: Option<FileOutlier>,
     pub health_check: Option<FileHealthCheck>,
@@ -40,7 +43,10 @@ pub struct FileConfig {
 
 /// `client`: timeouts and a connection cap on the app listener.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping (header_timeout, body_timeout, idle_timeout, max_connections)"
+)]
 pub struct FileClientConnections {
     pub header_timeout: Option<String>,
     pub body_timeout: Option<String>,
@@ -50,7 +56,10 @@ pub struct FileClientConnections {
 
 /// `clients[i]`: one calling app's HMAC key and the WeCom apps it may use.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a client (name, key_env or key_file, apps)"
+)]
 pub struct FileClient {
     pub name: String,
     /// Name of an environment variable holding the key.
@@ -63,7 +72,10 @@ pub struct FileClient {
 
 /// `shift_plans.<name>[i]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a plan step (routes, split, hold, max_error_rate, max_p99)"
+)]
 pub struct FilePlanStep {
     pub routes: Vec<String>,
     pub split: OrderedMap<i64>,
@@ -74,7 +86,10 @@ pub struct FilePlanStep {
 
 /// `outlier`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping (consecutive_failures, base_ejection, max_ejection)"
+)]
 pub struct FileOutlier {
     pub consecutive_failures: Option<u32>,
     pub base_ejection: Option<String>,
@@ -83,7 +98,7 @@ pub struct FileOutlier {
 
 /// `health_check`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a mapping (interval, timeout)")]
 pub struct FileHealthCheck {
     pub interval: Option<String>,
     pub timeout: Option<String>,
@@ -91,7 +106,10 @@ pub struct FileHealthCheck {
 
 /// `upstreams.<name>`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an upstream (url, connect_timeout, timeout, ca_file, tokens)"
+)]
 pub struct FileUpstream {
     pub url: String,
     pub connect_timeout: Option<String>,
@@ -103,7 +121,10 @@ pub struct FileUpstream {
 
 /// `apps[i]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an app (name, corp_id, agent_id, secret_env or secret_file, default)"
+)]
 pub struct FileApp {
     pub name: String,
     pub corp_id: String,
@@ -118,7 +139,10 @@ pub struct FileApp {
 
 /// `token`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping (refresh_before_expiry, min_fetch_interval, min_refetch, max_fetches)"
+)]
 pub struct FileToken {
     pub refresh_before_expiry: Option<String>,
     pub min_fetch_interval: Option<String>,
@@ -128,96 +152,52 @@ pub struct FileToken {
 
 /// `defaults.retry` and `routes[i].retry`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping (attempts, backoff_base, backoff_max)"
+)]
 pub struct FileRetry {
     pub attempts: Option<u32>,
     pub backoff_base: Option<String>,
     pub backoff_max: Option<String>,
 }
 
-/// Declares a config struct holding its own keys and then every policy key of `defaults`, and
-/// its `policy()` view. `routes[i]` needs the same keys as `defaults` beside `path` and `api`,
-/// and `#[serde(flatten)]` does not work with `deny_unknown_fields`: written once here instead
-/// of twice by hand. Plain fields keep serde_yaml's line and column in every error.
-macro_rules! with_policy_keys {
-    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)* }) => {
-        $(#[$meta])*
-        pub struct $name {
-            $($(#[$fmeta])* pub $field: $ty,)*
-            pub deadline: Option<String>,
-            pub retry: Option<FileRetry>,
-            /// Upstream name → weight (0–100), in file order.
-            pub split: Option<OrderedMap<i64>>,
-            pub quota: Option<Vec<String>>,
-            pub idempotent: Option<bool>,
-            pub allow_debug: Option<bool>,
-            pub on_limit: Option<String>,
-            pub max_wait: Option<String>,
-            pub quota_status: Option<u16>,
-            pub recipient_cap: Option<bool>,
-            pub dedupe: Option<bool>,
-            pub duplicate_check_interval: Option<String>,
-        }
-
-        impl $name {
-            /// The policy keys, borrowed, in the shape `validate` reads for both.
-            pub fn policy(&self) -> FilePolicyRef<'_> {
-                FilePolicyRef {
-                    deadline: self.deadline.as_deref(),
-                    retry: self.retry.as_ref(),
-                    split: self.split.as_ref(),
-                    quota: self.quota.as_deref(),
-                    idempotent: self.idempotent,
-                    allow_debug: self.allow_debug,
-                    on_limit: self.on_limit.as_deref(),
-                    max_wait: self.max_wait.as_deref(),
-                    quota_status: self.quota_status,
-                    recipient_cap: self.recipient_cap,
-                    dedupe: self.dedupe,
-                    duplicate_check_interval: self.duplicate_check_interval.as_deref(),
-                }
-            }
-        }
-    };
-}
-
-with_policy_keys! {
-    /// `defaults`: the policy keys every route shares.
-    #[derive(Debug, Default, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct FilePolicy {}
-}
-
-with_policy_keys! {
-    /// `routes[i]`: a path, a metric label, and any policy key of `defaults`.
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct FileRoute {
-        pub path: String,
-        pub api: Option<String>,
-    }
-}
-
-/// The policy keys of `defaults` or of a route, borrowed.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FilePolicyRef<'a> {
-    pub deadline: Option<&'a str>,
-    pub retry: Option<&'a FileRetry>,
-    pub split: Option<&'a OrderedMap<i64>>,
-    pub quota: Option<&'a [String]>,
+/// `defaults` and each of `routes`: one policy, every key optional. `path` and `api` only
+/// belong in a route (validation refuses them in `defaults` and requires `path` in a route);
+/// one type for both keeps each policy key written once, and plain fields (no
+/// `#[serde(flatten)]`, which `deny_unknown_fields` does not take) keep serde_yaml's line and
+/// column in every error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a policy (path, api, deadline, retry, split, quota, on_limit, ...)"
+)]
+pub struct FilePolicy {
+    /// The WeCom API path a route matches (`/cgi-bin/...`, a trailing `*` for a prefix).
+    pub path: Option<String>,
+    /// A route's metric label; derived from the path when absent.
+    pub api: Option<String>,
+    pub deadline: Option<String>,
+    pub retry: Option<FileRetry>,
+    /// Upstream name → weight (0–100), in file order.
+    pub split: Option<OrderedMap<i64>>,
+    pub quota: Option<Vec<String>>,
     pub idempotent: Option<bool>,
     pub allow_debug: Option<bool>,
-    pub on_limit: Option<&'a str>,
-    pub max_wait: Option<&'a str>,
+    pub on_limit: Option<String>,
+    pub max_wait: Option<String>,
     pub quota_status: Option<u16>,
     pub recipient_cap: Option<bool>,
     pub dedupe: Option<bool>,
-    pub duplicate_check_interval: Option<&'a str>,
+    pub duplicate_check_interval: Option<String>,
 }
 
 /// `fleet`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping (redis_url or redis_url_env, key_prefix, size, share, timeout)"
+)]
 pub struct FileFleet {
     pub redis_url: Option<String>,
     /// Name of an environment variable holding the Redis URL (when it carries a password).
@@ -247,11 +227,9 @@ impl<V> OrderedMap<V> {
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(k, _)| k.as_str())
     }
+    #[cfg(test)]
     pub fn get(&self, key: &str) -> Option<&V> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-    pub fn len(&self) -> usize {
-        self.0.len()
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -354,6 +332,90 @@ mod tests {
         assert_eq!(e.location().map(|l| l.line()), Some(3));
     }
 
+    /// A file type's description (what serde says it expected) and its keys (what serde
+    /// lists for an unknown one).
+    fn described<T: de::DeserializeOwned + fmt::Debug>() -> (String, Vec<String>) {
+        let wrong_type = serde_yaml::from_str::<T>("7").unwrap_err().to_string();
+        let description = wrong_type
+            .split_once("expected ")
+            .map(|(_, d)| d.split(" at line ").next().unwrap_or(d).to_string())
+            .unwrap_or_else(|| panic!("no description in {wrong_type:?}"));
+        let unknown = serde_yaml::from_str::<T>("zz_not_a_key: 1\n")
+            .unwrap_err()
+            .to_string();
+        let listed = unknown
+            .split_once("expected ")
+            .map_or("", |(_, l)| l.split(" at line ").next().unwrap_or(l));
+        let keys = listed
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect();
+        (description, keys)
+    }
+
+    #[test]
+    fn every_file_type_describes_itself_with_its_own_keys() {
+        let types = [
+            ("FileConfig", described::<FileConfig>()),
+            (
+                "FileClientConnections",
+                described::<FileClientConnections>(),
+            ),
+            ("FileClient", described::<FileClient>()),
+            ("FilePlanStep", described::<FilePlanStep>()),
+            ("FileOutlier", described::<FileOutlier>()),
+            ("FileHealthCheck", described::<FileHealthCheck>()),
+            ("FileUpstream", described::<FileUpstream>()),
+            ("FileApp", described::<FileApp>()),
+            ("FileToken", described::<FileToken>()),
+            ("FileRetry", described::<FileRetry>()),
+            ("FilePolicy", described::<FilePolicy>()),
+            ("FileFleet", described::<FileFleet>()),
+        ];
+        // Every file type declared in this file is walked here.
+        let declared: Vec<&str> = include_str!("file.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub struct "))
+            .filter_map(|rest| rest.split([' ', '<']).next())
+            .filter(|name| name.starts_with("File"))
+            .collect();
+        let walked: Vec<&str> = types.iter().map(|(name, _)| *name).collect();
+        assert_eq!(declared, walked, "a File* type has no description test");
+
+        for (name, (description, keys)) in &types {
+            assert!(
+                !description.contains("struct "),
+                "{name} has no description: {description}"
+            );
+            assert!(!keys.is_empty(), "{name}: no keys listed");
+            // The keys a description names, `a or b` counting both; `...` stands for the rest.
+            let inside = description
+                .rsplit_once('(')
+                .and_then(|(_, rest)| rest.strip_suffix(')'))
+                .unwrap_or_else(|| panic!("{name}: no (keys) in {description}"));
+            let named: Vec<&str> = inside
+                .split(", ")
+                .flat_map(|part| part.split(" or "))
+                .filter(|k| *k != "...")
+                .collect();
+            for k in &named {
+                assert!(
+                    keys.iter().any(|key| key == k),
+                    "{name}: {k} is not one of {keys:?}"
+                );
+            }
+            if !inside.ends_with("...") {
+                assert_eq!(
+                    named.len(),
+                    keys.len(),
+                    "{name}: {description} leaves out some of {keys:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn unknown_fields_are_refused_everywhere() {
         for text in [
@@ -362,6 +424,7 @@ mod tests {
             "token: { refresh: 5m }\n",
             "defaults: { retry: { tries: 3 } }\n",
             "routes:\n  - { path: /cgi-bin/a, quotas: [] }\n",
+            "defaults: { paths: /cgi-bin/a }\n",
             "fleet: { redis: x }\n",
         ] {
             let e = serde_yaml::from_str::<FileConfig>(text).unwrap_err();

@@ -133,12 +133,14 @@ impl Lines {
 }
 
 /// The 1-based line of `path` in `text`, or of its nearest ancestor present there.
-pub fn line_of(text: &str, path: &str) -> Option<usize> {
+#[cfg(test)]
+fn line_of(text: &str, path: &str) -> Option<usize> {
     Lines::index(text, [path]).line_of(path)
 }
 
 /// The 1-based line of the key (or sequence item) `path` itself, if the file has it.
-pub fn exact_line_of(text: &str, path: &str) -> Option<usize> {
+#[cfg(test)]
+fn exact_line_of(text: &str, path: &str) -> Option<usize> {
     Lines::index(text, [path]).exact(path)
 }
 

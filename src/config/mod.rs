@@ -2,19 +2,19 @@
 //! validation into runtime types (`validate`), and the runtime types themselves (`model`).
 //!
 //! Flow: text → `file::FileConfig` (serde; unknown keys rejected with their line) →
-//! `validate::build` (every problem collected, each naming its key and the fix) → `Config`.
+//! `validate::build_with` (every problem collected, each naming its key and the fix) → `Config`.
 //! Problems found after parsing get their line from `locate`.
 
 pub mod defaults;
-pub mod depth;
-pub mod file;
-pub mod locate;
+mod depth;
+mod file;
+mod locate;
 pub mod model;
-pub mod quote;
-pub mod read;
+mod quote;
+mod read;
 pub mod units;
 pub mod validate;
-pub mod yaml_events;
+mod yaml_events;
 
 use std::fmt;
 use std::path::Path;
@@ -175,34 +175,9 @@ pub fn parse_with(
     })
 }
 
-/// The file type names serde mentions, as a reader of the file knows them.
+/// The primitive types serde names, as a reader of the file knows them. The file types
+/// describe themselves (`#[serde(expecting = ..)]` on each, in `file`).
 const TYPE_NAMES: &[(&str, &str)] = &[
-    (
-        "struct FileConfig",
-        "a mapping of config keys (upstreams, apps, ...)",
-    ),
-    (
-        "struct FileUpstream",
-        "an upstream (url, connect_timeout, timeout, ca_file)",
-    ),
-    (
-        "struct FileApp",
-        "an app (name, corp_id, agent_id, secret_env or secret_file, default)",
-    ),
-    ("struct FileToken", "a mapping (refresh_before_expiry)"),
-    (
-        "struct FileRetry",
-        "a mapping (attempts, backoff_base, backoff_max)",
-    ),
-    (
-        "struct FilePolicy",
-        "a mapping of policy keys (deadline, retry, split, quota, ...)",
-    ),
-    ("struct FileRoute", "a route (path, api and policy keys)"),
-    (
-        "struct FileFleet",
-        "a mapping (redis_url or redis_url_env, key_prefix, size, share, timeout)",
-    ),
     ("expected u32", "expected a whole number, 0 or more"),
     ("expected u16", "expected a whole number, 0 or more"),
     ("expected i64", "expected a whole number"),

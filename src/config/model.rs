@@ -341,8 +341,9 @@ pub struct Route {
     pub policy: RoutePolicy,
 }
 
+/// What a fleet shares through Redis (`fleet.share`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Shared {
+pub enum ShareKind {
     Tokens,
     Quotas,
 }
@@ -353,7 +354,7 @@ pub struct Fleet {
     pub redis_url: Secret,
     pub key_prefix: String,
     pub size: u32,
-    pub share: Vec<Shared>,
+    pub share: Vec<ShareKind>,
     /// Longest one Redis operation may take before the sidecar decides alone (calls wait
     /// this long at most when Redis hangs).
     pub timeout: Duration,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::config::{Fleet, Shared as ShareKind};
+use crate::config::{Fleet, ShareKind};
 use crate::metrics::Metrics;
 
 /// Least time between two attempts to open the first connection.

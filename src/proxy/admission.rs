@@ -11,14 +11,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::refusal::Refusal;
 use crate::body::RequestBody;
 use crate::config::{AppName, OnLimit};
-use crate::quota::{self, Ask, Refusal};
+use crate::quota::{self, Ask, Refusal as Over};
 use crate::routing::Call;
 use crate::state::Shared;
-use crate::wecom::answer::{LocalAnswer, Reason};
 use crate::wecom::apis::{self, Auth};
-use crate::wecom::errcode;
 
 /// Most calls waiting for a quota slot at once, per sidecar; past it calls are refused at once.
 pub const MAX_WAITING: usize = 1024;
@@ -66,14 +65,14 @@ fn robot_key(query: &str) -> Option<u64> {
     Some(h.finish())
 }
 
-/// Lets the call through, or returns the local answer it gets.
+/// Lets the call through, or returns the refusal it gets.
 pub async fn admit(
     shared: &Shared,
     call: &Call<'_>,
     app: Option<&AppName>,
     query: &str,
     body: &RequestBody,
-) -> Result<(), LocalAnswer> {
+) -> Result<(), Refusal> {
     let policy = &call.route.policy;
     let robot = robot_of(call, query);
     let fallback = robot_app();
@@ -104,7 +103,7 @@ pub async fn admit(
                 .quotas
                 .blocked_for(&quota::block_owner(ask.app, ask.robot), ask.api)
             {
-                Some(wait) => Err(Refusal::Blocked { wait }),
+                Some(wait) => Err(Over::Blocked { wait }),
                 None => match crate::fleet::quota::take(fleet, &ask).await {
                     Ok(d) => {
                         ask.share = 1;
@@ -119,11 +118,11 @@ pub async fn admit(
             },
             None => shared.quotas.take(&ask),
         };
-        let refusal = match decision {
+        let over = match decision {
             Ok(()) => return Ok(()),
             Err(r) => r,
         };
-        if let (OnLimit::Wait { max_wait }, Refusal::Limit { wait }) = (policy.on_limit, &refusal) {
+        if let (OnLimit::Wait { max_wait }, Over::Limit { wait }) = (policy.on_limit, &over) {
             let waited = started.elapsed();
             if waited + *wait <= max_wait {
                 if waiting.is_none() {
@@ -140,32 +139,35 @@ pub async fn admit(
             .quota_rejected
             .with_label_values(&[&*call.label, app.as_str()])
             .inc();
-        return Err(answer(call, app, &refusal, policy.quota_status));
+        return Err(refusal(call, app, &over, policy.quota_status));
     }
 }
 
-fn answer(call: &Call<'_>, app: &AppName, refusal: &Refusal, status: u16) -> LocalAnswer {
-    let wait = refusal.wait();
-    let msg = match refusal {
-        Refusal::Limit { .. } => format!(
+/// The `quota` refusal for a call over a limit: which one, and when to try again.
+fn refusal(call: &Call<'_>, app: &AppName, over: &Over, status: u16) -> Refusal {
+    let wait = over.wait();
+    let message = match over {
+        Over::Limit { .. } => format!(
             "wecom-sidecar: quota [{}] for app {app} on {} reached; retry after {} s",
             call.route.policy.quota.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "),
             call.label,
             secs(wait)
         ),
-        Refusal::Recipients { members, .. } => format!(
+        Over::Recipients { members, .. } => format!(
             "wecom-sidecar: not sent: WeCom caps messages from one app to one member at 30/min and 1000/h and drops the rest; over the cap: {}",
             members.join("|")
         ),
-        Refusal::Blocked { .. } => format!(
+        Over::Blocked { .. } => format!(
             "wecom-sidecar: WeCom blocked app {app} on {} (api freq out of limit); held locally for {} s more",
             call.label,
             secs(wait)
         ),
     };
-    let mut a = LocalAnswer::new(status, Reason::Quota, errcode::FREQ_LIMIT, msg);
-    a.retry_after = Some(secs(wait));
-    a
+    Refusal::Quota {
+        status,
+        retry_after: secs(wait),
+        message,
+    }
 }
 
 /// Whole seconds, rounded up, at least 1.

@@ -28,10 +28,9 @@ use pingora::server::ShutdownWatch;
 use tokio::io::AsyncWriteExt;
 
 use super::capacity::Waited;
+use super::refusal::Refusal;
 use super::SidecarProxy;
 use crate::state::Shared;
-use crate::wecom::answer::{LocalAnswer, Reason};
-use crate::wecom::errcode;
 
 /// Longest time spent writing the refusal to a connection over the cap.
 const REFUSAL_WRITE: Duration = Duration::from_secs(1);
@@ -148,21 +147,14 @@ fn raw_fd(stream: &Stream) -> Option<std::os::unix::io::RawFd> {
 
 /// Answers a connection over the cap with a 503 and closes it.
 async fn refuse(mut stream: Stream, max: u64) {
-    let answer = LocalAnswer::new(
-        503,
-        Reason::Overloaded,
-        errcode::SYSTEM_BUSY,
-        format!(
-            "wecom-sidecar: {max} app connections are open and all in calls \
-             (client.max_connections); retry shortly"
-        ),
-    );
+    let answer = Refusal::Overloaded { max }.answer();
     let body = answer.body();
     let head = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n\
-         Content-Length: {}\r\nX-Sidecar-Reason: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+         Content-Length: {}\r\nX-Sidecar-Reason: {}\r\nRetry-After: {}\r\nConnection: close\r\n\r\n",
         body.len(),
-        answer.reason.as_str()
+        answer.reason.as_str(),
+        answer.retry_after.unwrap_or(1)
     );
     let _ = tokio::time::timeout(REFUSAL_WRITE, async {
         stream.write_all(head.as_bytes()).await?;

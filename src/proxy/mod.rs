@@ -6,15 +6,22 @@
 //! 200 answer and repeat the call after a token error, which a proxy flow cannot do once the
 //! header has gone out.
 //!
-//! Order: request id → route → method/limits → `gettoken` answered locally → app → body read
-//! (JSON buffered, uploads spooled) → forward (token, upstream, errcode) → answer → access log.
+//! Order (`SidecarProxy::handle`, one step a line): request id → route → method/path →
+//! signature (`authenticate`, body read first) → `gettoken` answered locally → app → body read
+//! (`read_body`: JSON buffered, uploads spooled) → dedupe → quota (`admission`) → forward
+//! (token, upstream, errcode) → answer (`respond`) → access log (`access_log`). A step that
+//! refuses the call returns a [`refusal::Refusal`]; its one table makes the answer.
 
+mod access_log;
 pub mod admission;
+mod authenticate;
 pub mod capacity;
 mod connection;
 pub mod dedupe;
 pub mod forward;
 mod hop;
+mod read_body;
+pub mod refusal;
 pub mod request;
 pub mod respond;
 
@@ -22,7 +29,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
 use pingora::apps::ServerApp;
 use pingora::prelude::*;
 use pingora::protocols::http::server::ReusableHttpStream;
@@ -30,19 +36,14 @@ use pingora::protocols::http::ServerSession as Session;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 
-use crate::body::{RequestBody, Spool};
-use crate::config::{AppName, Client, UpstreamName};
+use crate::body::RequestBody;
+use crate::config::{AppName, UpstreamName};
 use crate::metrics::Outcome;
-use crate::signing;
 use crate::state::{InFlight, Shared};
 use crate::wecom::answer::{LocalAnswer, Reason};
-use crate::wecom::apis::BodyKind;
-use crate::wecom::errcode;
-
-/// Largest JSON request body accepted from an app.
-pub const MAX_JSON_REQUEST: u64 = 2 * 1024 * 1024;
-/// Largest upload accepted: WeCom's 20 MB media limit plus room for the multipart framing.
-pub const MAX_UPLOAD: u64 = 20 * 1024 * 1024 + 64 * 1024;
+use crate::wecom::apis::Auth;
+pub use read_body::{MAX_JSON_REQUEST, MAX_UPLOAD};
+use refusal::Refusal;
 
 /// The `api` label of calls not (yet) routed; shared so a new call allocates nothing for it.
 static OTHER: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("other"));
@@ -93,12 +94,26 @@ impl ServerApp for SidecarProxy {
     }
 }
 
+/// How a call the handler did not refuse ended.
+enum Handled {
+    /// The answer is out: an upstream answer passed on, or streamed.
+    Written,
+    /// A local answer to write that refuses nothing: the `gettoken` placeholder, and the local
+    /// answers `forward` makes (until it returns them as refusals).
+    Local(LocalAnswer),
+}
+
 impl SidecarProxy {
     /// Answers the call whose head `session` has read, logs it, and hands the connection
     /// back for the next call when it can be reused.
     async fn serve(&self, mut session: Session) -> Option<ReusableHttpStream> {
         let mut ctx = self.new_ctx();
-        if let Some(answer) = self.handle(&mut session, &mut ctx).await {
+        let answer = match self.handle(&mut session, &mut ctx).await {
+            Ok(Handled::Written) => None,
+            Ok(Handled::Local(answer)) => Some(answer),
+            Err(refusal) => Some(refusal.answer()),
+        };
+        if let Some(answer) = answer {
             // A failed write means the app went away; the access log line says so.
             if let Err(e) = respond::local(&mut session, &mut ctx, answer).await {
                 ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
@@ -108,7 +123,7 @@ impl SidecarProxy {
             // The app went away before the answer was complete.
             ctx.status = session.response_written().map_or(0, |h| h.status.as_u16());
         }
-        access_log(&self.shared, &session, &ctx);
+        access_log::access_log(&self.shared, &session, &ctx);
         let reused = session.finish().await.ok().flatten();
         // The call stops counting as in flight only once its answer is flushed.
         drop(ctx);
@@ -134,8 +149,12 @@ impl SidecarProxy {
         }
     }
 
-    /// Runs the pipeline; returns a local answer to write, or `None` when the answer is out.
-    async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) -> Option<LocalAnswer> {
+    /// Runs the pipeline, one step after the other; a step that refuses the call ends it.
+    async fn handle(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Handled, Refusal> {
         let shared = &self.shared;
         let rt = shared.runtime.load_full();
         let req = session.req_header();
@@ -143,78 +162,49 @@ impl SidecarProxy {
             req.headers.get("x-request-id").map(|v| v.as_bytes()),
             req.headers.get("traceparent").map(|v| v.as_bytes()),
         );
-        let path = req.uri.path().to_string();
-        let query = req.uri.query().unwrap_or("").to_string();
+        // The request's URI, held apart from the session (which the body is read and answers
+        // are written through): a clone shares its bytes, where copying path and query
+        // allocated twice per call.
+        let uri = req.uri.clone();
+        let (path, query) = (uri.path(), uri.query().unwrap_or(""));
 
-        let Some(call) = rt.routes.route(&path) else {
-            return Some(LocalAnswer::new(
-                404,
-                Reason::BadRequest,
-                404,
-                "wecom-sidecar: only WeCom server API paths (/cgi-bin/...) are proxied",
-            ));
-        };
+        let call = rt.routes.route(path).ok_or(Refusal::OutsideCgiBin)?;
         ctx.api = call.label.clone();
         ctx.route = Some(call.route.key.clone());
-        if req.method != http::Method::GET && req.method != http::Method::POST {
-            return Some(LocalAnswer::new(
-                405,
-                Reason::BadRequest,
-                405,
-                "wecom-sidecar: WeCom APIs take GET or POST",
-            ));
-        }
-        if !request::is_api_path(&path) {
-            return Some(LocalAnswer::bad_request(
-                404,
-                "wecom-sidecar: path is not a WeCom API path",
-            ));
-        }
+        request::api_method(&req.method)?;
+        request::api_path(path)?;
+
         // With `clients:` set, the signature covers the body too: it is read (and hashed)
         // first, and nothing else is done for a call whose signature fails.
-        let mut client: Option<&Client> = None;
-        let mut early_body = None;
-        if !rt.config.clients.is_empty() {
-            let (body, hash) = match read_body(session, call.api.body, true).await {
-                Ok(b) => b,
-                Err(answer) => return Some(answer),
-            };
-            match authenticate(shared, &rt.config.clients, session, &path, &query, &hash) {
-                Ok(c) => {
-                    ctx.client = Some(c.name.clone());
-                    client = Some(c);
-                }
-                Err(answer) => return Some(answer),
-            }
-            early_body = Some(body);
-        }
+        let (client, early_body) = if rt.config.clients.is_empty() {
+            (None, None)
+        } else {
+            let (body, hash) = read_body::read_body(session, call.api.body, true).await?;
+            let clients = &rt.config.clients;
+            let c = authenticate::authenticate(shared, clients, session, path, query, &hash)?;
+            ctx.client = Some(c.name.clone());
+            (Some(c), Some(body))
+        };
 
         if path == "/cgi-bin/gettoken" {
-            return Some(request::answer_gettoken(&rt, &query, client));
+            return request::answer_gettoken(&rt, query, client).map(Handled::Local);
         }
 
-        let app = if call.api.auth == crate::wecom::apis::Auth::Token {
+        let app = if call.api.auth == Auth::Token {
             let header = session.req_header().headers.get(request::APP_HEADER);
-            match request::choose_app(&rt, header.map(|v| v.as_bytes()), &query) {
-                Ok(app) => {
-                    ctx.app = Some(app.app.name.clone());
-                    if let Some(c) = client.filter(|c| !c.may_use(&app.app.name)) {
-                        return Some(forbidden_app(shared, c, &app.app.name));
-                    }
-                    Some(app)
-                }
-                Err(answer) => return Some(answer),
+            let app = request::choose_app(&rt, header.map(|v| v.as_bytes()), query)?;
+            ctx.app = Some(app.app.name.clone());
+            if let Some(c) = client {
+                authenticate::may_use(shared, c, &app.app.name)?;
             }
+            Some(app)
         } else {
             None
         };
 
         let body = match early_body {
             Some(b) => b,
-            None => match read_body(session, call.api.body, false).await {
-                Ok((b, _)) => b,
-                Err(answer) => return Some(answer),
-            },
+            None => read_body::read_body(session, call.api.body, false).await?.0,
         };
         let (body, duplicate_checked) = match body {
             RequestBody::Buffered(b) => {
@@ -226,16 +216,12 @@ impl SidecarProxy {
 
         let deadline = call.route.policy.deadline;
         let deadline_at = tokio::time::Instant::now() + deadline;
-        let admitted = tokio::time::timeout(
+        tokio::time::timeout(
             deadline,
-            admission::admit(shared, &call, app.map(|a| &a.app.name), &query, &body),
+            admission::admit(shared, &call, app.map(|a| &a.app.name), query, &body),
         )
-        .await;
-        match admitted {
-            Ok(Ok(())) => {}
-            Ok(Err(answer)) => return Some(answer),
-            Err(_) => return Some(deadline_answer(deadline)),
-        }
+        .await
+        .map_err(|_| Refusal::Deadline { deadline })??;
 
         let f = forward::Forward {
             shared,
@@ -253,247 +239,24 @@ impl SidecarProxy {
         match tokio::time::timeout_at(deadline_at, forward::forward(f, session, ctx)).await {
             Ok(forward::Ended::Pass(header, body)) => {
                 forward::write_pass(session, ctx, header, body).await;
-                None
+                Ok(Handled::Written)
             }
             Ok(forward::Ended::Stream(open, up, secrets)) => {
                 // Boxed: media is rare, and streaming's state would otherwise enlarge every
                 // call's future.
                 Box::pin(forward::stream(*open, up, &secrets, session, ctx)).await;
-                None
+                Ok(Handled::Written)
             }
-            Ok(forward::Ended::Local(answer)) => Some(answer),
+            Ok(forward::Ended::Local(answer)) => Ok(Handled::Local(answer)),
             Err(_) => {
                 ctx.outcome = Outcome::NetworkError;
-                Some(deadline_answer(deadline))
+                Err(Refusal::Deadline { deadline })
             }
         }
     }
 }
 
-/// Checks the call's signature (`clients:` set); the client it is from, or the answer refusing
-/// it. Refusals are counted by client (`unknown` for names not configured) and reason.
-fn authenticate<'c>(
-    shared: &Shared,
-    clients: &'c [Client],
-    session: &Session,
-    path: &str,
-    query: &str,
-    body_sha256: &[u8; 32],
-) -> Result<&'c Client, LocalAnswer> {
-    let req = session.req_header();
-    let header = |name| req.headers.get(name).map(|v| v.as_bytes());
-    let presented = signing::Presented {
-        client: header(signing::CLIENT_HEADER),
-        timestamp: header(signing::TIMESTAMP_HEADER),
-        signature: header(signing::SIGNATURE_HEADER),
-    };
-    let signed = signing::Signed {
-        method: req.method.as_str(),
-        path,
-        query,
-        body_sha256,
-    };
-    signing::verify(clients, presented, &signed, signing::now_secs()).map_err(|why| {
-        let label = presented
-            .client
-            .and_then(|n| clients.iter().find(|c| c.name.as_bytes() == n))
-            .map_or("unknown", |c| &*c.name);
-        shared
-            .metrics
-            .client_rejected
-            .with_label_values(&[label, why.as_str()])
-            .inc();
-        LocalAnswer::new(
-            401,
-            Reason::Unauthorized,
-            errcode::API_FORBIDDEN,
-            format!("wecom-sidecar: {}", why.describe()),
-        )
-    })
-}
-
-/// The answer to a signed call for an app its client may not use.
-fn forbidden_app(shared: &Shared, client: &Client, app: &AppName) -> LocalAnswer {
-    shared
-        .metrics
-        .client_rejected
-        .with_label_values(&[&*client.name, "app_not_allowed"])
-        .inc();
-    LocalAnswer::new(
-        403,
-        Reason::Unauthorized,
-        errcode::API_FORBIDDEN,
-        format!(
-            "wecom-sidecar: client {} may not use app {app} (see clients[].apps)",
-            client.name
-        ),
-    )
-}
-
+/// The answer to a call that got no answer within its route's `deadline`.
 pub(super) fn deadline_answer(deadline: std::time::Duration) -> LocalAnswer {
-    LocalAnswer::new(
-        504,
-        Reason::Deadline,
-        errcode::SYSTEM_BUSY,
-        format!("wecom-sidecar: no answer within the deadline of {deadline:?}"),
-    )
-}
-
-fn too_large(limit: u64) -> LocalAnswer {
-    LocalAnswer::new(
-        413,
-        Reason::BadRequest,
-        errcode::DATA_FORMAT_ERROR,
-        format!("wecom-sidecar: request body over the limit of {limit} bytes"),
-    )
-}
-
-/// The next chunk of the app's request body. A body that cannot be read (a broken chunk size,
-/// a connection cut mid-body) leaves no way to tell where the next request would start, so
-/// the answer to it closes the connection (RFC 9112 §6.3) instead of reading on from bytes
-/// that can no longer be framed.
-async fn next_chunk(session: &mut Session) -> Result<Option<Bytes>, LocalAnswer> {
-    match session.read_request_body().await {
-        Ok(chunk) => Ok(chunk),
-        Err(e) => {
-            session.set_keepalive(None);
-            Err(LocalAnswer::bad_request(
-                errcode::DATA_FORMAT_ERROR,
-                format!(
-                    "wecom-sidecar: could not read the request body ({})",
-                    e.etype().as_str()
-                ),
-            ))
-        }
-    }
-}
-
-/// Reads the app's request body: JSON into memory, uploads into a spool file. Refuses bodies
-/// over the limit before reading past it. With `hash`, also returns the body's SHA-256 (what a
-/// signed call signs).
-async fn read_body(
-    session: &mut Session,
-    kind: BodyKind,
-    hash: bool,
-) -> Result<(RequestBody, [u8; 32]), LocalAnswer> {
-    use sha2::Digest;
-    let mut hasher = hash.then(sha2::Sha256::new);
-    let limit = if kind == BodyKind::Upload {
-        MAX_UPLOAD
-    } else {
-        MAX_JSON_REQUEST
-    };
-    let declared = session
-        .req_header()
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large(limit));
-    }
-    // Clients that asked to be invited (curl does for large uploads) get the invitation now,
-    // once the declared size is known to be acceptable, instead of waiting a second for it.
-    let expects_continue = session
-        .req_header()
-        .headers
-        .get("expect")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if expects_continue {
-        let _ = session.write_continue_response().await;
-    }
-    if kind == BodyKind::Upload {
-        let mut spool = Spool::new().map_err(|_| spool_failed())?;
-        while let Some(chunk) = next_chunk(session).await? {
-            if spool.len() + chunk.len() as u64 > limit {
-                return Err(too_large(limit));
-            }
-            if let Some(h) = hasher.as_mut() {
-                h.update(&chunk);
-            }
-            spool.write(&chunk).await.map_err(|_| spool_failed())?;
-        }
-        spool.finish().await.map_err(|_| spool_failed())?;
-        let body = if spool.is_empty() {
-            RequestBody::Empty
-        } else {
-            RequestBody::Spooled(spool)
-        };
-        return Ok((
-            body,
-            hasher.map(|h| h.finalize().into()).unwrap_or_default(),
-        ));
-    }
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = next_chunk(session).await? {
-        if (buf.len() + chunk.len()) as u64 > limit {
-            return Err(too_large(limit));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    if let Some(h) = hasher.as_mut() {
-        h.update(&buf);
-    }
-    let body = if buf.is_empty() {
-        RequestBody::Empty
-    } else {
-        RequestBody::Buffered(buf.freeze())
-    };
-    Ok((
-        body,
-        hasher.map(|h| h.finalize().into()).unwrap_or_default(),
-    ))
-}
-
-fn spool_failed() -> LocalAnswer {
-    LocalAnswer::new(
-        500,
-        Reason::BadRequest,
-        errcode::SYSTEM_BUSY,
-        "wecom-sidecar: could not spool the upload to a temporary file (check TMPDIR)",
-    )
-}
-
-/// One structured line per call, and its latency and errcode metrics.
-fn access_log(shared: &Shared, session: &Session, ctx: &RequestCtx) {
-    let latency = ctx.started.elapsed();
-    let upstream = ctx.upstream.as_ref().map_or("-", |u| u.as_str());
-    let m = &shared.metrics;
-    m.request_duration
-        .with_label_values(&[&*ctx.api, upstream, ctx.outcome.as_str()])
-        .observe(latency.as_secs_f64());
-    // Errcodes WeCom answered; a local answer (its `reason` is set) carries the sidecar's own.
-    if ctx.reason.is_none() {
-        if let Some(code) = ctx.errcode {
-            m.errcode_total
-                .with_label_values(&[&*ctx.api, &*crate::metrics::errcode_label(code)])
-                .inc();
-        }
-    }
-    if let Some(route) = &ctx.route {
-        let failed = matches!(ctx.outcome, Outcome::NetworkError | Outcome::HttpError)
-            || ctx.errcode == Some(errcode::SYSTEM_BUSY);
-        shared.plans.observe(route, failed, latency);
-    }
-    let req = session.req_header();
-    tracing::info!(
-        target: "access",
-        request_id = %ctx.request_id,
-        method = %req.method,
-        path = %req.uri.path(),
-        api = %ctx.api,
-        app = ctx.app.as_ref().map_or("-", |a| a.as_str()),
-        client = ctx.client.as_deref(),
-        upstream,
-        attempts = ctx.attempts,
-        outcome = ctx.outcome.as_str(),
-        status = ctx.status,
-        errcode = ctx.errcode,
-        reason = ctx.reason.map(|r| r.as_str()),
-        detail = ctx.detail.as_deref(),
-        // Whole microseconds, so the number prints with at most 3 decimals (1.234), not
-        // the float noise of seconds × 1000 (1.2340000000000002).
-        latency_ms = latency.as_micros() as f64 / 1000.0,
-        "call"
-    );
+    Refusal::Deadline { deadline }.answer()
 }

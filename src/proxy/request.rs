@@ -1,8 +1,10 @@
-//! Reading what the app asked for: its query, which app it speaks for, and the local answer to
-//! `gettoken`. Also the rewritten query the upstream gets (real token in, `debug=1` out).
+//! Reading what the app asked for: its method and path, its query, which app it speaks for, and
+//! the local answer to `gettoken`. Also the rewritten query the upstream gets (real token in,
+//! `debug=1` out).
 
 use std::borrow::Cow;
 
+use super::refusal::Refusal;
 use crate::config::Client;
 use crate::state::Runtime;
 use crate::token::AppTokens;
@@ -27,7 +29,7 @@ pub fn choose_app<'r>(
     rt: &'r Runtime,
     header: Option<&[u8]>,
     query: &str,
-) -> Result<&'r AppTokens, LocalAnswer> {
+) -> Result<&'r AppTokens, Refusal> {
     if let Some(value) = header {
         let name = std::str::from_utf8(value).unwrap_or("").trim();
         return rt
@@ -48,23 +50,22 @@ pub fn choose_app<'r>(
     })
 }
 
-fn unknown_app(rt: &Runtime, why: &str) -> LocalAnswer {
+fn unknown_app(rt: &Runtime, why: &'static str) -> Refusal {
     let names: Vec<&str> = rt.apps.iter().map(|a| a.app.name.as_str()).collect();
-    LocalAnswer::new(
-        400,
-        Reason::UnknownApp,
-        errcode::INVALID_TOKEN,
-        format!(
-            "wecom-sidecar: {why}; configured apps: {}",
-            names.join(", ")
-        ),
-    )
+    Refusal::UnknownApp {
+        why,
+        configured: names.join(", "),
+    }
 }
 
 /// The local answer to `GET /cgi-bin/gettoken`: the app's name stands in for its token, so
 /// unmodified SDKs work and real tokens never leave the sidecar.
 /// With `client` (a signed call), only apps that client may use are answered.
-pub fn answer_gettoken(rt: &Runtime, query: &str, client: Option<&Client>) -> LocalAnswer {
+pub fn answer_gettoken(
+    rt: &Runtime,
+    query: &str,
+    client: Option<&Client>,
+) -> Result<LocalAnswer, Refusal> {
     let corpid = query_value(query, "corpid").unwrap_or_default();
     let secret = query_value(query, "corpsecret").unwrap_or_default();
     let in_corp: Vec<&AppTokens> = rt
@@ -74,38 +75,41 @@ pub fn answer_gettoken(rt: &Runtime, query: &str, client: Option<&Client>) -> Lo
         .filter(|a| a.app.corp_id == corpid)
         .collect();
     if in_corp.is_empty() {
-        return LocalAnswer::new(
-            200,
-            Reason::Gettoken,
-            errcode::INVALID_CORPID,
-            "invalid corpid: wecom-sidecar has no app with this corpid",
-        );
+        return Err(Refusal::GettokenCorpid);
     }
-    let found = in_corp.into_iter().find(|a| {
-        a.app.name.as_str() == secret
-            || constant_time_eq(a.app.secret.expose().as_bytes(), secret.as_bytes())
-    });
-    match found {
-        Some(app) if client.is_some_and(|c| !c.may_use(&app.app.name)) => LocalAnswer::new(
-            403,
-            Reason::Unauthorized,
-            errcode::API_FORBIDDEN,
-            "wecom-sidecar: this client may not use this app (see clients[].apps)",
-        ),
-        Some(app) => {
-            let mut extra = serde_json::Map::new();
-            extra.insert("access_token".into(), app.app.name.as_str().into());
-            extra.insert("expires_in".into(), PLACEHOLDER_EXPIRES_IN.into());
-            let mut a = LocalAnswer::new(200, Reason::Gettoken, errcode::OK, "ok");
-            a.extra = Some(extra);
-            a
-        }
-        None => LocalAnswer::new(
-            200,
-            Reason::Gettoken,
-            errcode::INVALID_CREDENTIAL,
-            "invalid credential: send the app's name (as configured in wecom-sidecar) as corpsecret",
-        ),
+    let app = in_corp
+        .into_iter()
+        .find(|a| {
+            a.app.name.as_str() == secret
+                || constant_time_eq(a.app.secret.expose().as_bytes(), secret.as_bytes())
+        })
+        .ok_or(Refusal::GettokenCredential)?;
+    if client.is_some_and(|c| !c.may_use(&app.app.name)) {
+        return Err(Refusal::GettokenForbidden);
+    }
+    let mut extra = serde_json::Map::new();
+    extra.insert("access_token".into(), app.app.name.as_str().into());
+    extra.insert("expires_in".into(), PLACEHOLDER_EXPIRES_IN.into());
+    let mut a = LocalAnswer::new(200, Reason::Gettoken, errcode::OK, "ok");
+    a.extra = Some(extra);
+    Ok(a)
+}
+
+/// Lets a call through when its method is one a WeCom API takes: GET or POST.
+pub(super) fn api_method(method: &http::Method) -> Result<(), Refusal> {
+    if method == http::Method::GET || method == http::Method::POST {
+        Ok(())
+    } else {
+        Err(Refusal::Method)
+    }
+}
+
+/// Lets a call through when its path is one a WeCom API can have (`is_api_path`).
+pub(super) fn api_path(path: &str) -> Result<(), Refusal> {
+    if is_api_path(path) {
+        Ok(())
+    } else {
+        Err(Refusal::OddPath)
     }
 }
 
@@ -246,6 +250,21 @@ mod tests {
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
         assert_eq!(request_id(Some(b"bad\r\nheader"), None).len(), 16);
+    }
+
+    #[test]
+    fn only_get_and_post_on_plain_paths_pass() {
+        assert_eq!(api_method(&http::Method::GET), Ok(()));
+        assert_eq!(api_method(&http::Method::POST), Ok(()));
+        for m in [
+            http::Method::PUT,
+            http::Method::DELETE,
+            http::Method::OPTIONS,
+        ] {
+            assert_eq!(api_method(&m), Err(Refusal::Method), "{m}");
+        }
+        assert_eq!(api_path("/cgi-bin/user/get"), Ok(()));
+        assert_eq!(api_path("/cgi-bin/../admin"), Err(Refusal::OddPath));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Answers the sidecar makes itself, always WeCom-shaped (`errcode`, `errmsg`) with an
-//! `X-Sidecar-Reason` header naming why, so SDKs parse them like WeCom's own.
+//! `X-Sidecar-Reason` header naming why, so SDKs parse them like WeCom's own. Which refusal gets
+//! which status, errcode and reason is one table, `proxy::refusal`; this is only their shape.
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -19,6 +20,8 @@ pub enum Reason {
     Unauthorized,
     /// `client.max_connections` app connections are open and every one is in a call.
     Overloaded,
+    /// The sidecar itself failed (an upload it could not spool): nothing the app did.
+    Internal,
 }
 
 impl Reason {
@@ -33,6 +36,7 @@ impl Reason {
             Reason::Gettoken => "gettoken",
             Reason::Unauthorized => "unauthorized",
             Reason::Overloaded => "overloaded",
+            Reason::Internal => "internal",
         }
     }
 }
