@@ -10,7 +10,7 @@
 //! The file holds decrypted messages: it is created `0600`. Its schema carries a version
 //! (`PRAGMA user_version`); a file written by a newer sidecar is refused, not rewritten.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -370,15 +370,6 @@ impl Store for SqliteStore {
         })
         .await
     }
-}
-
-/// Where the store lives when `store.path` is not set: `$STATE_DIRECTORY` (systemd's) or
-/// `./.wecom-sidecar/`.
-pub fn default_path() -> PathBuf {
-    let dir = std::env::var_os("STATE_DIRECTORY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(".wecom-sidecar"));
-    dir.join("sidecar.db")
 }
 
 #[cfg(test)]
