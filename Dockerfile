@@ -15,7 +15,7 @@ RUN mkdir -p src benches wecom-sim/src && echo 'fn main() {}' > src/main.rs && t
 # Only the sources (the proxy's and the simulator's, which `--dev` runs), and the dev config
 # src/dev.rs builds in (`include_str!`): .dockerignore keeps
 # the context to what is copied here, so a local target/ or fuzz build never reaches the daemon.
-# tests/newcomer.rs builds exactly these files in a clean folder, so a missing one fails CI.
+# tests/e2e/newcomer/docker.rs builds exactly these files in a clean folder, so a missing one fails CI.
 COPY src/ src/
 COPY wecom-sim/src/ wecom-sim/src/
 COPY conf/dev.yaml conf/

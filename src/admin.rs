@@ -76,7 +76,7 @@ impl ServeHttp for AdminApp {
             ("/healthz", &Method::GET) => answer(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             ("/readyz", &Method::GET) => self.readyz(),
             ("/admin/status", &Method::GET) => json_answer(StatusCode::OK, &status(&self.shared)),
-            ("/admin/reload", &Method::POST) => match crate::reload::reload(&self.shared) {
+            ("/admin/reload", &Method::POST) => match crate::reload::reload(&*self.shared) {
                 Ok(()) => json_answer(StatusCode::OK, &json!({"reloaded": true})),
                 Err(e) => json_answer(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -118,8 +118,8 @@ fn plan_call(shared: &Arc<Shared>, path: &str, method: &Method) -> Response<Vec<
         );
     }
     let result = match action {
-        "start" => crate::plans::start(shared, name),
-        "abort" => crate::plans::abort(shared, name),
+        "start" => shared.start_plan(name),
+        "abort" => shared.plans.abort(name),
         _ => return answer(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
     };
     match result {
@@ -259,13 +259,7 @@ pub fn status(shared: &Shared) -> Value {
         json!({
             "path": path,
             "api": r.label(),
-            "plan_split": shared.plans.override_for(&r.key).map(|o| {
-                o.members
-                    .iter()
-                    .enumerate()
-                    .map(|(i, m)| (m.as_str().to_string(), json!(o.wrr.weight(i))))
-                    .collect::<serde_json::Map<_, _>>()
-            }),
+            "plan_split": shared.plans.split_status(&r.key),
             "split": r.policy.split.0.iter().map(|(n, w)| (n.as_str().to_string(), json!(w))).collect::<serde_json::Map<_, _>>(),
             "quota": r.policy.quota.iter().map(|q| q.to_string()).collect::<Vec<_>>(),
             "deadline_ms": r.policy.deadline.as_millis() as u64,

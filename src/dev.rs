@@ -17,7 +17,7 @@ use std::path::Path;
 
 use wecom_sidecar::cli::Cli;
 use wecom_sidecar::config::{self, Config, ConfigError};
-use wecom_sidecar::state::ConfigLoader;
+use wecom_sidecar::reload::ConfigLoader;
 use wecom_sim::{SimConfig, Simulator};
 
 /// The config `--dev` runs when no `--config` is given.

@@ -6,16 +6,22 @@
 //! pipeline: `config` → `routing` → `token` → `upstream` → `proxy`, with `metrics` and `admin`
 //! beside them and `wecom` holding the facts about WeCom itself. The WeCom simulator that tests
 //! and `--dev` run is a crate of its own (`wecom-sim/`), used by the binary, not by this library.
+//! `state` composes them (process-wide `Shared`, per-config `Runtime`); only the pipeline and
+//! the process wiring (`server`, `admin`, `reload`'s callers) see it whole, and no domain module
+//! imports it (`layering` tests that the top-level modules form no import cycle).
 
 pub mod admin;
 pub mod admin_guard;
 pub mod admin_server;
 pub mod body;
 pub mod callback;
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod descriptors;
 pub mod fleet;
+#[cfg(test)]
+mod layering;
 pub mod memory;
 pub mod metrics;
 pub mod plans;

@@ -8,12 +8,11 @@
 //! trim, `malloc_trim(0)` returns the free pages of every arena to the kernel. It runs at
 //! most every [`CHECK_EVERY`], off the request path, and costs a few milliseconds.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::server::ShutdownWatch;
 
-use crate::state::Shared;
+use crate::capacity::Capacity;
 
 /// How often the connection count is looked at.
 pub const CHECK_EVERY: Duration = Duration::from_secs(5);
@@ -22,7 +21,7 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 pub const TRIM_AFTER_DROP: usize = 256;
 
 /// Watches the app connections and trims the allocator after a storm, until shutdown.
-pub async fn run(shared: Arc<Shared>, mut shutdown: ShutdownWatch) {
+pub async fn run(capacity: &Capacity, mut shutdown: ShutdownWatch) {
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -30,8 +29,8 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: ShutdownWatch) {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let open = shared.capacity.open();
-        let peak = shared.capacity.take_peak();
+        let open = capacity.open();
+        let peak = capacity.take_peak();
         if peak.saturating_sub(open) < TRIM_AFTER_DROP {
             continue;
         }

@@ -6,11 +6,33 @@
 //! Reloads are serialised, and each one notes the version of the file it read: an edit
 //! followed by SIGHUP or `POST /admin/reload` is one reload, not that one and then another
 //! when the watcher sees the file changed (it used to count every such edit twice).
+//!
+//! This module owns the procedure (one at a time, which file version, what needs a restart,
+//! counting and logging) and the watcher; how a config becomes the runtime in force is the
+//! composition root's (`state::Shared` implements [`Reloadable`]).
 
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::config;
-use crate::state::{Runtime, Shared};
+use crate::config::{self, Config, ConfigError};
+use crate::metrics::Metrics;
+
+/// How a reload reads the config file: [`crate::config::load`] (secrets from the process
+/// environment) unless the process was started another way (`--dev`, whose secrets are the
+/// simulator's own and whose listeners may be moved for a container).
+pub type ConfigLoader = Box<dyn Fn(&Path) -> Result<Config, ConfigError> + Send + Sync>;
+
+/// What a reload works on.
+pub trait Reloadable: Send + Sync + 'static {
+    /// This process's reloads: how the file is read, and which version was read last.
+    fn reloads(&self) -> &Reloads;
+    /// The config in force.
+    fn config(&self) -> Arc<Config>;
+    /// Builds the runtime of `next` (keeping what may be kept of the one in force) and puts it
+    /// in force in one swap.
+    fn install(&self, next: Config);
+    fn metrics(&self) -> &Metrics;
+}
 
 /// Why a reload was refused.
 #[derive(Debug, thiserror::Error)]
@@ -26,32 +48,42 @@ pub enum ReloadError {
     ListenerChanged(&'static str),
 }
 
-/// Which version of the config file was read last, and one reload at a time.
-#[derive(Default)]
+/// How the config file is read, which version of it was read last, and one reload at a time.
 pub struct Reloads {
+    /// Reads the config file again on reload.
+    loader: ConfigLoader,
     /// The file and its version as of the last load (start or reload, valid or not).
     read: std::sync::Mutex<Option<(std::path::PathBuf, Option<FileVersion>)>>,
 }
 
 impl Reloads {
+    /// Reloads that read the config file with `loader`.
+    pub fn new(loader: ConfigLoader) -> Self {
+        Reloads {
+            loader,
+            read: std::sync::Mutex::default(),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<(std::path::PathBuf, Option<FileVersion>)>> {
         self.read.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// Reloads from the file the current config came from.
-pub fn reload(shared: &Shared) -> Result<(), ReloadError> {
-    let mut read = shared.reloads.lock();
+pub fn reload(target: &impl Reloadable) -> Result<(), ReloadError> {
+    let mut read = target.reloads().lock();
+    let current = target.config();
     // Noted before reading: a change made while this reload reads is seen by the watcher.
-    if let Some(path) = shared.runtime.load().config.source.clone() {
+    if let Some(path) = current.source.clone() {
         let version = fingerprint(&path);
         *read = Some((path, version));
     }
-    let result = try_reload(shared);
+    let result = try_reload(target, &current);
     drop(read);
     let label = if result.is_ok() { "ok" } else { "error" };
-    shared
-        .metrics
+    target
+        .metrics()
         .config_reloads
         .with_label_values(&[label])
         .inc();
@@ -62,23 +94,27 @@ pub fn reload(shared: &Shared) -> Result<(), ReloadError> {
     result
 }
 
-fn try_reload(shared: &Shared) -> Result<(), ReloadError> {
-    let current = shared.runtime.load_full();
-    let source = current.config.source.clone().ok_or(ReloadError::NoSource)?;
-    let next = (shared.loader)(&source).map_err(ReloadError::Invalid)?;
-    if next.listen != current.config.listen {
-        return Err(ReloadError::ListenerChanged("listen"));
+fn try_reload(target: &impl Reloadable, current: &Config) -> Result<(), ReloadError> {
+    let source = current.source.clone().ok_or(ReloadError::NoSource)?;
+    let next = (target.reloads().loader)(&source).map_err(ReloadError::Invalid)?;
+    if let Some(key) = needs_restart(current, &next) {
+        return Err(ReloadError::ListenerChanged(key));
     }
-    if next.admin_listen != current.config.admin_listen {
-        return Err(ReloadError::ListenerChanged("admin_listen"));
-    }
-    if next.fleet != current.config.fleet {
-        return Err(ReloadError::ListenerChanged("fleet"));
-    }
-    let runtime = Runtime::build(next, &shared.connectors, &shared.health, Some(&current));
-    shared.plans.on_reload(&runtime.config.shift_plans);
-    shared.runtime.store(Arc::new(runtime));
+    target.install(next);
     Ok(())
+}
+
+/// The first key whose change a reload cannot apply (the process must restart for it).
+fn needs_restart(current: &Config, next: &Config) -> Option<&'static str> {
+    if next.listen != current.listen {
+        Some("listen")
+    } else if next.admin_listen != current.admin_listen {
+        Some("admin_listen")
+    } else if next.fleet != current.fleet {
+        Some("fleet")
+    } else {
+        None
+    }
 }
 
 /// How often the config file is looked at for replacement.
@@ -95,13 +131,16 @@ fn fingerprint(path: &std::path::Path) -> Option<FileVersion> {
 }
 
 /// Reloads whenever the config file is replaced or rewritten, until `shutdown` turns true.
-pub async fn watch(shared: Arc<Shared>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn watch<T: Reloadable>(
+    target: Arc<T>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
-        let source = shared.runtime.load().config.source.clone();
+        let source = target.config().source.clone();
         if let Some(path) = source {
             let now = fingerprint(&path);
             let changed = {
-                let mut read = shared.reloads.lock();
+                let mut read = target.reloads().lock();
                 match &*read {
                     Some((p, fp)) if *p == path => *fp != now && now.is_some(),
                     // First look (or a new path): what is there now is what was loaded.
@@ -113,8 +152,8 @@ pub async fn watch(shared: Arc<Shared>, mut shutdown: tokio::sync::watch::Receiv
             };
             if changed {
                 tracing::info!(path = %path.display(), "config file changed: reloading");
-                let s = shared.clone();
-                let _ = tokio::task::spawn_blocking(move || reload(&s)).await;
+                let t = target.clone();
+                let _ = tokio::task::spawn_blocking(move || reload(&*t)).await;
             }
         }
         tokio::select! {
@@ -124,5 +163,68 @@ pub async fn watch(shared: Arc<Shared>, mut shutdown: tokio::sync::watch::Receiv
         if *shutdown.borrow() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--dev`'s config, its two secret variables set to stand-ins.
+    const DEV_CONFIG: &str = include_str!("../conf/dev.yaml");
+
+    fn secret(name: &str) -> Option<String> {
+        name.starts_with("WECOM_DEV_")
+            .then(|| format!("stand-in-for-{name}"))
+    }
+
+    fn dev() -> Config {
+        config::parse_with_env(DEV_CONFIG, None, &secret).unwrap()
+    }
+
+    #[test]
+    fn listeners_and_fleet_need_a_restart() {
+        let current = dev();
+        assert_eq!(needs_restart(&current, &dev()), None);
+        let mut next = dev();
+        next.listen.set_port(next.listen.port() + 1);
+        assert_eq!(needs_restart(&current, &next), Some("listen"));
+        let mut next = dev();
+        next.admin_listen.set_port(next.admin_listen.port() + 1);
+        assert_eq!(needs_restart(&current, &next), Some("admin_listen"));
+        let with_fleet = format!(
+            "{}\nfleet:\n  redis_url: \"redis://127.0.0.1:6379/0\"\n",
+            DEV_CONFIG
+        );
+        let next = config::parse_with_env(&with_fleet, None, &secret).unwrap();
+        assert_eq!(needs_restart(&current, &next), Some("fleet"));
+        let mut next = dev();
+        next.routes.clear();
+        assert_eq!(
+            needs_restart(&current, &next),
+            None,
+            "the rest is reloaded in place"
+        );
+    }
+
+    #[test]
+    fn a_file_version_changes_with_its_content_and_its_inode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sidecar.yaml");
+        assert_eq!(fingerprint(&path), None, "no file, no version");
+        std::fs::write(&path, "a").unwrap();
+        let first = fingerprint(&path).unwrap();
+        assert_eq!(fingerprint(&path), Some(first));
+        std::fs::write(&path, "ab").unwrap();
+        let longer = fingerprint(&path).unwrap();
+        assert_ne!(longer, first, "rewritten in place: a new size");
+        let other = dir.path().join("new.yaml");
+        std::fs::write(&other, "ab").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        assert_ne!(
+            fingerprint(&path).unwrap(),
+            longer,
+            "replaced by rename: a new inode"
+        );
     }
 }

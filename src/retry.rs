@@ -5,12 +5,15 @@
 //! - Timeouts, resets, broken answers, HTTP 5xx, errcode -1 (system busy) and 45033
 //!   (concurrency limit): only calls that are safe to send twice (the API table, a route's
 //!   `idempotent`, or a message body that asks WeCom to drop duplicates).
-//! - Token errors: refresh and repeat once, outside this policy (`proxy::forward`).
+//! - Token errors: refresh and repeat once, outside this policy (`proxy::forward::token`).
 //! - Never: 45009, 48002, 60020, 301002 and every other errcode.
 //!
 //! Backoff is Envoy's full jitter: retry N waits uniform in [0, min(max, base·2^N)).
 //! The budget is linkerd2-proxy's: retries may add at most 20 % to the calls of the last 10 s,
 //! plus 10 a second, across all routes.
+//!
+//! These are the rules; `proxy::forward::next_step` is the one place that applies them to a
+//! failed attempt.
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -192,16 +192,18 @@ struct Background {
 #[async_trait]
 impl BackgroundService for Background {
     async fn start(&self, shutdown: ShutdownWatch) {
+        // Each task gets the parts of the state it uses; the state lives as long as they do.
         tokio::spawn(crate::reload::watch(self.shared.clone(), shutdown.clone()));
-        tokio::spawn(crate::upstream::probe::run(
-            self.shared.clone(),
-            shutdown.clone(),
-        ));
-        tokio::spawn(crate::token::refresher::run(
-            self.shared.clone(),
-            shutdown.clone(),
-        ));
-        tokio::spawn(crate::memory::run(self.shared.clone(), shutdown.clone()));
+        let (s, sd) = (self.shared.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            crate::upstream::probe::run(&s.resolver, &s.metrics, &s.runtime, sd).await;
+        });
+        let (s, sd) = (self.shared.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            crate::token::refresher::run(&s.tokens, &s.resolver, &s.runtime, sd).await;
+        });
+        let (s, sd) = (self.shared.clone(), shutdown.clone());
+        tokio::spawn(async move { crate::memory::run(&s.capacity, sd).await });
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let Ok(mut hup) = signal(SignalKind::hangup()) else {
@@ -211,7 +213,7 @@ impl BackgroundService for Background {
                 tracing::info!("SIGHUP: reloading config");
                 let shared = shared.clone();
                 // Reading and validating the file is blocking work.
-                let _ = tokio::task::spawn_blocking(move || crate::reload::reload(&shared)).await;
+                let _ = tokio::task::spawn_blocking(move || crate::reload::reload(&*shared)).await;
             }
         });
         let mut watch = shutdown.clone();

@@ -1,6 +1,13 @@
-//! Shared state: what lives for the whole process (`Shared`: metrics, token cache, resolver,
-//! connection pools) and what is rebuilt from each config (`Runtime`: upstreams, apps, routes),
-//! swapped atomically on reload so a call in flight keeps the runtime it started with.
+//! Shared state, the composition root: what lives for the whole process (`Shared`: metrics,
+//! token cache, resolver, connection pools) and what is rebuilt from each config (`Runtime`:
+//! upstreams, apps, routes), swapped atomically on reload so a call in flight keeps the
+//! runtime it started with.
+//!
+//! Only the request pipeline (`proxy`) and the process wiring (`server`, `admin`, `main`) see
+//! `Shared` whole. The domain modules never import this one: each background task is handed
+//! the parts it uses, and reads the runtime in force through a trait of its own that
+//! `Runtime` implements here (`token::refresher::Realms`, `upstream::probe::Probed`), as a
+//! reload works through `reload::Reloadable`.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -8,11 +15,16 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, ConfigError};
+use crate::capacity::Capacity;
+use crate::config::{Config, HealthCheck, TokenSettings};
 use crate::metrics::Metrics;
+use crate::plans::Plans;
+use crate::reload::{ConfigLoader, Reloadable, Reloads};
 use crate::routing::RouteTable;
+use crate::token::refresher::Realms;
 use crate::token::{AppTokens, TokenSource, TokenStore};
 use crate::upstream::health::HealthRegistry;
+use crate::upstream::probe::Probed;
 use crate::upstream::resolve::Resolver;
 use crate::upstream::{Connectors, UpstreamRt};
 
@@ -148,22 +160,6 @@ impl Runtime {
         (base, self.token_source(shared))
     }
 
-    /// Where a token state's tokens come from.
-    pub fn source_of<'a>(&'a self, shared: &'a Shared, tokens: &AppTokens) -> TokenSource<'a> {
-        match &tokens.key.realm {
-            Some(name) => match self.upstreams.iter().find(|u| u.cfg.name == *name) {
-                Some(up) => TokenSource {
-                    upstream: up,
-                    standbys: &[],
-                    resolver: &shared.resolver,
-                    bounds: &self.config.token,
-                },
-                None => self.token_source(shared),
-            },
-            None => self.token_source(shared),
-        }
-    }
-
     pub fn app(&self, name: &str) -> Option<&Arc<AppTokens>> {
         self.apps.iter().find(|a| a.app.name.as_str() == name)
     }
@@ -172,25 +168,60 @@ impl Runtime {
         self.apps.iter().find(|a| a.app.default)
     }
 
+    /// Where the shared realm's tokens come from.
     pub fn token_source<'a>(&'a self, shared: &'a Shared) -> TokenSource<'a> {
+        self.shared_realm(&shared.resolver)
+    }
+
+    fn shared_realm<'a>(&'a self, resolver: &'a Resolver) -> TokenSource<'a> {
         TokenSource {
             upstream: &self.token_upstream,
             standbys: &self.token_standbys,
-            resolver: &shared.resolver,
+            resolver,
             bounds: &self.config.token,
         }
     }
 }
 
-/// How a reload reads the config file: [`crate::config::load`] (secrets from the process
-/// environment) unless the process was started another way (`--dev`, whose secrets are the
-/// simulator's own and whose listeners may be moved for a container).
-pub type ConfigLoader = Box<dyn Fn(&std::path::Path) -> Result<Config, ConfigError> + Send + Sync>;
+impl Realms for Runtime {
+    fn bounds(&self) -> &TokenSettings {
+        &self.config.token
+    }
+
+    fn token_states(&self) -> impl Iterator<Item = &Arc<AppTokens>> {
+        self.all_tokens()
+    }
+
+    fn source_of<'a>(&'a self, resolver: &'a Resolver, tokens: &AppTokens) -> TokenSource<'a> {
+        let own = tokens
+            .key
+            .realm
+            .as_ref()
+            .and_then(|name| self.upstreams.iter().find(|u| u.cfg.name == *name));
+        match own {
+            Some(up) => TokenSource {
+                upstream: up,
+                standbys: &[],
+                resolver,
+                bounds: &self.config.token,
+            },
+            None => self.shared_realm(resolver),
+        }
+    }
+}
+
+impl Probed for Runtime {
+    fn upstreams(&self) -> &[Arc<UpstreamRt>] {
+        &self.upstreams
+    }
+
+    fn health_check(&self) -> HealthCheck {
+        self.config.health_check
+    }
+}
 
 /// Process-wide state.
 pub struct Shared {
-    /// Reads the config file again on reload.
-    pub loader: ConfigLoader,
     pub metrics: Arc<Metrics>,
     pub tokens: TokenStore,
     /// Fleet mode (quotas and tokens shared through Redis), from the config at startup.
@@ -200,16 +231,16 @@ pub struct Shared {
     pub resolver: Resolver,
     pub connectors: Connectors,
     pub health: HealthRegistry,
-    pub plans: crate::plans::Plans,
+    pub plans: Plans,
     pub runtime: ArcSwap<Runtime>,
     pub started: Instant,
     /// Set when SIGTERM/SIGINT arrived: readiness turns false, the drain watcher runs.
     pub draining: AtomicBool,
     /// App connections open, and the cap on them (`client.max_connections`).
-    pub capacity: Arc<crate::proxy::capacity::Capacity>,
+    pub capacity: Arc<Capacity>,
     in_flight: AtomicI64,
-    /// The config file version read last; reloads one at a time.
-    pub reloads: crate::reload::Reloads,
+    /// How reloads read the config file, the version read last; reloads one at a time.
+    reloads: Reloads,
 }
 
 impl Shared {
@@ -234,7 +265,6 @@ impl Shared {
         let health = HealthRegistry::default();
         let runtime = Runtime::build(config, &connectors, &health, None);
         Arc::new(Shared {
-            loader,
             tokens: TokenStore::new(metrics.clone(), fleet.clone()),
             fleet,
             quotas: crate::quota::Quotas::default(),
@@ -243,13 +273,13 @@ impl Shared {
             resolver: Resolver::default(),
             connectors,
             health,
-            plans: crate::plans::Plans::default(),
+            plans: Plans::default(),
             runtime: ArcSwap::from_pointee(runtime),
             started: Instant::now(),
             draining: AtomicBool::new(false),
             capacity: Arc::default(),
             in_flight: AtomicI64::new(0),
-            reloads: crate::reload::Reloads::default(),
+            reloads: Reloads::new(loader),
         })
     }
 
@@ -257,10 +287,40 @@ impl Shared {
         self.in_flight.load(Ordering::Acquire)
     }
 
+    /// Starts the plan `name` of the config in force; its steps run on a task of their own.
+    pub fn start_plan(self: &Arc<Self>, name: &str) -> Result<(), String> {
+        let runner =
+            crate::plans::begin(&self.plans, &self.runtime.load().config.shift_plans, name)?;
+        let shared = self.clone();
+        tokio::spawn(async move { runner.run(&shared.plans).await });
+        Ok(())
+    }
+
     /// Counts a call as in flight until the guard drops.
     pub fn enter(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(self.clone())
+    }
+}
+
+impl Reloadable for Shared {
+    fn reloads(&self) -> &Reloads {
+        &self.reloads
+    }
+
+    fn config(&self) -> Arc<Config> {
+        self.runtime.load().config.clone()
+    }
+
+    fn install(&self, next: Config) {
+        let current = self.runtime.load_full();
+        let runtime = Runtime::build(next, &self.connectors, &self.health, Some(&current));
+        self.plans.on_reload(&runtime.config.shift_plans);
+        self.runtime.store(Arc::new(runtime));
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 }
 

@@ -27,9 +27,9 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use tokio::io::AsyncWriteExt;
 
-use super::capacity::Waited;
 use super::refusal::Refusal;
 use super::SidecarProxy;
+use crate::capacity::Waited;
 use crate::state::Shared;
 
 /// Longest time spent writing the refusal to a connection over the cap.

@@ -15,7 +15,6 @@
 mod access_log;
 pub mod admission;
 mod authenticate;
-pub mod capacity;
 mod connection;
 pub mod dedupe;
 pub mod forward;

@@ -1,7 +1,8 @@
 //! Upstream health: passive outlier detection from real traffic, ejection with growing
 //! back-off, and the state the split picker and `/admin/status` read.
 //!
-//! Consecutive failures (connect errors, timeouts, resets, 5xx, errcode -1) past
+//! Consecutive failures (a host that does not resolve, connect errors, timeouts, resets,
+//! broken answers, 5xx, errcode -1; `proxy::forward::next_step` holds each one here) past
 //! `outlier.consecutive_failures` eject an upstream for `base_ejection` × its ejection count
 //! (at most `max_ejection`). Its share goes to the healthy members of each split. It comes back
 //! when the ejection ends, or earlier when an active health check gets an answer. If every

@@ -5,25 +5,33 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use pingora::http::RequestHeader;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::exchange;
+use super::resolve::Resolver;
 use super::UpstreamRt;
 use crate::body::RequestBody;
-use crate::state::Shared;
+use crate::config::HealthCheck;
+use crate::metrics::Metrics;
 
 /// The path probed (no token: the answer is an error, but an answer).
 pub const PROBE_PATH: &str = "/cgi-bin/getcallbackip";
 
-async fn probe(shared: &Shared, up: &UpstreamRt, timeout: std::time::Duration) -> bool {
+/// What the prober reads of the runtime in force (the composition root's runtime, swapped on
+/// reload, implements it).
+pub trait Probed: Send + Sync {
+    /// The upstreams, in config order.
+    fn upstreams(&self) -> &[Arc<UpstreamRt>];
+    /// `health_check.*`.
+    fn health_check(&self) -> HealthCheck;
+}
+
+async fn probe(resolver: &Resolver, up: &UpstreamRt, timeout: std::time::Duration) -> bool {
     let check = async {
-        let addr = shared
-            .resolver
-            .resolve(&up.cfg.host, up.cfg.port)
-            .await
-            .ok()?;
+        let addr = resolver.resolve(&up.cfg.host, up.cfg.port).await.ok()?;
         let path = format!("{}{PROBE_PATH}", up.cfg.base_path);
         let mut req = RequestHeader::build("GET", path.as_bytes(), Some(2)).ok()?;
         req.insert_header("Host", up.authority.as_str()).ok()?;
@@ -39,22 +47,25 @@ async fn probe(shared: &Shared, up: &UpstreamRt, timeout: std::time::Duration) -
 }
 
 /// Probes ejected upstreams until `shutdown` turns true.
-pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run<R: Probed>(
+    resolver: &Resolver,
+    metrics: &Metrics,
+    runtime: &ArcSwap<R>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
-        let rt = shared.runtime.load_full();
-        let hc = rt.config.health_check;
+        let rt = runtime.load_full();
+        let hc = rt.health_check();
         let now = Instant::now();
-        for up in &rt.upstreams {
+        for up in rt.upstreams() {
             let healthy = up.health.available(now);
-            shared
-                .metrics
+            metrics
                 .upstream_healthy
                 .with_label_values(&[up.cfg.name.as_str()])
                 .set(i64::from(healthy));
-            if !healthy && probe(&shared, up, hc.timeout).await {
+            if !healthy && probe(resolver, up, hc.timeout).await {
                 up.health.restore();
-                shared
-                    .metrics
+                metrics
                     .upstream_healthy
                     .with_label_values(&[up.cfg.name.as_str()])
                     .set(1);

@@ -1,6 +1,6 @@
 """wechatpy 1.8.18 through a wecom-sidecar: the setting README "SDKs" gives, then user,
 department, tag, message, media, group chat and misc calls, each checked against what WeCom
-documents it answers. Run by tests/newcomer.rs:
+documents it answers. Run by tests/e2e/newcomer/sdk.rs:
 
     python3 tests/sdk/wechatpy_calls.py http://127.0.0.1:8080 wwdev0000000000001 hr-bot
 

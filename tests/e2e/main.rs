@@ -1,0 +1,28 @@
+//! The end-to-end tests: one crate, one process, one module per area, all on the [`harness`]
+//! (the real `wecom-sidecar` binary against the simulated WeCom and a real Redis).
+//!
+//! Run one area with its module path: `cargo test --test e2e proxy::`.
+
+mod harness;
+
+mod admin_port;
+mod bad_input;
+mod config_check;
+mod failover;
+mod faults;
+mod fleet;
+mod forward_steps;
+mod hostile_gettoken;
+mod newcomer;
+mod operator;
+mod ops_files;
+mod plans;
+mod proxy;
+mod quota_retry;
+mod redaction;
+mod reload;
+mod secrets;
+mod signing;
+mod simulator;
+mod token_bounds;
+mod wire;
