@@ -22,6 +22,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
+pub use crate::config::defaults::AES_KEY_CHARS;
+
 type Encryptor = cbc::Encryptor<aes::Aes256>;
 type Decryptor = cbc::Decryptor<aes::Aes256>;
 
@@ -29,8 +31,6 @@ type Decryptor = cbc::Decryptor<aes::Aes256>;
 const PAD_BLOCK: usize = 32;
 /// 16 random bytes, then the 4-byte length.
 const HEADER: usize = 20;
-/// The length of an `EncodingAESKey`.
-pub const AES_KEY_CHARS: usize = 43;
 
 /// Decodes an `EncodingAESKey`: its 43rd character carries 4 bits beyond the 32-byte key, which
 /// WeCom's console does not zero (most real keys have them set), so they are allowed.

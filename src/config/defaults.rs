@@ -133,5 +133,7 @@ pub const DEFAULT_DELIVERY_BACKOFF_BASE: &str = "1s";
 pub const DEFAULT_DELIVERY_BACKOFF_MAX: &str = "5m";
 /// `callbacks.delivery.max_age`: undelivered this long, a push is a dead letter.
 pub const DEFAULT_DELIVERY_MAX_AGE: &str = "24h";
+/// The length of a callback `EncodingAESKey` (base64 of 32 bytes, without its `=`).
+pub const AES_KEY_CHARS: usize = 43;
 /// Bodies WeCom may push: larger ones are refused unread.
 pub const MAX_CALLBACK_BODY: usize = 1024 * 1024;

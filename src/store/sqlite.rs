@@ -437,9 +437,10 @@ mod tests {
         assert!(revived > b.id());
         let head = s.head("cb:hr").await.unwrap().unwrap();
         assert_eq!((head.id, head.attempts), (revived, 0));
+        // Still a duplicate, named by the id it was first added with.
         assert_eq!(
             s.add("cb:hr", key(1), b"", b"one").await.unwrap(),
-            Added::Duplicate(revived)
+            Added::Duplicate(a.id())
         );
         assert_eq!(s.revive("cb:hr", a.id()).await.unwrap(), None);
         assert!(!s.forget("cb:hr", revived).await.unwrap(), "not dead");

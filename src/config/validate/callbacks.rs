@@ -13,7 +13,6 @@ use std::time::Duration;
 use super::check::Check;
 use super::secrets::{secret_from, CALLBACK_AES_KEY, CALLBACK_TOKEN};
 use super::Secrets;
-use crate::callback::crypto::CallbackCrypto;
 use crate::config::defaults::*;
 use crate::config::file::{FileCallbackApp, FileCallbacks, FileDelivery, FileStore};
 use crate::config::model::{App, CallbackApp, Callbacks, Delivery, Secret, StoreSettings};
@@ -156,10 +155,17 @@ fn callback_app(c: &mut Check, key: &str, e: FileCallbackApp, apps: &[App]) -> O
         c.problem(token_key, "holds a value that is not a WeCom callback Token (up to 32 letters and digits; value not shown). Copy the Token from the app's API receive settings in WeCom's admin console");
     }
     let app = app?;
-    if let Err(e) = CallbackCrypto::new(&token, &aes_key, &app.corp_id) {
+    // WeCom's shape: 43 base64 characters (the 32-byte key without its `=`). Any such text is
+    // a key (`callback::crypto` decodes it, trailing bits allowed), so the shape is the check.
+    let chars = aes_key.chars().count();
+    if chars != AES_KEY_CHARS
+        || !aes_key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    {
         c.problem(
             aes_key_key,
-            format!("holds a value that is not an EncodingAESKey: {e} (value not shown). Copy it from the app's API receive settings in WeCom's admin console"),
+            format!("holds a value that is not an EncodingAESKey ({chars} characters; it has {AES_KEY_CHARS} letters, digits, + and /; value not shown). Copy it from the app's API receive settings in WeCom's admin console"),
         );
         return None;
     }
