@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod envelope;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -61,6 +62,21 @@ pub struct CallbackQueue {
     pub wake: Notify,
     /// Passive replies awaited by WeCom's open requests, by the push's store id.
     replies: Mutex<HashMap<u64, oneshot::Sender<Bytes>>>,
+    /// Since start, for `/admin/callbacks` (the metrics count the same with their labels).
+    pub counts: Counts,
+}
+
+/// One app's callback counts since start.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Verified pushes committed (new ones; WeCom's repeats are `duplicates`).
+    pub received: AtomicU64,
+    pub duplicates: AtomicU64,
+    /// Pushes refused (bad signature, undecryptable, wrong receiver, malformed, too large).
+    pub rejected: AtomicU64,
+    pub delivered: AtomicU64,
+    /// Pushes that became dead letters.
+    pub dead: AtomicU64,
 }
 
 impl CallbackQueue {
@@ -73,6 +89,7 @@ impl CallbackQueue {
             cfg,
             wake: Notify::new(),
             replies: Mutex::new(HashMap::new()),
+            counts: Counts::default(),
         }
     }
 
