@@ -43,7 +43,7 @@ pub enum ReloadError {
     #[error("the new config is invalid: {}", .0.one_line())]
     Invalid(config::ConfigError),
     #[error(
-        "{0} changed; changing a listener or the fleet section needs a restart (old value kept)"
+        "{0} changed; changing a listener, the fleet, callbacks or store section needs a restart (old value kept)"
     )]
     ListenerChanged(&'static str),
 }
@@ -112,6 +112,11 @@ fn needs_restart(current: &Config, next: &Config) -> Option<&'static str> {
         Some("admin_listen")
     } else if next.fleet != current.fleet {
         Some("fleet")
+    } else if next.callbacks != current.callbacks {
+        // The listener, its apps' credentials and workers, and the store are made at start.
+        Some("callbacks")
+    } else if next.store != current.store {
+        Some("store")
     } else {
         None
     }

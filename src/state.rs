@@ -15,12 +15,14 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
+use crate::callback::Callbacks;
 use crate::capacity::Capacity;
-use crate::config::{Config, HealthCheck, TokenSettings};
+use crate::config::{ClientConnections, Config, HealthCheck, TokenSettings};
 use crate::metrics::Metrics;
 use crate::plans::Plans;
 use crate::reload::{ConfigLoader, Reloadable, Reloads};
 use crate::routing::RouteTable;
+use crate::store::StoreError;
 use crate::token::refresher::Realms;
 use crate::token::{AppTokens, TokenSource, TokenStore};
 use crate::upstream::health::HealthRegistry;
@@ -104,6 +106,13 @@ impl Runtime {
                 .iter()
                 .map(|a| a.secret.expose())
                 .chain(config.clients.iter().map(|c| c.key.expose()))
+                .chain(
+                    config
+                        .callbacks
+                        .iter()
+                        .flat_map(|cb| cb.apps.iter())
+                        .flat_map(|a| [a.token.expose(), a.aes_key.expose()]),
+                )
                 .filter(|s| !is_app_name(s)),
         );
         let routes = RouteTable::new(&config.routes, &config.defaults, |name| {
@@ -232,6 +241,9 @@ pub struct Shared {
     pub connectors: Connectors,
     pub health: HealthRegistry,
     pub plans: Plans,
+    /// The callback apps and their store (`callbacks:`), opened at start; `None` without
+    /// the section. A reload cannot change them (`reload` refuses it).
+    pub callbacks: Option<Arc<Callbacks>>,
     pub runtime: ArcSwap<Runtime>,
     pub started: Instant,
     /// Set when SIGTERM/SIGINT arrived: readiness turns false, the drain watcher runs.
@@ -245,12 +257,14 @@ pub struct Shared {
 
 impl Shared {
     /// The state of a process whose reloads read the config with [`crate::config::load`].
-    pub fn new(config: Config) -> Arc<Shared> {
+    pub fn new(config: Config) -> Result<Arc<Shared>, StoreError> {
         Self::with_loader(config, Box::new(crate::config::load))
     }
 
-    /// As [`Shared::new`], with reloads reading the config through `loader`.
-    pub fn with_loader(config: Config, loader: ConfigLoader) -> Arc<Shared> {
+    /// As [`Shared::new`], with reloads reading the config through `loader`. Fails when the
+    /// callbacks' store cannot be opened.
+    pub fn with_loader(config: Config, loader: ConfigLoader) -> Result<Arc<Shared>, StoreError> {
+        let callbacks = open_callbacks(&config)?;
         let metrics = Arc::new(Metrics::new());
         let fleet = config.fleet.as_ref().and_then(|f| {
             match crate::fleet::FleetClient::new(f, metrics.clone()) {
@@ -264,7 +278,7 @@ impl Shared {
         let connectors = Connectors::default();
         let health = HealthRegistry::default();
         let runtime = Runtime::build(config, &connectors, &health, None);
-        Arc::new(Shared {
+        Ok(Arc::new(Shared {
             tokens: TokenStore::new(metrics.clone(), fleet.clone()),
             fleet,
             quotas: crate::quota::Quotas::default(),
@@ -274,13 +288,14 @@ impl Shared {
             connectors,
             health,
             plans: Plans::default(),
+            callbacks,
             runtime: ArcSwap::from_pointee(runtime),
             started: Instant::now(),
             draining: AtomicBool::new(false),
             capacity: Arc::default(),
             in_flight: AtomicI64::new(0),
             reloads: Reloads::new(loader),
-        })
+        }))
     }
 
     pub fn in_flight(&self) -> i64 {
@@ -321,6 +336,34 @@ impl Reloadable for Shared {
 
     fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+}
+
+/// The callback apps of `config` with their store: SQLite at `store.path`, or in fleet mode
+/// the fleet's Redis, where a queue stays with a sidecar that stopped renewing it for two
+/// delivery timeouts (SPEC: claimed from a dead sidecar after `delivery.timeout` × 2).
+fn open_callbacks(config: &Config) -> Result<Option<Arc<Callbacks>>, StoreError> {
+    let Some(cb) = &config.callbacks else {
+        return Ok(None);
+    };
+    let store = crate::store::open(
+        &config.store,
+        config.fleet.as_ref(),
+        cb.delivery.max_age,
+        cb.delivery.timeout * 2,
+    )?;
+    Ok(Some(Arc::new(Callbacks::new(cb, store))))
+}
+
+impl crate::callback::listener::Process for Arc<Shared> {
+    type InFlight = InFlight;
+
+    fn client(&self) -> ClientConnections {
+        self.runtime.load().config.client
+    }
+
+    fn enter(&self) -> InFlight {
+        Shared::enter(self)
     }
 }
 
