@@ -213,6 +213,34 @@ mod tests {
     }
 
     #[test]
+    fn callbacks_and_store_need_a_restart() {
+        let current = dev();
+        let mut next = dev();
+        let d = std::time::Duration::from_secs(1);
+        next.callbacks = match current.callbacks.clone() {
+            // Any change to the section: here its listener.
+            Some(mut cb) => {
+                cb.listen.set_port(cb.listen.port() + 1);
+                Some(cb)
+            }
+            None => Some(config::Callbacks {
+                listen: "127.0.0.1:8090".parse().unwrap(),
+                apps: Vec::new(),
+                delivery: config::Delivery {
+                    timeout: d,
+                    backoff_base: d,
+                    backoff_max: d,
+                    max_age: d,
+                },
+            }),
+        };
+        assert_eq!(needs_restart(&current, &next), Some("callbacks"));
+        let mut next = dev();
+        next.store.path = next.store.path.join("elsewhere.db");
+        assert_eq!(needs_restart(&current, &next), Some("store"));
+    }
+
+    #[test]
     fn a_file_version_changes_with_its_content_and_its_inode() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sidecar.yaml");

@@ -97,24 +97,7 @@ impl Runtime {
                 )
             })
             .collect();
-        // Whatever an upstream quotes of these is taken out of what the sidecar passes on. A
-        // secret equal to an app name (`--dev`'s) is public, and is what tokens turn into.
-        let is_app_name = |s: &str| config.apps.iter().any(|a| a.name.as_str() == s);
-        crate::redact::learn_config(
-            config
-                .apps
-                .iter()
-                .map(|a| a.secret.expose())
-                .chain(config.clients.iter().map(|c| c.key.expose()))
-                .chain(
-                    config
-                        .callbacks
-                        .iter()
-                        .flat_map(|cb| cb.apps.iter())
-                        .flat_map(|a| [a.token.expose(), a.aes_key.expose()]),
-                )
-                .filter(|s| !is_app_name(s)),
-        );
+        crate::redact::learn_config(secrets_of(&config));
         let routes = RouteTable::new(&config.routes, &config.defaults, |name| {
             config
                 .upstreams
@@ -339,6 +322,28 @@ impl Reloadable for Shared {
     }
 }
 
+/// The secrets of `config` whatever an upstream quotes of is taken out of what the sidecar
+/// passes on, and no log line or answer may hold: app secrets, client keys, and each callback
+/// app's `Token` and `EncodingAESKey`. A secret equal to an app name (`--dev`'s) is public, and
+/// is what tokens turn into.
+fn secrets_of(config: &Config) -> Vec<&str> {
+    let is_app_name = |s: &str| config.apps.iter().any(|a| a.name.as_str() == s);
+    config
+        .apps
+        .iter()
+        .map(|a| a.secret.expose())
+        .chain(config.clients.iter().map(|c| c.key.expose()))
+        .chain(
+            config
+                .callbacks
+                .iter()
+                .flat_map(|cb| cb.apps.iter())
+                .flat_map(|a| [a.token.expose(), a.aes_key.expose()]),
+        )
+        .filter(|s| !is_app_name(s))
+        .collect()
+}
+
 /// The callback apps of `config` with their store: SQLite at `store.path`, or in fleet mode
 /// the fleet's Redis, where a queue stays with a sidecar that stopped renewing it for two
 /// delivery timeouts (SPEC: claimed from a dead sidecar after `delivery.timeout` × 2).
@@ -373,5 +378,32 @@ pub struct InFlight(Arc<Shared>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_credentials_are_secrets_to_redact() {
+        let yaml = "listen: 127.0.0.1:18080\nadmin_listen: 127.0.0.1:18081\nupstreams:\n  primary: { url: \"http://127.0.0.1:9\" }\napps:\n  - { name: hr-bot, corp_id: ww1, secret_env: S, default: true }\ncallbacks:\n  apps:\n    - { app: hr-bot, path: /cb, token_env: T, aes_key_env: K, deliver_to: \"http://127.0.0.1:3000/e\" }\n";
+        let env = |name: &str| {
+            Some(match name {
+                "S" => "app-secret-1".to_string(),
+                "T" => "cbToken2".to_string(),
+                "K" => "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C".to_string(),
+                _ => return None,
+            })
+        };
+        let config = crate::config::parse_with_env(yaml, None, &env).unwrap();
+        let secrets = secrets_of(&config);
+        for s in [
+            "app-secret-1",
+            "cbToken2",
+            "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+        ] {
+            assert!(secrets.contains(&s), "{s} not registered: {secrets:?}");
+        }
     }
 }

@@ -11,6 +11,7 @@ mod receiver;
 mod rejections;
 mod replies;
 mod retries;
+mod store_faults;
 mod verified;
 
 use std::path::Path;
