@@ -6,7 +6,9 @@
 //! Delivery settings are small (backoffs of tens of milliseconds, `max_age` of seconds) so
 //! each test takes seconds; every wait is an `eventually`.
 
+mod bounds;
 mod durability;
+mod fleet_store;
 mod receiver;
 mod rejections;
 mod replies;
@@ -78,15 +80,24 @@ pub struct Flow {
     /// Holds the store's file across restarts of the sidecar.
     pub state: tempfile::TempDir,
     pub timing: Timing,
+    /// More config (`fleet:`, `client:`), as given to [`Flow::start_with`].
+    extra: String,
 }
 
 impl Flow {
     pub async fn start(t: Timing) -> Flow {
+        Flow::start_with(t, "").await
+    }
+
+    /// As [`Flow::start`], with `extra` YAML appended to the config.
+    pub async fn start_with(t: Timing, extra: &str) -> Flow {
         let app = Receiver::start().await;
         let state = tempfile::tempdir().unwrap();
         let cb_port = free_port();
-        let sc = start_sidecar(cb_port, &app.url(), &state.path().join("sidecar.db"), t).await;
+        let store = state.path().join("sidecar.db");
+        let sc = start_sidecar(cb_port, &app.url(), &store, t, extra).await;
         Flow {
+            extra: extra.to_string(),
             sc,
             cb: format!("http://127.0.0.1:{cb_port}{PATH}"),
             cb_port,
@@ -100,7 +111,14 @@ impl Flow {
     /// Starts the sidecar again on the same store and ports (after a kill).
     pub async fn restart(&mut self) {
         let store = self.state.path().join("sidecar.db");
-        self.sc = start_sidecar(self.cb_port, &self.app.url(), &store, self.timing).await;
+        self.sc = start_sidecar(
+            self.cb_port,
+            &self.app.url(),
+            &store,
+            self.timing,
+            &self.extra,
+        )
+        .await;
     }
 
     /// POSTs `xml` as WeCom pushes it; status and body.
@@ -157,8 +175,14 @@ impl Flow {
     }
 }
 
-async fn start_sidecar(cb_port: u16, deliver_to: &str, store: &Path, t: Timing) -> Sidecar {
-    let cb = callbacks_yaml(cb_port, deliver_to, store, t);
+async fn start_sidecar(
+    cb_port: u16,
+    deliver_to: &str,
+    store: &Path,
+    t: Timing,
+    extra: &str,
+) -> Sidecar {
+    let cb = format!("{}{extra}", callbacks_yaml(cb_port, deliver_to, store, t));
     let sc = Sidecar::start_with_env(
         |l, a| config_yaml(l, a, "http://127.0.0.1:9", &cb),
         &[("TEST_CB_TOKEN", CB_TOKEN), ("TEST_CB_AES_KEY", CB_AES_KEY)],
