@@ -47,3 +47,26 @@ async fn a_callback_listener_beyond_loopback_is_warned_about() {
     .await;
     assert!(warned, "log:\n{}", sc.logs());
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_listener_and_the_workers_and_exits_0() {
+    let mut f = Flow::start(Timing::default()).await;
+    assert_eq!(f.push(&text_message(1)).await.0, 200);
+    f.delivered(1).await;
+    f.app.down();
+    // A push the app cannot take: its worker is in a backoff when the signal comes.
+    assert_eq!(f.push(&text_message(2)).await.0, 200);
+    f.deliveries("retried", 1.0).await;
+    f.sc.signal("TERM");
+    assert_eq!(
+        f.sc.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "log:\n{}",
+        f.sc.logs()
+    );
+    // Kept for the next start.
+    f.app.up().await;
+    f.restart().await;
+    let got = f.delivered(2).await;
+    assert_eq!(got.last().unwrap().body_text(), text_message(2));
+}

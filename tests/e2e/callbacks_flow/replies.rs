@@ -77,3 +77,22 @@ async fn a_late_answer_is_an_empty_200_and_the_push_is_still_delivered() {
     assert_eq!(f.app.got().len(), 1, "delivered once: its answer counts");
     assert_eq!(f.app.got()[0].body_text(), text_message(1));
 }
+
+#[tokio::test]
+async fn an_answer_over_the_cap_is_delivered_without_a_passive_reply() {
+    let f = Flow::start(Timing {
+        reply_within: "2s",
+        ..Timing::default()
+    })
+    .await;
+    let huge = format!("<xml><Content>{}</Content></xml>", "y".repeat(100 * 1024));
+    f.app.answer(Answer::ok().body(&huge));
+    let (status, body) = f.push(&text_message(1)).await;
+    assert_eq!((status, body.as_str()), (200, ""), "no reply past 64 KiB");
+    f.deliveries("delivered", 1.0).await;
+    assert_eq!(
+        f.app.got().len(),
+        1,
+        "a 2xx is delivered, whatever its size"
+    );
+}

@@ -97,3 +97,24 @@ async fn a_push_undelivered_for_max_age_is_a_dead_letter() {
     );
     assert!(log.contains("503"), "with the last error");
 }
+
+#[tokio::test]
+async fn an_app_that_hangs_is_given_up_on_after_the_timeout_and_tried_again() {
+    let f = Flow::start(Timing {
+        timeout: "300ms",
+        ..Timing::default()
+    })
+    .await;
+    // The first answer comes long after delivery.timeout; the next at once.
+    f.app.answer_first(
+        vec![Answer::ok().after(Duration::from_secs(5))],
+        Answer::ok(),
+    );
+    assert_eq!(f.push(&text_message(1)).await.0, 200);
+    let got = f.delivered(2).await;
+    assert_eq!(got[0].header("x-wecom-attempt"), Some("1"));
+    assert_eq!(got[1].header("x-wecom-attempt"), Some("2"));
+    assert_eq!(got[1].body_text(), text_message(1));
+    f.deliveries("delivered", 1.0).await;
+    assert!(f.sc.logs().contains("no answer within"), "the log says why");
+}
