@@ -74,7 +74,12 @@ impl Worker {
             };
             tokio::select! {
                 () = wait => {}
-                _ = shutdown.changed() => {}
+                changed = shutdown.changed() => {
+                    // The process is ending either way when the watch is gone.
+                    if changed.is_err() {
+                        break;
+                    }
+                }
             }
         }
         tracing::debug!(app = name.as_str(), "callback delivery worker stopped");

@@ -6,8 +6,8 @@
 //!
 //! | request | answer |
 //! | --- | --- |
-//! | a path no app has | 404 (`unknown-path`, app `-`) |
-//! | a method other than GET or POST | 405 with `Allow: GET, POST` |
+//! | a path no app has | 404 (`unknown-path`, app `-`), connection closed |
+//! | a method other than GET or POST | 405 with `Allow: GET, POST`, connection closed |
 //! | GET with `echostr` | 200, the bare decrypted echostr |
 //! | POST over 1 MiB (by `Content-Length` or while reading) | 413, unread, connection closed |
 //! | POST, refused | 403 (signature, decryption, receive id) or 400 (not WeCom's XML) |
@@ -53,21 +53,12 @@ pub struct CallbackServer<P> {
     pub process: P,
 }
 
-/// An answer, and whether the connection must close after it (a body left unread).
+/// An answer, and whether the connection must close after it (a body left unread: pingora
+/// would otherwise read all of it, however large, to reuse the connection).
 struct Reply {
     answer: Answer,
     close: bool,
     allow: bool,
-}
-
-impl Reply {
-    fn keep(answer: Answer) -> Reply {
-        Reply {
-            answer,
-            close: false,
-            allow: false,
-        }
-    }
 }
 
 #[async_trait]
@@ -111,7 +102,11 @@ impl<P: Process> CallbackServer<P> {
         let Some(app) = self.callbacks.by_path(req.uri.path()).cloned() else {
             self.count("-", "unknown-path");
             tracing::info!(app = "-", result = "unknown-path", "callback");
-            return Reply::keep(Answer::text(404, "no callback at this path\n"));
+            return Reply {
+                answer: Answer::text(404, "no callback at this path\n"),
+                close: true,
+                allow: false,
+            };
         };
         let method = req.method.clone();
         let query = Query::parse(req.uri.query());
@@ -123,29 +118,19 @@ impl<P: Process> CallbackServer<P> {
                     (push::accept(&app, store, &query, &body).await, false)
                 }
                 Body::TooLarge => (
-                    Outcome {
-                        result: "too-large",
-                        id: None,
-                        answer: Answer::text(413, "a push is at most 1 MiB\n"),
-                        store_error: None,
-                    },
+                    Outcome::new("too-large", Answer::text(413, "a push is at most 1 MiB\n")),
                     true,
                 ),
-                // The body broke off (closed early, or too slow): nobody to answer.
-                Body::Broken => {
-                    let outcome = Outcome {
-                        result: "malformed",
-                        id: None,
-                        answer: Answer::text(400, "the body broke off\n"),
-                        store_error: None,
-                    };
-                    (outcome, true)
-                }
+                // The body broke off (closed early, or too slow): answered if anyone listens.
+                Body::Broken => (
+                    Outcome::new("malformed", Answer::text(400, "the body broke off\n")),
+                    true,
+                ),
             },
             _ => {
                 return Reply {
                     answer: Answer::text(405, "GET or POST\n"),
-                    close: false,
+                    close: true,
                     allow: true,
                 }
             }

@@ -64,7 +64,8 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn new(result: &'static str, answer: Answer) -> Outcome {
+    /// An end without a push id or a store error.
+    pub fn new(result: &'static str, answer: Answer) -> Outcome {
         Outcome {
             result,
             id: None,

@@ -70,3 +70,25 @@ async fn sigterm_stops_the_listener_and_the_workers_and_exits_0() {
     let got = f.delivered(2).await;
     assert_eq!(got.last().unwrap().body_text(), text_message(2));
 }
+
+#[tokio::test]
+async fn a_reload_that_changes_callbacks_is_refused_and_the_old_ones_keep_working() {
+    let f = Flow::start(Timing::default()).await;
+    let original = std::fs::read_to_string(&f.sc.config_path).unwrap();
+    let moved = original.replace(&f.app.url(), "http://127.0.0.1:9/elsewhere");
+    assert_ne!(moved, original);
+    std::fs::write(&f.sc.config_path, &moved).unwrap();
+    let (status, body) = f.sc.reload().await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("callbacks") && body.contains("restart"),
+        "{body}"
+    );
+    assert_eq!(f.push(&text_message(1)).await.0, 200);
+    let got = f.delivered(1).await;
+    assert_eq!(
+        got[0].body_text(),
+        text_message(1),
+        "still delivered to the app"
+    );
+}
