@@ -34,6 +34,42 @@ async fn kill_9_with_pushes_queued_loses_none_and_delivers_none_twice() {
 }
 
 #[tokio::test]
+async fn kill_9_with_a_thousand_pushes_queued_delivers_each_exactly_once() {
+    const N: u64 = 1000;
+    let mut f = Flow::start(Timing::default()).await;
+    f.app.down();
+    // Sixteen at a time, as WeCom's pushes arrive: their order is the store's.
+    let c = client();
+    for batch in (0..N).collect::<Vec<_>>().chunks(16) {
+        let sends = batch.iter().map(|&n| {
+            let (query, body) = f.wecom.push(&text_message(n));
+            c.post(format!("{}?{query}", f.cb)).body(body).send()
+        });
+        for r in futures_util::future::join_all(sends).await {
+            assert_eq!(r.unwrap().status().as_u16(), 200);
+        }
+    }
+    f.sc.signal("KILL");
+    f.sc.wait_exit(Duration::from_secs(10));
+    f.app.up().await;
+    f.restart().await;
+    f.delivered(N as usize).await;
+    f.deliveries("delivered", N as f64).await;
+    let got = f.app.got();
+    let mut bodies: Vec<String> = got.iter().map(|g| g.body_text()).collect();
+    assert_eq!(bodies.len(), N as usize, "none twice");
+    bodies.sort();
+    let mut want: Vec<String> = (0..N).map(text_message).collect();
+    want.sort();
+    assert_eq!(bodies, want, "every push, once");
+    let ids: std::collections::BTreeSet<&str> = got
+        .iter()
+        .map(|g| g.header("x-wecom-callback-id").unwrap())
+        .collect();
+    assert_eq!(ids.len(), N as usize);
+}
+
+#[tokio::test]
 async fn no_callback_secret_in_the_logs() {
     let f = Flow::start(Timing::default()).await;
     f.push(&text_message(1)).await;
