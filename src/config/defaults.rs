@@ -117,3 +117,23 @@ pub const FD_RESERVE: u64 = 384;
 /// Fewest app connections the derived `client.max_connections` allows, however low the
 /// descriptor limit.
 pub const MIN_MAX_CONNECTIONS: u64 = 16;
+
+/// `callbacks.listen`: where WeCom's pushes arrive (behind the ingress WeCom reaches).
+pub const DEFAULT_CALLBACK_LISTEN: &str = "127.0.0.1:8090";
+/// `callbacks.apps[].reply_within`: an app answer inside this becomes the passive reply. WeCom
+/// waits 5 s for its answer, so this stays under it.
+pub const DEFAULT_REPLY_WITHIN: &str = "3s";
+/// Longest `reply_within`: WeCom gives up on the whole answer after 5 s.
+pub const MAX_REPLY_WITHIN_MS: u64 = 4_500;
+/// `callbacks.delivery.timeout`: one delivery attempt to the app.
+pub const DEFAULT_DELIVERY_TIMEOUT: &str = "5s";
+/// `callbacks.delivery.backoff_base`: the first wait after a failed delivery, doubling.
+pub const DEFAULT_DELIVERY_BACKOFF_BASE: &str = "1s";
+/// `callbacks.delivery.backoff_max`: the longest wait between deliveries of one push.
+pub const DEFAULT_DELIVERY_BACKOFF_MAX: &str = "5m";
+/// `callbacks.delivery.max_age`: undelivered this long, a push is a dead letter.
+pub const DEFAULT_DELIVERY_MAX_AGE: &str = "24h";
+/// The length of a callback `EncodingAESKey` (base64 of 32 bytes, without its `=`).
+pub const AES_KEY_CHARS: usize = 43;
+/// Bodies WeCom may push: larger ones are refused unread.
+pub const MAX_CALLBACK_BODY: usize = 1024 * 1024;

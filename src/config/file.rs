@@ -39,6 +39,57 @@ pub struct FileConfig {
     pub clients: Option<Vec<FileClient>>,
     /// Bounds on app-facing connections.
     pub client: Option<FileClientConnections>,
+    /// WeCom's pushes to the apps (the callback listener); absent: no listener.
+    pub callbacks: Option<FileCallbacks>,
+    /// Where the durable queues live.
+    pub store: Option<FileStore>,
+}
+
+/// `callbacks`: the listener WeCom pushes to, one entry per app, and how pushes are delivered.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping (listen, apps, delivery)")]
+pub struct FileCallbacks {
+    pub listen: Option<String>,
+    pub apps: Option<Vec<FileCallbackApp>>,
+    pub delivery: Option<FileDelivery>,
+}
+
+/// `callbacks.apps[i]`: one app's callback URL path, credentials and receiver.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a callback app (app, path, token_env or token_file, aes_key_env or aes_key_file, deliver_to, reply_within)"
+)]
+pub struct FileCallbackApp {
+    /// An `apps[]` name; its `corp_id` is the receive id.
+    pub app: String,
+    pub path: String,
+    pub token_env: Option<String>,
+    pub token_file: Option<String>,
+    pub aes_key_env: Option<String>,
+    pub aes_key_file: Option<String>,
+    pub deliver_to: String,
+    pub reply_within: Option<String>,
+}
+
+/// `callbacks.delivery`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping (timeout, backoff_base, backoff_max, max_age)"
+)]
+pub struct FileDelivery {
+    pub timeout: Option<String>,
+    pub backoff_base: Option<String>,
+    pub backoff_max: Option<String>,
+    pub max_age: Option<String>,
+}
+
+/// `store`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping (path)")]
+pub struct FileStore {
+    pub path: Option<String>,
 }
 
 /// `client`: timeouts and a connection cap on the app listener.
@@ -359,6 +410,10 @@ mod tests {
     fn every_file_type_describes_itself_with_its_own_keys() {
         let types = [
             ("FileConfig", described::<FileConfig>()),
+            ("FileCallbacks", described::<FileCallbacks>()),
+            ("FileCallbackApp", described::<FileCallbackApp>()),
+            ("FileDelivery", described::<FileDelivery>()),
+            ("FileStore", described::<FileStore>()),
             (
                 "FileClientConnections",
                 described::<FileClientConnections>(),

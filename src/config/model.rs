@@ -89,6 +89,10 @@ pub struct Config {
     pub clients: Vec<Client>,
     /// Bounds on app-facing connections (`client:`).
     pub client: ClientConnections,
+    /// The callback listener and its apps (`callbacks:`); `None`: no listener.
+    pub callbacks: Option<Callbacks>,
+    /// Where the durable queues live (`store:`).
+    pub store: StoreSettings,
     /// Where this config was read from (for reload and messages).
     pub source: Option<PathBuf>,
 }
@@ -362,3 +366,48 @@ pub struct Fleet {
 
 /// Used where a map keyed by upstream is handy.
 pub type UpstreamMap<T> = BTreeMap<UpstreamName, T>;
+
+/// `callbacks`: where WeCom pushes, and to whom the sidecar delivers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Callbacks {
+    pub listen: SocketAddr,
+    /// In file order; app names and paths unique.
+    pub apps: Vec<CallbackApp>,
+    pub delivery: Delivery,
+}
+
+/// One app's callback (`callbacks.apps[i]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackApp {
+    pub app: AppName,
+    /// The receive id pushes must carry: the app's `corp_id`.
+    pub receive_id: String,
+    /// The URL path set in WeCom's console, e.g. `/callback/hr-bot`.
+    pub path: String,
+    /// WeCom's callback `Token`.
+    pub token: Secret,
+    /// WeCom's 43-character `EncodingAESKey`.
+    pub aes_key: Secret,
+    /// Where pushes are POSTed (`http` or `https`).
+    pub deliver_to: http::Uri,
+    /// How long WeCom's answer waits for the app's; zero: never (always an empty 200).
+    pub reply_within: Duration,
+}
+
+/// `callbacks.delivery`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// One delivery attempt, from connect to the app's whole answer.
+    pub timeout: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// A push not delivered by this age is a dead letter; its content is remembered this long.
+    pub max_age: Duration,
+}
+
+/// `store`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// The SQLite file (callbacks, outbox).
+    pub path: PathBuf,
+}

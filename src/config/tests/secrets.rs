@@ -242,13 +242,29 @@ apps:
 clients:
   - { name: billing, key_env: ALSO_NOT_SET, apps: [hr] }
 fleet: { redis_url_env: NOR_THIS }
+callbacks:
+  apps:
+    - { app: ops, path: /cb/ops, token_env: NO_TOKEN, aes_key_file: /run/secrets/ops-aes, deliver_to: "http://127.0.0.1:3000/e" }
 "#;
     let nothing = |_: &str| None;
     let e = parse_with(text, None, &nothing, validate::Secrets::Read).unwrap_err();
-    // ca_file, both secrets, the client key, the Redis URL.
-    assert_eq!(e.problems.len(), 5, "{e}");
+    // ca_file, both secrets, the client key, the Redis URL, the callback token and key (and
+    // the callback's app, whose entry did not validate without its secret).
+    let keys: Vec<&str> = e.problems.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "upstreams.primary.ca_file",
+        "apps[0].secret_env",
+        "apps[1].secret_file",
+        "clients[0].key_env",
+        "fleet.redis_url_env",
+        "callbacks.apps[0].token_env",
+        "callbacks.apps[0].aes_key_file",
+    ] {
+        assert!(keys.contains(&key), "{key} missing: {e}");
+    }
     let c = parse_with(text, None, &nothing, validate::Secrets::Skip).unwrap();
     assert_eq!(c.apps.len(), 2);
+    assert_eq!(c.callbacks.as_ref().map(|cb| cb.apps.len()), Some(1));
     assert_ne!(c.apps[0].secret.expose(), "");
     assert_eq!(c.apps[1].secret_source, "file /run/secrets/wecom/ops");
     // Everything else is still checked, the keys naming secrets included.

@@ -5,7 +5,7 @@
 //! (`listen`, `admin_listen`, `admin_hosts`, `client`), `upstreams` (with `ca_file`), `apps`
 //! (`apps` and `clients`, their secrets read by `secrets`), `token`, `policy` (`defaults` and
 //! the merge a route's keys make over them), `routes`, `health` (`outlier`, `health_check`),
-//! `fleet` and `plans`. `check` holds what they share: the problem list and the small checks
+//! `fleet`, `plans`, and `callbacks` (with `store`). `check` holds what they share: the problem list and the small checks
 //! of names, durations and paths. This file only orders them: a section that refers to
 //! another (a split to upstreams, a plan to routes) comes after it.
 //!
@@ -14,6 +14,7 @@
 
 mod apps;
 mod ca_file;
+mod callbacks;
 mod check;
 mod fleet;
 mod health;
@@ -92,6 +93,16 @@ pub(crate) fn build_with(
     let outlier = health::outlier(&mut c, file.outlier.as_ref());
     let health_check = health::health_check(&mut c, file.health_check.as_ref());
     let client = listeners::client_connections(&mut c, file.client.as_ref());
+    let callbacks = callbacks::callbacks(
+        &mut c,
+        file.callbacks,
+        &apps,
+        &[
+            ("listen", listen.map(|l| l.0)),
+            ("admin_listen", listen.map(|l| l.1)),
+        ],
+    );
+    let store = callbacks::store(&mut c, file.store.as_ref());
 
     match listen {
         Some((listen, admin_listen)) if c.problems.is_empty() => Ok(Config {
@@ -109,6 +120,8 @@ pub(crate) fn build_with(
             shift_plans,
             clients,
             client,
+            callbacks,
+            store,
             source: source.map(Path::to_path_buf),
         }),
         _ => Err(c.problems),

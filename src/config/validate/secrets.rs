@@ -34,6 +34,27 @@ pub(super) const APP_SECRET: SecretKind = SecretKind {
     file_key: "secret_file",
 };
 
+pub(super) const CALLBACK_TOKEN: SecretKind = SecretKind {
+    what: "callback Token",
+    example_env: "WECOM_HR_CB_TOKEN",
+    example_path: "/run/secrets/wecom-hr-cb-token",
+    source_hint: "WeCom admin console > the app > Receive messages > Set API receive > Token",
+    leaked_hint: "generate a new Token in the WeCom admin console",
+    env_key: "token_env",
+    file_key: "token_file",
+};
+
+pub(super) const CALLBACK_AES_KEY: SecretKind = SecretKind {
+    what: "callback EncodingAESKey",
+    example_env: "WECOM_HR_CB_AES_KEY",
+    example_path: "/run/secrets/wecom-hr-cb-aes-key",
+    source_hint:
+        "WeCom admin console > the app > Receive messages > Set API receive > EncodingAESKey",
+    leaked_hint: "generate a new EncodingAESKey in the WeCom admin console",
+    env_key: "aes_key_env",
+    file_key: "aes_key_file",
+};
+
 pub(super) const CLIENT_KEY: SecretKind = SecretKind {
     what: "client key",
     example_env: "BILLING_SIDECAR_KEY",

@@ -1,0 +1,589 @@
+//! The fleet's store: one Redis Stream per queue, read through one consumer group, so a queue
+//! outlives any one sidecar and each item is handed to one sidecar at a time.
+//!
+//! Keys, under the fleet's `key_prefix` (`P`) and a queue name `Q`:
+//! - `P:q:{Q}` the stream. An item's id `N` (from `P:q:{Q}:seq`) is its entry id `0-N`, so ids
+//!   and stream order are the same and an admin names items by `N`.
+//! - `P:q:{Q}:owner` the sidecar that delivers this queue now, held for `lease` and renewed on
+//!   every [`Store::head`]. Only the owner reads, which keeps one queue in order across a fleet.
+//!   When the owner dies its lease runs out, another sidecar takes it and claims the dead one's
+//!   unacknowledged entry (`XAUTOCLAIM`), attempts and all.
+//! - `P:q:{Q}:seen:{key}` a key's first id, for `remember_for`; `P:q:{Q}:tries` attempts and
+//!   last errors; `P:q:{Q}:dead` the dead letters (a stream of their own, same ids).
+//!
+//! What must be atomic (add with its dedupe, bury, revive) is one Lua script each. Every call has
+//! the fleet's timeout; an error is a [`StoreError`], so the caller acknowledges nothing.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script, Value};
+
+use super::{now_ms, Added, Depth, Item, Store, StoreError};
+
+const GROUP: &str = "sidecars";
+
+/// KEYS: seq, stream, seen. ARGV: remember_ms, added_ms, meta, payload.
+/// Returns {1, id} when added, {0, id} for a key seen before.
+const ADD: &str = r"
+local seen = redis.call('GET', KEYS[3])
+if seen then return {0, tonumber(seen)} end
+local id = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], '0-' .. id, 'added_ms', ARGV[2], 'meta', ARGV[3], 'payload', ARGV[4])
+redis.call('SET', KEYS[3], id, 'PX', ARGV[1])
+return {1, id}
+";
+
+/// KEYS: owner. ARGV: consumer, lease_ms. Takes or renews the lease; 0 when another holds it.
+const OWN: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// KEYS: stream, dead, tries. ARGV: id, error. Moves entry 0-id to the dead stream.
+const BURY: &str = r"
+local e = redis.call('XRANGE', KEYS[1], '0-' .. ARGV[1], '0-' .. ARGV[1])
+if #e == 0 then return 0 end
+local f = e[1][2]
+local attempts = redis.call('HGET', KEYS[3], ARGV[1] .. ':n') or '0'
+redis.call('XADD', KEYS[2], '0-' .. ARGV[1], f[1], f[2], f[3], f[4], f[5], f[6],
+  'attempts', attempts, 'last_error', ARGV[2])
+redis.call('XACK', KEYS[1], 'sidecars', '0-' .. ARGV[1])
+redis.call('XDEL', KEYS[1], '0-' .. ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1] .. ':n', ARGV[1] .. ':e')
+return 1
+";
+
+/// KEYS: seq, stream, dead. ARGV: id, added_ms. A dead letter back at the tail with a new id.
+const REVIVE: &str = r"
+local e = redis.call('XRANGE', KEYS[3], '0-' .. ARGV[1], '0-' .. ARGV[1])
+if #e == 0 then return 0 end
+local f = e[1][2]
+local meta, payload
+for i = 1, #f, 2 do
+  if f[i] == 'meta' then meta = f[i + 1] elseif f[i] == 'payload' then payload = f[i + 1] end
+end
+local id = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], '0-' .. id, 'added_ms', ARGV[2], 'meta', meta, 'payload', payload)
+redis.call('XDEL', KEYS[3], '0-' .. ARGV[1])
+return id
+";
+
+/// The Redis Streams store.
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    /// This sidecar's consumer name in the group (unique per process).
+    consumer: String,
+    lease: Duration,
+    remember: Duration,
+    timeout: Duration,
+    add: Script,
+    own: Script,
+    bury: Script,
+    revive: Script,
+}
+
+impl RedisStore {
+    /// A store on `conn` under `prefix`; `consumer` names this sidecar (unique in the fleet),
+    /// `lease` is how long a queue stays with a sidecar that stopped renewing it.
+    pub fn new(
+        conn: ConnectionManager,
+        prefix: &str,
+        consumer: &str,
+        lease: Duration,
+        remember: Duration,
+        timeout: Duration,
+    ) -> RedisStore {
+        RedisStore {
+            conn,
+            prefix: prefix.to_owned(),
+            consumer: consumer.to_owned(),
+            lease,
+            remember,
+            timeout,
+            add: Script::new(ADD),
+            own: Script::new(OWN),
+            bury: Script::new(BURY),
+            revive: Script::new(REVIVE),
+        }
+    }
+
+    fn key(&self, queue: &str, part: &str) -> String {
+        if part.is_empty() {
+            format!("{}:q:{{{queue}}}", self.prefix)
+        } else {
+            format!("{}:q:{{{queue}}}:{part}", self.prefix)
+        }
+    }
+
+    async fn io<T>(
+        &self,
+        f: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError::Io(format!("Redis: {:?}", e.kind()))),
+            Err(_) => Err(StoreError::Io(format!(
+                "Redis did not answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    /// Creates the group (from the stream's start) unless it exists.
+    async fn ensure_group(&self, stream: &str) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let r: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(stream)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut c)
+            .await;
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(StoreError::Io(format!("Redis: {:?}", e.kind()))),
+        }
+    }
+
+    /// Takes or renews this sidecar's lease on `queue`; false when another sidecar holds it.
+    async fn own(&self, queue: &str) -> Result<bool, StoreError> {
+        let owner = self.key(queue, "owner");
+        let lease = self.lease.as_millis().max(1) as u64;
+        let mut c = self.conn.clone();
+        let got: i64 = self
+            .io(self
+                .own
+                .key(owner)
+                .arg(&self.consumer)
+                .arg(lease)
+                .invoke_async(&mut c))
+            .await?;
+        Ok(got == 1)
+    }
+
+    async fn tries(&self, queue: &str, id: u64) -> Result<(u32, Option<String>), StoreError> {
+        let mut c = self.conn.clone();
+        let (n, e): (Option<u32>, Option<String>) = self
+            .io(c.hget(
+                self.key(queue, "tries"),
+                (format!("{id}:n"), format!("{id}:e")),
+            ))
+            .await?;
+        Ok((n.unwrap_or(0), e))
+    }
+}
+
+/// `0-N` to `N`.
+fn id_of(entry: &str) -> Option<u64> {
+    entry.strip_prefix("0-")?.parse().ok()
+}
+
+/// An entry's fields as (name, value) pairs.
+type Fields = Vec<(String, Vec<u8>)>;
+
+fn fields(v: &Value) -> Fields {
+    let Value::Array(items) = v else {
+        return Vec::new();
+    };
+    items
+        .chunks(2)
+        .filter_map(|kv| match kv {
+            [Value::BulkString(k), Value::BulkString(v)] => {
+                Some((String::from_utf8_lossy(k).into_owned(), v.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The first `[id, fields]` entry of a list of entries.
+fn first_entry(entries: &Value) -> Option<(u64, Fields)> {
+    let Value::Array(list) = entries else {
+        return None;
+    };
+    let Value::Array(entry) = list.first()? else {
+        return None;
+    };
+    let [Value::BulkString(id), f] = entry.as_slice() else {
+        return None;
+    };
+    Some((id_of(std::str::from_utf8(id).ok()?)?, fields(f)))
+}
+
+fn item_from(id: u64, f: Fields, attempts: u32, last: Option<String>) -> Item {
+    let mut item = Item {
+        id,
+        added_ms: 0,
+        attempts,
+        last_error: last,
+        meta: Vec::new(),
+        payload: Vec::new(),
+    };
+    for (k, v) in f {
+        match k.as_str() {
+            "added_ms" => item.added_ms = String::from_utf8_lossy(&v).parse().unwrap_or(0),
+            "meta" => item.meta = v,
+            "payload" => item.payload = v,
+            "attempts" => item.attempts = String::from_utf8_lossy(&v).parse().unwrap_or(0),
+            "last_error" => item.last_error = Some(String::from_utf8_lossy(&v).into_owned()),
+            _ => {}
+        }
+    }
+    item
+}
+
+#[async_trait::async_trait]
+impl Store for RedisStore {
+    fn remember_for(&self) -> Duration {
+        self.remember
+    }
+
+    async fn add(
+        &self,
+        queue: &str,
+        key: [u8; 32],
+        meta: &[u8],
+        payload: &[u8],
+    ) -> Result<Added, StoreError> {
+        let stream = self.key(queue, "");
+        self.ensure_group(&stream).await?;
+        let mut c = self.conn.clone();
+        let (new, id): (i64, u64) = self
+            .io(self
+                .add
+                .key(self.key(queue, "seq"))
+                .key(&stream)
+                .key(self.key(queue, &format!("seen:{}", hex::encode(key))))
+                .arg(self.remember.as_millis().max(1) as u64)
+                .arg(now_ms())
+                .arg(meta)
+                .arg(payload)
+                .invoke_async(&mut c))
+            .await?;
+        Ok(if new == 1 {
+            Added::New(id)
+        } else {
+            Added::Duplicate(id)
+        })
+    }
+
+    async fn head(&self, queue: &str) -> Result<Option<Item>, StoreError> {
+        if !self.own(queue).await? {
+            return Ok(None);
+        }
+        let stream = self.key(queue, "");
+        self.ensure_group(&stream).await?;
+        let mut c = self.conn.clone();
+        // An entry handed out before (to this sidecar, or to one whose lease ran out) first.
+        let claimed: Value = self
+            .io(redis::cmd("XAUTOCLAIM")
+                .arg(&stream)
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg(0)
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut c))
+            .await?;
+        let pending = match &claimed {
+            Value::Array(parts) => parts.get(1).and_then(first_entry),
+            _ => None,
+        };
+        let entry = match pending {
+            Some(e) => Some(e),
+            None => {
+                let read: Value = self
+                    .io(redis::cmd("XREADGROUP")
+                        .arg("GROUP")
+                        .arg(GROUP)
+                        .arg(&self.consumer)
+                        .arg("COUNT")
+                        .arg(1)
+                        .arg("STREAMS")
+                        .arg(&stream)
+                        .arg(">")
+                        .query_async(&mut c))
+                    .await?;
+                // [[stream, [[id, fields]]]] or nil.
+                match &read {
+                    Value::Array(streams) => match streams.first() {
+                        Some(Value::Array(s)) => s.get(1).and_then(first_entry),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
+        };
+        let Some((id, f)) = entry else {
+            return Ok(None);
+        };
+        let (attempts, last) = self.tries(queue, id).await?;
+        Ok(Some(item_from(id, f, attempts, last)))
+    }
+
+    async fn done(&self, queue: &str, id: u64) -> Result<(), StoreError> {
+        let stream = self.key(queue, "");
+        let entry = format!("0-{id}");
+        let mut c = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("XACK")
+            .arg(&stream)
+            .arg(GROUP)
+            .arg(&entry)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&stream)
+            .arg(&entry)
+            .ignore()
+            .cmd("HDEL")
+            .arg(self.key(queue, "tries"))
+            .arg(format!("{id}:n"))
+            .arg(format!("{id}:e"))
+            .ignore();
+        self.io(pipe.query_async::<()>(&mut c)).await
+    }
+
+    async fn failed(&self, queue: &str, id: u64, error: &str) -> Result<u32, StoreError> {
+        let tries = self.key(queue, "tries");
+        let mut c = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hincr(&tries, format!("{id}:n"), 1)
+            .hset(&tries, format!("{id}:e"), error)
+            .ignore();
+        let (n,): (u32,) = self.io(pipe.query_async(&mut c)).await?;
+        Ok(n)
+    }
+
+    async fn bury(&self, queue: &str, id: u64, error: &str) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let _: i64 = self
+            .io(self
+                .bury
+                .key(self.key(queue, ""))
+                .key(self.key(queue, "dead"))
+                .key(self.key(queue, "tries"))
+                .arg(id)
+                .arg(error)
+                .invoke_async(&mut c))
+            .await?;
+        Ok(())
+    }
+
+    async fn depth(&self, queue: &str) -> Result<Depth, StoreError> {
+        let mut c = self.conn.clone();
+        let stream = self.key(queue, "");
+        let mut pipe = redis::pipe();
+        pipe.xlen(&stream)
+            .cmd("XRANGE")
+            .arg(&stream)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .xlen(self.key(queue, "dead"));
+        let (queued, first, dead): (u64, Value, u64) = self.io(pipe.query_async(&mut c)).await?;
+        let oldest_ms = first_entry(&first).map(|(id, f)| item_from(id, f, 0, None).added_ms);
+        Ok(Depth {
+            queued,
+            oldest_ms,
+            dead,
+        })
+    }
+
+    async fn dead(&self, queue: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
+        let mut c = self.conn.clone();
+        let list: Value = self
+            .io(redis::cmd("XRANGE")
+                .arg(self.key(queue, "dead"))
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(limit.max(1))
+                .query_async(&mut c))
+            .await?;
+        let Value::Array(entries) = list else {
+            return Ok(Vec::new());
+        };
+        Ok(entries
+            .iter()
+            .filter_map(|e| first_entry(&Value::Array(vec![e.clone()])))
+            .map(|(id, f)| item_from(id, f, 0, None))
+            .collect())
+    }
+
+    async fn revive(&self, queue: &str, id: u64) -> Result<Option<u64>, StoreError> {
+        let mut c = self.conn.clone();
+        let new: u64 = self
+            .io(self
+                .revive
+                .key(self.key(queue, "seq"))
+                .key(self.key(queue, ""))
+                .key(self.key(queue, "dead"))
+                .arg(id)
+                .arg(now_ms())
+                .invoke_async(&mut c))
+            .await?;
+        Ok((new > 0).then_some(new))
+    }
+
+    async fn forget(&self, queue: &str, id: u64) -> Result<bool, StoreError> {
+        let mut c = self.conn.clone();
+        let n: u64 = self
+            .io(c.xdel(self.key(queue, "dead"), &[format!("0-{id}")]))
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real redis-server on a Unix socket of its own (no port to collide on), stopped on drop.
+    struct Server {
+        child: std::process::Child,
+        dir: tempfile::TempDir,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    async fn server() -> (Server, redis::Client) {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("redis.sock");
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--unixsocket",
+            ])
+            .arg(&sock)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server)");
+        let server = Server { child, dir };
+        let client = redis::Client::open(format!("redis+unix://{}", sock.display())).unwrap();
+        for _ in 0..200 {
+            if sock.exists() {
+                if let Ok(mut c) = client.get_multiplexed_async_connection().await {
+                    if redis::cmd("PING")
+                        .query_async::<String>(&mut c)
+                        .await
+                        .is_ok()
+                    {
+                        return (server, client);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "redis-server did not start in {}",
+            server.dir.path().display()
+        );
+    }
+
+    async fn store(client: &redis::Client, consumer: &str, lease: Duration) -> RedisStore {
+        let conn = client.get_connection_manager().await.unwrap();
+        RedisStore::new(
+            conn,
+            "t",
+            consumer,
+            lease,
+            Duration::from_secs(3600),
+            Duration::from_secs(2),
+        )
+    }
+
+    #[tokio::test]
+    async fn fifo_with_dedupe_attempts_and_dead_letters() {
+        let (_srv, client) = server().await;
+        let s = store(&client, "a", Duration::from_secs(10)).await;
+        let a = s.add("cb:hr", [1; 32], b"m1", b"one").await.unwrap();
+        let b = s.add("cb:hr", [2; 32], b"m2", b"two").await.unwrap();
+        assert!(matches!((a, b), (Added::New(_), Added::New(_))) && a.id() < b.id());
+        assert_eq!(
+            s.add("cb:hr", [1; 32], b"", b"one").await.unwrap(),
+            Added::Duplicate(a.id())
+        );
+
+        let head = s.head("cb:hr").await.unwrap().unwrap();
+        assert_eq!(
+            (head.id, &head.payload[..], &head.meta[..]),
+            (a.id(), &b"one"[..], &b"m1"[..])
+        );
+        // Asking again hands out the same head until it is done.
+        assert_eq!(s.head("cb:hr").await.unwrap().unwrap().id, a.id());
+        assert_eq!(s.failed("cb:hr", a.id(), "HTTP 500").await.unwrap(), 1);
+        assert_eq!(s.failed("cb:hr", a.id(), "timeout").await.unwrap(), 2);
+        let head = s.head("cb:hr").await.unwrap().unwrap();
+        assert_eq!(
+            (head.attempts, head.last_error.as_deref()),
+            (2, Some("timeout"))
+        );
+        assert_eq!(s.depth("cb:hr").await.unwrap().queued, 2);
+
+        s.bury("cb:hr", a.id(), "too old").await.unwrap();
+        assert_eq!(s.head("cb:hr").await.unwrap().unwrap().id, b.id());
+        let dead = s.dead("cb:hr", 10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!((dead[0].id, dead[0].attempts), (a.id(), 2));
+        assert_eq!(dead[0].last_error.as_deref(), Some("too old"));
+        s.done("cb:hr", b.id()).await.unwrap();
+        assert_eq!(s.head("cb:hr").await.unwrap(), None);
+        let d = s.depth("cb:hr").await.unwrap();
+        assert_eq!((d.queued, d.dead, d.oldest_ms), (0, 1, None));
+
+        let revived = s.revive("cb:hr", a.id()).await.unwrap().unwrap();
+        assert!(revived > b.id());
+        let head = s.head("cb:hr").await.unwrap().unwrap();
+        assert_eq!(
+            (head.id, head.attempts, &head.payload[..]),
+            (revived, 0, &b"one"[..])
+        );
+        assert_eq!(s.revive("cb:hr", a.id()).await.unwrap(), None);
+        s.bury("cb:hr", revived, "again").await.unwrap();
+        assert!(s.forget("cb:hr", revived).await.unwrap());
+        assert!(!s.forget("cb:hr", revived).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn one_sidecar_delivers_a_queue_and_another_takes_over_when_its_lease_ends() {
+        let (_srv, client) = server().await;
+        let lease = Duration::from_millis(300);
+        let a = store(&client, "a", lease).await;
+        let b = store(&client, "b", lease).await;
+        let first = a.add("q", [1; 32], b"", b"1").await.unwrap().id();
+        b.add("q", [2; 32], b"", b"2").await.unwrap();
+        assert_eq!(a.head("q").await.unwrap().unwrap().id, first);
+        a.failed("q", first, "HTTP 503").await.unwrap();
+        // While a holds the queue, b gets nothing.
+        assert_eq!(b.head("q").await.unwrap(), None);
+        // a stops (dies): after its lease, b claims a's unacknowledged head, attempts and all.
+        tokio::time::sleep(lease * 2).await;
+        let head = b.head("q").await.unwrap().unwrap();
+        assert_eq!((head.id, head.attempts), (first, 1));
+        assert_eq!(a.head("q").await.unwrap(), None, "a lost the lease");
+        b.done("q", first).await.unwrap();
+        assert_eq!(&b.head("q").await.unwrap().unwrap().payload[..], b"2");
+    }
+}
