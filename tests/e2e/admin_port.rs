@@ -3,7 +3,8 @@
 //! with the app port and the upstreams, so its connections keep the same bounds as app ones
 //! (`client.header_timeout`), and a head it refuses gets an answer, not a silent close.
 //!
-//! Every test runs the real binary against the WeCom simulator, on raw connections (the harness's [`Raw`]).
+//! Every test runs the real binary against the WeCom simulator, on raw connections (the
+//! harness's [`Raw`]).
 
 use std::time::Duration;
 

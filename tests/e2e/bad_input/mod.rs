@@ -4,19 +4,15 @@
 //! Every case runs against the real sidecar binary and the WeCom simulator on loopback and
 //! asserts both sides: what the app got (a clear error, or WeCom's own answer) and what WeCom
 //! received (nothing for a refused call; the call unchanged, once, for one passed on). Requests
-//! `reqwest` cannot send are written on a raw connection (the harness's [`Raw`]). Where the exact bytes the sidecar
-//! sent upstream matter, a recording relay sits between the sidecar and the simulator.
+//! `reqwest` cannot send are written on a raw connection (the harness's [`Raw`]). Where the
+//! exact bytes the sidecar sent upstream matter, a recording [`Relay`] sits between the sidecar
+//! and the simulator.
 //!
 //! After each test the sidecar's log must hold no panic and no app secret.
-
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use crate::harness::sim::Simulator;
 use crate::harness::*;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use wecom_sidecar::proxy::{MAX_JSON_REQUEST, MAX_UPLOAD};
 
 mod bodies;
@@ -27,15 +23,8 @@ mod paths;
 const REASON: &str = "x-sidecar-reason";
 
 // ---------------------------------------------------------------------------------------------
-// A relay that records what the sidecar sends upstream
+// The sidecar behind a recording relay
 // ---------------------------------------------------------------------------------------------
-
-/// A TCP relay in front of the simulator that keeps every byte the sidecar sent it, one buffer
-/// per connection.
-struct Relay {
-    url: String,
-    seen: Arc<Mutex<Vec<Vec<u8>>>>,
-}
 
 /// The simulator, a recording relay in front of it, and a ready sidecar whose upstream is the
 /// relay: what most tests here start from.
@@ -45,69 +34,6 @@ async fn relayed() -> (Simulator, Relay, Sidecar) {
     let sc = Sidecar::start(&relay.url, "").await;
     sc.wait_ready().await;
     (sim, relay, sc)
-}
-
-impl Relay {
-    async fn start(to: SocketAddr) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-        let record = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((down, _)) = listener.accept().await else {
-                    continue;
-                };
-                let record = record.clone();
-                tokio::spawn(async move {
-                    let Ok(up) = TcpStream::connect(to).await else {
-                        return;
-                    };
-                    let index = {
-                        let mut r = record.lock().unwrap();
-                        r.push(Vec::new());
-                        r.len() - 1
-                    };
-                    let (mut down_rd, mut down_wr) = down.into_split();
-                    let (mut up_rd, mut up_wr) = up.into_split();
-                    let back = tokio::spawn(async move {
-                        let _ = tokio::io::copy(&mut up_rd, &mut down_wr).await;
-                    });
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n @ 1..) = down_rd.read(&mut buf).await {
-                        record.lock().unwrap()[index].extend_from_slice(&buf[..n]);
-                        if up_wr.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                    let _ = up_wr.shutdown().await;
-                    let _ = back.await;
-                });
-            }
-        });
-        Relay { url, seen }
-    }
-
-    /// Everything sent upstream so far, connections separated by a marker line.
-    fn seen(&self) -> Vec<u8> {
-        let seen = self.seen.lock().unwrap();
-        let used: Vec<&[u8]> = seen
-            .iter()
-            .filter(|c| !c.is_empty())
-            .map(|c| c.as_slice())
-            .collect();
-        used.join(&b"\n--- next connection ---\n"[..])
-    }
-
-    fn seen_text(&self) -> String {
-        String::from_utf8_lossy(&self.seen()).into_owned()
-    }
-
-    fn clear(&self) {
-        for c in self.seen.lock().unwrap().iter_mut() {
-            c.clear();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::harness::sim::FaultKind;
 use crate::harness::*;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 mod connections;
@@ -217,50 +217,6 @@ async fn pipelined_requests_are_answered_in_order() {
 // 3. Hop-by-hop headers
 // ---------------------------------------------------------------------------------------------
 
-/// A TCP relay in front of the simulator that keeps every byte the sidecar sent upstream.
-struct Relay {
-    url: String,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-}
-
-impl Relay {
-    async fn start(to: SocketAddr) -> Relay {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let record = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((down, _)) = listener.accept().await {
-                let record = record.clone();
-                tokio::spawn(async move {
-                    let Ok(up) = TcpStream::connect(to).await else {
-                        return;
-                    };
-                    let (mut down_rd, mut down_wr) = down.into_split();
-                    let (mut up_rd, mut up_wr) = up.into_split();
-                    let back = tokio::spawn(async move {
-                        let _ = tokio::io::copy(&mut up_rd, &mut down_wr).await;
-                    });
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n @ 1..) = down_rd.read(&mut buf).await {
-                        record.lock().unwrap().extend_from_slice(&buf[..n]);
-                        if up_wr.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                    let _ = up_wr.shutdown().await;
-                    let _ = back.await;
-                });
-            }
-        });
-        Relay { url, seen }
-    }
-
-    fn seen_lower(&self) -> String {
-        String::from_utf8_lossy(&self.seen.lock().unwrap()).to_ascii_lowercase()
-    }
-}
-
 /// Hop-by-hop headers, and every name a `Connection` header lists, are not passed on: not to
 /// WeCom, not to the app. End-to-end ones are.
 #[tokio::test]
@@ -282,7 +238,7 @@ async fn hop_by_hop_headers_and_the_names_connection_lists_stay_on_their_hop() {
     assert_eq!(answers[0].json()["userid"], "zhangsan");
     // `Connection: close` from the app is honoured on its own hop.
     assert_eq!(answers[0].header("connection"), Some("close"));
-    let seen = relay.seen_lower();
+    let seen = relay.seen_text().to_ascii_lowercase();
     assert!(seen.contains("x-keep: passes"), "{seen}");
     for gone in [
         "x-hop",
