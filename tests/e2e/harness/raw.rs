@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 
 /// Longest wait for a byte (or the close) on a raw connection; past it the peer is taken to
 /// hang.
-pub const WITHIN: Duration = Duration::from_secs(15);
+const WITHIN: Duration = Duration::from_secs(15);
 
 /// How much a read asks for at once: small, so thousands of held connections cost little.
 const READ_AT_ONCE: usize = 8 * 1024;
@@ -56,7 +56,7 @@ pub struct Answer {
     pub body: Vec<u8>,
     pub end: End,
     /// How many bytes it took off the wire (all that was left, for one cut short).
-    pub read: usize,
+    read: usize,
 }
 
 impl Answer {
