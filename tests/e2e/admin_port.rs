@@ -3,33 +3,22 @@
 //! with the app port and the upstreams, so its connections keep the same bounds as app ones
 //! (`client.header_timeout`), and a head it refuses gets an answer, not a silent close.
 //!
-//! Every test runs the real binary against the WeCom simulator, on raw `TcpStream`s.
+//! Every test runs the real binary against the WeCom simulator, on raw connections (the
+//! harness's [`Raw`]).
 
 use std::time::Duration;
 
 use crate::harness::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Longest wait for an answer or a close; past it the sidecar holds the connection.
 const PATIENCE: Duration = Duration::from_secs(8);
 
 /// Reads until the sidecar closes the connection; `None` when it is still open after
-/// [`PATIENCE`].
-async fn read_until_close(conn: &mut TcpStream) -> Option<String> {
-    let mut out = Vec::new();
-    let read = tokio::time::timeout(PATIENCE, async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match conn.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    read.ok()
-        .map(|_| String::from_utf8_lossy(&out).into_owned())
+/// [`PATIENCE`] without a byte.
+async fn read_until_close(conn: &mut Raw<TcpStream>) -> Option<String> {
+    let (out, end) = conn.until_close().await;
+    (end != End::TimedOut).then(|| String::from_utf8_lossy(&out).into_owned())
 }
 
 /// A head sent slowly, or never finished, on the admin port is cut at `header_timeout`
@@ -40,8 +29,8 @@ async fn a_slow_head_on_the_admin_port_is_cut_at_header_timeout() {
     let sim = simulator().await;
     let sc = Sidecar::start(&sim.url(), "client:\n  header_timeout: 1s\n").await;
     sc.wait_ready().await;
-    let mut slow = TcpStream::connect(addr_of(&sc.admin)).await.unwrap();
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    let mut slow = Raw::connect(addr_of(&sc.admin)).await.within(PATIENCE);
+    slow.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         .await
         .unwrap();
     assert!(
@@ -67,8 +56,8 @@ async fn a_malformed_admin_head_gets_a_400_not_a_dropped_connection() {
         "GET http://evil.example/admin/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     ];
     for head in heads {
-        let mut conn = TcpStream::connect(addr_of(&sc.admin)).await.unwrap();
-        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut conn = Raw::connect(addr_of(&sc.admin)).await.within(PATIENCE);
+        conn.send(head.as_bytes()).await.unwrap();
         let answer = read_until_close(&mut conn).await.unwrap_or_default();
         assert!(
             answer.starts_with("HTTP/1.1 400"),
@@ -91,16 +80,17 @@ async fn a_reload_lowering_idle_timeout_applies_to_connections_already_idle() {
     let sim = simulator().await;
     let sc = Sidecar::start(&sim.url(), "client:\n  idle_timeout: 60s\n").await;
     sc.wait_ready().await;
-    let mut conn = TcpStream::connect(addr_of(&sc.base)).await.unwrap();
-    conn.write_all(b"GET /cgi-bin/user/get?userid=zhangsan HTTP/1.1\r\nHost: s\r\n\r\n")
+    let mut conn = Raw::connect(addr_of(&sc.base)).await.within(PATIENCE);
+    conn.send(b"GET /cgi-bin/user/get?userid=zhangsan HTTP/1.1\r\nHost: s\r\n\r\n")
         .await
         .unwrap();
-    let mut buf = [0u8; 4096];
-    let n = tokio::time::timeout(PATIENCE, conn.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "first call answered");
+    let first = conn.answered().await;
+    assert_eq!(
+        first.status,
+        Some(200),
+        "first call answered: {}",
+        first.show()
+    );
     let yaml = std::fs::read_to_string(&sc.config_path).unwrap();
     std::fs::write(
         &sc.config_path,

@@ -4,8 +4,7 @@
 //! foreign `Host` names on the admin port (the shipped Kubernetes example still scraped and
 //! probed), and the reload line, count and access-log figures an operator reads.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -75,17 +74,20 @@ fn mkfifo(path: &Path) {
 }
 
 /// One raw HTTP/1.1 request to `addr`; the status code of the answer and the answer.
-fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+async fn raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut conn = Raw::connect(addr).await.within(Duration::from_secs(10));
     let mut req = format!("{method} {path} HTTP/1.1\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let _ = s.read_to_end(&mut answer);
+    conn.send(req.as_bytes()).await.unwrap();
+    let (answer, _) = conn.until_close().await;
     let answer = String::from_utf8_lossy(&answer).to_string();
     let status = answer
         .split(' ')
@@ -367,7 +369,7 @@ async fn admin_posts_from_browsers_are_refused() {
             "/admin/plans/any/start",
             "/admin/plans/any/abort",
         ] {
-            let (status, answer) = raw(admin, "POST", path, &browser);
+            let (status, answer) = raw(admin, "POST", path, &browser).await;
             assert_eq!(status, 403, "{path} {browser:?}: {answer}");
         }
     }
@@ -380,10 +382,10 @@ async fn admin_posts_from_browsers_are_refused() {
         "a refused POST reloaded:\n{metrics}"
     );
     // curl and scripts send neither header.
-    let (status, answer) = raw(admin, "POST", "/admin/reload", &[host]);
+    let (status, answer) = raw(admin, "POST", "/admin/reload", &[host]).await;
     assert_eq!(status, 200, "{answer}");
     // Reads stay open to a page's fetch (the browser keeps their answers from it).
-    let (status, _) = raw(admin, "GET", "/metrics", &[host, ("Origin", "http://evil")]);
+    let (status, _) = raw(admin, "GET", "/metrics", &[host, ("Origin", "http://evil")]).await;
     assert_eq!(status, 200);
 }
 
@@ -405,7 +407,7 @@ async fn foreign_host_names_are_refused_and_admin_hosts_let_names_in() {
             &format!("attacker.example:{port}"),
             "127.0.0.1.nip.io",
         ] {
-            let (status, answer) = raw(admin, method, path, &[("Host", host)]);
+            let (status, answer) = raw(admin, method, path, &[("Host", host)]).await;
             assert_eq!(status, 421, "{method} {path} Host {host}: {answer}");
             assert!(!answer.contains(CORP_ID), "{answer}");
         }
@@ -417,7 +419,7 @@ async fn foreign_host_names_are_refused_and_admin_hosts_let_names_in() {
         format!("[::1]:{port}"),
         format!("wecom-sidecar.monitoring.svc:{port}"),
     ] {
-        let (status, answer) = raw(admin, "GET", "/admin/status", &[("Host", &host)]);
+        let (status, answer) = raw(admin, "GET", "/admin/status", &[("Host", &host)]).await;
         assert_eq!(status, 200, "Host {host}: {answer}");
     }
     // An absolute-form target names the host too (pingora itself drops one whose Host differs).
@@ -426,7 +428,8 @@ async fn foreign_host_names_are_refused_and_admin_hosts_let_names_in() {
         "GET",
         "http://attacker.example/admin/status",
         &[("Host", "attacker.example")],
-    );
+    )
+    .await;
     assert_eq!(status, 421, "{answer}");
     let metrics = sc.metrics().await;
     assert_eq!(
@@ -513,7 +516,8 @@ async fn the_k8s_example_is_still_probed_and_scraped() {
                 "GET",
                 path,
                 &[("Host", host), ("User-Agent", agent), ("Accept", "*/*")],
-            );
+            )
+            .await;
             assert!(
                 status == 200 || (path == "/readyz" && status == 503),
                 "{path} via {pod} with Host {host}: {answer}"
@@ -521,7 +525,7 @@ async fn the_k8s_example_is_still_probed_and_scraped() {
         }
     }
     // ...and a rebinding page on the same pod IP is still refused.
-    let (status, _) = raw(pod, "GET", "/admin/status", &[("Host", "attacker.example")]);
+    let (status, _) = raw(pod, "GET", "/admin/status", &[("Host", "attacker.example")]).await;
     assert_eq!(status, 421);
 }
 

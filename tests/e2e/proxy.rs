@@ -507,45 +507,33 @@ fn a_taken_port_stops_the_start_with_a_clear_error() {
 
 #[tokio::test]
 async fn expect_continue_is_answered_before_the_body_is_sent() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let sim = simulator().await;
     let sc = Sidecar::start(&sim.url(), "").await;
     sc.wait_ready().await;
-    let mut s = tokio::net::TcpStream::connect(sc.base.trim_start_matches("http://"))
+    let mut conn = Raw::connect(addr_of(&sc.base))
         .await
-        .unwrap();
+        .within(Duration::from_secs(5));
     let body = br#"{"touser":"a","msgtype":"text","agentid":1,"text":{"content":"x"}}"#;
     let head = format!(
         "POST /cgi-bin/message/send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
         body.len()
     );
-    s.write_all(head.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 256];
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-        .await
-        .expect("no 100 Continue")
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100"),
-        "{}",
-        String::from_utf8_lossy(&buf[..n])
+    conn.send(head.as_bytes()).await.unwrap();
+    let first = conn.interim().await.expect("no 100 Continue");
+    assert_eq!(first, 100, "the first answer");
+    conn.send(body).await.unwrap();
+    let answer = conn.answered().await;
+    assert_eq!(
+        answer.end,
+        End::Answered,
+        "connection closed: {}",
+        answer.show()
     );
-    s.write_all(body).await.unwrap();
-    let mut answer = Vec::new();
-    let mut chunk = vec![0u8; 4096];
-    while !String::from_utf8_lossy(&answer).contains("\"errcode\"") {
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(
-            n > 0,
-            "connection closed: {}",
-            String::from_utf8_lossy(&answer)
-        );
-        answer.extend_from_slice(&chunk[..n]);
-    }
-    assert!(String::from_utf8_lossy(&answer).contains("\"errcode\":0"));
+    assert!(
+        String::from_utf8_lossy(&answer.body).contains("\"errcode\":0"),
+        "{}",
+        answer.show()
+    );
     assert_eq!(sim.counters().messages_delivered, 1);
 }
 

@@ -19,7 +19,7 @@ fn chunked(data: &[u8]) -> Vec<u8> {
     out
 }
 
-fn assert_too_large(what: &str, raw: &Raw, limit: u64) {
+fn assert_too_large(what: &str, raw: &Answer, limit: u64) {
     assert_refused(what, raw, Want::Local(413, 47001));
     let msg = raw.json()["errmsg"].as_str().unwrap_or("").to_string();
     assert!(msg.contains(&limit.to_string()), "{what}: {msg}");
@@ -126,13 +126,12 @@ async fn bodies_over_the_limit_get_413_without_being_read_or_forwarded() {
     assert_too_large("chunked upload", &raw, MAX_UPLOAD);
 
     // (d) A body shorter than declared, then the app closes its side: a clear 400.
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut rd, mut wr) = stream.into_split();
+    let mut conn = Raw::connect(addr).await;
     let mut req = head("/cgi-bin/message/send", "Content-Length: 100");
     req.extend_from_slice(br#"{"touser":"#);
-    wr.write_all(&req).await.unwrap();
-    wr.shutdown().await.unwrap();
-    let raw = read_answer(&mut rd).await;
+    conn.send(&req).await.unwrap();
+    conn.finish().await.unwrap();
+    let raw = conn.answered().await;
     assert_refused("truncated body", &raw, Want::Local(400, 47001));
 
     // Only the calls within the limit reached WeCom.

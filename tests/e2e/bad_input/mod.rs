@@ -4,194 +4,27 @@
 //! Every case runs against the real sidecar binary and the WeCom simulator on loopback and
 //! asserts both sides: what the app got (a clear error, or WeCom's own answer) and what WeCom
 //! received (nothing for a refused call; the call unchanged, once, for one passed on). Requests
-//! `reqwest` cannot send are written on a raw `TcpStream`. Where the exact bytes the sidecar
-//! sent upstream matter, a recording relay sits between the sidecar and the simulator.
+//! `reqwest` cannot send are written on a raw connection (the harness's [`Raw`]). Where the
+//! exact bytes the sidecar sent upstream matter, a recording [`Relay`] sits between the sidecar
+//! and the simulator.
 //!
 //! After each test the sidecar's log must hold no panic and no app secret.
-
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::harness::sim::Simulator;
 use crate::harness::*;
 use serde_json::json;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use wecom_sidecar::proxy::{MAX_JSON_REQUEST, MAX_UPLOAD};
 
 mod bodies;
 mod heads;
 mod paths;
 
-/// Longest wait for any answer (or close); past it the sidecar is taken to hang on the input.
-const ANSWER_WITHIN: Duration = Duration::from_secs(15);
+/// The header that names why the sidecar answered locally.
+const REASON: &str = "x-sidecar-reason";
 
 // ---------------------------------------------------------------------------------------------
-// Raw HTTP on a TcpStream
+// The sidecar behind a recording relay
 // ---------------------------------------------------------------------------------------------
-
-/// What came back on a raw connection: an answer (status, headers, body), or how the connection
-/// ended without one.
-#[derive(Debug, Default)]
-struct Raw {
-    status: Option<u16>,
-    /// Interim (`1xx`) answers before it, such as `100 Continue`.
-    interim: Vec<u16>,
-    headers: Headers,
-    body: Vec<u8>,
-    /// How the read ended when no complete answer came: `eof` or the I/O error.
-    end: Option<String>,
-}
-
-impl Raw {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.show()))
-    }
-
-    fn reason(&self) -> Option<&str> {
-        self.header("x-sidecar-reason")
-    }
-
-    fn show(&self) -> String {
-        format!(
-            "status {:?} (after {:?}), end {:?}, headers {:?}, body {:?}",
-            self.status,
-            self.interim,
-            self.end,
-            self.headers,
-            String::from_utf8_lossy(&self.body[..self.body.len().min(300)])
-        )
-    }
-}
-
-type Headers = Vec<(String, String)>;
-
-/// A response head parsed from the start of a buffer.
-struct Head {
-    status: u16,
-    interim: Vec<u16>,
-    headers: Headers,
-    body_start: usize,
-}
-
-/// Parses the response head at the start of `buf`, past any `1xx` interim answers.
-fn parse_head(buf: &[u8]) -> Option<Head> {
-    let mut at = 0;
-    let mut interim = Vec::new();
-    loop {
-        let end = buf[at..].windows(4).position(|w| w == b"\r\n\r\n")? + at;
-        let head = String::from_utf8_lossy(&buf[at..end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-            .collect();
-        at = end + 4;
-        if !(100..200).contains(&status) {
-            return Some(Head {
-                status,
-                interim,
-                headers,
-                body_start: at,
-            });
-        }
-        interim.push(status);
-    }
-}
-
-/// A complete answer in `buf` (head, and the whole body when `Content-Length` says how long).
-fn complete(buf: &[u8]) -> Option<Raw> {
-    let head = parse_head(buf)?;
-    let len: usize = head
-        .headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))?
-        .1
-        .parse()
-        .ok()?;
-    let start = head.body_start;
-    (buf.len() >= start + len).then(|| Raw {
-        status: Some(head.status),
-        interim: head.interim,
-        headers: head.headers,
-        body: buf[start..start + len].to_vec(),
-        end: None,
-    })
-}
-
-/// Whatever was read before the connection ended.
-fn partial(buf: &[u8], end: String) -> Raw {
-    match parse_head(buf) {
-        Some(head) => Raw {
-            status: Some(head.status),
-            interim: head.interim,
-            headers: head.headers,
-            body: buf[head.body_start..].to_vec(),
-            end: Some(end),
-        },
-        None => Raw {
-            end: Some(format!("{end} after {} bytes", buf.len())),
-            ..Raw::default()
-        },
-    }
-}
-
-/// Reads one answer: until it is complete, or the connection ends. Panics if neither happens
-/// within [`ANSWER_WITHIN`] (a hang).
-async fn read_answer<R: AsyncRead + Unpin>(r: &mut R) -> Raw {
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        if let Some(raw) = complete(&buf) {
-            return raw;
-        }
-        let n = match tokio::time::timeout(ANSWER_WITHIN, r.read(&mut chunk)).await {
-            Err(_) => panic!(
-                "no answer and no close within {ANSWER_WITHIN:?}: the sidecar hangs; read so far: {:?}",
-                String::from_utf8_lossy(&buf)
-            ),
-            Ok(Ok(0)) => return partial(&buf, "eof".into()),
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => return partial(&buf, e.to_string()),
-        };
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// Writes `bytes` on a new connection to `addr` while reading the answer, so an answer that
-/// comes before all is written (an early refusal) is seen. The connection stays open for
-/// writing until the answer is read.
-async fn raw_exchange(addr: SocketAddr, bytes: Vec<u8>) -> Raw {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut rd, mut wr) = stream.into_split();
-    let writer = tokio::spawn(async move {
-        let written = wr.write_all(&bytes).await;
-        (wr, written)
-    });
-    let raw = read_answer(&mut rd).await;
-    writer.abort();
-    raw
-}
-
-// ---------------------------------------------------------------------------------------------
-// A relay that records what the sidecar sends upstream
-// ---------------------------------------------------------------------------------------------
-
-/// A TCP relay in front of the simulator that keeps every byte the sidecar sent it, one buffer
-/// per connection.
-struct Relay {
-    url: String,
-    seen: Arc<Mutex<Vec<Vec<u8>>>>,
-}
 
 /// The simulator, a recording relay in front of it, and a ready sidecar whose upstream is the
 /// relay: what most tests here start from.
@@ -201,69 +34,6 @@ async fn relayed() -> (Simulator, Relay, Sidecar) {
     let sc = Sidecar::start(&relay.url, "").await;
     sc.wait_ready().await;
     (sim, relay, sc)
-}
-
-impl Relay {
-    async fn start(to: SocketAddr) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-        let record = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((down, _)) = listener.accept().await else {
-                    continue;
-                };
-                let record = record.clone();
-                tokio::spawn(async move {
-                    let Ok(up) = TcpStream::connect(to).await else {
-                        return;
-                    };
-                    let index = {
-                        let mut r = record.lock().unwrap();
-                        r.push(Vec::new());
-                        r.len() - 1
-                    };
-                    let (mut down_rd, mut down_wr) = down.into_split();
-                    let (mut up_rd, mut up_wr) = up.into_split();
-                    let back = tokio::spawn(async move {
-                        let _ = tokio::io::copy(&mut up_rd, &mut down_wr).await;
-                    });
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n @ 1..) = down_rd.read(&mut buf).await {
-                        record.lock().unwrap()[index].extend_from_slice(&buf[..n]);
-                        if up_wr.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                    let _ = up_wr.shutdown().await;
-                    let _ = back.await;
-                });
-            }
-        });
-        Relay { url, seen }
-    }
-
-    /// Everything sent upstream so far, connections separated by a marker line.
-    fn seen(&self) -> Vec<u8> {
-        let seen = self.seen.lock().unwrap();
-        let used: Vec<&[u8]> = seen
-            .iter()
-            .filter(|c| !c.is_empty())
-            .map(|c| c.as_slice())
-            .collect();
-        used.join(&b"\n--- next connection ---\n"[..])
-    }
-
-    fn seen_text(&self) -> String {
-        String::from_utf8_lossy(&self.seen()).into_owned()
-    }
-
-    fn clear(&self) {
-        for c in self.seen.lock().unwrap().iter_mut() {
-            c.clear();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,18 +87,18 @@ enum Want {
     Local(u16, i64),
 }
 
-fn assert_refused(what: &str, raw: &Raw, want: Want) {
+fn assert_refused(what: &str, raw: &Answer, want: Want) {
     let shown = raw.show();
     match want {
         Want::Pingora(status) => {
             assert_eq!(raw.status, Some(status), "{what}: {shown}");
-            assert_eq!(raw.reason(), None, "{what}: {shown}");
+            assert_eq!(raw.header(REASON), None, "{what}: {shown}");
             assert_eq!(raw.header("connection"), Some("close"), "{what}: {shown}");
             assert!(raw.body.is_empty(), "{what}: {shown}");
         }
         Want::Local(status, errcode) => {
             assert_eq!(raw.status, Some(status), "{what}: {shown}");
-            assert_eq!(raw.reason(), Some("bad-request"), "{what}: {shown}");
+            assert_eq!(raw.header(REASON), Some("bad-request"), "{what}: {shown}");
             assert_eq!(raw.json()["errcode"], errcode, "{what}: {shown}");
         }
     }

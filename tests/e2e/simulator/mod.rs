@@ -9,7 +9,6 @@ use crate::harness::sim::{Counters, FaultKind, SimConfig, Simulator};
 use crate::harness::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod control;
 mod faults;
@@ -53,12 +52,12 @@ fn impatient() -> reqwest::Client {
 
 /// Sends raw bytes on a new connection and reads until the server closes it (or 2 s pass).
 async fn raw(addr: SocketAddr, request: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(request).await?;
-    let mut out = Vec::new();
-    match tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out)).await {
-        Ok(r) => r.map(|_| out),
-        Err(_) => Ok(out),
+    let mut conn =
+        Raw::new(tokio::net::TcpStream::connect(addr).await?).within(Duration::from_secs(2));
+    conn.send(request).await?;
+    match conn.until_close().await {
+        (_, End::Failed(kind, text)) => Err(std::io::Error::new(kind, text)),
+        (out, _) => Ok(out),
     }
 }
 

@@ -7,17 +7,10 @@ use super::*;
 // 4. Slow and idle app connections
 // ---------------------------------------------------------------------------------------------
 
-/// Whether the sidecar closes `stream` (EOF or reset) within `WITHIN`, reading whatever it
-/// sends first.
-async fn closed_by_sidecar(stream: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 4096];
-    loop {
-        match tokio::time::timeout(WITHIN, stream.read(&mut buf)).await {
-            Err(_) => return false,
-            Ok(Ok(0)) | Ok(Err(_)) => return true,
-            Ok(Ok(_)) => {}
-        }
-    }
+/// Whether the sidecar closes `conn` (EOF or reset) before it falls silent for the reader's
+/// patience (15 s), reading whatever it sends first.
+async fn closed_by_sidecar(conn: &mut Raw<TcpStream>) -> bool {
+    conn.until_close().await.1.closed()
 }
 
 /// A short `client:` section for tests.
@@ -36,14 +29,14 @@ async fn slow_heads_stalled_bodies_and_idle_connections_are_closed() {
     let addr = sidecar_addr(&sc);
 
     // A head dripped a byte every 200 ms: closed long before the 60 drips are out.
-    let mut slow = TcpStream::connect(addr).await.unwrap();
-    slow.write_all(b"GET /cgi-bin/user/get?userid=zhangsan HTTP/1.1\r\n")
+    let mut slow = Raw::connect(addr).await;
+    slow.send(b"GET /cgi-bin/user/get?userid=zhangsan HTTP/1.1\r\n")
         .await
         .unwrap();
     let mut cut = false;
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if slow.write_all(b"X").await.is_err() {
+        if slow.send(b"X").await.is_err() {
             cut = true;
             break;
         }
@@ -54,8 +47,8 @@ async fn slow_heads_stalled_bodies_and_idle_connections_are_closed() {
     );
 
     // One call, then nothing: the connection is closed for idleness.
-    let mut idle = TcpStream::connect(addr).await.unwrap();
-    idle.write_all(b"GET /cgi-bin/user/get?userid=lisi HTTP/1.1\r\nHost: s\r\n\r\n")
+    let mut idle = Raw::connect(addr).await;
+    idle.send(b"GET /cgi-bin/user/get?userid=lisi HTTP/1.1\r\nHost: s\r\n\r\n")
         .await
         .unwrap();
     assert!(
@@ -64,9 +57,9 @@ async fn slow_heads_stalled_bodies_and_idle_connections_are_closed() {
     );
 
     // A body that stops after 10 of its 100 bytes.
-    let mut stalled = TcpStream::connect(addr).await.unwrap();
+    let mut stalled = Raw::connect(addr).await;
     stalled
-        .write_all(
+        .send(
             format!("POST {SEND} HTTP/1.1\r\nHost: s\r\nContent-Length: 100\r\n\r\n{{\"touser\":")
                 .as_bytes(),
         )
@@ -215,15 +208,12 @@ async fn over_max_connections_idle_ones_give_way_and_busy_ones_get_a_503() {
     // Two kept-alive connections, idle after one call each.
     let mut idle = Vec::new();
     for i in 0..2 {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(
-            format!("GET /cgi-bin/user/get?userid=i{i} HTTP/1.1\r\nHost: s\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut buf = vec![0u8; 4096];
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        let mut s = Raw::connect(addr).await;
+        s.send(format!("GET /cgi-bin/user/get?userid=i{i} HTTP/1.1\r\nHost: s\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let answer = s.answer().await;
+        assert_eq!(answer.status, Some(200), "{}", answer.show());
         idle.push(s);
     }
     // A third one is served: the idle connection that waited longest is closed for it.
@@ -274,7 +264,7 @@ async fn over_max_connections_idle_ones_give_way_and_busy_ones_get_a_503() {
     )
     .await;
     assert_eq!(answers.len(), 1, "{answers:?}");
-    assert_eq!(answers[0].status, 503);
+    assert_eq!(answers[0].status, Some(503));
     assert_eq!(answers[0].header("x-sidecar-reason"), Some("overloaded"));
     assert_eq!(answers[0].json()["errcode"], -1);
     for b in busy {
@@ -319,15 +309,10 @@ async fn memory_held_by_a_connection_storm_is_given_back() {
     let storm: Vec<_> = (0..3000)
         .map(|i| {
             tokio::spawn(async move {
-                let mut s = TcpStream::connect(addr).await.ok()?;
+                let mut s = Raw::new(TcpStream::connect(addr).await.ok()?);
                 let req = format!("GET /cgi-bin/user/get?userid=s{i} HTTP/1.1\r\nHost: s\r\n\r\n");
-                s.write_all(req.as_bytes()).await.ok()?;
-                let mut buf = [0u8; 2048];
-                let n = tokio::time::timeout(WITHIN, s.read(&mut buf))
-                    .await
-                    .ok()?
-                    .ok()?;
-                buf[..n].starts_with(b"HTTP/1.1 200").then_some(s)
+                s.send(req.as_bytes()).await.ok()?;
+                (s.answer().await.status == Some(200)).then_some(s)
             })
         })
         .collect();

@@ -4,7 +4,7 @@
 //!
 //! Every test runs the real binary against the WeCom simulator; faults are injected at the
 //! simulator (`Informational`, `FinalStatus`). Requests that `reqwest` cannot send (pipelined,
-//! slow, half-written) go on a raw `TcpStream`.
+//! slow, half-written) go on a raw connection (the harness's [`Raw`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,13 +12,10 @@ use std::time::Duration;
 use crate::harness::sim::FaultKind;
 use crate::harness::*;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 mod connections;
-
-/// Longest wait for an answer or a close on a raw connection; past it the sidecar hangs.
-const WITHIN: Duration = Duration::from_secs(15);
 
 const SEND: &str = "/cgi-bin/message/send";
 
@@ -36,87 +33,6 @@ fn access_lines(sc: &Sidecar, path: &str) -> usize {
         .lines()
         .filter(|l| l.contains(" access: call ") && l.contains(&format!(" path={path} ")))
         .count()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Raw HTTP
-// ---------------------------------------------------------------------------------------------
-
-/// One answer read off a raw connection.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|_| {
-            panic!(
-                "not JSON: {} {:?}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-}
-
-/// Reads answers (each framed by `Content-Length`) off `stream` until it closes or `WITHIN`
-/// passes without a byte; what was complete by then.
-async fn read_answers(stream: &mut TcpStream) -> Vec<Answer> {
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        match tokio::time::timeout(WITHIN, stream.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-            _ => break,
-        }
-    }
-    parse_answers(&buf)
-}
-
-/// Splits `buf` into complete answers.
-fn parse_answers(mut buf: &[u8]) -> Vec<Answer> {
-    let mut out = Vec::new();
-    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let Some(status) = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-        else {
-            break;
-        };
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-            .collect();
-        let len: usize = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        let start = end + 4;
-        if buf.len() < start + len {
-            break;
-        }
-        out.push(Answer {
-            status,
-            headers,
-            body: buf[start..start + len].to_vec(),
-        });
-        buf = &buf[start + len..];
-    }
-    out
 }
 
 fn sidecar_addr(sc: &Sidecar) -> SocketAddr {
@@ -249,13 +165,10 @@ async fn odd_final_answers_get_a_clear_local_answer() {
 
 /// Writes `requests` on one new connection at once, half-closes it, and reads every answer.
 async fn pipelined(sc: &Sidecar, requests: &[String]) -> Vec<Answer> {
-    let mut stream = TcpStream::connect(sidecar_addr(sc)).await.unwrap();
-    stream
-        .write_all(requests.concat().as_bytes())
-        .await
-        .unwrap();
-    stream.shutdown().await.unwrap();
-    read_answers(&mut stream).await
+    let mut conn = Raw::connect(sidecar_addr(sc)).await;
+    conn.send(requests.concat().as_bytes()).await.unwrap();
+    conn.finish().await.unwrap();
+    conn.answers().await
 }
 
 /// 7 GETs and then 3 `message/send` written at once on one connection are all answered, in
@@ -304,50 +217,6 @@ async fn pipelined_requests_are_answered_in_order() {
 // 3. Hop-by-hop headers
 // ---------------------------------------------------------------------------------------------
 
-/// A TCP relay in front of the simulator that keeps every byte the sidecar sent upstream.
-struct Relay {
-    url: String,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-}
-
-impl Relay {
-    async fn start(to: SocketAddr) -> Relay {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let record = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((down, _)) = listener.accept().await {
-                let record = record.clone();
-                tokio::spawn(async move {
-                    let Ok(up) = TcpStream::connect(to).await else {
-                        return;
-                    };
-                    let (mut down_rd, mut down_wr) = down.into_split();
-                    let (mut up_rd, mut up_wr) = up.into_split();
-                    let back = tokio::spawn(async move {
-                        let _ = tokio::io::copy(&mut up_rd, &mut down_wr).await;
-                    });
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n @ 1..) = down_rd.read(&mut buf).await {
-                        record.lock().unwrap().extend_from_slice(&buf[..n]);
-                        if up_wr.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                    let _ = up_wr.shutdown().await;
-                    let _ = back.await;
-                });
-            }
-        });
-        Relay { url, seen }
-    }
-
-    fn seen_lower(&self) -> String {
-        String::from_utf8_lossy(&self.seen.lock().unwrap()).to_ascii_lowercase()
-    }
-}
-
 /// Hop-by-hop headers, and every name a `Connection` header lists, are not passed on: not to
 /// WeCom, not to the app. End-to-end ones are.
 #[tokio::test]
@@ -369,7 +238,7 @@ async fn hop_by_hop_headers_and_the_names_connection_lists_stay_on_their_hop() {
     assert_eq!(answers[0].json()["userid"], "zhangsan");
     // `Connection: close` from the app is honoured on its own hop.
     assert_eq!(answers[0].header("connection"), Some("close"));
-    let seen = relay.seen_lower();
+    let seen = relay.seen_text().to_ascii_lowercase();
     assert!(seen.contains("x-keep: passes"), "{seen}");
     for gone in [
         "x-hop",
