@@ -66,6 +66,8 @@ pub struct Metrics {
     pub client_rejected: IntCounterVec,
     pub app_connections: prometheus::IntGauge,
     pub app_connections_closed: IntCounterVec,
+    pub callback_oldest: GaugeVec,
+    pub callback_dead_letters: IntGaugeVec,
 }
 
 impl Metrics {
@@ -225,6 +227,22 @@ impl Metrics {
             &["reason"],
         )
         .expect("metric definition");
+        let callback_oldest = GaugeVec::new(
+            Opts::new(
+                "wecom_callback_oldest_seconds",
+                "Age of the oldest push waiting for delivery to the app (0: none waiting), read from the store at scrape.",
+            ),
+            &["app"],
+        )
+        .expect("metric definition");
+        let callback_dead_letters = IntGaugeVec::new(
+            Opts::new(
+                "wecom_callback_dead_letters",
+                "Pushes given up on and kept as dead letters (retry them with POST /admin/callbacks/dead/<id>/retry), read from the store at scrape.",
+            ),
+            &["app"],
+        )
+        .expect("metric definition");
         for c in [
             Box::new(request_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errcode_total.clone()),
@@ -246,6 +264,8 @@ impl Metrics {
             Box::new(client_rejected.clone()),
             Box::new(app_connections.clone()),
             Box::new(app_connections_closed.clone()),
+            Box::new(callback_oldest.clone()),
+            Box::new(callback_dead_letters.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -271,6 +291,8 @@ impl Metrics {
             client_rejected,
             app_connections,
             app_connections_closed,
+            callback_oldest,
+            callback_dead_letters,
         }
     }
 
@@ -330,6 +352,8 @@ mod tests {
         m.token_held.with_label_values(&["hr", "uncured"]).inc();
         m.upstream_healthy.with_label_values(&["primary"]).set(1);
         m.config_reloads.with_label_values(&["ok"]).inc();
+        m.callback_oldest.with_label_values(&["hr"]).set(12.0);
+        m.callback_dead_letters.with_label_values(&["hr"]).set(1);
         let text = String::from_utf8(m.render()).unwrap();
         for name in [
             "wecom_api_request_duration_seconds_bucket",
@@ -344,6 +368,8 @@ mod tests {
             "wecom_token_held_total",
             "wecom_upstream_healthy",
             "wecom_config_reloads_total",
+            "wecom_callback_oldest_seconds",
+            "wecom_callback_dead_letters",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

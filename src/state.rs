@@ -238,6 +238,9 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// App connections open, and the cap on them (`client.max_connections`).
     pub capacity: Arc<Capacity>,
+    /// The callback apps and their store, when `callbacks` is configured (the admin reads
+    /// their queues).
+    pub callbacks: Option<Arc<crate::callback::Callbacks>>,
     in_flight: AtomicI64,
     /// How reloads read the config file, the version read last; reloads one at a time.
     reloads: Reloads,
@@ -278,6 +281,7 @@ impl Shared {
             started: Instant::now(),
             draining: AtomicBool::new(false),
             capacity: Arc::default(),
+            callbacks: None,
             in_flight: AtomicI64::new(0),
             reloads: Reloads::new(loader),
         })
