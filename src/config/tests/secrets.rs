@@ -249,6 +249,11 @@ fleet: { redis_url_env: NOR_THIS }
     assert_eq!(e.problems.len(), 5, "{e}");
     let c = parse_with(text, None, &nothing, validate::Secrets::Skip).unwrap();
     assert_eq!(c.apps.len(), 2);
+    // A callback's Token and key are not read either, and their stand-ins pass the checks of
+    // WeCom's shapes.
+    let cb = format!("{text}callbacks:\n  apps:\n    - {{ app: hr, path: /cb/hr, token_env: CB_TOKEN_NOT_SET, aes_key_file: /run/secrets/cb-key, deliver_to: \"http://127.0.0.1:3000/e\" }}\n");
+    let c = parse_with(&cb, None, &nothing, validate::Secrets::Skip).unwrap();
+    assert_eq!(c.callbacks.map(|cb| cb.apps.len()), Some(1));
     assert_ne!(c.apps[0].secret.expose(), "");
     assert_eq!(c.apps[1].secret_source, "file /run/secrets/wecom/ops");
     // Everything else is still checked, the keys naming secrets included.
