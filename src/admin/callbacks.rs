@@ -22,8 +22,10 @@ use crate::store::{now_ms, Depth, Item, StoreError};
 /// Dead letters listed per app by `GET /admin/callbacks`, oldest first (`queue.dead` says how
 /// many there are).
 const DEAD_LISTED: usize = 100;
-/// Dead letters read per app when a retry names no app and its id is looked for.
-const DEAD_SEARCHED: usize = 10_000;
+/// Dead letters read per app when a retry names no app and its id is looked for, oldest
+/// first: the listing reads their content too, so it is bounded (an id further back needs
+/// `?app=`).
+const DEAD_SEARCHED: usize = 1_000;
 
 /// One app's queue as the store holds it now; sets the app's queue gauges.
 async fn depth(cb: &Callbacks, app: &CallbackQueue, metrics: &Metrics) -> Result<Depth, String> {
@@ -229,7 +231,10 @@ pub(super) async fn retry(cb: &Callbacks, id: &str, query: Option<&str>) -> (Sta
         None => match find(cb, id).await {
             Ok(Found::In(app)) => app,
             Ok(Found::Nowhere) => {
-                return refused(StatusCode::NOT_FOUND, format!("no dead letter {id}"))
+                return refused(
+                    StatusCode::NOT_FOUND,
+                    format!("no dead letter {id} among the oldest {DEAD_SEARCHED} of each app. If it is further back, name its app with ?app="),
+                )
             }
             Ok(Found::Several(apps)) => {
                 return refused(
