@@ -108,10 +108,11 @@ fn callback_results_matched_are_ones_the_callback_code_writes() {
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
-    // The alerts' own reasons were among those looked at.
+    // The results the alerts and panels tell apart were among those looked at.
     for v in [
         "accepted",
         "duplicate",
+        "verified",
         "bad-signature",
         "unknown-path",
         "store-error",
