@@ -4,7 +4,8 @@
 //! died while the app failed, retried through the admin once the app is back, is delivered
 //! with its callback id; the retry keeps the guards of the other admin POSTs.
 //!
-//! Two callback apps share one receiver; `max_age` is two seconds, so a push dies quickly.
+//! Two callback apps share one receiver; `max_age` is two seconds, so a push dies quickly. The
+//! store is SQLite, and Redis for the retry of an id two apps' queues both hold.
 
 use std::time::Duration;
 
@@ -26,10 +27,15 @@ struct Admin {
 
 impl Admin {
     async fn start(app: &Receiver) -> Admin {
+        Self::start_on(app, "").await
+    }
+
+    /// As `start`, with `fleet` (a `fleet:` section, or nothing) in the config.
+    async fn start_on(app: &Receiver, fleet: &str) -> Admin {
         let state = tempfile::tempdir().unwrap();
         let cb_port = free_port();
         let extra = format!(
-            r#"callbacks:
+            r#"{fleet}callbacks:
   listen: "127.0.0.1:{cb_port}"
   apps:
     - {{ app: hr-bot, path: {HR_PATH}, token_env: TEST_CB_TOKEN, aes_key_env: TEST_CB_AES_KEY, deliver_to: "{url}?key=hidden-from-status", reply_within: 0 }}
@@ -274,6 +280,50 @@ async fn a_retry_naming_its_app_revives_that_apps_dead_letter() {
     let doc = s.callbacks().await;
     assert_eq!(of(&doc, "hr-bot")["queue"]["dead"], 1, "{doc}");
     assert_eq!(of(&doc, "ops-bot")["queue"]["dead"], 0, "{doc}");
+}
+
+/// In fleet mode each app's queue numbers its own items, so two apps can each hold dead
+/// letter 1: a retry naming no app is refused until it names one.
+#[tokio::test]
+async fn in_fleet_mode_an_id_two_apps_hold_needs_its_app_named() {
+    let redis = Redis::start().await;
+    let app = Receiver::start().await;
+    app.answer(Answer::status(500));
+    let fleet = format!(
+        "fleet:\n  redis_url: \"{}\"\n  key_prefix: \"cbadmin:\"\n  timeout: 2s\n",
+        redis.url()
+    );
+    let s = Admin::start_on(&app, &fleet).await;
+    assert_eq!(s.push(HR_PATH, &text_message(30)).await, 200);
+    assert_eq!(s.push(OPS_PATH, &text_message(40)).await, 200);
+    let hr = s.dead_letters("hr-bot", 1).await;
+    let ops = s.dead_letters("ops-bot", 1).await;
+    let id = hr["dead_letters"][0]["id"].as_u64().unwrap();
+    assert_eq!(ops["dead_letters"][0]["id"].as_u64(), Some(id), "{ops}");
+
+    let (code, answer) = s.retry(&format!("{id}/retry"), &[]).await;
+    assert_eq!(code, 409, "{answer}");
+    let said = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("hr-bot") && said.contains("ops-bot"),
+        "{answer}"
+    );
+
+    app.answer(Answer::ok());
+    let before = app.got().len();
+    let (code, answer) = s.retry(&format!("{id}/retry?app=hr-bot"), &[]).await;
+    assert_eq!(code, 200, "{answer}");
+    let delivered = eventually(Duration::from_secs(20), async || {
+        of(&s.callbacks().await, "hr-bot")["counts"]["delivered"] == 1
+    })
+    .await;
+    assert!(delivered, "{}", s.sc.logs());
+    let got = app.got();
+    assert_eq!(got.len(), before + 1, "{:?}", &got[before..]);
+    assert!(got[before].body_text().contains("hello 30"));
+    let doc = s.callbacks().await;
+    assert_eq!(of(&doc, "hr-bot")["queue"]["dead"], 0, "{doc}");
+    assert_eq!(of(&doc, "ops-bot")["queue"]["dead"], 1, "{doc}");
 }
 
 #[tokio::test]
