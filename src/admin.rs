@@ -6,6 +6,8 @@
 //! | `/readyz` | GET | 200 once every app has a token or has tried for one; 503 while draining |
 //! | `/admin/status` | GET | JSON: apps (token fingerprint, expiry, refreshes), upstreams, routes |
 //! | `/admin/reload` | POST | reload the config file, like SIGHUP |
+//! | `/admin/callbacks` | GET | JSON: each callback app's counts, queue and dead letters |
+//! | `/admin/callbacks/dead/<id>/retry` | POST | a dead letter queued again (`?app=` optional) |
 //! | `/metrics` | GET | Prometheus text format |
 //!
 //! Every request first passes `admin_guard` (Host names, browsers on POST).
@@ -24,6 +26,8 @@ use pingora::protocols::http::ServerSession;
 use serde_json::{json, Value};
 
 use crate::state::{Runtime, Shared};
+
+mod callbacks;
 
 /// The admin HTTP app.
 pub struct AdminApp {
@@ -75,7 +79,25 @@ impl ServeHttp for AdminApp {
         match (path.as_str(), &method) {
             ("/healthz", &Method::GET) => answer(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             ("/readyz", &Method::GET) => self.readyz(),
-            ("/admin/status", &Method::GET) => json_answer(StatusCode::OK, &status(&self.shared)),
+            ("/admin/status", &Method::GET) => {
+                let mut doc = status(&self.shared);
+                doc["callbacks"] = match &self.shared.callbacks {
+                    Some(cb) => callbacks::status(cb, &self.shared.metrics).await,
+                    None => Value::Null,
+                };
+                json_answer(StatusCode::OK, &doc)
+            }
+            ("/admin/callbacks", &Method::GET) => match &self.shared.callbacks {
+                Some(cb) => json_answer(
+                    StatusCode::OK,
+                    &callbacks::list(cb, &self.shared.metrics).await,
+                ),
+                None => no_callbacks(),
+            },
+            (p, m) if p.starts_with("/admin/callbacks/dead/") => {
+                let query = req.uri.query().map(str::to_owned);
+                self.callback_retry(p, m, query.as_deref()).await
+            }
             ("/admin/reload", &Method::POST) => match crate::reload::reload(&*self.shared) {
                 Ok(()) => json_answer(StatusCode::OK, &json!({"reloaded": true})),
                 Err(e) => json_answer(
@@ -86,19 +108,21 @@ impl ServeHttp for AdminApp {
             (p, m) if p.starts_with("/admin/plans/") => plan_call(&self.shared, p, m),
             ("/metrics", &Method::GET) => {
                 refresh_gauges(&self.shared);
+                if let Some(cb) = &self.shared.callbacks {
+                    callbacks::refresh_gauges(cb, &self.shared.metrics).await;
+                }
                 answer(
                     StatusCode::OK,
                     "text/plain; version=0.0.4",
                     self.shared.metrics.render(),
                 )
             }
-            ("/healthz" | "/readyz" | "/admin/status" | "/metrics", _) | ("/admin/reload", _) => {
-                answer(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "text/plain",
-                    b"method not allowed\n".to_vec(),
-                )
-            }
+            ("/healthz" | "/readyz" | "/admin/status" | "/metrics" | "/admin/callbacks", _)
+            | ("/admin/reload", _) => answer(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                b"method not allowed\n".to_vec(),
+            ),
             _ => answer(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
         }
     }
@@ -131,7 +155,39 @@ fn plan_call(shared: &Arc<Shared>, path: &str, method: &Method) -> Response<Vec<
     }
 }
 
+fn no_callbacks() -> Response<Vec<u8>> {
+    json_answer(
+        StatusCode::NOT_FOUND,
+        &json!({"error": "no callbacks: the config has no `callbacks` section"}),
+    )
+}
+
 impl AdminApp {
+    /// `POST /admin/callbacks/dead/<id>/retry`.
+    async fn callback_retry(
+        &self,
+        path: &str,
+        method: &Method,
+        query: Option<&str>,
+    ) -> Response<Vec<u8>> {
+        let rest = path.trim_start_matches("/admin/callbacks/dead/");
+        let Some(id) = rest.strip_suffix("/retry").filter(|id| !id.contains('/')) else {
+            return answer(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec());
+        };
+        if method != Method::POST {
+            return answer(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                b"method not allowed\n".to_vec(),
+            );
+        }
+        let Some(cb) = &self.shared.callbacks else {
+            return no_callbacks();
+        };
+        let (status, doc) = callbacks::retry(cb, id, query).await;
+        json_answer(status, &doc)
+    }
+
     fn readyz(&self) -> Response<Vec<u8>> {
         if self.shared.draining.load(Ordering::Acquire) {
             return json_answer(

@@ -78,6 +78,8 @@ pub struct Metrics {
     pub callback_deliveries: IntCounterVec,
     pub callback_queue_depth: IntGaugeVec,
     pub callback_delivery_seconds: HistogramVec,
+    pub callback_oldest: GaugeVec,
+    pub callback_dead_letters: IntGaugeVec,
 }
 
 impl Metrics {
@@ -270,6 +272,22 @@ impl Metrics {
             &["app"],
         )
         .expect("metric definition");
+        let callback_oldest = GaugeVec::new(
+            Opts::new(
+                "wecom_callback_oldest_seconds",
+                "Age of the oldest push waiting for delivery to the app (0: none waiting), read from the store at scrape.",
+            ),
+            &["app"],
+        )
+        .expect("metric definition");
+        let callback_dead_letters = IntGaugeVec::new(
+            Opts::new(
+                "wecom_callback_dead_letters",
+                "Pushes given up on and kept as dead letters (retry them with POST /admin/callbacks/dead/<id>/retry), read from the store at scrape.",
+            ),
+            &["app"],
+        )
+        .expect("metric definition");
         for c in [
             Box::new(request_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errcode_total.clone()),
@@ -295,6 +313,8 @@ impl Metrics {
             Box::new(callback_deliveries.clone()),
             Box::new(callback_queue_depth.clone()),
             Box::new(callback_delivery_seconds.clone()),
+            Box::new(callback_oldest.clone()),
+            Box::new(callback_dead_letters.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -324,6 +344,8 @@ impl Metrics {
             callback_deliveries,
             callback_queue_depth,
             callback_delivery_seconds,
+            callback_oldest,
+            callback_dead_letters,
         }
     }
 
@@ -393,6 +415,8 @@ mod tests {
         m.callback_delivery_seconds
             .with_label_values(&["hr"])
             .observe(0.01);
+        m.callback_oldest.with_label_values(&["hr"]).set(12.0);
+        m.callback_dead_letters.with_label_values(&["hr"]).set(1);
         let text = String::from_utf8(m.render()).unwrap();
         for name in [
             "wecom_api_request_duration_seconds_bucket",
@@ -411,6 +435,8 @@ mod tests {
             "wecom_callback_deliveries_total",
             "wecom_callback_queue_depth",
             "wecom_callback_delivery_seconds_bucket",
+            "wecom_callback_oldest_seconds",
+            "wecom_callback_dead_letters",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

@@ -7,6 +7,8 @@ mod harness;
 
 mod admin_port;
 mod bad_input;
+mod callbacks_admin;
+mod callbacks_fleet;
 mod callbacks_flow;
 mod config_check;
 mod failover;

@@ -9,7 +9,7 @@
 mod bounds;
 mod durability;
 mod fleet_store;
-mod receiver;
+pub(crate) mod receiver;
 mod rejections;
 mod replies;
 mod retries;

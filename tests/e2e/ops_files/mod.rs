@@ -10,6 +10,8 @@
 //!   every label they match or group by is one that metric has (or a scrape label), and every
 //!   `outcome` value is one the sidecar writes. The dashboard is valid JSON.
 //! - The error-rate alert's reading of `outcome` and `upstream` holds on a running sidecar.
+//! - The callback alerts (queue oldest, dead letters, refused pushes, store failures) and
+//!   panels read the callback metrics, and match only `result` values src/callback/ writes.
 //!
 //! `promtool check rules` and `promtool test rules` (in .ci/run) check the rules' PromQL itself.
 
@@ -22,6 +24,7 @@ use crate::harness::*;
 use serde::Deserialize;
 use serde_yaml::Value;
 
+mod callbacks;
 mod k8s;
 mod prometheus;
 

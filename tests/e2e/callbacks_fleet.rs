@@ -1,0 +1,222 @@
+//! Inbound callbacks in fleet mode against a real `redis-server`: three sidecars share one
+//! app's queue (a Redis Stream); WeCom's 1,000 pushes are spread over them, the sidecar that
+//! delivers is killed with kill -9 in the middle, and each push reaches the app exactly once.
+//!
+//! The kill comes while the app is down, so the killed sidecar holds an entry it read but
+//! could not deliver (claimed by the next owner) and no app answer is in flight: the one case
+//! where a push may be delivered twice (the app's 2xx lost with its sidecar, README
+//! "Callbacks") is thereby left out, and "exactly once" is what must hold.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::callbacks_flow::receiver::Receiver;
+use crate::callbacks_flow::{text_message, Wecom, CB_AES_KEY, CB_TOKEN, PATH};
+use crate::harness::*;
+
+const PUSHES: u64 = 1_000;
+/// Pushes sent at once (WeCom pushes many apps' and users' messages concurrently).
+const CONCURRENT: usize = 16;
+
+/// One sidecar of the fleet: the process and its callback listener's URL.
+struct Member {
+    sc: Sidecar,
+    cb: String,
+}
+
+async fn member(redis: &Redis, app: &Receiver, state: &tempfile::TempDir, i: usize) -> Member {
+    let cb_port = free_port();
+    // The store file is the SQLite default's place; in fleet mode the queue is in Redis.
+    let extra = format!(
+        r#"fleet:
+  redis_url: "{redis}"
+  key_prefix: "cbfleet:"
+  size: 3
+  timeout: 2s
+callbacks:
+  listen: "127.0.0.1:{cb_port}"
+  apps:
+    - {{ app: hr-bot, path: {PATH}, token_env: TEST_CB_TOKEN, aes_key_env: TEST_CB_AES_KEY, deliver_to: "{url}", reply_within: 0 }}
+  delivery: {{ timeout: 1s, backoff_base: 50ms, backoff_max: 200ms, max_age: 1h }}
+store:
+  path: "{store}"
+"#,
+        redis = redis.url(),
+        url = app.url(),
+        store = state.path().join(format!("sidecar-{i}.db")).display(),
+    );
+    let sc = Sidecar::start_with_env(
+        |l, a| config_yaml(l, a, "http://127.0.0.1:9", &extra),
+        &[("TEST_CB_TOKEN", CB_TOKEN), ("TEST_CB_AES_KEY", CB_AES_KEY)],
+    )
+    .await;
+    let up = eventually(Duration::from_secs(10), async || {
+        tokio::net::TcpStream::connect(("127.0.0.1", cb_port))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(up, "no callback listener; log:\n{}", sc.logs());
+    Member {
+        sc,
+        cb: format!("http://127.0.0.1:{cb_port}{PATH}"),
+    }
+}
+
+/// Pushes `numbers` as WeCom does, push `n` first to sidecar `n % 3`; a push that gets no 200
+/// (its sidecar is dead, or died with the answer) is sent again, as WeCom retries, to the next
+/// sidecar, until one answers 200. Returns how many were sent again.
+async fn push_all(members: &[String], numbers: std::ops::Range<u64>) -> usize {
+    let wecom = std::sync::Arc::new(Wecom::new());
+    let members = std::sync::Arc::new(members.to_vec());
+    let mut resent = 0;
+    let numbers: Vec<u64> = numbers.collect();
+    for batch in numbers.chunks(CONCURRENT) {
+        let mut tasks = Vec::new();
+        for &n in batch {
+            let (wecom, members) = (wecom.clone(), members.clone());
+            tasks.push(tokio::spawn(async move {
+                let (query, body) = wecom.push(&text_message(n));
+                let c = client();
+                for attempt in 0..members.len() * 3 {
+                    let url = &members[(n as usize + attempt) % members.len()];
+                    let sent = c
+                        .post(format!("{url}?{query}"))
+                        .body(body.clone())
+                        .timeout(Duration::from_secs(5))
+                        .send()
+                        .await;
+                    if sent.is_ok_and(|r| r.status().as_u16() == 200) {
+                        return attempt;
+                    }
+                }
+                panic!("push {n} was answered 200 by no sidecar");
+            }));
+        }
+        for t in tasks {
+            resent += usize::from(t.await.unwrap() > 0);
+        }
+    }
+    resent
+}
+
+/// `wecom_callback_deliveries_total{result}` of one sidecar.
+async fn deliveries(sc: &Sidecar, result: &str) -> f64 {
+    sc.metrics().await.sum(
+        "wecom_callback_deliveries_total",
+        &[("app", "hr-bot"), ("result", result)],
+    )
+}
+
+#[tokio::test]
+async fn a_thousand_pushes_over_three_sidecars_are_delivered_once_through_a_kill() {
+    let redis = Redis::start().await;
+    let app = Receiver::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let mut fleet = Vec::new();
+    for i in 0..3 {
+        fleet.push(member(&redis, &app, &state, i).await);
+    }
+    let urls: Vec<String> = fleet.iter().map(|m| m.cb.clone()).collect();
+
+    // The first half, with the app up: the sidecars take turns at the queue and deliver.
+    push_all(&urls, 0..PUSHES / 2).await;
+    let flowing = eventually(Duration::from_secs(30), async || !app.got().is_empty()).await;
+    assert!(flowing, "nothing delivered; log:\n{}", fleet[0].sc.logs());
+
+    // The app goes down and a few more pushes come: the sidecar delivering now (the queue's
+    // owner; only it reads) holds the head it read and retries it. That one is killed.
+    app.down();
+    push_all(&urls, PUSHES / 2..PUSHES / 2 + 20).await;
+    let mut owner = None;
+    let retrying = eventually(Duration::from_secs(30), async || {
+        for (i, m) in fleet.iter().enumerate() {
+            if deliveries(&m.sc, "retried").await > 0.0 {
+                owner = Some(i);
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(retrying, "no sidecar retried; log:\n{}", fleet[0].sc.logs());
+    let owner = owner.expect("found");
+    let delivered_by_owner = deliveries(&fleet[owner].sc, "delivered").await;
+    let accepted_by_owner = fleet[owner].sc.metrics().await.sum(
+        "wecom_callbacks_total",
+        &[("app", "hr-bot"), ("result", "accepted")],
+    );
+    let mut killed = fleet.remove(owner);
+    killed.sc.signal("KILL");
+    assert!(
+        exited_within(&mut killed.sc.child, Duration::from_secs(10)).is_some(),
+        "kill -9 did not end the sidecar"
+    );
+
+    // The rest, spread over all three: the dead one's share is sent again to the others.
+    let resent = push_all(&urls, PUSHES / 2 + 20..PUSHES).await;
+    assert!(resent > 0, "no push went to the killed sidecar");
+    app.up().await;
+
+    // Every push arrives; a survivor took the queue and the killed one's unacknowledged head.
+    let all = eventually(Duration::from_secs(120), async || {
+        let got = app.got();
+        let ids: std::collections::BTreeSet<&str> = got
+            .iter()
+            .filter_map(|g| g.header("x-wecom-callback-id"))
+            .collect();
+        ids.len() as u64 >= PUSHES
+    })
+    .await;
+    assert!(
+        all,
+        "the app got {} requests; logs:\n{}\n{}",
+        app.got().len(),
+        fleet[0].sc.logs(),
+        fleet[1].sc.logs()
+    );
+    // Nothing is left to deliver (so nothing more can arrive), on either survivor's view.
+    for m in &fleet {
+        let drained = eventually(Duration::from_secs(30), async || {
+            let (_, _, doc) = get_json(&client(), &format!("{}/admin/callbacks", m.sc.admin)).await;
+            doc["apps"][0]["queue"]["queued"] == 0 && doc["apps"][0]["queue"]["dead"] == 0
+        })
+        .await;
+        assert!(drained, "queue not empty; log:\n{}", m.sc.logs());
+    }
+
+    // Exactly once: each callback id once, each of the 1,000 messages once.
+    let got = app.got();
+    let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_message: BTreeMap<String, usize> = BTreeMap::new();
+    for g in &got {
+        let id = g.header("x-wecom-callback-id").expect("a callback id");
+        *per_id.entry(id.to_string()).or_default() += 1;
+        let body = g.body_text();
+        let content = body
+            .split("<Content><![CDATA[")
+            .nth(1)
+            .and_then(|c| c.split("]]>").next())
+            .expect("a text message");
+        *per_message.entry(content.to_string()).or_default() += 1;
+    }
+    let twice: Vec<_> = per_id.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    assert_eq!(per_id.len() as u64, PUSHES);
+    assert_eq!(per_message.len() as u64, PUSHES);
+    assert!(per_message.values().all(|&n| n == 1));
+    assert_eq!(got.len() as u64, PUSHES);
+
+    // Counted the same way: each push stored once fleet-wide (the killed sidecar took no push
+    // after its counts were read), and delivered once.
+    let (mut stored, mut counted) = (accepted_by_owner, delivered_by_owner);
+    for m in &fleet {
+        stored += m.sc.metrics().await.sum(
+            "wecom_callbacks_total",
+            &[("app", "hr-bot"), ("result", "accepted")],
+        );
+        counted += deliveries(&m.sc, "delivered").await;
+    }
+    assert_eq!(stored, PUSHES as f64);
+    assert_eq!(counted, PUSHES as f64);
+}
