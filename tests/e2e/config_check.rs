@@ -18,11 +18,26 @@ fn check(path: &std::path::Path, envs: &[(&str, &str)]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
-/// Every `secret_env` a file names, so the check can be given stand-in values.
-fn secret_envs(text: &str) -> Vec<String> {
+/// Every secret variable a file names (`secret_env`, and a callback's `token_env` and
+/// `aes_key_env`), each with a stand-in value of its kind's shape.
+fn secret_envs(text: &str) -> Vec<(String, &'static str)> {
+    const STAND_INS: &[(&str, &str)] = &[
+        ("secret_env:", "stand-in-secret"),
+        ("token_env:", "StandInToken"),
+        // WeCom's EncodingAESKey shape: 43 base64 characters.
+        (
+            "aes_key_env:",
+            "StandInAesKey0123456789abcdefghijklmnopqrst",
+        ),
+    ];
     text.lines()
-        .filter_map(|l| l.trim().strip_prefix("secret_env:"))
-        .map(|v| v.split('#').next().unwrap().trim().to_string())
+        .filter_map(|l| {
+            let l = l.trim().trim_start_matches("- ");
+            STAND_INS.iter().find_map(|(key, value)| {
+                l.strip_prefix(key)
+                    .map(|v| (v.split('#').next().unwrap().trim().to_string(), *value))
+            })
+        })
         .collect()
 }
 
@@ -45,10 +60,7 @@ fn every_shipped_config_passes_check() {
             }
             let text = std::fs::read_to_string(&path).unwrap();
             let vars = secret_envs(&text);
-            let envs: Vec<(&str, &str)> = vars
-                .iter()
-                .map(|v| (v.as_str(), "stand-in-secret"))
-                .collect();
+            let envs: Vec<(&str, &str)> = vars.iter().map(|(v, s)| (v.as_str(), *s)).collect();
             let (code, out) = check(&path, &envs);
             assert_eq!(code, 0, "{} failed --check:\n{out}", path.display());
             assert!(out.contains("ok"), "{out}");

@@ -20,7 +20,7 @@ use crate::config::quote::quote;
 
 /// What stands in for a callback credential not read (`--check --no-secrets`): a token and a
 /// key of WeCom's shape, never usable against a real corp.
-const PLACEHOLDER_TOKEN: &str = "not-read";
+const PLACEHOLDER_TOKEN: &str = "NotRead";
 const PLACEHOLDER_AES_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// `callbacks`, or `None` when the section is absent. `taken` are the other listeners'
