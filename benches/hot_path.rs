@@ -52,7 +52,7 @@ fn hot_path(c: &mut Criterion) {
             SimConfig::dev(),
         ))
         .unwrap();
-    let shared = Shared::new(config(&sim.url()));
+    let shared = Shared::new(config(&sim.url())).expect("no callbacks, no store to open");
     let runtime = shared.runtime.load_full();
     let app = runtime.app("hr-bot").unwrap().clone();
     rt.block_on(async {

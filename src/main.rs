@@ -120,6 +120,13 @@ fn main() -> ExitCode {
     } else {
         Shared::new(cfg)
     };
+    let shared = match shared {
+        Ok(shared) => shared,
+        Err(e) => {
+            eprintln!("wecom-sidecar: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match wecom_sidecar::server::run(shared) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

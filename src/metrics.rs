@@ -3,7 +3,8 @@
 //! The sidecar keeps its own registry (not the process-global one) so tests and several
 //! sidecars in one process never collide. Label values are bounded: `api` comes from the route
 //! table or the built-in API table (`other` otherwise), `errcode` from WeCom's integer codes,
-//! `app` and `upstream` from the config. No label ever holds a secret, token or raw path.
+//! `app` and `upstream` from the config (a callback on a path no app has is `app="-"`),
+//! `result` from a fixed list per family. No label ever holds a secret, token or raw path.
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -14,6 +15,13 @@ use prometheus::{
 /// refreshes and retries push the tail into seconds.
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Commit-to-delivery buckets in seconds: a push to an app that is up takes milliseconds; one
+/// that waited out an app's restart or a backoff takes seconds to hours (up to `max_age`).
+pub const DELIVERY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+    3600.0, 21600.0, 86400.0,
 ];
 
 /// How a call ended, as the `outcome` label.
@@ -66,6 +74,10 @@ pub struct Metrics {
     pub client_rejected: IntCounterVec,
     pub app_connections: prometheus::IntGauge,
     pub app_connections_closed: IntCounterVec,
+    pub callbacks_total: IntCounterVec,
+    pub callback_deliveries: IntCounterVec,
+    pub callback_queue_depth: IntGaugeVec,
+    pub callback_delivery_seconds: HistogramVec,
 }
 
 impl Metrics {
@@ -225,6 +237,39 @@ impl Metrics {
             &["reason"],
         )
         .expect("metric definition");
+        let callbacks_total = IntCounterVec::new(
+            Opts::new(
+                "wecom_callbacks_total",
+                "Requests on the callback listener by app and result (accepted, duplicate, verified, bad-signature, undecryptable, wrong-receiver, malformed, too-large, store-error; unknown-path with app \"-\").",
+            ),
+            &["app", "result"],
+        )
+        .expect("metric definition");
+        let callback_deliveries = IntCounterVec::new(
+            Opts::new(
+                "wecom_callback_deliveries_total",
+                "Delivery attempts of pushes to the app's deliver_to, by app and result (delivered, retried, dead).",
+            ),
+            &["app", "result"],
+        )
+        .expect("metric definition");
+        let callback_queue_depth = IntGaugeVec::new(
+            Opts::new(
+                "wecom_callback_queue_depth",
+                "Pushes committed and not yet delivered, per app (as its delivery worker last saw).",
+            ),
+            &["app"],
+        )
+        .expect("metric definition");
+        let callback_delivery_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "wecom_callback_delivery_seconds",
+                "Time from a push's commit to its delivery to the app, retries included.",
+            )
+            .buckets(DELIVERY_BUCKETS.to_vec()),
+            &["app"],
+        )
+        .expect("metric definition");
         for c in [
             Box::new(request_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errcode_total.clone()),
@@ -246,6 +291,10 @@ impl Metrics {
             Box::new(client_rejected.clone()),
             Box::new(app_connections.clone()),
             Box::new(app_connections_closed.clone()),
+            Box::new(callbacks_total.clone()),
+            Box::new(callback_deliveries.clone()),
+            Box::new(callback_queue_depth.clone()),
+            Box::new(callback_delivery_seconds.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -271,6 +320,10 @@ impl Metrics {
             client_rejected,
             app_connections,
             app_connections_closed,
+            callbacks_total,
+            callback_deliveries,
+            callback_queue_depth,
+            callback_delivery_seconds,
         }
     }
 
@@ -330,6 +383,16 @@ mod tests {
         m.token_held.with_label_values(&["hr", "uncured"]).inc();
         m.upstream_healthy.with_label_values(&["primary"]).set(1);
         m.config_reloads.with_label_values(&["ok"]).inc();
+        m.callbacks_total
+            .with_label_values(&["hr", "accepted"])
+            .inc();
+        m.callback_deliveries
+            .with_label_values(&["hr", "delivered"])
+            .inc();
+        m.callback_queue_depth.with_label_values(&["hr"]).set(0);
+        m.callback_delivery_seconds
+            .with_label_values(&["hr"])
+            .observe(0.01);
         let text = String::from_utf8(m.render()).unwrap();
         for name in [
             "wecom_api_request_duration_seconds_bucket",
@@ -344,6 +407,10 @@ mod tests {
             "wecom_token_held_total",
             "wecom_upstream_healthy",
             "wecom_config_reloads_total",
+            "wecom_callbacks_total",
+            "wecom_callback_deliveries_total",
+            "wecom_callback_queue_depth",
+            "wecom_callback_delivery_seconds_bucket",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

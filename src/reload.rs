@@ -43,7 +43,7 @@ pub enum ReloadError {
     #[error("the new config is invalid: {}", .0.one_line())]
     Invalid(config::ConfigError),
     #[error(
-        "{0} changed; changing a listener or the fleet section needs a restart (old value kept)"
+        "{0} changed; changing a listener, the fleet, callbacks or store section needs a restart (old value kept)"
     )]
     ListenerChanged(&'static str),
 }
@@ -112,6 +112,11 @@ fn needs_restart(current: &Config, next: &Config) -> Option<&'static str> {
         Some("admin_listen")
     } else if next.fleet != current.fleet {
         Some("fleet")
+    } else if next.callbacks != current.callbacks {
+        // The listener, its apps' credentials and workers, and the store are made at start.
+        Some("callbacks")
+    } else if next.store != current.store {
+        Some("store")
     } else {
         None
     }
@@ -205,6 +210,34 @@ mod tests {
             None,
             "the rest is reloaded in place"
         );
+    }
+
+    #[test]
+    fn callbacks_and_store_need_a_restart() {
+        let current = dev();
+        let mut next = dev();
+        let d = std::time::Duration::from_secs(1);
+        next.callbacks = match current.callbacks.clone() {
+            // Any change to the section: here its listener.
+            Some(mut cb) => {
+                cb.listen.set_port(cb.listen.port() + 1);
+                Some(cb)
+            }
+            None => Some(config::Callbacks {
+                listen: "127.0.0.1:8090".parse().unwrap(),
+                apps: Vec::new(),
+                delivery: config::Delivery {
+                    timeout: d,
+                    backoff_base: d,
+                    backoff_max: d,
+                    max_age: d,
+                },
+            }),
+        };
+        assert_eq!(needs_restart(&current, &next), Some("callbacks"));
+        let mut next = dev();
+        next.store.path = next.store.path.join("elsewhere.db");
+        assert_eq!(needs_restart(&current, &next), Some("store"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Process wiring: the pingora server with its three services (the app listener, the admin
-//! listener, and background work: token refresh, SIGHUP reload, drain), and shutdown.
+//! Process wiring: the pingora server with its services (the app listener, the admin
+//! listener, the callback listener when `callbacks:` is set, and background work: token
+//! refresh, SIGHUP reload, the callbacks' delivery workers, drain), and shutdown.
 //!
 //! Shutdown: SIGTERM and SIGINT both drain. Readiness turns false, listeners stop accepting,
 //! calls in flight finish, and the process exits 0 as soon as none is left, or after
@@ -20,6 +21,8 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::admin::AdminApp;
 use crate::admin_server::AdminServer;
+use crate::callback::delivery::Worker;
+use crate::callback::listener::CallbackServer;
 use crate::proxy::SidecarProxy;
 use crate::state::Shared;
 
@@ -51,10 +54,15 @@ pub fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
     // pingora retries a taken port for 30 s and then panics in a service thread, leaving a
     // process whose admin port answers but whose app port never opens. Find out first, and
     // exit with a clear error instead.
-    for (key, addr) in [
+    let callback_listen = rt.config.callbacks.as_ref().map(|c| c.listen);
+    let listeners: Vec<(&str, SocketAddr)> = [
         ("listen", rt.config.listen),
         ("admin_listen", rt.config.admin_listen),
-    ] {
+    ]
+    .into_iter()
+    .chain(callback_listen.map(|a| ("callbacks.listen", a)))
+    .collect();
+    for &(key, addr) in &listeners {
         ensure_bindable(key, addr)?;
     }
     descriptor_limit(&shared, &rt.config.client);
@@ -93,10 +101,23 @@ pub fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
     );
     background.threads = Some(1);
 
-    for (name, addr) in [
-        ("listen", rt.config.listen),
-        ("admin_listen", rt.config.admin_listen),
-    ] {
+    let callbacks = match (&shared.callbacks, callback_listen) {
+        (Some(cb), Some(addr)) => {
+            let mut service = Service::new(
+                "callbacks".to_string(),
+                CallbackServer {
+                    callbacks: cb.clone(),
+                    metrics: shared.metrics.clone(),
+                    process: shared.clone(),
+                },
+            );
+            service.add_tcp(&addr.to_string());
+            Some(service)
+        }
+        _ => None,
+    };
+
+    for &(name, addr) in &listeners {
         if !addr.ip().is_loopback() {
             tracing::warn!(key = name, %addr, "listening beyond loopback: anything that reaches this address can use the app credentials");
         }
@@ -105,6 +126,10 @@ pub fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
 
     server.add_service(proxy);
     server.add_service(admin);
+    if let Some(callbacks) = callbacks {
+        tracing::info!(listen = %callback_listen.map(|a| a.to_string()).unwrap_or_default(), apps = shared.callbacks.as_ref().map_or(0, |c| c.apps.len()), "callback listener starting");
+        server.add_service(callbacks);
+    }
     server.add_service(background);
     server.run(RunArgs {
         shutdown_signal: Box::new(DrainOnSignal { shared }),
@@ -183,6 +208,33 @@ impl ShutdownSignalWatch for DrainOnSignal {
     }
 }
 
+/// One delivery worker per callback app, all on one client (pingora's connector and pool).
+fn start_delivery(shared: &Arc<Shared>, shutdown: &ShutdownWatch) {
+    let (Some(cb), Some(cfg)) = (&shared.callbacks, &shared.runtime.load().config.callbacks) else {
+        return;
+    };
+    let client = Arc::new(crate::callback::post::Client::default());
+    // In fleet mode a queue may be another sidecar's: look again every half lease.
+    let poll = shared
+        .runtime
+        .load()
+        .config
+        .fleet
+        .is_some()
+        .then_some(cfg.delivery.timeout);
+    for app in &cb.apps {
+        let worker = Worker {
+            app: app.clone(),
+            store: cb.store.clone(),
+            metrics: shared.metrics.clone(),
+            client: client.clone(),
+            delivery: cfg.delivery,
+            poll,
+        };
+        tokio::spawn(worker.run(shutdown.clone()));
+    }
+}
+
 /// Token refresh, config reloads (SIGHUP, file replaced), probes, memory trimming and the
 /// drain watcher.
 struct Background {
@@ -204,6 +256,7 @@ impl BackgroundService for Background {
         });
         let (s, sd) = (self.shared.clone(), shutdown.clone());
         tokio::spawn(async move { crate::memory::run(&s.capacity, sd).await });
+        start_delivery(&self.shared, &shutdown);
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let Ok(mut hup) = signal(SignalKind::hangup()) else {

@@ -15,12 +15,14 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
+use crate::callback::Callbacks;
 use crate::capacity::Capacity;
-use crate::config::{Config, HealthCheck, TokenSettings};
+use crate::config::{ClientConnections, Config, HealthCheck, TokenSettings};
 use crate::metrics::Metrics;
 use crate::plans::Plans;
 use crate::reload::{ConfigLoader, Reloadable, Reloads};
 use crate::routing::RouteTable;
+use crate::store::StoreError;
 use crate::token::refresher::Realms;
 use crate::token::{AppTokens, TokenSource, TokenStore};
 use crate::upstream::health::HealthRegistry;
@@ -95,17 +97,7 @@ impl Runtime {
                 )
             })
             .collect();
-        // Whatever an upstream quotes of these is taken out of what the sidecar passes on. A
-        // secret equal to an app name (`--dev`'s) is public, and is what tokens turn into.
-        let is_app_name = |s: &str| config.apps.iter().any(|a| a.name.as_str() == s);
-        crate::redact::learn_config(
-            config
-                .apps
-                .iter()
-                .map(|a| a.secret.expose())
-                .chain(config.clients.iter().map(|c| c.key.expose()))
-                .filter(|s| !is_app_name(s)),
-        );
+        crate::redact::learn_config(secrets_of(&config));
         let routes = RouteTable::new(&config.routes, &config.defaults, |name| {
             config
                 .upstreams
@@ -232,6 +224,9 @@ pub struct Shared {
     pub connectors: Connectors,
     pub health: HealthRegistry,
     pub plans: Plans,
+    /// The callback apps and their store (`callbacks:`), opened at start; `None` without
+    /// the section. A reload cannot change them (`reload` refuses it).
+    pub callbacks: Option<Arc<Callbacks>>,
     pub runtime: ArcSwap<Runtime>,
     pub started: Instant,
     /// Set when SIGTERM/SIGINT arrived: readiness turns false, the drain watcher runs.
@@ -245,12 +240,14 @@ pub struct Shared {
 
 impl Shared {
     /// The state of a process whose reloads read the config with [`crate::config::load`].
-    pub fn new(config: Config) -> Arc<Shared> {
+    pub fn new(config: Config) -> Result<Arc<Shared>, StoreError> {
         Self::with_loader(config, Box::new(crate::config::load))
     }
 
-    /// As [`Shared::new`], with reloads reading the config through `loader`.
-    pub fn with_loader(config: Config, loader: ConfigLoader) -> Arc<Shared> {
+    /// As [`Shared::new`], with reloads reading the config through `loader`. Fails when the
+    /// callbacks' store cannot be opened.
+    pub fn with_loader(config: Config, loader: ConfigLoader) -> Result<Arc<Shared>, StoreError> {
+        let callbacks = open_callbacks(&config)?;
         let metrics = Arc::new(Metrics::new());
         let fleet = config.fleet.as_ref().and_then(|f| {
             match crate::fleet::FleetClient::new(f, metrics.clone()) {
@@ -264,7 +261,7 @@ impl Shared {
         let connectors = Connectors::default();
         let health = HealthRegistry::default();
         let runtime = Runtime::build(config, &connectors, &health, None);
-        Arc::new(Shared {
+        Ok(Arc::new(Shared {
             tokens: TokenStore::new(metrics.clone(), fleet.clone()),
             fleet,
             quotas: crate::quota::Quotas::default(),
@@ -274,13 +271,14 @@ impl Shared {
             connectors,
             health,
             plans: Plans::default(),
+            callbacks,
             runtime: ArcSwap::from_pointee(runtime),
             started: Instant::now(),
             draining: AtomicBool::new(false),
             capacity: Arc::default(),
             in_flight: AtomicI64::new(0),
             reloads: Reloads::new(loader),
-        })
+        }))
     }
 
     pub fn in_flight(&self) -> i64 {
@@ -324,11 +322,88 @@ impl Reloadable for Shared {
     }
 }
 
+/// The secrets of `config` whatever an upstream quotes of is taken out of what the sidecar
+/// passes on, and no log line or answer may hold: app secrets, client keys, and each callback
+/// app's `Token` and `EncodingAESKey`. A secret equal to an app name (`--dev`'s) is public, and
+/// is what tokens turn into.
+fn secrets_of(config: &Config) -> Vec<&str> {
+    let is_app_name = |s: &str| config.apps.iter().any(|a| a.name.as_str() == s);
+    config
+        .apps
+        .iter()
+        .map(|a| a.secret.expose())
+        .chain(config.clients.iter().map(|c| c.key.expose()))
+        .chain(
+            config
+                .callbacks
+                .iter()
+                .flat_map(|cb| cb.apps.iter())
+                .flat_map(|a| [a.token.expose(), a.aes_key.expose()]),
+        )
+        .filter(|s| !is_app_name(s))
+        .collect()
+}
+
+/// The callback apps of `config` with their store: SQLite at `store.path`, or in fleet mode
+/// the fleet's Redis, where a queue stays with a sidecar that stopped renewing it for two
+/// delivery timeouts (SPEC: claimed from a dead sidecar after `delivery.timeout` × 2).
+fn open_callbacks(config: &Config) -> Result<Option<Arc<Callbacks>>, StoreError> {
+    let Some(cb) = &config.callbacks else {
+        return Ok(None);
+    };
+    let store = crate::store::open(
+        &config.store,
+        config.fleet.as_ref(),
+        cb.delivery.max_age,
+        cb.delivery.timeout * 2,
+    )?;
+    Ok(Some(Arc::new(Callbacks::new(cb, store))))
+}
+
+impl crate::callback::listener::Process for Arc<Shared> {
+    type InFlight = InFlight;
+
+    fn client(&self) -> ClientConnections {
+        self.runtime.load().config.client
+    }
+
+    fn enter(&self) -> InFlight {
+        Shared::enter(self)
+    }
+}
+
 /// Held by each call being handled.
 pub struct InFlight(Arc<Shared>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_credentials_are_secrets_to_redact() {
+        let yaml = "listen: 127.0.0.1:18080\nadmin_listen: 127.0.0.1:18081\nupstreams:\n  primary: { url: \"http://127.0.0.1:9\" }\napps:\n  - { name: hr-bot, corp_id: ww1, secret_env: S, default: true }\ncallbacks:\n  apps:\n    - { app: hr-bot, path: /cb, token_env: T, aes_key_env: K, deliver_to: \"http://127.0.0.1:3000/e\" }\n";
+        let env = |name: &str| {
+            Some(match name {
+                "S" => "app-secret-1".to_string(),
+                "T" => "cbToken2".to_string(),
+                "K" => "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C".to_string(),
+                _ => return None,
+            })
+        };
+        let config = crate::config::parse_with_env(yaml, None, &env).unwrap();
+        let secrets = secrets_of(&config);
+        for s in [
+            "app-secret-1",
+            "cbToken2",
+            "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+        ] {
+            assert!(secrets.contains(&s), "{s} not registered: {secrets:?}");
+        }
     }
 }

@@ -3,13 +3,19 @@
 //! and delivers it to the app's `deliver_to`, in arrival order, once.
 //!
 //! The rooms: [`crypto`] (WeCom's signature and AES for one app), [`envelope`] (the XML around
-//! it), and the run-time state of each app's callback here ([`CallbackQueue`]): its config,
+//! it), [`listener`] (the `callbacks.listen` connections) and [`push`] (what one request
+//! means: verified, committed, answered), [`delivery`] (each app's worker) and `post` (one
+//! delivery attempt over pingora's connector), and the run-time state of each app's callback here ([`CallbackQueue`]): its config,
 //! crypto, queue name, the wake-up of its delivery worker, and the passive replies WeCom's open
 //! requests wait for. The listener commits and waits; the delivery worker delivers and offers
 //! the app's answer as the reply; neither knows the other beyond this type.
 
 pub mod crypto;
+pub mod delivery;
 pub mod envelope;
+pub mod listener;
+pub mod post;
+pub mod push;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -128,6 +134,18 @@ pub struct Callbacks {
 }
 
 impl Callbacks {
+    /// Every app of `cfg`, their queues in `store`.
+    pub fn new(cfg: &crate::config::Callbacks, store: Arc<dyn Store>) -> Callbacks {
+        Callbacks {
+            apps: cfg
+                .apps
+                .iter()
+                .map(|a| Arc::new(CallbackQueue::new(a.clone())))
+                .collect(),
+            store,
+        }
+    }
+
     /// The app whose callback path is `path`.
     pub fn by_path(&self, path: &str) -> Option<&Arc<CallbackQueue>> {
         self.apps.iter().find(|a| a.cfg.path == path)

@@ -23,8 +23,11 @@
 
 use std::time::Duration;
 
+mod open;
 pub mod redis;
 pub mod sqlite;
+
+pub use open::open;
 
 /// One queued item.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,274 @@
+//! One app's delivery worker: the store's head of the app's queue, POSTed to `deliver_to`
+//! until the app takes it (a 2xx) or it is older than `delivery.max_age` (a dead letter with
+//! the last error), then the next. Strictly in order: the next push waits for the head.
+//!
+//! - A 2xx: the answer is offered to WeCom's request if it still waits (the passive reply),
+//!   then the push is `done`. A kill -9 between the app's answer and `done` delivers the push
+//!   again after the restart, with the same `X-WeCom-Callback-Id` (the documented case).
+//! - Anything else (another status, no connection, no answer within `delivery.timeout`): the
+//!   attempt is counted in the store (`X-WeCom-Attempt` grows across restarts) and the worker
+//!   waits a jittered exponential backoff: attempt n waits between half and all of
+//!   `backoff_base` × 2^(n-1), at most `backoff_max`, and never past the push's `max_age`.
+//! - Nothing queued: it sleeps until the listener commits a push (`wake`). In fleet mode the
+//!   queue may be another sidecar's (its lease); then it looks again every half lease.
+//!
+//! `wecom_callback_queue_depth{app}` is set from the store after each step; deliveries are
+//! counted in `wecom_callback_deliveries_total{app,result}` and timed from commit in
+//! `wecom_callback_delivery_seconds{app}`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::server::ShutdownWatch;
+
+use super::post::Client;
+use super::{CallbackQueue, Meta};
+use crate::config::Delivery;
+use crate::metrics::Metrics;
+use crate::store::{now_ms, Item, Store};
+
+/// The wait after the store itself failed (it is not the push's fault: no attempt counted).
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// What one app's worker works with.
+pub struct Worker {
+    pub app: Arc<CallbackQueue>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub client: Arc<Client>,
+    pub delivery: Delivery,
+    /// In fleet mode, how often to look at a queue another sidecar may hold (half its lease).
+    pub poll: Option<Duration>,
+}
+
+/// What a step leaves the worker to do.
+enum Next {
+    /// Look at the head again at once.
+    Again,
+    /// Wait for a push (or the poll).
+    Idle,
+    /// Wait this long (a backoff).
+    Wait(Duration),
+}
+
+impl Worker {
+    /// Delivers until `shutdown`.
+    pub async fn run(self, mut shutdown: ShutdownWatch) {
+        let name = self.app.cfg.app.clone();
+        tracing::debug!(app = name.as_str(), "callback delivery worker started");
+        while !*shutdown.borrow() {
+            let next = self.step().await;
+            self.show_depth().await;
+            let wait = async {
+                match next {
+                    Next::Again => {}
+                    Next::Idle => match self.poll {
+                        Some(p) => {
+                            let _ = tokio::time::timeout(p, self.app.wake.notified()).await;
+                        }
+                        None => self.app.wake.notified().await,
+                    },
+                    Next::Wait(d) => tokio::time::sleep(d).await,
+                }
+            };
+            tokio::select! {
+                () = wait => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        tracing::debug!(app = name.as_str(), "callback delivery worker stopped");
+    }
+
+    /// One look at the head.
+    async fn step(&self) -> Next {
+        let queue = &self.app.queue;
+        let item = match self.store.head(queue).await {
+            Ok(Some(item)) => item,
+            Ok(None) => return Next::Idle,
+            Err(e) => {
+                tracing::warn!(app = self.app.cfg.app.as_str(), error = %e, "callback delivery: the store cannot be read; trying again");
+                return Next::Wait(STORE_RETRY);
+            }
+        };
+        let age = Duration::from_millis(now_ms().saturating_sub(item.added_ms));
+        if age >= self.delivery.max_age {
+            let why = item.last_error.as_deref().unwrap_or("not tried in time");
+            return self.bury(&item, why).await;
+        }
+        let meta = Meta::from_bytes(&item.meta);
+        match self.attempt(&item, &meta).await {
+            Ok(reply) => self.delivered(&item, &meta, age, reply).await,
+            Err(why) => self.failed(&item, &meta, age, &why).await,
+        }
+    }
+
+    /// POSTs the item; `Ok` with the answer's body for a 2xx.
+    async fn attempt(&self, item: &Item, meta: &Meta) -> Result<bytes::Bytes, String> {
+        let attempt = item.attempts.saturating_add(1).to_string();
+        let mut headers = vec![
+            ("X-WeCom-App", self.app.cfg.app.as_str()),
+            ("X-WeCom-Callback-Id", meta.callback_id.as_str()),
+            ("X-WeCom-Attempt", attempt.as_str()),
+        ];
+        if let Some(t) = &meta.msg_type {
+            headers.push(("X-WeCom-MsgType", t));
+        }
+        if let Some(e) = &meta.event {
+            headers.push(("X-WeCom-Event", e));
+        }
+        let answered = self
+            .client
+            .post(
+                &self.app.cfg.deliver_to,
+                &headers,
+                &item.payload,
+                self.delivery.timeout,
+            )
+            .await?;
+        if !(200..300).contains(&answered.status) {
+            return Err(format!("the app answered {}", answered.status));
+        }
+        Ok(answered.body.unwrap_or_else(|| {
+            tracing::warn!(
+                app = self.app.cfg.app.as_str(),
+                id = meta.callback_id.as_str(),
+                cap = super::post::REPLY_CAP,
+                "callback delivery: the app's answer is over the cap; delivered, no passive reply"
+            );
+            bytes::Bytes::new()
+        }))
+    }
+
+    async fn delivered(
+        &self,
+        item: &Item,
+        meta: &Meta,
+        age: Duration,
+        reply: bytes::Bytes,
+    ) -> Next {
+        let app = self.app.cfg.app.as_str();
+        let replied = !reply.is_empty() && self.app.offer_reply(item.id, reply);
+        if let Err(e) = self.store.done(&self.app.queue, item.id).await {
+            // Delivered, but still the head: it goes again, same callback id.
+            tracing::warn!(app, id = meta.callback_id.as_str(), error = %e, "callback delivered but not marked done in the store; the app will see it again");
+            return Next::Wait(STORE_RETRY);
+        }
+        self.app.counts.delivered.fetch_add(1, Ordering::Relaxed);
+        self.count("delivered");
+        self.metrics
+            .callback_delivery_seconds
+            .with_label_values(&[app])
+            .observe(age.as_secs_f64());
+        tracing::info!(
+            app,
+            id = meta.callback_id.as_str(),
+            attempt = item.attempts + 1,
+            replied,
+            age_ms = age.as_millis() as u64,
+            "callback delivered"
+        );
+        Next::Again
+    }
+
+    async fn failed(&self, item: &Item, meta: &Meta, age: Duration, why: &str) -> Next {
+        let app = self.app.cfg.app.as_str();
+        let attempts = match self.store.failed(&self.app.queue, item.id, why).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(app, error = %e, "callback delivery: the attempt could not be counted in the store");
+                item.attempts.saturating_add(1)
+            }
+        };
+        let left = self.delivery.max_age.saturating_sub(age);
+        if left.is_zero() {
+            return self.bury(item, why).await;
+        }
+        self.count("retried");
+        let wait = backoff(&self.delivery, attempts, rand::random::<f64>()).min(left);
+        tracing::warn!(
+            app,
+            id = meta.callback_id.as_str(),
+            attempt = attempts,
+            error = why,
+            retry_in_ms = wait.as_millis() as u64,
+            "callback delivery failed; retrying"
+        );
+        Next::Wait(wait)
+    }
+
+    async fn bury(&self, item: &Item, why: &str) -> Next {
+        let app = self.app.cfg.app.as_str();
+        let id = Meta::from_bytes(&item.meta).callback_id;
+        if let Err(e) = self.store.bury(&self.app.queue, item.id, why).await {
+            tracing::warn!(app, error = %e, "callback delivery: the dead letter could not be stored; trying again");
+            return Next::Wait(STORE_RETRY);
+        }
+        self.app.counts.dead.fetch_add(1, Ordering::Relaxed);
+        self.count("dead");
+        tracing::warn!(
+            app,
+            id = id.as_str(),
+            attempts = item.attempts,
+            error = why,
+            "callback undelivered for delivery.max_age: kept as a dead letter"
+        );
+        Next::Again
+    }
+
+    fn count(&self, result: &str) {
+        self.metrics
+            .callback_deliveries
+            .with_label_values(&[self.app.cfg.app.as_str(), result])
+            .inc();
+    }
+
+    async fn show_depth(&self) {
+        if let Ok(d) = self.store.depth(&self.app.queue).await {
+            self.metrics
+                .callback_queue_depth
+                .with_label_values(&[self.app.cfg.app.as_str()])
+                .set(d.queued as i64);
+        }
+    }
+}
+
+/// The wait after `attempts` failed attempts: `backoff_base` doubling per attempt, at most
+/// `backoff_max`, of which the upper half is jittered by `jitter` (0..1).
+fn backoff(d: &Delivery, attempts: u32, jitter: f64) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(32);
+    let full = d
+        .backoff_base
+        .checked_mul(1u32 << doublings.min(31))
+        .unwrap_or(d.backoff_max)
+        .min(d.backoff_max);
+    let half = full / 2;
+    half + half.mul_f64(jitter.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery() -> Delivery {
+        Delivery {
+            timeout: Duration::from_secs(5),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            max_age: Duration::from_secs(3600),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_jitter_in_the_upper_half() {
+        let d = delivery();
+        assert_eq!(backoff(&d, 1, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(&d, 1, 0.0), Duration::from_millis(500));
+        assert_eq!(backoff(&d, 2, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(&d, 4, 1.0), Duration::from_secs(8));
+        assert_eq!(backoff(&d, 7, 1.0), Duration::from_secs(60));
+        assert_eq!(backoff(&d, 7, 0.0), Duration::from_secs(30));
+        assert_eq!(backoff(&d, u32::MAX, 1.0), Duration::from_secs(60));
+        assert_eq!(backoff(&d, 0, 1.0), Duration::from_secs(1));
+    }
+}
