@@ -7,6 +7,7 @@ mod harness;
 
 mod admin_port;
 mod bad_input;
+mod callbacks_dev;
 mod callbacks_flow;
 mod callbacks_sdk;
 mod config_check;

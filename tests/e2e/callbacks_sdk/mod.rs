@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::harness::sim::SimApp;
 
+mod sidecar;
 mod simulator;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
