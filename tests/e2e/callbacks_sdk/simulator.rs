@@ -2,7 +2,7 @@
 //! simulator pushes opens with each SDK, and each SDK's verification, push and reply work with
 //! the simulator's reference callback URL (`/sim/callbacks/endpoint/{app}`).
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::*;
 use crate::harness::*;
@@ -205,4 +205,73 @@ async fn the_simulators_verification_checks_the_answer() {
             "{answer}"
         );
     }
+}
+
+/// The receiver answers as told (a status, a body, both back to 200 and empty on DELETE) and
+/// forgets its deliveries on DELETE; a push asked wrongly is refused with the reason, nothing
+/// sent.
+#[tokio::test]
+async fn the_receiver_answers_as_told_and_bad_pushes_are_refused() {
+    let sim = simulator().await;
+    let c = client();
+    let base = sim.url();
+    let push = format!("{base}/sim/callbacks/push");
+    let to = format!("{base}/sim/receiver");
+    let (_, _, told) = post_json(
+        &c,
+        &format!("{base}/sim/receiver/reply"),
+        &json!({"status": 500, "body": "<xml>busy</xml>"}),
+    )
+    .await;
+    assert_eq!(told["ok"], true, "{told}");
+    let (_, _, pushed) = post_json(&c, &push, &json!({"to": to, "app": "ops-bot"})).await;
+    assert_eq!(pushed["ok"], false, "a 500 is not ok: {pushed}");
+    assert_eq!(pushed["attempts"][0]["status"], 500, "{pushed}");
+    assert_eq!(
+        pushed["attempts"][0]["reply_error"]
+            .as_str()
+            .map(|e| e.contains("does not open")),
+        Some(true),
+        "a body that is no encrypted reply is reported: {pushed}"
+    );
+    let r = c
+        .delete(format!("{base}/sim/receiver/reply"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, _, pushed) = post_json(&c, &push, &json!({"to": to, "app": "ops-bot"})).await;
+    assert_eq!(pushed["ok"], true, "{pushed}");
+    assert_eq!(pushed["attempts"][0]["reply"], Value::Null, "{pushed}");
+    let (_, _, listed) = get_json(&c, &to).await;
+    assert_eq!(listed["total"], 2, "{listed}");
+    c.delete(&to).send().await.unwrap();
+    let (_, _, listed) = get_json(&c, &to).await;
+    assert_eq!(listed["total"], 0, "{listed}");
+
+    for bad in [
+        json!({"to": to, "app": "hr-bot", "repeat": 0}),
+        json!({"to": to, "app": "hr-bot", "repeat": 11}),
+        json!({"to": to, "app": "hr-bot", "kind": "voice"}),
+        json!({"to": to, "app": "hr-bot", "colour": "red"}),
+        json!({"to": "https://example.invalid/cb", "app": "hr-bot"}),
+        json!({"to": to, "app": "nobody"}),
+    ] {
+        let (status, _, answer) = post_json(&c, &push, &bad).await;
+        assert_eq!(status, 400, "{bad}: {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{answer}"
+        );
+    }
+    for bad in [
+        json!({"status": 99}),
+        json!({"delay": "forever"}),
+        json!({"delay": "2h"}),
+    ] {
+        let (status, _, answer) = post_json(&c, &format!("{base}/sim/receiver/reply"), &bad).await;
+        assert_eq!(status, 400, "{bad}: {answer}");
+    }
+    let (_, _, listed) = get_json(&c, &to).await;
+    assert_eq!(listed["total"], 0, "refused pushes sent nothing: {listed}");
 }
