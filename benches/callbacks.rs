@@ -307,7 +307,7 @@ async fn run(secs: u64, rate: u64, conns: u64, cores: usize) -> i32 {
                 "the sidecar's callback listener did not come up:\n{}",
                 std::fs::read_to_string(dir.path().join("sidecar.log")).unwrap_or_default()
             );
-            let _ = child.kill();
+            stop(&mut child);
             return 1;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -317,6 +317,18 @@ async fn run(secs: u64, rate: u64, conns: u64, cores: usize) -> i32 {
         if cores > 1 { 1 } else { 0 },
         store.display()
     );
+    // The app's answer: a passive reply (an empty answer would leave WeCom waiting for
+    // reply_within; see the README's figures).
+    let told = reqwest::Client::new()
+        .post(format!("{}/sim/receiver/reply", sim.url()))
+        .body(r#"{"body":"<xml><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[ok]]></Content></xml>"}"#)
+        .send()
+        .await;
+    if !told.is_ok_and(|r| r.status().is_success()) {
+        eprintln!("the simulator's receiver did not take its answer");
+        stop(&mut child);
+        return 1;
+    }
     let hr_push = Arc::new(Pusher::new(
         &hr,
         format!("http://127.0.0.1:{cb}/callback/hr-bot"),
@@ -360,7 +372,11 @@ async fn run(secs: u64, rate: u64, conns: u64, cores: usize) -> i32 {
         "target p99 < 50 ms at 500 pushes/s: {}",
         if p99 < 50.0 { "met" } else { "NOT met" }
     );
+    stop(&mut child);
+    0
+}
+
+fn stop(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
-    0
 }
