@@ -163,3 +163,48 @@ pub(crate) fn query_param(query: &str, name: &str) -> String {
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
 }
+
+/// What the interop tests need is pinned and said: @wecom/crypto 1.0.1 exactly in
+/// package.json and its lock (with its integrity hash), installed by .ci/run with `npm ci`,
+/// and named in the README's prerequisites with wechatpy.
+#[test]
+fn the_sdks_the_interop_tests_need_are_pinned_installed_and_named() {
+    let read = |rel: &str| std::fs::read_to_string(Path::new(REPO).join(rel)).unwrap();
+    let package: Value =
+        serde_json::from_str(&read("tests/sdk/wecom-crypto/package.json")).unwrap();
+    assert_eq!(
+        package["dependencies"]["@wecom/crypto"], "1.0.1",
+        "{package}"
+    );
+    let lock: Value =
+        serde_json::from_str(&read("tests/sdk/wecom-crypto/package-lock.json")).unwrap();
+    let locked = &lock["packages"]["node_modules/@wecom/crypto"];
+    assert_eq!(locked["version"], "1.0.1", "{lock}");
+    assert!(
+        locked["integrity"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("sha512-")),
+        "{lock}"
+    );
+    let ci = read(".ci/run");
+    assert!(
+        ci.contains("npm ci") && ci.contains("tests/sdk/wecom-crypto"),
+        ".ci/run does not install @wecom/crypto"
+    );
+    assert!(
+        ci.contains("wechatpy==1.8.18"),
+        ".ci/run does not install wechatpy"
+    );
+    let readme = read("README.md");
+    let prerequisites = readme
+        .split("Prerequisites:")
+        .nth(1)
+        .and_then(|s| s.split("\n\n").next())
+        .unwrap();
+    for needed in ["node", "npm", "@wecom/crypto", "1.0.1", "wechatpy"] {
+        assert!(
+            prerequisites.contains(needed),
+            "README prerequisites lack {needed}"
+        );
+    }
+}
