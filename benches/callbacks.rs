@@ -2,7 +2,7 @@
 //! SQLite store (WAL, `synchronous=FULL`, group commit), WeCom's pushes made by the simulator's
 //! own crypto on the other core, every push a new message (no dedupe short cut).
 //!
-//! 1. Accepted pushes per second: `BENCH_CONNS` keep-alive connections (default 32) push as
+//! 1. (run last) Accepted pushes per second: `BENCH_CONNS` keep-alive connections (default 32) push as
 //!    fast as the answers come for `BENCH_SECS` (default 10 s); an accepted push is a 200,
 //!    committed to the store before it is answered.
 //! 2. WeCom's request-to-answer latency at `BENCH_RATE` pushes/s (default 500) for
@@ -10,6 +10,9 @@
 //!    (no coordinated omission). Once for an app with `reply_within: 0` (the answer waits
 //!    for the commit only), once for one with `reply_within: 3s` whose app answers at once
 //!    (the answer waits for the delivery and carries the encrypted passive reply).
+//!
+//! The latency runs come first, on an empty store; after each run the bench waits (at most
+//! 60 s) for the deliveries to the app to catch up and prints how fast they went.
 //!
 //! ```sh
 //! cargo bench --bench callbacks
@@ -222,6 +225,29 @@ fn report(name: &str, rate: u64, secs: u64, (micros, failed): &(Vec<u64>, u64)) 
     );
 }
 
+/// Waits (at most 60 s) until the app has received `pushed` deliveries in all, and says how
+/// fast the backlog went.
+async fn drain(c: &reqwest::Client, sim: &str, pushed: u64) {
+    let start = Instant::now();
+    let at_start = received(c, sim).await;
+    let mut now = at_start;
+    while now < pushed && start.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        now = received(c, sim).await;
+    }
+    let took = start.elapsed().as_secs_f64();
+    println!(
+        "  delivered to the app: {now} of {pushed} ({} of the backlog of {} in {took:.1} s{})",
+        now - at_start,
+        pushed.saturating_sub(at_start),
+        if now - at_start > 0 && took > 0.5 {
+            format!(", {:.0}/s", (now - at_start) as f64 / took)
+        } else {
+            String::new()
+        }
+    );
+}
+
 async fn received(c: &reqwest::Client, sim: &str) -> u64 {
     match c.get(format!("{sim}/sim/receiver")).send().await {
         Ok(r) => r
@@ -338,28 +364,19 @@ async fn run(secs: u64, rate: u64, conns: u64, cores: usize) -> i32 {
         format!("http://127.0.0.1:{cb}/callback/ops-bot"),
     ));
 
-    let (ok, failed, took) = throughput(hr_push.clone(), conns, secs).await;
-    println!(
-        "accepted: {ok} pushes in {took:.1} s = {:.0} pushes/s ({conns} connections, closed loop, reply_within 0; {failed} not 200)",
-        ok as f64 / took
-    );
     let c = reqwest::Client::new();
-    // Let the delivery worker drain the backlog before the latency runs, so they measure the
-    // push path at the rate asked, not a queue left by the closed loop.
-    let drain_by = Instant::now() + Duration::from_secs(120);
-    while received(&c, &sim.url()).await < ok && Instant::now() < drain_by {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let before = received(&c, &sim.url()).await;
-    println!("delivered to the app after the closed loop: {before} of {ok}");
+    let mut pushed = 0;
 
-    let commit_only = latency(hr_push, rate, secs).await;
+    let commit_only = latency(hr_push.clone(), rate, secs).await;
     report(
         "reply_within 0 (answered once committed)",
         rate,
         secs,
         &commit_only,
     );
+    pushed += commit_only.0.len() as u64;
+    drain(&c, &sim.url(), pushed).await;
+
     let with_reply = latency(ops_push, rate, secs).await;
     report(
         "reply_within 3s, the app answering at once (answered after delivery)",
@@ -367,10 +384,27 @@ async fn run(secs: u64, rate: u64, conns: u64, cores: usize) -> i32 {
         secs,
         &with_reply,
     );
-    let p99 = percentile(&commit_only.0, 0.99).max(percentile(&with_reply.0, 0.99));
+    pushed += with_reply.0.len() as u64;
+    drain(&c, &sim.url(), pushed).await;
+
+    let (ok, failed, took) = throughput(hr_push, conns, secs).await;
     println!(
-        "target p99 < 50 ms at 500 pushes/s: {}",
-        if p99 < 50.0 { "met" } else { "NOT met" }
+        "accepted: {ok} pushes in {took:.1} s = {:.0} pushes/s ({conns} connections, closed loop, reply_within 0; {failed} not 200)",
+        ok as f64 / took
+    );
+    pushed += ok;
+    drain(&c, &sim.url(), pushed).await;
+
+    let p99 = percentile(&commit_only.0, 0.99);
+    println!(
+        "target p99 < 50 ms at 500 pushes/s (answered once committed): {}",
+        if rate == 500 && p99 < 50.0 {
+            "met"
+        } else if rate == 500 {
+            "NOT met"
+        } else {
+            "not run at 500/s"
+        }
     );
     stop(&mut child);
     0
