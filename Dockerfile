@@ -31,8 +31,8 @@ COPY --from=build /src/target/release/wecom-sidecar /usr/local/bin/wecom-sidecar
 COPY conf/*.yaml /etc/wecom-sidecar/
 USER 10001
 # App traffic and admin (metrics, probes). Bind them beyond loopback only in a pod network you trust.
-# 18480: the WeCom simulator of `--dev`.
-EXPOSE 8080 9901 18480
+# 18480: the WeCom simulator of `--dev`; 8090: the callback listener of `--dev`'s config.
+EXPOSE 8080 9901 8090 18480
 ENV WECOM_SIDECAR_CONFIG=/etc/wecom-sidecar/sidecar.yaml
 # `--dev` in a container: listen on every interface so `docker run -p 8080:8080 -p 9901:9901
 # -p 18480:18480 IMAGE --dev` is reachable; a run of a real config is not affected.

@@ -268,11 +268,7 @@ fn main() {
 }
 
 async fn soak(length: Duration, rate: u64) -> i32 {
-    let app = |name: &str, secret: &str| SimApp {
-        name: name.into(),
-        corp_id: CORP.into(),
-        secret: secret.into(),
-    };
+    let app = |name: &str, secret: &str| SimApp::new(name, CORP, secret, 1000002);
     let cfg = SimConfig {
         apps: vec![
             app("hr-bot", "soak-secret-hr-91a2b3c4"),

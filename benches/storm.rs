@@ -296,11 +296,7 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let cfg = SimConfig {
-            apps: vec![SimApp {
-                name: "hr-bot".into(),
-                corp_id: CORP.into(),
-                secret: SECRET.into(),
-            }],
+            apps: vec![SimApp::new("hr-bot", CORP, SECRET, 1000002)],
             token_ttl: Duration::from_secs(7200),
             ..SimConfig::dev()
         };

@@ -60,7 +60,8 @@ pub fn control(state: &State, method: &Method, path: &str, body: &[u8]) -> Answe
             format!(
                 "no control call {method} /sim/{p}; see POST|GET|DELETE /sim/faults, \
                  POST /sim/tokens/expire, POST /sim/tokens/invalidate, GET /sim/counters, \
-                 POST /sim/counters/reset"
+                 POST /sim/counters/reset, POST /sim/callbacks/push, POST /sim/callbacks/verify, \
+                 GET|POST|DELETE /sim/receiver, POST|DELETE /sim/receiver/reply"
             ),
         ),
     }

@@ -40,6 +40,38 @@
 //! | `POST /sim/tokens/invalidate` | every token issued so far now answers 40014 |
 //! | `GET /sim/counters` | [`Counters`] as JSON |
 //! | `POST /sim/counters/reset` | zero the counters |
+//! | `POST /sim/callbacks/push` (body: a push) | push to a callback URL as WeCom does (below); answers what each attempt got |
+//! | `POST /sim/callbacks/verify` `{"to": URL, "app": A}` | WeCom's URL verification: a GET with `echostr`; `ok` when the answer is the decrypted `echostr` |
+//! | `GET\|POST /sim/callbacks/endpoint/{app}` | a reference callback URL: answers as a correct implementation (echostr; 403 on a bad push; the receiver's told body as an encrypted passive reply) |
+//! | `POST /sim/receiver` | the `--dev` app: records the delivery (query, headers, body), answers as told |
+//! | `GET /sim/receiver` | `{"total": N, "deliveries": [{"n", "query", "headers", "body"}]}`, oldest first (the last 10,000) |
+//! | `DELETE /sim/receiver` | forget the deliveries |
+//! | `POST /sim/receiver/reply` `{"status": 200, "body": "<xml>…</xml>", "delay": "4s"}` | how the receiver answers from now on (each key optional; a body is the app's passive reply) |
+//! | `DELETE /sim/receiver/reply` | the receiver answers 200, empty, at once again |
+//!
+//! A push (`POST /sim/callbacks/push`) is JSON `{"to": URL, "app": A, "kind": "text"|"event",
+//! "content": C, "event": E, "event_key": K, "from": U, "repeat": N, "fresh": false}` (only `to`
+//! and `app` required; defaults: text, "hello", "click", "", "zhangsan", 1). It builds the
+//! message XML WeCom pushes (`ToUserName` = the corp id, `FromUserName`, `CreateTime`,
+//! `MsgType`, `Content` and `MsgId` or `Event` and `EventKey`, `AgentID`), encrypts and signs it
+//! with app `A`'s callback Token and EncodingAESKey ([`SimApp`]; [`callback::crypto`] is the
+//! simulator's own implementation), and POSTs `<xml><ToUserName/><AgentID/><Encrypt/></xml>`
+//! to `URL?msg_signature=&timestamp=&nonce=`, waiting 5 s for each answer as WeCom does. `N`
+//! (1 to 10) sends the same request N times in all, as WeCom's retries do (`fresh`: each one
+//! encrypted anew, the same message inside). The answer: `{"ok", "app", "message", "msg_id",
+//! "attempts": [{"status", "body", "reply", "reply_error", "ms"} or {"error", "ms"}]}`, where
+//! `reply` is the passive reply decrypted (its signature checked), `null` for an empty answer,
+//! and `ok` says every attempt got 200 with a reply that opened (or none).
+//!
+//! ```sh
+//! # --dev: push a text to hr-bot's callback URL, WeCom's 3 retries included; then an event.
+//! curl -X POST localhost:18480/sim/callbacks/push \
+//!      -d '{"to":"http://127.0.0.1:8090/callback/hr-bot","app":"hr-bot","content":"hi","repeat":4}'
+//! curl -X POST localhost:18480/sim/callbacks/push \
+//!      -d '{"to":"http://127.0.0.1:8090/callback/hr-bot","app":"hr-bot","kind":"event","event":"click"}'
+//! curl -X POST localhost:18480/sim/callbacks/verify -d '{"to":"http://127.0.0.1:8090/callback/hr-bot","app":"hr-bot"}'
+//! curl localhost:18480/sim/receiver
+//! ```
 //!
 //! ```sh
 //! # The next 2 user/get calls get HTTP 502; then 3 calls to any path get errcode -1.
@@ -86,6 +118,7 @@
 
 mod appchat;
 pub mod body;
+pub mod callback;
 mod control;
 mod directory;
 mod handlers;
@@ -109,6 +142,43 @@ pub struct SimApp {
     pub name: String,
     pub corp_id: String,
     pub secret: String,
+    /// Its `AgentID` (pushes carry it).
+    pub agent_id: u32,
+    /// The callback `Token` set in WeCom's console for the app (up to 32 letters and digits).
+    pub callback_token: String,
+    /// The callback `EncodingAESKey` (43 base64 characters).
+    pub callback_aes_key: String,
+}
+
+impl SimApp {
+    /// An app with callback credentials made from its name ([`dev_callback_credentials`]).
+    pub fn new(name: &str, corp_id: &str, secret: &str, agent_id: u32) -> SimApp {
+        let (callback_token, callback_aes_key) = dev_callback_credentials(name);
+        SimApp {
+            name: name.into(),
+            corp_id: corp_id.into(),
+            secret: secret.into(),
+            agent_id,
+            callback_token,
+            callback_aes_key,
+        }
+    }
+}
+
+/// Dev callback credentials for the app `name`: the Token `devcb` + the name's letters and
+/// digits (at most 32 characters), and an `EncodingAESKey` made from SHA-1s of the name.
+/// Deterministic, so `--dev`'s config can stand them in; never a real corp's.
+pub fn dev_callback_credentials(name: &str) -> (String, String) {
+    use base64::Engine;
+    use sha1::{Digest, Sha1};
+    let mut token: String = "devcb".into();
+    token.extend(name.chars().filter(char::is_ascii_alphanumeric));
+    token.truncate(32);
+    let mut key = Sha1::digest(format!("wecom-sim key {name}")).to_vec();
+    key.extend_from_slice(&Sha1::digest(format!("wecom-sim key 2 {name}"))[..12]);
+    let mut encoded = base64::engine::general_purpose::STANDARD.encode(key);
+    encoded.pop(); // 32 bytes are 44 characters, the last one `=`; WeCom's key has 43.
+    (token, encoded)
 }
 
 /// The simulated corp.
@@ -127,16 +197,14 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// The apps of `conf/dev.yaml`: `hr-bot` and `ops-bot` of corp `wwdev0000000000001`.
+    /// The apps of `conf/dev.yaml`: `hr-bot` (agent 1000002) and `ops-bot` (1000003) of corp
+    /// `wwdev0000000000001`, with callback credentials from [`dev_callback_credentials`].
     pub fn dev() -> Self {
         let corp = "wwdev0000000000001";
-        let app = |name: &str| SimApp {
-            name: name.into(),
-            corp_id: corp.into(),
-            secret: format!("dev-secret-{name}"),
-        };
+        let app =
+            |name: &str, agent_id| SimApp::new(name, corp, &format!("dev-secret-{name}"), agent_id);
         SimConfig {
-            apps: vec![app("hr-bot"), app("ops-bot")],
+            apps: vec![app("hr-bot", 1000002), app("ops-bot", 1000003)],
             token_ttl: Duration::from_secs(7200),
             reuse_valid_token: false,
             one_use_tokens: false,

@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use super::callback;
 use super::control::control;
 use super::handlers::{self, Answer, Call};
 use super::state::{bump, lock, FaultKind, ListenerState, State};
@@ -105,7 +106,16 @@ async fn handle(
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     let path = parts.uri.path();
     if let Some(rest) = path.strip_prefix("/sim/") {
-        return Ok(control(&state, &parts.method, rest, &body));
+        let pushed = callback::control(
+            &state,
+            &parts.method,
+            rest,
+            parts.uri.query().unwrap_or(""),
+            &parts.headers,
+            &body,
+        )
+        .await;
+        return Ok(pushed.unwrap_or_else(|| control(&state, &parts.method, rest, &body)));
     }
     bump(&mut lock(&here.calls), path, 1);
     state.count_call(path);

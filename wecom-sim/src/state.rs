@@ -195,6 +195,8 @@ pub(crate) struct State {
     pub directory: Mutex<super::directory::Directory>,
     /// Group chats (`appchat/*`).
     pub chats: Mutex<super::appchat::AppChats>,
+    /// The `--dev` app's receiver of callbacks (`/sim/receiver`).
+    pub receiver: Mutex<super::callback::receiver::Receiver>,
 }
 
 /// The duplicate-check memory is pruned of entries older than WeCom's longest window once it
@@ -214,6 +216,7 @@ impl State {
             recent: Mutex::default(),
             directory: Mutex::default(),
             chats: Mutex::default(),
+            receiver: Mutex::default(),
         }
     }
 

@@ -26,16 +26,8 @@ pub fn fault(path: &str, kind: FaultKind, times: Option<u32>) -> Fault {
 pub fn sim_config() -> SimConfig {
     let mut cfg = SimConfig::dev();
     cfg.apps = vec![
-        SimApp {
-            name: "hr-bot".into(),
-            corp_id: CORP_ID.into(),
-            secret: HR_SECRET.into(),
-        },
-        SimApp {
-            name: "ops-bot".into(),
-            corp_id: CORP_ID.into(),
-            secret: OPS_SECRET.into(),
-        },
+        SimApp::new("hr-bot", CORP_ID, HR_SECRET, 1000002),
+        SimApp::new("ops-bot", CORP_ID, OPS_SECRET, 1000003),
     ];
     cfg
 }
