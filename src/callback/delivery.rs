@@ -42,6 +42,9 @@ pub struct Worker {
     pub poll: Option<Duration>,
 }
 
+/// How often the depth gauge is refreshed while a backlog drains.
+const DEPTH_EVERY: Duration = Duration::from_secs(1);
+
 /// What a step leaves the worker to do.
 enum Next {
     /// Look at the head again at once.
@@ -57,9 +60,15 @@ impl Worker {
     pub async fn run(self, mut shutdown: ShutdownWatch) {
         let name = self.app.cfg.app.clone();
         tracing::debug!(app = name.as_str(), "callback delivery worker started");
+        // The depth gauge costs a count over the queue: kept current whenever the worker stops
+        // to wait, and at most once a second while it drains a backlog.
+        let mut shown = tokio::time::Instant::now();
         while !*shutdown.borrow() {
             let next = self.step().await;
-            self.show_depth().await;
+            if !matches!(next, Next::Again) || shown.elapsed() >= DEPTH_EVERY {
+                self.show_depth().await;
+                shown = tokio::time::Instant::now();
+            }
             let wait = async {
                 match next {
                     Next::Again => {}
@@ -153,7 +162,9 @@ impl Worker {
         reply: bytes::Bytes,
     ) -> Next {
         let app = self.app.cfg.app.as_str();
-        let replied = !reply.is_empty() && self.app.offer_reply(item.id, reply);
+        // An empty answer is offered too: WeCom's request then gets its empty 200 at once
+        // instead of waiting out `reply_within`.
+        let replied = self.app.offer_reply(item.id, reply);
         if let Err(e) = self.store.done(&self.app.queue, item.id).await {
             // Delivered, but still the head: it goes again, same callback id.
             tracing::warn!(app, id = meta.callback_id.as_str(), error = %e, "callback delivered but not marked done in the store; the app will see it again");

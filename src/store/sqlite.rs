@@ -310,11 +310,19 @@ impl Store for SqliteStore {
     async fn depth(&self, queue: &str) -> Result<Depth, StoreError> {
         let queue = queue.to_owned();
         self.call(move |c| {
-            let (queued, oldest): (i64, Option<i64>) = c.query_row(
-                "SELECT count(*), min(added_ms) FROM items WHERE queue = ?1 AND dead = 0",
+            let queued: i64 = c.query_row(
+                "SELECT count(*) FROM items WHERE queue = ?1 AND dead = 0",
                 params![queue],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| r.get(0),
             )?;
+            // Ids follow commit order, so the head is the oldest: one index lookup, not a scan.
+            let oldest: Option<i64> = c
+                .query_row(
+                    "SELECT added_ms FROM items WHERE queue = ?1 AND dead = 0 ORDER BY id LIMIT 1",
+                    params![queue],
+                    |r| r.get(0),
+                )
+                .optional()?;
             let dead: i64 = c.query_row(
                 "SELECT count(*) FROM items WHERE queue = ?1 AND dead = 1",
                 params![queue],
