@@ -1,9 +1,14 @@
 //! Quotas enforced before WeCom's: per app and API (a route's `quota`), per message recipient
 //! (WeCom drops messages past 30 a minute / 1,000 an hour to one member), per group robot key
-//! (20 a minute), and blocks WeCom announced (45009/45033) remembered until they end.
+//! (20 a minute), blocks WeCom announced (45009/45033) remembered until they end (a day block
+//! until 00:00 China time, `day`), calls in flight (`in_flight`) and member sends per calendar
+//! day (`per_day`).
 //!
 //! All decisions are local to this sidecar here; fleet mode shares them through Redis.
 
+pub mod day;
+pub mod in_flight;
+pub mod per_day;
 pub mod window;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +41,8 @@ pub const ROBOT_LIMITS: [Rate; 1] = [Rate {
 pub const MINUTE_BLOCK: Duration = Duration::from_secs(60);
 /// How long a 45009 block lasts when WeCom's errmsg speaks of an hour.
 pub const HOUR_BLOCK: Duration = Duration::from_secs(3600);
+/// The longest block kept: a day block lasts until the next China midnight, at most a day.
+const LONGEST_BLOCK: Duration = Duration::from_secs(86_400);
 /// How long to hold back after 45033 (too many concurrent calls).
 pub const CONCURRENCY_BLOCK: Duration = Duration::from_secs(5);
 /// Most recipients tracked at once (bounded memory; idle entries leave after an hour).
@@ -163,6 +170,10 @@ pub struct Quotas {
     /// is on, and a decision skips the lookup (blocks are rare; decisions are every call).
     blocks_end: AtomicU64,
     epoch: Instant,
+    /// Calls in flight, for routes with `max_in_flight`.
+    pub in_flight: in_flight::InFlight,
+    /// Member sends per China day, for routes with `recipients_per_day`.
+    pub per_day: per_day::PerDay,
 }
 
 impl Default for Quotas {
@@ -174,10 +185,12 @@ impl Default for Quotas {
                 .build(),
             blocks: Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(HOUR_BLOCK * 2)
+                .time_to_live(LONGEST_BLOCK + HOUR_BLOCK)
                 .build(),
             blocks_end: AtomicU64::new(0),
             epoch: Instant::now(),
+            in_flight: Default::default(),
+            per_day: Default::default(),
         }
     }
 }
@@ -325,13 +338,17 @@ impl Quotas {
     }
 }
 
-/// How long WeCom's block lasts, from its answer: 45009 blocks a minute (an hour when its
-/// errmsg says so), 45033 a few seconds.
-pub fn block_for(errcode: i64, body: &[u8]) -> Option<Duration> {
+/// How long WeCom's block lasts, from its answer: 45009 blocks a minute, an hour when its
+/// errmsg says so, and until 00:00 China time (see [`day`]) when it speaks of a day (WeCom's
+/// wording for a daily quota: "reach max api daily quota limit"); 45033 a few seconds.
+/// `now_unix` is the wall clock in seconds since the Unix epoch.
+pub fn block_for(errcode: i64, body: &[u8], now_unix: u64) -> Option<Duration> {
     match errcode {
         crate::wecom::errcode::FREQ_LIMIT => {
-            let text = String::from_utf8_lossy(body).to_ascii_lowercase();
-            Some(if text.contains("hour") {
+            let text = errmsg(body).to_ascii_lowercase();
+            Some(if text.contains("day") || text.contains("daily") {
+                day::until_china_midnight(now_unix)
+            } else if text.contains("hour") {
                 HOUR_BLOCK
             } else {
                 MINUTE_BLOCK
@@ -340,6 +357,19 @@ pub fn block_for(errcode: i64, body: &[u8]) -> Option<Duration> {
         crate::wecom::errcode::CONCURRENCY_LIMIT => Some(CONCURRENCY_BLOCK),
         _ => None,
     }
+}
+
+/// The `errmsg` of a WeCom answer (empty when there is none): only WeCom's words decide a
+/// block's length, not whatever else the body holds.
+fn errmsg(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errmsg {
+        errmsg: Option<String>,
+    }
+    serde_json::from_slice::<Errmsg>(body)
+        .ok()
+        .and_then(|e| e.errmsg)
+        .unwrap_or_default()
 }
 
 /// Recipients of a message body, each once, sorted: the members of `touser`, written
@@ -524,16 +554,35 @@ mod tests {
 
     #[test]
     fn block_lengths_and_recipients() {
+        // 2026-12-01T12:25:00Z is 20:25 in China: 3 h 35 min to its midnight.
+        let now = 1_796_127_900;
         assert_eq!(
-            block_for(45009, b"{\"errmsg\":\"api freq out of limit\"}"),
+            block_for(45009, b"{\"errmsg\":\"api freq out of limit\"}", now),
             Some(MINUTE_BLOCK)
         );
         assert_eq!(
-            block_for(45009, b"{\"errmsg\":\"hour freq out of limit\"}"),
+            block_for(45009, b"{\"errmsg\":\"hour freq out of limit\"}", now),
             Some(HOUR_BLOCK)
         );
-        assert_eq!(block_for(45033, b"{}"), Some(CONCURRENCY_BLOCK));
-        assert_eq!(block_for(0, b"{}"), None);
+        assert_eq!(
+            block_for(
+                45009,
+                b"{\"errcode\":45009,\"errmsg\":\"reach max api daily quota limit\"}",
+                now
+            ),
+            Some(Duration::from_secs(3 * 3600 + 35 * 60))
+        );
+        // Words outside errmsg (a hint, an echoed value) do not make a day block.
+        assert_eq!(
+            block_for(
+                45009,
+                b"{\"errmsg\":\"api freq out of limit\",\"day\":1}",
+                now
+            ),
+            Some(MINUTE_BLOCK)
+        );
+        assert_eq!(block_for(45033, b"{}", now), Some(CONCURRENCY_BLOCK));
+        assert_eq!(block_for(0, b"{}", now), None);
         assert_eq!(
             recipients(br#"{"touser":"a|b| c ||"}"#),
             vec!["a", "b", "c"]
