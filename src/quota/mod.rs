@@ -6,6 +6,7 @@
 //!
 //! All decisions are local to this sidecar here; fleet mode shares them through Redis.
 
+mod blocks;
 pub mod day;
 pub mod in_flight;
 pub mod per_day;
@@ -19,6 +20,7 @@ use moka::sync::Cache;
 use tokio::time::Instant;
 
 use crate::config::{AppName, Rate};
+pub use blocks::block_for;
 use window::Cells;
 
 /// WeCom's cap on messages from one app to one member, per minute and per hour.
@@ -338,40 +340,6 @@ impl Quotas {
     }
 }
 
-/// How long WeCom's block lasts, from its answer: 45009 blocks a minute, an hour when its
-/// errmsg says so, and until 00:00 China time (see [`day`]) when it speaks of a day (WeCom's
-/// wording for a daily quota: "reach max api daily quota limit"); 45033 a few seconds.
-/// `now_unix` is the wall clock in seconds since the Unix epoch.
-pub fn block_for(errcode: i64, body: &[u8], now_unix: u64) -> Option<Duration> {
-    match errcode {
-        crate::wecom::errcode::FREQ_LIMIT => {
-            let text = errmsg(body).to_ascii_lowercase();
-            Some(if text.contains("day") || text.contains("daily") {
-                day::until_china_midnight(now_unix)
-            } else if text.contains("hour") {
-                HOUR_BLOCK
-            } else {
-                MINUTE_BLOCK
-            })
-        }
-        crate::wecom::errcode::CONCURRENCY_LIMIT => Some(CONCURRENCY_BLOCK),
-        _ => None,
-    }
-}
-
-/// The `errmsg` of a WeCom answer (empty when there is none): only WeCom's words decide a
-/// block's length, not whatever else the body holds.
-fn errmsg(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Errmsg {
-        errmsg: Option<String>,
-    }
-    serde_json::from_slice::<Errmsg>(body)
-        .ok()
-        .and_then(|e| e.errmsg)
-        .unwrap_or_default()
-}
-
 /// Recipients of a message body, each once, sorted: the members of `touser`, written
 /// "a|b|c" (message/send) or as a list (linkedcorp/message/send); `@all` counts nobody.
 pub fn recipients(body: &[u8]) -> Vec<String> {
@@ -553,36 +521,7 @@ mod tests {
     }
 
     #[test]
-    fn block_lengths_and_recipients() {
-        // 2026-12-01T12:25:00Z is 20:25 in China: 3 h 35 min to its midnight.
-        let now = 1_796_127_900;
-        assert_eq!(
-            block_for(45009, b"{\"errmsg\":\"api freq out of limit\"}", now),
-            Some(MINUTE_BLOCK)
-        );
-        assert_eq!(
-            block_for(45009, b"{\"errmsg\":\"hour freq out of limit\"}", now),
-            Some(HOUR_BLOCK)
-        );
-        assert_eq!(
-            block_for(
-                45009,
-                b"{\"errcode\":45009,\"errmsg\":\"reach max api daily quota limit\"}",
-                now
-            ),
-            Some(Duration::from_secs(3 * 3600 + 35 * 60))
-        );
-        // Words outside errmsg (a hint, an echoed value) do not make a day block.
-        assert_eq!(
-            block_for(
-                45009,
-                b"{\"errmsg\":\"api freq out of limit\",\"day\":1}",
-                now
-            ),
-            Some(MINUTE_BLOCK)
-        );
-        assert_eq!(block_for(45033, b"{}", now), Some(CONCURRENCY_BLOCK));
-        assert_eq!(block_for(0, b"{}", now), None);
+    fn recipients_of_messages() {
         assert_eq!(
             recipients(br#"{"touser":"a|b| c ||"}"#),
             vec!["a", "b", "c"]
