@@ -72,6 +72,10 @@ pub const DEFAULT_RECIPIENT_CAP: bool = true;
 pub const DEFAULT_DEDUPE: bool = false;
 /// `defaults.duplicate_check_interval`: sent with `dedupe: true` (WeCom's own default, 1800 s).
 pub const DEFAULT_DUPLICATE_CHECK_INTERVAL: &str = "30m";
+/// `defaults.max_in_flight`: unset, no cap on calls in flight (WeCom answers 45033 past its own).
+pub const DEFAULT_MAX_IN_FLIGHT: Option<u32> = None;
+/// `defaults.recipients_per_day`: unset, no local cap (WeCom's: the corp's account limit × 200).
+pub const DEFAULT_RECIPIENTS_PER_DAY: Option<u64> = None;
 /// WeCom's ceiling for `duplicate_check_interval`, in seconds (4 h).
 pub const MAX_DUPLICATE_CHECK_INTERVAL_SECS: u64 = 14_400;
 

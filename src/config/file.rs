@@ -241,6 +241,10 @@ pub struct FilePolicy {
     pub recipient_cap: Option<bool>,
     pub dedupe: Option<bool>,
     pub duplicate_check_interval: Option<String>,
+    /// Calls in flight per app and API (WeCom's concurrency limit, 45033).
+    pub max_in_flight: Option<i64>,
+    /// Members a message API of this route may reach per app per China day.
+    pub recipients_per_day: Option<i64>,
 }
 
 /// `fleet`.

@@ -309,6 +309,12 @@ pub struct RoutePolicy {
     pub dedupe: bool,
     /// The `duplicate_check_interval` sent with `dedupe` (at most 4 h).
     pub duplicate_check_interval: Duration,
+    /// Calls in flight per app and API on this route (per sidecar); `None`: no cap.
+    pub max_in_flight: Option<u32>,
+    /// How long a call over `max_in_flight` waits for a place: the route's `max_wait`.
+    pub in_flight_wait: Duration,
+    /// Members the route's message APIs may reach per app per China day; `None`: no cap.
+    pub recipients_per_day: Option<u64>,
 }
 
 /// What a call over its quota gets.

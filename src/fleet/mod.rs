@@ -7,6 +7,7 @@
 //! has a short timeout; the connection manager reconnects by itself and sharing resumes as soon
 //! as Redis answers. `wecom_redis_up` and `wecom_fleet_fallbacks_total{what}` show it.
 
+pub mod per_day;
 pub mod quota;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

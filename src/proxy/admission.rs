@@ -3,6 +3,11 @@
 //! gets the local 45009 answer (`X-Sidecar-Reason: quota`, `Retry-After`) and never reaches
 //! WeCom; with `on_limit: wait` a call over its route's quota waits for a slot instead, up to
 //! `max_wait`, in a bounded queue.
+//!
+//! Before those, a route with `max_in_flight` takes a place among the calls of its app and API
+//! in flight (held until the call ends), waiting up to `max_wait`, else the local 45033 answer.
+//! After them, a message on a route with `recipients_per_day` counts its members in the app's
+//! China day, else the local 45009 answer naming the cap.
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +20,8 @@ use super::refusal::Refusal;
 use crate::body::RequestBody;
 use crate::config::{AppName, OnLimit};
 use crate::metrics::Metrics;
-use crate::quota::{self, Ask, Quotas, Refusal as Over};
+use crate::quota::in_flight::Slot;
+use crate::quota::{self, day, Ask, Quotas, Refusal as Over};
 use crate::routing::Call;
 use crate::state::Shared;
 use crate::wecom::apis::{self, Auth};
@@ -66,31 +72,128 @@ fn robot_key(query: &str) -> Option<u64> {
     Some(h.finish())
 }
 
-/// Lets the call through, or returns the refusal it gets.
+/// Lets the call through (with its place among the calls in flight, to hold until it ends,
+/// when its route caps them), or returns the refusal it gets.
 pub async fn admit(
     shared: &Shared,
     call: &Call<'_>,
     app: Option<&AppName>,
     query: &str,
     body: &RequestBody,
-) -> Result<(), Refusal> {
+) -> Result<Option<Slot>, Refusal> {
     let policy = &call.route.policy;
     let robot = robot_of(call, query);
     let fallback = robot_app();
     let app = app.unwrap_or(&fallback);
-    let recipients = match body {
-        RequestBody::Buffered(b)
-            if policy.recipient_cap && apis::caps_recipients(call.api.name) =>
-        {
-            quota::recipients(b)
+    let slot = match policy.max_in_flight {
+        None => None,
+        Some(max) => {
+            let owner = quota::block_owner(app, robot);
+            let wait = policy.in_flight_wait;
+            match shared
+                .quotas
+                .in_flight
+                .enter(&owner, &call.label, max, wait)
+                .await
+            {
+                Some(slot) => Some(slot),
+                None => {
+                    reject(shared, call, app);
+                    return Err(Refusal::Concurrency {
+                        status: policy.quota_status,
+                        retry_after: 1,
+                        message: format!(
+                            "wecom-sidecar: {max} calls of app {app} on {} in flight (max_in_flight) and none ended within {} ms; WeCom answers 45033 past its concurrency limit",
+                            call.label,
+                            wait.as_millis()
+                        ),
+                    });
+                }
+            }
         }
+    };
+    let counted = apis::caps_recipients(call.api.name)
+        && (policy.recipient_cap || policy.recipients_per_day.is_some());
+    let members = match body {
+        RequestBody::Buffered(b) if counted => quota::recipients(b),
         _ => Vec::new(),
     };
+    let recipients = if policy.recipient_cap {
+        &members[..]
+    } else {
+        &[]
+    };
+    rates(shared, call, app, robot, recipients).await?;
+    if let Some(limit) = policy.recipients_per_day {
+        per_day(shared, call, app, members.len() as u64, limit).await?;
+    }
+    Ok(slot)
+}
+
+/// Counts a local quota answer.
+fn reject(shared: &Shared, call: &Call<'_>, app: &AppName) {
+    shared
+        .metrics
+        .quota_rejected
+        .with_label_values(&[&*call.label, app.as_str()])
+        .inc();
+}
+
+/// `recipients_per_day`: the message's members counted in the app's China day (fleet-wide in
+/// fleet mode, a `1/size` share while Redis is down), or the local 45009 answer naming the cap.
+async fn per_day(
+    shared: &Shared,
+    call: &Call<'_>,
+    app: &AppName,
+    members: u64,
+    limit: u64,
+) -> Result<(), Refusal> {
+    if members == 0 {
+        return Ok(());
+    }
+    let now = day::now_unix();
+    let local = |limit: u64| shared.quotas.per_day.take(app, members, limit, now).is_ok();
+    let passed = match shared.fleet.as_ref().filter(|f| f.share_quotas) {
+        Some(fleet) => match crate::fleet::per_day::take(fleet, app, members, limit, now).await {
+            Ok(passed) => passed,
+            Err(crate::fleet::FleetDown) => {
+                fleet.fell_back("quota");
+                local((limit / u64::from(fleet.size.max(1))).max(1))
+            }
+        },
+        None => local(limit),
+    };
+    if passed {
+        return Ok(());
+    }
+    reject(shared, call, app);
+    let wait = day::until_china_midnight(now);
+    Err(Refusal::Quota {
+        status: call.route.policy.quota_status,
+        retry_after: secs(wait),
+        message: format!(
+            "wecom-sidecar: not sent: app {app} reached recipients_per_day ({limit} members a day, counted from 00:00 China time, UTC+8) on {}; this message to {members} members would pass it; the count starts again in {} s",
+            call.label,
+            secs(wait)
+        ),
+    })
+}
+
+/// The route's quotas, the per-member and robot caps, and WeCom's blocks (with `on_limit:
+/// wait`, waiting for a slot up to `max_wait`).
+async fn rates(
+    shared: &Shared,
+    call: &Call<'_>,
+    app: &AppName,
+    robot: Option<u64>,
+    recipients: &[String],
+) -> Result<(), Refusal> {
+    let policy = &call.route.policy;
     let mut ask = Ask {
         app,
         api: &call.label,
         limits: &policy.quota,
-        recipients: &recipients,
+        recipients,
         robot,
         share: 1,
     };
@@ -135,11 +238,7 @@ pub async fn admit(
                 }
             }
         }
-        shared
-            .metrics
-            .quota_rejected
-            .with_label_values(&[&*call.label, app.as_str()])
-            .inc();
+        reject(shared, call, app);
         return Err(refusal(call, app, &over, policy.quota_status));
     }
 }
@@ -187,7 +286,7 @@ pub(super) fn note_block(
     code: i64,
     body: &[u8],
 ) {
-    if let Some(for_) = quota::block_for(code, body) {
+    if let Some(for_) = quota::block_for(code, body, day::now_unix()) {
         let fallback = robot_app();
         let app = app.unwrap_or(&fallback);
         quotas.block(
@@ -199,7 +298,7 @@ pub(super) fn note_block(
             .quota_blocks
             .with_label_values(&[&*call.label, app.as_str(), &code.to_string()])
             .inc();
-        tracing::warn!(api = %call.label, app = %app, errcode = code, block_s = for_.as_secs(), "WeCom announced a frequency block; holding calls locally until it ends");
+        tracing::warn!(api = %call.label, app = %app, errcode = code, block_s = for_.as_secs(), "WeCom announced a frequency block; holding calls locally until it ends (a day block until 00:00 China time)");
     }
 }
 

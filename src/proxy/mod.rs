@@ -214,7 +214,8 @@ impl SidecarProxy {
 
         let deadline = call.route.policy.deadline;
         let deadline_at = tokio::time::Instant::now() + deadline;
-        tokio::time::timeout(
+        // A place among the calls in flight (`max_in_flight`), held until the call ends.
+        let _in_flight = tokio::time::timeout(
             deadline,
             admission::admit(shared, &call, app.map(|a| &a.app.name), query, &body),
         )

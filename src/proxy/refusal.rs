@@ -59,6 +59,13 @@ pub enum Refusal {
         retry_after: u64,
         message: String,
     },
+    /// `max_in_flight` calls of this app and API are in flight and none ended within
+    /// `max_wait`: WeCom's concurrency answer (45033), made locally.
+    Concurrency {
+        status: u16,
+        retry_after: u64,
+        message: String,
+    },
     /// No answer within the route's deadline.
     Deadline { deadline: Duration },
     /// A token call for which no app was chosen.
@@ -103,8 +110,8 @@ impl Refusal {
     /// The table: how each refusal is answered.
     fn row(self) -> Row {
         use errcode::{
-            API_FORBIDDEN, DATA_FORMAT_ERROR, FREQ_LIMIT, INVALID_CORPID, INVALID_CREDENTIAL,
-            INVALID_TOKEN, SYSTEM_BUSY, TOKEN_MISSING,
+            API_FORBIDDEN, CONCURRENCY_LIMIT, DATA_FORMAT_ERROR, FREQ_LIMIT, INVALID_CORPID,
+            INVALID_CREDENTIAL, INVALID_TOKEN, SYSTEM_BUSY, TOKEN_MISSING,
         };
         use Reason::*;
         match self {
@@ -189,6 +196,14 @@ impl Refusal {
             } => Row {
                 retry_after: Some(retry_after),
                 ..row(status, FREQ_LIMIT, Quota, message)
+            },
+            Refusal::Concurrency {
+                status,
+                retry_after,
+                message,
+            } => Row {
+                retry_after: Some(retry_after),
+                ..row(status, CONCURRENCY_LIMIT, Quota, message)
             },
             Refusal::Deadline { deadline } => row(
                 504,
@@ -293,9 +308,10 @@ mod tests {
             Refusal::UpstreamUnavailable { .. } => 17,
             Refusal::NoToken { .. } => 18,
             Refusal::Overloaded { .. } => 19,
+            Refusal::Concurrency { .. } => 20,
         }
     }
-    const VARIANTS: usize = 20;
+    const VARIANTS: usize = 21;
 
     fn app() -> AppName {
         AppName(Arc::from("hr-bot"))
@@ -372,6 +388,17 @@ mod tests {
                 },
                 429,
                 45009,
+                "quota",
+                Some(1),
+            ),
+            (
+                Refusal::Concurrency {
+                    status: 200,
+                    retry_after: 1,
+                    message: "wecom-sidecar: 4 calls in flight".into(),
+                },
+                200,
+                45033,
                 "quota",
                 Some(1),
             ),

@@ -1,9 +1,15 @@
 //! Quotas enforced before WeCom's: per app and API (a route's `quota`), per message recipient
 //! (WeCom drops messages past 30 a minute / 1,000 an hour to one member), per group robot key
-//! (20 a minute), and blocks WeCom announced (45009/45033) remembered until they end.
+//! (20 a minute), blocks WeCom announced (45009/45033) remembered until they end (a day block
+//! until 00:00 China time, `day`), calls in flight (`in_flight`) and member sends per calendar
+//! day (`per_day`).
 //!
 //! All decisions are local to this sidecar here; fleet mode shares them through Redis.
 
+mod blocks;
+pub mod day;
+pub mod in_flight;
+pub mod per_day;
 pub mod window;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +20,7 @@ use moka::sync::Cache;
 use tokio::time::Instant;
 
 use crate::config::{AppName, Rate};
+pub use blocks::block_for;
 use window::Cells;
 
 /// WeCom's cap on messages from one app to one member, per minute and per hour.
@@ -36,6 +43,8 @@ pub const ROBOT_LIMITS: [Rate; 1] = [Rate {
 pub const MINUTE_BLOCK: Duration = Duration::from_secs(60);
 /// How long a 45009 block lasts when WeCom's errmsg speaks of an hour.
 pub const HOUR_BLOCK: Duration = Duration::from_secs(3600);
+/// The longest block kept: a day block lasts until the next China midnight, at most a day.
+const LONGEST_BLOCK: Duration = Duration::from_secs(86_400);
 /// How long to hold back after 45033 (too many concurrent calls).
 pub const CONCURRENCY_BLOCK: Duration = Duration::from_secs(5);
 /// Most recipients tracked at once (bounded memory; idle entries leave after an hour).
@@ -163,6 +172,10 @@ pub struct Quotas {
     /// is on, and a decision skips the lookup (blocks are rare; decisions are every call).
     blocks_end: AtomicU64,
     epoch: Instant,
+    /// Calls in flight, for routes with `max_in_flight`.
+    pub in_flight: in_flight::InFlight,
+    /// Member sends per China day, for routes with `recipients_per_day`.
+    pub per_day: per_day::PerDay,
 }
 
 impl Default for Quotas {
@@ -174,10 +187,12 @@ impl Default for Quotas {
                 .build(),
             blocks: Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(HOUR_BLOCK * 2)
+                .time_to_live(LONGEST_BLOCK + HOUR_BLOCK)
                 .build(),
             blocks_end: AtomicU64::new(0),
             epoch: Instant::now(),
+            in_flight: Default::default(),
+            per_day: Default::default(),
         }
     }
 }
@@ -322,23 +337,6 @@ impl Quotas {
         }
         let until = self.blocks.get(&(app.clone(), api.clone()))?;
         (until > now).then(|| until - now)
-    }
-}
-
-/// How long WeCom's block lasts, from its answer: 45009 blocks a minute (an hour when its
-/// errmsg says so), 45033 a few seconds.
-pub fn block_for(errcode: i64, body: &[u8]) -> Option<Duration> {
-    match errcode {
-        crate::wecom::errcode::FREQ_LIMIT => {
-            let text = String::from_utf8_lossy(body).to_ascii_lowercase();
-            Some(if text.contains("hour") {
-                HOUR_BLOCK
-            } else {
-                MINUTE_BLOCK
-            })
-        }
-        crate::wecom::errcode::CONCURRENCY_LIMIT => Some(CONCURRENCY_BLOCK),
-        _ => None,
     }
 }
 
@@ -523,17 +521,7 @@ mod tests {
     }
 
     #[test]
-    fn block_lengths_and_recipients() {
-        assert_eq!(
-            block_for(45009, b"{\"errmsg\":\"api freq out of limit\"}"),
-            Some(MINUTE_BLOCK)
-        );
-        assert_eq!(
-            block_for(45009, b"{\"errmsg\":\"hour freq out of limit\"}"),
-            Some(HOUR_BLOCK)
-        );
-        assert_eq!(block_for(45033, b"{}"), Some(CONCURRENCY_BLOCK));
-        assert_eq!(block_for(0, b"{}"), None);
+    fn recipients_of_messages() {
         assert_eq!(
             recipients(br#"{"touser":"a|b| c ||"}"#),
             vec!["a", "b", "c"]

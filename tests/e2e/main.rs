@@ -18,6 +18,7 @@ mod faults;
 mod fleet;
 mod forward_steps;
 mod hostile_gettoken;
+mod limits;
 mod newcomer;
 mod operator;
 mod ops_files;

@@ -112,6 +112,11 @@
 //! | `"GzipEcho"` | HTTP 400, `Content-Encoding: gzip` (not asked for), the compressed body quoting the request URL |
 //! | `{"ErrcodeEcho":40001}` | HTTP 200 JSON with that errcode and an errmsg quoting the request URL (on gettoken: the `corpsecret`) |
 //! | `"EscapedEcho"` | HTTP 200 JSON `errcode` 0 echoing the request's `access_token`, every character a `\uXXXX` escape |
+//! | `"DayLimit"` | HTTP 200 `{"errcode":45009,"errmsg":"reach max api daily quota limit"}` (a daily quota spent) |
+//!
+//! WeCom's concurrency limit: after [`Simulator::limit_concurrency`]`(n)`, a business call
+//! arriving while `n` calls of its API are in flight gets 45033 (`api concurrent out of
+//! limit`) at once; [`Simulator::peak_in_flight`] is the most calls of an API seen at once.
 //!
 //! A simulator listens on one address; [`Simulator::also_listen`] adds another address of the
 //! same simulated WeCom (same tokens, counters and faults), as a standby endpoint is.
@@ -119,6 +124,7 @@
 mod appchat;
 pub mod body;
 pub mod callback;
+mod concurrency;
 mod control;
 mod directory;
 mod handlers;
@@ -324,6 +330,16 @@ impl Simulator {
     pub fn clear_faults(&self) {
         self.here.faults.clear();
         self.state.faults.clear();
+    }
+
+    /// WeCom's concurrency limit: past `n` calls of one API in flight, 45033 (0: no limit).
+    pub fn limit_concurrency(&self, n: usize) {
+        self.state.concurrency.set_limit(n);
+    }
+
+    /// The most calls of `path` this simulated WeCom had in flight at once.
+    pub fn peak_in_flight(&self, path: &str) -> usize {
+        self.state.concurrency.peak(path)
     }
 
     /// Every token issued so far answers 42001 (access_token expired) from now on.

@@ -126,6 +126,15 @@ async fn handle(
     if path == "/cgi-bin/gettoken" {
         state.count_gettoken(&handlers::gettoken_app(&state, query));
     }
+    // WeCom's concurrency limit, over business APIs (held through a `Delay` fault too).
+    let _in_flight = if path == "/cgi-bin/gettoken" {
+        None
+    } else {
+        match state.concurrency.enter(path) {
+            Some(f) => Some(f),
+            None => return Ok(handlers::fault_errcode(45033)),
+        }
+    };
     let mut lose_answer = false;
     let mut final_status = None;
     let mut extra_headers = Vec::new();
@@ -165,6 +174,9 @@ async fn handle(
         Some(FaultKind::GzipEcho) => return Ok(handlers::gzip_echo(&parts.headers, path, query)),
         Some(FaultKind::ErrcodeEcho(code)) => return Ok(handlers::errcode_echo(code, path, query)),
         Some(FaultKind::EscapedEcho) => return Ok(handlers::escaped_echo(query)),
+        Some(FaultKind::DayLimit) => {
+            return Ok(handlers::errcode(45009, "reach max api daily quota limit"))
+        }
     }
     let content_type = parts
         .headers

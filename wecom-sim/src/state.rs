@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -77,6 +77,9 @@ pub enum FaultKind {
     /// `access_token` with every character written as a JSON `\uXXXX` escape: what a JSON
     /// parser reads is the token, what a byte search sees is not.
     EscapedEcho,
+    /// HTTP 200 `{"errcode":45009,"errmsg":"reach max api daily quota limit"}`: a daily quota
+    /// spent, in the words WeCom's family of APIs uses for it.
+    DayLimit,
 }
 
 /// What the simulator has seen since the start or the last reset.
@@ -197,6 +200,8 @@ pub(crate) struct State {
     pub chats: Mutex<super::appchat::AppChats>,
     /// The `--dev` app's receiver of callbacks (`/sim/receiver`).
     pub receiver: Mutex<super::callback::receiver::Receiver>,
+    /// Calls in flight per API, and WeCom's concurrency limit (45033).
+    pub concurrency: Arc<super::concurrency::Concurrency>,
 }
 
 /// The duplicate-check memory is pruned of entries older than WeCom's longest window once it
@@ -217,6 +222,7 @@ impl State {
             directory: Mutex::default(),
             chats: Mutex::default(),
             receiver: Mutex::default(),
+            concurrency: Arc::default(),
         }
     }
 

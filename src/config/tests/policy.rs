@@ -81,3 +81,33 @@ fn a_route_without_a_path_is_refused_at_its_line_with_the_other_problems() {
     assert_eq!(deadline.line, Some(10), "{deadline}");
     assert_eq!(p.len(), 3, "{p:#?}");
 }
+
+#[test]
+fn limits_keys_default_unset_and_are_checked_at_their_line() {
+    let c = parse(&with("routes:\n  - { path: /cgi-bin/a }\n")).unwrap();
+    assert_eq!(c.routes[0].policy.max_in_flight, None);
+    assert_eq!(c.routes[0].policy.recipients_per_day, None);
+    let c = parse(&with(
+        "defaults: { max_wait: 3s }\nroutes:\n  - { path: /cgi-bin/a, max_in_flight: 4, recipients_per_day: 40000 }\n  - { path: /cgi-bin/b, max_in_flight: 2, max_wait: 250ms }\n",
+    ))
+    .unwrap();
+    let (a, b) = (&c.routes[0].policy, &c.routes[1].policy);
+    assert_eq!(a.max_in_flight, Some(4));
+    assert_eq!(a.recipients_per_day, Some(40_000));
+    // A rejecting route waits for a place up to the defaults' max_wait, or its own.
+    assert_eq!(a.in_flight_wait, Duration::from_secs(3));
+    assert_eq!(b.in_flight_wait, Duration::from_millis(250));
+    assert_eq!(b.on_limit, OnLimit::Reject);
+    // MINIMAL is lines 1-5.
+    let p = problems(&with(
+        "routes:\n  - path: /cgi-bin/a\n    max_in_flight: 0\n  - path: /cgi-bin/b\n    recipients_per_day: -5\n  - { path: /cgi-bin/c, max_wait: 2s }\n",
+    ));
+    let zero = find(&p, "routes[0].max_in_flight", "out of range").expect("max_in_flight");
+    assert_eq!(zero.line, Some(8), "{zero}");
+    assert!(zero.message.contains("drop the key for no cap"), "{zero}");
+    let neg = find(&p, "routes[1].recipients_per_day", "out of range").expect("per day");
+    assert_eq!(neg.line, Some(10), "{neg}");
+    assert!(neg.message.contains("account limit × 200"), "{neg}");
+    // max_wait on a rejecting route without max_in_flight is still refused.
+    assert_problem(&p, "routes[2].max_wait", "set max_in_flight");
+}

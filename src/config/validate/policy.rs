@@ -77,6 +77,9 @@ impl Default for RoutePolicy {
             recipient_cap: DEFAULT_RECIPIENT_CAP,
             dedupe: DEFAULT_DEDUPE,
             duplicate_check_interval: d(DEFAULT_DUPLICATE_CHECK_INTERVAL),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            in_flight_wait: d(DEFAULT_MAX_WAIT),
+            recipients_per_day: DEFAULT_RECIPIENTS_PER_DAY,
         }
     }
 }
@@ -114,6 +117,23 @@ pub(super) fn policy(
     }
     if let Some(d) = k.allow_debug {
         p.allow_debug = d;
+    }
+    if let Some(n) = k.max_in_flight {
+        p.max_in_flight = count(
+            c,
+            &format!("{key}.max_in_flight"),
+            n,
+            "calls in flight per app and API, e.g. 10; drop the key for no cap",
+        );
+    }
+    if let Some(n) = k.recipients_per_day {
+        p.recipients_per_day = count(
+            c,
+            &format!("{key}.recipients_per_day"),
+            n,
+            "members per app per China day, at most the corp's account limit × 200 (e.g. 40000 for 200 accounts); drop the key for no cap",
+        )
+        .map(u64::from);
     }
     on_limit(c, key, k, &mut p, base_max_wait);
     if let Some(s) = k.quota_status {
@@ -156,6 +176,23 @@ pub(super) fn policy(
         }
     }
     p
+}
+
+/// A whole count of 1 or more (`what` says what it counts and how to write it).
+fn count(c: &mut Check, key: &str, n: i64, what: &str) -> Option<u32> {
+    match u32::try_from(n).ok().filter(|n| *n >= 1) {
+        Some(n) => Some(n),
+        None => {
+            c.problem(
+                key,
+                format!(
+                    "{n} is out of range. Set a whole number from 1 to {}: {what}",
+                    u32::MAX
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn retry(c: &mut Check, key: &str, r: &FileRetry, p: &mut RetryPolicy) {
@@ -272,7 +309,8 @@ fn quota(c: &mut Check, key: &str, rates: &[String]) -> Vec<Rate> {
 
 /// `on_limit` and `max_wait`. A `wait` without its own `max_wait` takes the inherited one, else
 /// `defaults.max_wait`, else the default. `defaults` may set `max_wait` while rejecting (for
-/// routes that choose `wait`); a route that rejects may not.
+/// routes that choose `wait`); a route that rejects may not, unless it caps `max_in_flight`:
+/// the same `max_wait` bounds the wait for a place among the calls in flight.
 fn on_limit(
     c: &mut Check,
     key: &str,
@@ -292,6 +330,7 @@ fn on_limit(
         ),
         None => inherited_wait.unwrap_or(base_max_wait),
     };
+    p.in_flight_wait = max_wait;
     let rejects = match k.on_limit.as_deref() {
         None if inherited_wait.is_some() => {
             p.on_limit = OnLimit::Wait { max_wait };
@@ -314,10 +353,10 @@ fn on_limit(
             false
         }
     };
-    if rejects && k.max_wait.is_some() && key != "defaults" {
+    if rejects && k.max_wait.is_some() && key != "defaults" && p.max_in_flight.is_none() {
         c.problem(
             format!("{key}.max_wait"),
-            "only applies with on_limit: wait, and this route rejects. Set on_limit: wait or drop max_wait",
+            "only applies with on_limit: wait or max_in_flight, and this route rejects with no max_in_flight. Set on_limit: wait, set max_in_flight, or drop max_wait",
         );
     }
 }
