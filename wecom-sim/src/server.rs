@@ -155,6 +155,7 @@ async fn handle(
         Some(FaultKind::GzipEcho) => return Ok(handlers::gzip_echo(&parts.headers, path, query)),
         Some(FaultKind::ErrcodeEcho(code)) => return Ok(handlers::errcode_echo(code, path, query)),
         Some(FaultKind::EscapedEcho) => return Ok(handlers::escaped_echo(query)),
+        Some(FaultKind::UntrustedIp(ip)) => return Ok(handlers::untrusted_ip(&ip)),
     }
     let content_type = parts
         .headers

@@ -77,6 +77,10 @@ pub enum FaultKind {
     /// `access_token` with every character written as a JSON `\uXXXX` escape: what a JSON
     /// parser reads is the token, what a byte search sees is not.
     EscapedEcho,
+    /// HTTP 200 JSON errcode 60020 whose errmsg names this address as the caller WeCom saw
+    /// (`..., from ip: 203.0.113.7, more info at ...`): an app whose trusted IPs leave it out.
+    /// JSON: `{"UntrustedIp": "203.0.113.7"}`.
+    UntrustedIp(String),
 }
 
 /// What the simulator has seen since the start or the last reset.
