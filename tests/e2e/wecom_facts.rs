@@ -203,3 +203,31 @@ async fn a_60020_on_gettoken_is_exported_logged_once_and_shown() {
     assert_eq!(status["egress_ip"]["ip"], ip, "{status}");
     sim.clear_faults();
 }
+
+/// The shipped rules and dashboard watch what this module's facts export (ops_files checks
+/// that every name they use is exported and every label real).
+#[test]
+fn rules_and_dashboard_watch_the_facts() {
+    let rules = include_str!("../../conf/prometheus/rules.yaml");
+    let dashboard = include_str!("../../conf/grafana/dashboard.json");
+    for (alert, metric) in [
+        (
+            "WeComMessagesUndelivered",
+            "wecom_message_undelivered_total",
+        ),
+        ("WeComEgressIpNotTrusted", "wecom_egress_ip_info"),
+        (
+            "WeComApiLatencyAnomaly",
+            "job_api:wecom_api_request_duration_seconds:p99_5m_stddev_1h",
+        ),
+    ] {
+        assert!(rules.contains(&format!("- alert: {alert}\n")), "{alert}");
+        let expr = rules
+            .split(&format!("- alert: {alert}\n"))
+            .nth(1)
+            .and_then(|r| r.split("\n      - ").next())
+            .unwrap_or_default();
+        assert!(expr.contains(metric), "{alert} does not read {metric}");
+        assert!(dashboard.contains(metric), "no panel reads {metric}");
+    }
+}
