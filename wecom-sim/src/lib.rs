@@ -15,7 +15,9 @@
 //!   deleted `userid`: 60111; `user/list_id` is a POST read paged by `cursor`/`limit`;
 //!   `user/delete` a GET write). Group chats ([`appchat`]). `getcallbackip` and
 //!   `get_api_domain_ip` (`ip_list`). `message/send` and
-//!   `linkedcorp/message/send` (47001 on bad JSON; counts deliveries per `touser` entry; with
+//!   `linkedcorp/message/send` (47001 on bad JSON; counts deliveries per `touser` entry; a
+//!   deleted member, or a `toparty`/`totag` id with no department or tag, is not reached and
+//!   named in `invaliduser`, `invalidparty`, `invalidtag` of the errcode-0 answer; with
 //!   `enable_duplicate_check: 1`, identical JSON from the same app inside
 //!   `duplicate_check_interval` (default 1800 s, at most 14400 s) is answered but not delivered),
 //!   `media/upload` (multipart, field `media`; 44001 without it), `media/get` (binary;
@@ -80,6 +82,7 @@
 //! | `"GzipEcho"` | HTTP 400, `Content-Encoding: gzip` (not asked for), the compressed body quoting the request URL |
 //! | `{"ErrcodeEcho":40001}` | HTTP 200 JSON with that errcode and an errmsg quoting the request URL (on gettoken: the `corpsecret`) |
 //! | `"EscapedEcho"` | HTTP 200 JSON `errcode` 0 echoing the request's `access_token`, every character a `\uXXXX` escape |
+//! | `{"UntrustedIp":"203.0.113.7"}` | HTTP 200 errcode 60020, `errmsg` naming that address (`..., from ip: 203.0.113.7, more info at ...`), as WeCom refuses an address the app's trusted IPs lack |
 //!
 //! A simulator listens on one address; [`Simulator::also_listen`] adds another address of the
 //! same simulated WeCom (same tokens, counters and faults), as a standby endpoint is.
