@@ -7,7 +7,10 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use serde::Deserialize;
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use super::errcode::{self, BodyErrcode};
 
@@ -49,20 +52,21 @@ pub struct Answer {
 struct Fields<'a> {
     errcode: Option<i64>,
     #[serde(borrow, default)]
-    errmsg: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    invaliduser: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    invalidparty: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    invalidtag: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    unlicenseduser: Option<Cow<'a, str>>,
+    errmsg: Text<'a>,
+    #[serde(default)]
+    invaliduser: Ids,
+    #[serde(default)]
+    invalidparty: Ids,
+    #[serde(default)]
+    invalidtag: Ids,
+    #[serde(default)]
+    unlicenseduser: Ids,
 }
 
 /// Reads `errcode` (as [`errcode::read_errcode`] does: a non-object or broken body is
-/// `Invalid`) and, in the same parse, the facts beside it. A field of another type than
-/// WeCom's (a number where a string is due) makes the body `Invalid`, as a broken one.
+/// `Invalid`) and, in the same parse, the facts beside it. The fields beside `errcode` never
+/// make an answer invalid, whatever their type: other APIs use the same names differently
+/// (`tag/addtagusers` answers `invalidparty` as an array of ids).
 pub fn read(body: &[u8]) -> Answer {
     let invalid = Answer {
         errcode: BodyErrcode::Invalid,
@@ -75,20 +79,95 @@ pub fn read(body: &[u8]) -> Answer {
     let Ok(f) = serde_json::from_slice::<Fields<'_>>(body) else {
         return invalid;
     };
-    let count = |ids: &Option<Cow<'_, str>>| ids.as_deref().map_or(0, count_ids);
     let code = f.errcode;
     Answer {
         errcode: code.map_or(BodyErrcode::Absent, BodyErrcode::Code),
         undelivered: Undelivered {
-            users: count(&f.invaliduser),
-            parties: count(&f.invalidparty),
-            tags: count(&f.invalidtag),
-            unlicensed: count(&f.unlicenseduser),
+            users: f.invaliduser.0,
+            parties: f.invalidparty.0,
+            tags: f.invalidtag.0,
+            unlicensed: f.unlicenseduser.0,
         },
-        from_ip: match (code, f.errmsg.as_deref()) {
-            (Some(errcode::IP_NOT_TRUSTED), Some(msg)) => from_ip(msg),
+        from_ip: match (code, f.errmsg.0) {
+            (Some(errcode::IP_NOT_TRUSTED), Some(msg)) => from_ip(&msg),
             _ => None,
         },
+    }
+}
+
+/// A string field read if it is one (borrowed when it has no escapes), else skipped.
+#[derive(Default)]
+struct Text<'a>(Option<Cow<'a, str>>);
+
+/// How many ids a field lists: `"a|b|c"` (blank entries are not ids) or `["a", "b"]`;
+/// 0 for anything else.
+#[derive(Default)]
+struct Ids(u32);
+
+/// Reads any JSON value: strings through `text`, arrays as their length, the rest as `skip`.
+struct Lenient<T, F> {
+    text: F,
+    array: fn(u32) -> T,
+    skip: T,
+}
+
+impl<'de, T, F: FnOnce(Cow<'de, str>) -> T> Visitor<'de> for Lenient<T, F> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<T, E> {
+        Ok((self.text)(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        Ok((self.text)(Cow::Owned(v.to_owned())))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
+        let mut n = 0u32;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            n = n.saturating_add(1);
+        }
+        Ok((self.array)(n))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(self.skip)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<T, E> {
+        Ok(self.skip)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<T, E> {
+        Ok(self.skip)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<T, E> {
+        Ok(self.skip)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<T, E> {
+        Ok(self.skip)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+        Ok(self.skip)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Lenient {
+            text: |s| Text(Some(s)),
+            array: |_| Text(None),
+            skip: Text(None),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Ids {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Lenient {
+            text: |s: Cow<'de, str>| Ids(count_ids(&s)),
+            array: Ids,
+            skip: Ids(0),
+        })
     }
 }
 
@@ -150,10 +229,28 @@ mod tests {
         ] {
             assert_eq!(read(body).errcode, errcode::read_errcode(body));
         }
-        assert_eq!(
-            read(br#"{"errcode":0,"invaliduser":5}"#).errcode,
-            BodyErrcode::Invalid
-        );
+    }
+
+    #[test]
+    fn fields_of_other_shapes_never_make_an_answer_invalid() {
+        // tag/addtagusers: `invalidparty` is an array of department ids.
+        let tag =
+            read(br#"{"errcode":0,"errmsg":"ok","invalidlist":"u1|u2","invalidparty":[2,4]}"#);
+        assert_eq!(tag.errcode, BodyErrcode::Code(0));
+        assert_eq!(tag.undelivered.parties, 2);
+        for body in [
+            br#"{"errcode":0,"invaliduser":5}"#.as_slice(),
+            br#"{"errcode":0,"invaliduser":null,"invalidtag":{"a":[1]},"errmsg":7}"#,
+            br#"{"errcode":60020,"errmsg":["from ip: 1.2.3.4"]}"#,
+        ] {
+            let a = read(body);
+            assert_eq!(a.errcode, errcode::read_errcode(body));
+            assert!(a.undelivered.is_empty());
+            assert_eq!(a.from_ip, None);
+        }
+        // Escaped text is read too.
+        let escaped = read(br#"{"errcode":0,"invaliduser":"\u0061|b"}"#);
+        assert_eq!(escaped.undelivered.users, 2);
     }
 
     #[test]

@@ -231,3 +231,49 @@ fn rules_and_dashboard_watch_the_facts() {
         assert!(dashboard.contains(metric), "no panel reads {metric}");
     }
 }
+
+/// `tag/addtagusers` answers `invalidparty` as an array of ids, not message/send's "a|b": the
+/// answer is still read as WeCom's (errcode 0, passed on whole) and counts nothing, as
+/// it is no message API.
+#[tokio::test]
+async fn the_same_field_names_on_other_apis_are_not_misread() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), "").await;
+    sc.wait_ready().await;
+    let c = client();
+    let (_, _, tag) = post_json(
+        &c,
+        &sc.url("/cgi-bin/tag/create"),
+        &json!({"tagname": "facts", "tagid": 31}),
+    )
+    .await;
+    assert_eq!(tag["errcode"], 0, "{tag}");
+    let (status, _, answer) = post_json(
+        &c,
+        &sc.url("/cgi-bin/tag/addtagusers"),
+        &json!({"tagid": 31, "userlist": ["zhangsan"], "partylist": [2, 4242]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["errcode"], 0, "{answer}");
+    assert_eq!(answer["invalidparty"], json!([4242]));
+    let m = sc.metrics().await;
+    assert_eq!(
+        m.sum("wecom_message_undelivered_total", &[]),
+        0.0,
+        "{}",
+        m.text()
+    );
+    assert_eq!(
+        m.value(
+            "wecom_upstream_attempts_total",
+            &[
+                ("api", "tag/addtagusers"),
+                ("upstream", "primary"),
+                ("result", "ok")
+            ]
+        ),
+        Some(1.0),
+        "one attempt, read as a good answer"
+    );
+}
