@@ -350,5 +350,11 @@ pub fn status(shared: &Shared) -> Value {
         "plan": shared.plans.status(),
         "fleet": shared.fleet.as_ref().map_or_else(|| json!({"mode": "local"}), |f| f.status()),
         "plans": rt.config.shift_plans.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+        "egress_ip": shared.egress.latest().map(|s| json!({
+            "ip": s.ip.to_string(),
+            "app": s.app,
+            "seen_at_unix": unix_secs(s.at),
+            "fix": crate::wecom::egress::fix(s.ip, &s.app),
+        })),
     })
 }

@@ -80,6 +80,8 @@ pub struct Metrics {
     pub callback_delivery_seconds: HistogramVec,
     pub callback_oldest: GaugeVec,
     pub callback_dead_letters: IntGaugeVec,
+    pub message_undelivered: IntCounterVec,
+    pub egress_ip_info: IntGaugeVec,
 }
 
 impl Metrics {
@@ -288,6 +290,22 @@ impl Metrics {
             &["app"],
         )
         .expect("metric definition");
+        let message_undelivered = IntCounterVec::new(
+            Opts::new(
+                "wecom_message_undelivered_total",
+                "Recipients a message send answered with errcode 0 did not reach (WeCom's invaliduser, invalidparty, invalidtag, unlicenseduser), by API, app and kind.",
+            ),
+            &["api", "app", "kind"],
+        )
+        .expect("metric definition");
+        let egress_ip_info = IntGaugeVec::new(
+            Opts::new(
+                "wecom_egress_ip_info",
+                "1 for the address WeCom last refused as untrusted (60020, \"from ip\"): add it to the app's trusted IPs. One series, the latest address only.",
+            ),
+            &["ip"],
+        )
+        .expect("metric definition");
         for c in [
             Box::new(request_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errcode_total.clone()),
@@ -315,6 +333,8 @@ impl Metrics {
             Box::new(callback_delivery_seconds.clone()),
             Box::new(callback_oldest.clone()),
             Box::new(callback_dead_letters.clone()),
+            Box::new(message_undelivered.clone()),
+            Box::new(egress_ip_info.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -346,6 +366,8 @@ impl Metrics {
             callback_delivery_seconds,
             callback_oldest,
             callback_dead_letters,
+            message_undelivered,
+            egress_ip_info,
         }
     }
 
@@ -417,6 +439,10 @@ mod tests {
             .observe(0.01);
         m.callback_oldest.with_label_values(&["hr"]).set(12.0);
         m.callback_dead_letters.with_label_values(&["hr"]).set(1);
+        m.message_undelivered
+            .with_label_values(&["message/send", "hr", "user"])
+            .inc();
+        m.egress_ip_info.with_label_values(&["203.0.113.7"]).set(1);
         let text = String::from_utf8(m.render()).unwrap();
         for name in [
             "wecom_api_request_duration_seconds_bucket",
@@ -437,6 +463,8 @@ mod tests {
             "wecom_callback_delivery_seconds_bucket",
             "wecom_callback_oldest_seconds",
             "wecom_callback_dead_letters",
+            "wecom_message_undelivered_total",
+            "wecom_egress_ip_info",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

@@ -229,6 +229,8 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// App connections open, and the cap on them (`client.max_connections`).
     pub capacity: Arc<Capacity>,
+    /// The address WeCom last refused as untrusted (60020), and which were logged.
+    pub egress: crate::wecom::egress::EgressIps,
     in_flight: AtomicI64,
     /// How reloads read the config file, the version read last; reloads one at a time.
     reloads: Reloads,
@@ -272,6 +274,7 @@ impl Shared {
             started: Instant::now(),
             draining: AtomicBool::new(false),
             capacity: Arc::default(),
+            egress: Default::default(),
             in_flight: AtomicI64::new(0),
             reloads: Reloads::new(loader),
         }))

@@ -31,6 +31,9 @@ pub(super) fn access_log(shared: &Shared, session: &Session, ctx: &RequestCtx) {
         shared.plans.observe(route, failed, latency);
     }
     let req = session.req_header();
+    // A partial success: how many recipients of each kind were not reached (never who).
+    let u = ctx.undelivered.unwrap_or_default();
+    let some = |n: u32| (n > 0).then_some(n);
     tracing::info!(
         target: "access",
         request_id = %ctx.request_id,
@@ -46,6 +49,10 @@ pub(super) fn access_log(shared: &Shared, session: &Session, ctx: &RequestCtx) {
         errcode = ctx.errcode,
         reason = ctx.reason.map(|r| r.as_str()),
         detail = ctx.detail.as_deref(),
+        undelivered_users = some(u.users),
+        undelivered_parties = some(u.parties),
+        undelivered_tags = some(u.tags),
+        unlicensed_users = some(u.unlicensed),
         // Whole microseconds, so the number prints with at most 3 decimals (1.234), not
         // the float noise of seconds × 1000 (1.2340000000000002).
         latency_ms = latency.as_micros() as f64 / 1000.0,

@@ -65,6 +65,8 @@ pub struct RequestCtx {
     pub reason: Option<Reason>,
     /// What went wrong, in words safe to log.
     pub detail: Option<String>,
+    /// Recipients a message send's errcode-0 answer did not reach (counts, never ids).
+    pub undelivered: Option<crate::wecom::facts::Undelivered>,
     _in_flight: Option<InFlight>,
 }
 
@@ -143,6 +145,7 @@ impl SidecarProxy {
             errcode: None,
             reason: None,
             detail: None,
+            undelivered: None,
             _in_flight: Some(self.shared.enter()),
         }
     }

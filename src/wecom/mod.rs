@@ -4,4 +4,6 @@
 
 pub mod answer;
 pub mod apis;
+pub mod egress;
 pub mod errcode;
+pub mod facts;

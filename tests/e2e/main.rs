@@ -31,4 +31,5 @@ mod secrets;
 mod signing;
 mod simulator;
 mod token_bounds;
+mod wecom_facts;
 mod wire;

@@ -99,6 +99,18 @@ pub fn fault_errcode(code: i64) -> Answer {
     errcode(code, msg)
 }
 
+/// `FaultKind::UntrustedIp`: 60020 in WeCom's words, the caller's address in the errmsg.
+pub fn untrusted_ip(ip: &str) -> Answer {
+    errcode(
+        60020,
+        &format!(
+            "not allow to access from your ip, hint: [1700000000_60_{}], from ip: {ip}, \
+             more info at https://open.work.weixin.qq.com/devtool/query?e=60020",
+            random_hex(8)
+        ),
+    )
+}
+
 /// `FaultKind::Garbage`: 200, claims JSON, is not.
 pub fn garbage() -> Answer {
     let mut r = status(200, "<html>oops: not JSON</html>");
@@ -391,15 +403,24 @@ fn message_send(state: &State, app: usize, call: &Call) -> Answer {
     }
     .map_or(Duration::from_secs(1800), Duration::from_secs)
     .min(MAX_DUPLICATE_WINDOW);
-    let answer = ok_with(json!({"invaliduser": "", "msgid": random_hex(24)}));
+    let unreached = lock(&state.directory).unreached(&msg);
+    let mut fields = unreached.clone();
+    fields.insert("msgid".into(), json!(random_hex(24)));
+    let answer = ok_with(Value::Object(fields));
     if dedupe && state.seen_recently(app, canonical(&msg), window) {
         lock(&state.counters).duplicates_suppressed += 1;
         return answer;
     }
     let touser = msg.get("touser").and_then(Value::as_str).unwrap_or("");
+    let invalid = unreached
+        .get("invaliduser")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let invalid: Vec<&str> = invalid.split('|').collect();
     let mut c = lock(&state.counters);
     c.messages_delivered += 1;
-    for user in touser.split('|').map(str::trim).filter(|u| !u.is_empty()) {
+    let users = touser.split('|').map(str::trim);
+    for user in users.filter(|u| !u.is_empty() && !invalid.contains(u)) {
         bump(&mut c.delivered_per_user, user, 1);
     }
     answer

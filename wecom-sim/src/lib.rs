@@ -15,7 +15,9 @@
 //!   deleted `userid`: 60111; `user/list_id` is a POST read paged by `cursor`/`limit`;
 //!   `user/delete` a GET write). Group chats ([`appchat`]). `getcallbackip` and
 //!   `get_api_domain_ip` (`ip_list`). `message/send` and
-//!   `linkedcorp/message/send` (47001 on bad JSON; counts deliveries per `touser` entry; with
+//!   `linkedcorp/message/send` (47001 on bad JSON; counts deliveries per `touser` entry; a
+//!   deleted member, or a `toparty`/`totag` id with no department or tag, is not reached and
+//!   named in `invaliduser`, `invalidparty`, `invalidtag` of the errcode-0 answer; with
 //!   `enable_duplicate_check: 1`, identical JSON from the same app inside
 //!   `duplicate_check_interval` (default 1800 s, at most 14400 s) is answered but not delivered),
 //!   `media/upload` (multipart, field `media`; 44001 without it), `media/get` (binary;
@@ -113,6 +115,7 @@
 //! | `{"ErrcodeEcho":40001}` | HTTP 200 JSON with that errcode and an errmsg quoting the request URL (on gettoken: the `corpsecret`) |
 //! | `"EscapedEcho"` | HTTP 200 JSON `errcode` 0 echoing the request's `access_token`, every character a `\uXXXX` escape |
 //! | `"DayLimit"` | HTTP 200 `{"errcode":45009,"errmsg":"reach max api daily quota limit"}` (a daily quota spent) |
+//! | `{"UntrustedIp":"203.0.113.7"}` | HTTP 200 errcode 60020, `errmsg` naming that address (`..., from ip: 203.0.113.7, more info at ...`), as WeCom refuses an address the app's trusted IPs lack |
 //!
 //! WeCom's concurrency limit: after [`Simulator::limit_concurrency`]`(n)`, a business call
 //! arriving while `n` calls of its API are in flight gets 45033 (`api concurrent out of

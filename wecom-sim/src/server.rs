@@ -177,6 +177,7 @@ async fn handle(
         Some(FaultKind::DayLimit) => {
             return Ok(handlers::errcode(45009, "reach max api daily quota limit"))
         }
+        Some(FaultKind::UntrustedIp(ip)) => return Ok(handlers::untrusted_ip(&ip)),
     }
     let content_type = parts
         .headers

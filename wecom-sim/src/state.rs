@@ -80,6 +80,10 @@ pub enum FaultKind {
     /// HTTP 200 `{"errcode":45009,"errmsg":"reach max api daily quota limit"}`: a daily quota
     /// spent, in the words WeCom's family of APIs uses for it.
     DayLimit,
+    /// HTTP 200 JSON errcode 60020 whose errmsg names this address as the caller WeCom saw
+    /// (`..., from ip: 203.0.113.7, more info at ...`): an app whose trusted IPs leave it out.
+    /// JSON: `{"UntrustedIp": "203.0.113.7"}`.
+    UntrustedIp(String),
 }
 
 /// What the simulator has seen since the start or the last reset.

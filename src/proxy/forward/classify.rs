@@ -12,6 +12,7 @@ use crate::metrics::Outcome;
 use crate::retry::{self, RetryReason};
 use crate::upstream::exchange::{self, AttemptError};
 use crate::wecom::errcode::{self, BodyErrcode};
+use crate::wecom::facts::{self, Undelivered};
 
 /// What to do with an answer whose header has arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +70,10 @@ pub(super) struct Pass {
     pub result: &'static str,
     /// A token error passed on as it is (the replacement was rejected too).
     pub token_error: bool,
+    /// Recipients a send did not reach (read on every answer, counted for message APIs).
+    pub undelivered: Undelivered,
+    /// On 60020: the address WeCom saw the call come from.
+    pub from_ip: Option<std::net::IpAddr>,
 }
 
 /// Why an attempt failed; each has its retry reason, metric label and the words of the
@@ -168,9 +173,13 @@ pub(super) fn classify(status: u16, body: &[u8], token: TokenUse) -> Verdict {
             errcode: None,
             result: "http_error",
             token_error: false,
+            undelivered: Undelivered::default(),
+            from_ip: None,
         });
     }
-    let code = match errcode::read_errcode(body) {
+    // One parse: the errcode and what the answer says beside it.
+    let answer = facts::read(body);
+    let code = match answer.errcode {
         BodyErrcode::Invalid => return Verdict::Failed(Failure::NotJson),
         BodyErrcode::Absent => {
             return Verdict::Pass(Pass {
@@ -178,6 +187,8 @@ pub(super) fn classify(status: u16, body: &[u8], token: TokenUse) -> Verdict {
                 errcode: None,
                 result: "ok",
                 token_error: false,
+                undelivered: answer.undelivered,
+                from_ip: None,
             })
         }
         BodyErrcode::Code(code) => code,
@@ -201,6 +212,8 @@ pub(super) fn classify(status: u16, body: &[u8], token: TokenUse) -> Verdict {
         errcode: Some(code),
         result: if code == 0 { "ok" } else { "errcode" },
         token_error,
+        undelivered: answer.undelivered,
+        from_ip: answer.from_ip,
     })
 }
 
@@ -227,6 +240,8 @@ mod tests {
             errcode,
             result,
             token_error: false,
+            undelivered: Undelivered::default(),
+            from_ip: None,
         })
     }
 
@@ -251,6 +266,23 @@ mod tests {
                 pass(Outcome::HttpError, None, "http_error")
             );
         }
+    }
+
+    #[test]
+    fn partial_success_and_untrusted_ip_ride_on_the_pass() {
+        let partial =
+            br#"{"errcode":0,"errmsg":"ok","invaliduser":"a|b","invalidtag":"7","msgid":"m"}"#;
+        let Verdict::Pass(p) = classify(200, partial, TokenUse::Replaceable) else {
+            panic!("a partial success passes");
+        };
+        assert_eq!((p.outcome, p.errcode), (Outcome::Ok, Some(0)));
+        assert_eq!((p.undelivered.users, p.undelivered.tags), (2, 1));
+        let untrusted = br#"{"errcode":60020,"errmsg":"not allow to access from your ip, hint: [x], from ip: 198.51.100.4, more info at y"}"#;
+        let Verdict::Pass(p) = classify(200, untrusted, TokenUse::Replaceable) else {
+            panic!("60020 passes");
+        };
+        assert_eq!(p.errcode, Some(60020));
+        assert_eq!(p.from_ip, Some("198.51.100.4".parse().unwrap()));
     }
 
     #[test]
@@ -289,6 +321,8 @@ mod tests {
                     errcode: Some(code),
                     result: "errcode",
                     token_error: true,
+                    undelivered: Undelivered::default(),
+                    from_ip: None,
                 }),
                 "a replacement rejected too is passed on"
             );

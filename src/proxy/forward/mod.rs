@@ -15,6 +15,7 @@ mod classify;
 mod next_step;
 mod relay;
 mod token;
+mod told;
 mod upstream_request;
 
 use std::net::SocketAddr;
@@ -122,6 +123,7 @@ pub(super) async fn forward<'a>(
         let tokens = f.app.map(|a| rt.tokens_on(&shared.resolver, a, member));
         if let (true, Some((state, src))) = (needs_token, &tokens) {
             if let Err(e) = token.ensure(&shared.tokens, state, src).await {
+                told::untrusted_gettoken(shared, state.app.name.as_str(), &e);
                 ctx.detail = Some(token::no_token_detail(&e));
                 return Ended::Local(token::no_token(state, e));
             }
@@ -338,6 +340,12 @@ async fn try_once<'a>(
             if let Some(code) = p.errcode {
                 note_block(code);
             }
+            let app = f.app.map_or("-", |a| a.app.name.as_str());
+            let api = (call.api.name, &*call.label);
+            told::undelivered(&shared.metrics, ctx, api, app, p.undelivered);
+            if let Some(ip) = p.from_ip {
+                told::untrusted(shared, app, ip, "call");
+            }
             up.health.success();
             Tried::Ended(pass(ctx, header, answer, p.outcome, p.errcode))
         }
@@ -396,6 +404,7 @@ async fn renew_token<'a>(
             ControlFlow::Break(pass(ctx, header, answer, Outcome::Errcode, Some(code)))
         }
         Err(e) => {
+            told::untrusted_gettoken(f.shared, tokens.app.name.as_str(), &e);
             ctx.detail = Some(token::no_token_detail(&e));
             ControlFlow::Break(Ended::Local(token::no_token(tokens, e)))
         }

@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 mod departments;
 mod members;
+mod recipients;
 mod tags;
 #[cfg(test)]
 mod tests;
