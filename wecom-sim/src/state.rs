@@ -93,6 +93,9 @@ pub struct Counters {
     pub delivered_per_user: BTreeMap<String, u64>,
     /// Bytes of media stored by `media/upload` (and robot `upload_media`).
     pub uploaded_bytes: u64,
+    /// Ticket fetches answered with a ticket, by `jsapi:<corp id>` and `agent_config:<app>`.
+    #[serde(default)]
+    pub tickets: BTreeMap<String, u64>,
 }
 
 /// Adds one to `map[key]` without allocating when the key is there already.
@@ -195,6 +198,8 @@ pub(crate) struct State {
     pub directory: Mutex<super::directory::Directory>,
     /// Group chats (`appchat/*`).
     pub chats: Mutex<super::appchat::AppChats>,
+    /// JS-SDK ticket fetches of the last hour.
+    pub tickets: Mutex<super::ticket::Tickets>,
 }
 
 /// The duplicate-check memory is pruned of entries older than WeCom's longest window once it
@@ -214,6 +219,7 @@ impl State {
             recent: Mutex::default(),
             directory: Mutex::default(),
             chats: Mutex::default(),
+            tickets: Mutex::default(),
         }
     }
 
