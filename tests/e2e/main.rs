@@ -27,5 +27,6 @@ mod reload;
 mod secrets;
 mod signing;
 mod simulator;
+mod tickets;
 mod token_bounds;
 mod wire;
