@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::TicketKind;
 use crate::redact;
+use crate::token::bounds::Hold;
 use crate::token::fetch::{encode, get};
 use crate::token::{AppTokens, Token, TokenError, TokenSource, TokenStore};
 use crate::wecom::errcode;
@@ -40,7 +41,18 @@ pub(super) async fn fetch(
             errcode: errcode::INVALID_TOKEN | errcode::TOKEN_EXPIRED | errcode::INVALID_CREDENTIAL,
             ..
         }) => {
-            let renewed = tokens.replace(app, src, &token).await?;
+            let renewed = match tokens.replace(app, src, &token).await {
+                // Rejected right after a gettoken: the replacement is allowed `min_refetch`
+                // after it (at most that long to wait; the call's deadline bounds it too).
+                Err(TokenError::Held {
+                    hold: Hold::Refetch,
+                    retry_in,
+                }) if retry_in <= src.bounds.min_refetch => {
+                    tokio::time::sleep(retry_in).await;
+                    tokens.replace(app, src, &token).await?
+                }
+                other => other?,
+            };
             once(kind, &renewed, src, serial).await
         }
         done => done,

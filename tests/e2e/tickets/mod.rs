@@ -2,7 +2,7 @@
 //! `ticket/get?type=agent_config` answered from the sidecar's cache, one fetch per ticket
 //! whatever the callers (wechatpy, `sdk`) or the fleet (`fleet`) do, WeCom's 45009 and the
 //! signature endpoint's `clients:` honoured and no ticket in a log, metric or admin answer
-//! (`custody`).
+//! (`custody`), a rejected token replaced and a due ticket refreshed ahead (`refresh`).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -14,6 +14,7 @@ use crate::harness::*;
 
 mod custody;
 mod fleet;
+mod refresh;
 mod sdk;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
