@@ -252,6 +252,7 @@ impl TicketStore {
         let (owner, api) = key.cap_owner();
         let taken = cap::take_named(
             self.fleet.as_deref(),
+            "ticket",
             &owner,
             &api,
             src.bounds.max_fetches,

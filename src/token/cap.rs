@@ -31,17 +31,18 @@ pub(super) async fn take(
         Some(realm) => format!("gettoken@{realm}").into(),
         None => Arc::from("gettoken"),
     };
-    take_named(fleet, &app.app.name, &api, rate, |local| {
+    take_named(fleet, "token", &app.app.name, &api, rate, |local| {
         app.with_status(|s| take_local(&mut s.cap, local))
     })
     .await
 }
 
 /// Takes one fetch from the cap of `owner` and `api` (fleet-wide when `fleet` is set; while
-/// Redis cannot decide, `local` decides with the sidecar's share of `rate`). Shared by
-/// gettoken and the ticket fetches (`crate::ticket`).
+/// Redis cannot decide, `local` decides with the sidecar's share of `rate`, counted as a
+/// fallback of `what`). Shared by gettoken and the ticket fetches (`crate::ticket`).
 pub(crate) async fn take_named(
     fleet: Option<&FleetClient>,
+    what: &'static str,
     owner: &AppName,
     api: &Arc<str>,
     rate: Rate,
@@ -61,7 +62,7 @@ pub(crate) async fn take_named(
             Ok(Ok(())) => return Ok(()),
             Ok(Err(refusal)) => return Err(refusal.wait()),
             Err(FleetDown) => {
-                f.fell_back("token");
+                f.fell_back(what);
                 share = f.size.max(1);
             }
         }
