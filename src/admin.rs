@@ -228,6 +228,19 @@ fn refresh_gauges(shared: &Shared) {
             .with_label_values(&[app.app.name.as_str()])
             .set(secs);
     }
+    for app in &rt.apps {
+        for kind in crate::ticket::TicketKind::ALL {
+            let secs = shared
+                .tickets
+                .peek(kind, app)
+                .map_or(0.0, |t| t.expires_in.as_secs_f64());
+            shared
+                .metrics
+                .ticket_expires_in
+                .with_label_values(&[app.app.name.as_str(), kind.as_str()])
+                .set(secs);
+        }
+    }
     // Health as the pipeline sees it now: an ejected upstream is 0 until its ejection ends or
     // a probe restores it.
     let at = tokio::time::Instant::now();
@@ -262,6 +275,26 @@ fn gettoken_bounds(a: &crate::token::AppTokens, b: &crate::config::TokenSettings
     })
 }
 
+/// An app's JS-SDK tickets as the status page shows them: fingerprint and expiry only, never
+/// the ticket (tickets are fetched from primary: none for another realm's token state).
+fn tickets(shared: &Shared, a: &crate::token::AppTokens) -> Value {
+    if a.key.realm.is_some() {
+        return Value::Null;
+    }
+    let mut doc = serde_json::Map::new();
+    for kind in crate::ticket::TicketKind::ALL {
+        let t = shared.tickets.peek(kind, a);
+        doc.insert(
+            kind.as_str().into(),
+            t.map_or(
+                Value::Null,
+                |t| json!({"fingerprint": t.fingerprint, "expires_in_s": t.expires_in.as_secs()}),
+            ),
+        );
+    }
+    Value::Object(doc)
+}
+
 /// The `/admin/status` document.
 pub fn status(shared: &Shared) -> Value {
     let rt: Arc<Runtime> = shared.runtime.load_full();
@@ -292,6 +325,7 @@ pub fn status(shared: &Shared) -> Value {
                     .as_ref()
                     .map(|e| crate::redact::upstream_text(&e.to_string(), &[]).into_owned()),
                 "gettoken": gettoken_bounds(a, &rt.config.token),
+                "tickets": tickets(shared, a),
             })
         })
         .collect();

@@ -36,6 +36,7 @@ pub mod server;
 pub mod signing;
 pub mod state;
 pub mod store;
+pub mod ticket;
 pub mod token;
 pub mod upstream;
 pub mod wecom;

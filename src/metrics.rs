@@ -66,6 +66,8 @@ pub struct Metrics {
     pub token_fetch_capped: IntCounterVec,
     pub token_rejected: IntCounterVec,
     pub token_held: IntCounterVec,
+    pub ticket_refresh: IntCounterVec,
+    pub ticket_expires_in: GaugeVec,
     pub upstream_healthy: IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub in_flight: IntGaugeVec,
@@ -160,6 +162,22 @@ impl Metrics {
                 "Seconds until the cached access_token of an app expires (0: none cached).",
             ),
             &["app"],
+        )
+        .expect("metric definition");
+        let ticket_refresh = IntCounterVec::new(
+            Opts::new(
+                "wecom_ticket_refresh_total",
+                "JS-SDK ticket fetches made by the sidecar (kind jsapi: the corp's, agent_config: the app's), by result.",
+            ),
+            &["app", "kind", "result"],
+        )
+        .expect("metric definition");
+        let ticket_expires_in = GaugeVec::new(
+            Opts::new(
+                "wecom_ticket_expires_in_seconds",
+                "Seconds until the cached JS-SDK ticket expires (0: none cached).",
+            ),
+            &["app", "kind"],
         )
         .expect("metric definition");
         let token_fetch_capped = IntCounterVec::new(
@@ -319,6 +337,8 @@ impl Metrics {
             Box::new(token_fetch_capped.clone()),
             Box::new(token_rejected.clone()),
             Box::new(token_held.clone()),
+            Box::new(ticket_refresh.clone()),
+            Box::new(ticket_expires_in.clone()),
             Box::new(upstream_healthy.clone()),
             Box::new(config_reloads.clone()),
             Box::new(in_flight.clone()),
@@ -352,6 +372,8 @@ impl Metrics {
             token_fetch_capped,
             token_rejected,
             token_held,
+            ticket_refresh,
+            ticket_expires_in,
             upstream_healthy,
             config_reloads,
             in_flight,
@@ -425,6 +447,12 @@ mod tests {
         m.token_fetch_capped.with_label_values(&["hr"]).inc();
         m.token_rejected.with_label_values(&["hr", "standby"]).inc();
         m.token_held.with_label_values(&["hr", "uncured"]).inc();
+        m.ticket_refresh
+            .with_label_values(&["hr", "jsapi", "ok"])
+            .inc();
+        m.ticket_expires_in
+            .with_label_values(&["hr", "agent_config"])
+            .set(7200.0);
         m.upstream_healthy.with_label_values(&["primary"]).set(1);
         m.config_reloads.with_label_values(&["ok"]).inc();
         m.callbacks_total
@@ -455,6 +483,8 @@ mod tests {
             "wecom_token_fetch_capped_total",
             "wecom_token_rejected_total",
             "wecom_token_held_total",
+            "wecom_ticket_refresh_total",
+            "wecom_ticket_expires_in_seconds",
             "wecom_upstream_healthy",
             "wecom_config_reloads_total",
             "wecom_callbacks_total",

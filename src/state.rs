@@ -212,6 +212,8 @@ impl Probed for Runtime {
 pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub tokens: TokenStore,
+    /// The JS-SDK tickets (`get_jsapi_ticket`, `agent_config`), kept like tokens.
+    pub tickets: crate::ticket::TicketStore,
     /// Fleet mode (quotas and tokens shared through Redis), from the config at startup.
     pub fleet: Option<Arc<crate::fleet::FleetClient>>,
     pub quotas: crate::quota::Quotas,
@@ -261,6 +263,7 @@ impl Shared {
         let runtime = Runtime::build(config, &connectors, &health, None);
         Ok(Arc::new(Shared {
             tokens: TokenStore::new(metrics.clone(), fleet.clone()),
+            tickets: crate::ticket::TicketStore::new(metrics.clone(), fleet.clone()),
             fleet,
             quotas: crate::quota::Quotas::default(),
             retry_budget: crate::retry::RetryBudget::default(),

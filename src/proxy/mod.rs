@@ -7,7 +7,8 @@
 //! header has gone out.
 //!
 //! Order (`SidecarProxy::handle`, one step a line): request id → route → method/path →
-//! signature (`authenticate`, body read first) → `gettoken` answered locally → app → body read
+//! signature (`authenticate`, body read first) → `gettoken` answered locally → app → JS-SDK
+//! tickets answered locally (`tickets`, also `/sidecar/jsapi/signature`, before routing) → body read
 //! (`read_body`: JSON buffered, uploads spooled) → dedupe → quota (`admission`) → forward
 //! (token, upstream, errcode) → answer (`respond`) → access log (`access_log`). A step that
 //! refuses the call returns a [`refusal::Refusal`]; its one table makes the answer.
@@ -23,6 +24,7 @@ mod read_body;
 pub mod refusal;
 pub mod request;
 pub mod respond;
+mod tickets;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -99,7 +101,7 @@ impl ServerApp for SidecarProxy {
 enum Handled {
     /// The answer is out: an upstream answer passed on, or streamed.
     Written,
-    /// A local answer to write that refuses nothing: the `gettoken` placeholder.
+    /// A local answer to write that refuses nothing: the `gettoken` placeholder, a ticket.
     Local(LocalAnswer),
 }
 
@@ -169,6 +171,13 @@ impl SidecarProxy {
         let uri = req.uri.clone();
         let (path, query) = (uri.path(), uri.query().unwrap_or(""));
 
+        if path == tickets::SIGNATURE_PATH {
+            let (p, q) = (path, query);
+            return tickets::answer_signature(shared, &rt, session, ctx, p, q)
+                .await
+                .map(Handled::Local);
+        }
+
         let call = rt.routes.route(path).ok_or(Refusal::OutsideCgiBin)?;
         ctx.api = call.label.clone();
         ctx.route = Some(call.route.key.clone());
@@ -202,6 +211,17 @@ impl SidecarProxy {
         } else {
             None
         };
+
+        let ticket_type = request::query_value(query, "type");
+        if let (Some(kind), Some(app)) = (
+            crate::ticket::TicketKind::of_call(path, ticket_type.as_deref()),
+            app,
+        ) {
+            let deadline = call.route.policy.deadline;
+            return tickets::answer_ticket(shared, &rt, app, kind, deadline)
+                .await
+                .map(Handled::Local);
+        }
 
         let body = match early_body {
             Some(b) => b,

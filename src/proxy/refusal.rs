@@ -84,6 +84,14 @@ pub enum Refusal {
     NoToken { app: AppName, error: TokenError },
     /// `client.max_connections` (`max`) app connections are open and all in a call.
     Overloaded { max: u64 },
+    /// No JS-SDK ticket (`kind`: jsapi, agent_config) can be had for `app`.
+    NoTicket {
+        app: AppName,
+        kind: &'static str,
+        error: TokenError,
+    },
+    /// `GET /sidecar/jsapi/signature` without what it needs (`why`).
+    SignatureRequest { why: &'static str },
 }
 
 /// A refusal's row of the table.
@@ -265,6 +273,35 @@ impl Refusal {
                     ),
                 )
             },
+            Refusal::NoTicket { app, kind, error } => {
+                let retry_after = error.retry_after();
+                let mut r = match &error {
+                    // WeCom refused the ticket (45009...) or the token: its errcode is the answer's.
+                    TokenError::Rejected { errcode, errmsg } => row(
+                        200,
+                        *errcode,
+                        NoTicket,
+                        format!(
+                            "wecom-sidecar: no {kind} ticket for app {app}: WeCom answered errcode {errcode} ({})",
+                            crate::redact::upstream_text(errmsg, &[])
+                        ),
+                    ),
+                    TokenError::Unavailable(_) | TokenError::Held { .. } => row(
+                        502,
+                        SYSTEM_BUSY,
+                        NoTicket,
+                        format!("wecom-sidecar: no {kind} ticket for app {app}: {error}"),
+                    ),
+                };
+                r.retry_after = retry_after;
+                r
+            }
+            Refusal::SignatureRequest { why } => row(
+                400,
+                DATA_FORMAT_ERROR,
+                BadRequest,
+                format!("wecom-sidecar: /sidecar/jsapi/signature {why}"),
+            ),
         }
     }
 
@@ -309,9 +346,11 @@ mod tests {
             Refusal::NoToken { .. } => 18,
             Refusal::Overloaded { .. } => 19,
             Refusal::Concurrency { .. } => 20,
+            Refusal::NoTicket { .. } => 21,
+            Refusal::SignatureRequest { .. } => 22,
         }
     }
-    const VARIANTS: usize = 21;
+    const VARIANTS: usize = 23;
 
     fn app() -> AppName {
         AppName(Arc::from("hr-bot"))
@@ -466,6 +505,43 @@ mod tests {
                 -1,
                 "overloaded",
                 Some(1),
+            ),
+            (
+                Refusal::NoTicket {
+                    app: app(),
+                    kind: "jsapi",
+                    error: TokenError::Rejected {
+                        errcode: 45009,
+                        errmsg: "api freq out of limit".into(),
+                    },
+                },
+                200,
+                45009,
+                "no-ticket",
+                None,
+            ),
+            (
+                Refusal::NoTicket {
+                    app: app(),
+                    kind: "agent_config",
+                    error: TokenError::Held {
+                        hold: Hold::Backoff,
+                        retry_in: Duration::from_secs(30),
+                    },
+                },
+                502,
+                -1,
+                "no-ticket",
+                Some(30),
+            ),
+            (
+                Refusal::SignatureRequest {
+                    why: "needs url=<the page URL>",
+                },
+                400,
+                47001,
+                "bad-request",
+                None,
             ),
         ]
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::AppTokens;
-use crate::config::Rate;
+use crate::config::{AppName, Rate};
 use crate::fleet::{FleetClient, FleetDown};
 use crate::quota::window::{self, Cells};
 use crate::quota::Ask;
@@ -27,15 +27,32 @@ pub(super) async fn take(
     app: &AppTokens,
     rate: Rate,
 ) -> Result<(), Duration> {
+    let api: Arc<str> = match &app.key.realm {
+        Some(realm) => format!("gettoken@{realm}").into(),
+        None => Arc::from("gettoken"),
+    };
+    take_named(fleet, "token", &app.app.name, &api, rate, |local| {
+        app.with_status(|s| take_local(&mut s.cap, local))
+    })
+    .await
+}
+
+/// Takes one fetch from the cap of `owner` and `api` (fleet-wide when `fleet` is set; while
+/// Redis cannot decide, `local` decides with the sidecar's share of `rate`, counted as a
+/// fallback of `what`). Shared by gettoken and the ticket fetches (`crate::ticket`).
+pub(crate) async fn take_named(
+    fleet: Option<&FleetClient>,
+    what: &'static str,
+    owner: &AppName,
+    api: &Arc<str>,
+    rate: Rate,
+    local: impl FnOnce(Rate) -> Result<(), Duration>,
+) -> Result<(), Duration> {
     let mut share = 1;
     if let Some(f) = fleet {
-        let api: Arc<str> = match &app.key.realm {
-            Some(realm) => format!("gettoken@{realm}").into(),
-            None => Arc::from("gettoken"),
-        };
         let ask = Ask {
-            app: &app.app.name,
-            api: &api,
+            app: owner,
+            api,
             limits: std::slice::from_ref(&rate),
             recipients: &[],
             robot: None,
@@ -45,26 +62,29 @@ pub(super) async fn take(
             Ok(Ok(())) => return Ok(()),
             Ok(Err(refusal)) => return Err(refusal.wait()),
             Err(FleetDown) => {
-                f.fell_back("token");
+                f.fell_back(what);
                 share = f.size.max(1);
             }
         }
     }
-    let local = Rate {
+    local(Rate {
         count: (rate.count / share).max(1),
         per: rate.per,
-    };
-    let now = tokio::time::Instant::now();
-    app.with_status(|s| {
-        let cap = match &mut s.cap {
-            Some(c) if c.rate == local => c,
-            slot => slot.insert(LocalCap {
-                rate: local,
-                cells: Cells::new(1, now),
-            }),
-        };
-        window::take_all(&mut [(&mut cap.cells, std::slice::from_ref(&local))], now)
     })
+}
+
+/// Takes one fetch from the local window in `slot` made for `local` (a window made for
+/// another rate, by a reload, starts anew).
+pub(crate) fn take_local(slot: &mut Option<LocalCap>, local: Rate) -> Result<(), Duration> {
+    let now = tokio::time::Instant::now();
+    let cap = match slot {
+        Some(c) if c.rate == local => c,
+        slot => slot.insert(LocalCap {
+            rate: local,
+            cells: Cells::new(1, now),
+        }),
+    };
+    window::take_all(&mut [(&mut cap.cells, std::slice::from_ref(&local))], now)
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ struct GettokenAnswer {
     expires_in: Option<u64>,
 }
 
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
@@ -64,18 +64,43 @@ pub async fn gettoken(
     serial: u64,
 ) -> Result<Token, TokenError> {
     let started = Instant::now();
-    let addr = resolver
-        .resolve(&upstream.cfg.host, upstream.cfg.port)
-        .await
-        .map_err(|e| TokenError::Unavailable(format!("upstream {}: {e}", upstream.cfg.name)))?;
     let path = format!(
         "{}/cgi-bin/gettoken?corpid={}&corpsecret={}",
         upstream.cfg.base_path,
         encode(&app.corp_id),
         encode(app.secret.expose())
     );
+    let body = get(upstream, resolver, &path, "gettoken").await?;
+    token_from_answer(&body, upstream.cfg.name.as_str(), started, serial).map_err(|e| match e {
+        // WeCom's words may quote the request, `corpsecret` included: what is kept, logged
+        // and answered is the redacted text.
+        TokenError::Rejected { errcode, errmsg } => {
+            let sent = Pattern::forms(app.secret.expose(), &MASK.into());
+            TokenError::Rejected {
+                errcode,
+                errmsg: redact::upstream_text(&errmsg, &sent).into_owned(),
+            }
+        }
+        other => other,
+    })
+}
+
+/// One `GET` of `path` (base path, path and query) at `upstream`, its HTTP 200 body read (up
+/// to 64 KiB); what cannot be had is [`TokenError::Unavailable`], in words naming `what` and the
+/// upstream (never `path`, which may carry a secret or a token). Shared by gettoken and the
+/// ticket fetches (`crate::ticket`).
+pub(crate) async fn get(
+    upstream: &UpstreamRt,
+    resolver: &Resolver,
+    path: &str,
+    what: &str,
+) -> Result<bytes::Bytes, TokenError> {
+    let addr = resolver
+        .resolve(&upstream.cfg.host, upstream.cfg.port)
+        .await
+        .map_err(|e| TokenError::Unavailable(format!("upstream {}: {e}", upstream.cfg.name)))?;
     let mut req = RequestHeader::build("GET", path.as_bytes(), Some(3))
-        .map_err(|_| TokenError::Unavailable("cannot build the gettoken request".into()))?;
+        .map_err(|_| TokenError::Unavailable(format!("cannot build the {what} request")))?;
     let _ = req.insert_header("Host", upstream.authority.as_str());
     let _ = req.insert_header(
         "User-Agent",
@@ -91,13 +116,13 @@ pub async fn gettoken(
     let (status, body) = match tokio::time::timeout(upstream.cfg.timeout, attempt).await {
         Err(_) => {
             return Err(TokenError::Unavailable(format!(
-                "gettoken at upstream {} timed out",
+                "{what} at upstream {} timed out",
                 upstream.cfg.name
             )))
         }
         Ok(Err(e)) => {
             return Err(TokenError::Unavailable(format!(
-                "gettoken at upstream {}: {}",
+                "{what} at upstream {}: {}",
                 upstream.cfg.name,
                 e.describe()
             )))
@@ -106,22 +131,11 @@ pub async fn gettoken(
     };
     if status != 200 {
         return Err(TokenError::Unavailable(format!(
-            "gettoken at upstream {} answered HTTP {status}",
+            "{what} at upstream {} answered HTTP {status}",
             upstream.cfg.name
         )));
     }
-    token_from_answer(&body, upstream.cfg.name.as_str(), started, serial).map_err(|e| match e {
-        // WeCom's words may quote the request, `corpsecret` included: what is kept, logged
-        // and answered is the redacted text.
-        TokenError::Rejected { errcode, errmsg } => {
-            let sent = Pattern::forms(app.secret.expose(), &MASK.into());
-            TokenError::Rejected {
-                errcode,
-                errmsg: redact::upstream_text(&errmsg, &sent).into_owned(),
-            }
-        }
-        other => other,
-    })
+    Ok(body)
 }
 
 /// Reads a `gettoken` answer (HTTP 200) into a token that expires `expires_in` after `started`.

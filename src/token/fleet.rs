@@ -19,9 +19,9 @@ use crate::fleet::{FleetClient, FleetDown};
 /// How long a sidecar holds the right to fetch for the fleet.
 const LEASE: Duration = Duration::from_secs(10);
 /// How long a sidecar that lost the lease waits for the winner's token before fetching itself.
-const LEASE_WAIT: Duration = Duration::from_secs(3);
+pub(crate) const LEASE_WAIT: Duration = Duration::from_secs(3);
 /// How often the waiting sidecars look again.
-const POLL: Duration = Duration::from_millis(50);
+pub(crate) const POLL: Duration = Duration::from_millis(50);
 
 const DELETE_IF_SAME: &str = r#"
 local cur = redis.call('GET', KEYS[1])
@@ -73,22 +73,8 @@ pub(super) async fn fetch(
             }
             Stored::Unusable => {}
         }
-        let won: Option<String> = f
-            .run(|mut c| {
-                let lease = lease.clone();
-                async move {
-                    redis::cmd("SET")
-                        .arg(&lease)
-                        .arg(std::process::id())
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(LEASE.as_millis() as u64)
-                        .query_async(&mut c)
-                        .await
-                }
-            })
-            .await?;
-        if won.is_some() {
+        let won = take_lease(f, &lease).await?;
+        if won {
             // The previous holder may have stored its token and let the lease go between the
             // read above and this lease: look once more before calling gettoken.
             if let Ok(Stored::Good(token)) = read(f, &key, secret, want, serial).await {
@@ -97,18 +83,7 @@ pub(super) async fn fetch(
             }
             let result = super::gettoken_capped(Some(f), app, src, serial).await;
             if let Ok(t) = &result {
-                let left = t.expires_in(Instant::now());
-                let exp = unix_ms() + left.as_millis() as u64;
-                let json = seal::seal(secret, &key, t.expose(), exp);
-                let _ = f
-                    .run(|mut c| {
-                        let key = key.clone();
-                        async move {
-                            c.pset_ex::<_, _, ()>(key, json, left.as_millis().max(1) as u64)
-                                .await
-                        }
-                    })
-                    .await;
+                store_sealed(f, &key, secret, t.expose(), t.expires_in(Instant::now())).await;
             }
             release(f, &lease).await;
             return Ok(result.map(|t| (t, true)));
@@ -139,16 +114,10 @@ async fn read(
     want: &Want,
     serial: u64,
 ) -> Result<Stored, FleetDown> {
-    let stored: Option<String> = f
-        .run(|mut c| {
-            let k = key.to_string();
-            async move { c.get(k).await }
-        })
-        .await?;
-    let Some(s) = stored.and_then(|s| seal::open(secret, key, &s)) else {
+    let Some(s) = read_sealed(f, key, secret).await? else {
         return Ok(Stored::Unusable);
     };
-    let left = Duration::from_millis(s.exp.saturating_sub(unix_ms()));
+    let left = left_of(s.exp);
     let good = left > Duration::from_secs(1)
         && match want {
             Want::Any => true,
@@ -167,8 +136,72 @@ async fn read(
     }
 }
 
+/// What is stored sealed at `key`, if it opens under `secret`. Shared with the tickets
+/// (`crate::ticket`), as are [`store_sealed`], [`take_lease`] and [`release`].
+pub(crate) async fn read_sealed(
+    f: &FleetClient,
+    key: &str,
+    secret: &[u8],
+) -> Result<Option<seal::Opened>, FleetDown> {
+    let stored: Option<String> = f
+        .run(|mut c| {
+            let k = key.to_string();
+            async move { c.get(k).await }
+        })
+        .await?;
+    Ok(stored.and_then(|s| seal::open(secret, key, &s)))
+}
+
+/// The time left of a stored value that expires at `exp` (Unix ms).
+pub(crate) fn left_of(exp: u64) -> Duration {
+    Duration::from_millis(exp.saturating_sub(unix_ms()))
+}
+
+/// Stores `value` sealed at `key` for `left` (best effort: a fleet that cannot store it
+/// fetches again).
+pub(crate) async fn store_sealed(
+    f: &FleetClient,
+    key: &str,
+    secret: &[u8],
+    value: &str,
+    left: Duration,
+) {
+    let exp = unix_ms() + left.as_millis() as u64;
+    let json = seal::seal(secret, key, value, exp);
+    let _ = f
+        .run(|mut c| {
+            let key = key.to_string();
+            let json = json.clone();
+            async move {
+                c.pset_ex::<_, _, ()>(key, json, left.as_millis().max(1) as u64)
+                    .await
+            }
+        })
+        .await;
+}
+
+/// Takes the fetch lease `lease` for [`LEASE`]; false when another sidecar holds it.
+pub(crate) async fn take_lease(f: &FleetClient, lease: &str) -> Result<bool, FleetDown> {
+    let won: Option<String> = f
+        .run(|mut c| {
+            let lease = lease.to_string();
+            async move {
+                redis::cmd("SET")
+                    .arg(&lease)
+                    .arg(std::process::id())
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(LEASE.as_millis() as u64)
+                    .query_async(&mut c)
+                    .await
+            }
+        })
+        .await?;
+    Ok(won.is_some())
+}
+
 /// Lets the lease go (it also runs out by itself after `LEASE`).
-async fn release(f: &FleetClient, lease: &str) {
+pub(crate) async fn release(f: &FleetClient, lease: &str) {
     let _ = f
         .run(|mut c| {
             let lease = lease.to_string();

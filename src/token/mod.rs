@@ -20,10 +20,10 @@
 
 mod app;
 pub mod bounds;
-mod cap;
+pub(crate) mod cap;
 mod error;
 pub mod fetch;
-mod fleet;
+pub(crate) mod fleet;
 pub mod refresher;
 pub mod seal;
 mod store;

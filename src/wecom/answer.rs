@@ -16,6 +16,10 @@ pub enum Reason {
     BadRequest,
     /// The app's `gettoken`, answered locally with its placeholder.
     Gettoken,
+    /// A JS-SDK ticket or page signature, answered from the ticket cache.
+    Ticket,
+    /// No JS-SDK ticket can be had.
+    NoTicket,
     /// `clients:` is set and the call's signature, or its app, is not allowed.
     Unauthorized,
     /// `client.max_connections` app connections are open and every one is in a call.
@@ -34,6 +38,8 @@ impl Reason {
             Reason::Deadline => "deadline",
             Reason::BadRequest => "bad-request",
             Reason::Gettoken => "gettoken",
+            Reason::Ticket => "ticket",
+            Reason::NoTicket => "no-ticket",
             Reason::Unauthorized => "unauthorized",
             Reason::Overloaded => "overloaded",
             Reason::Internal => "internal",

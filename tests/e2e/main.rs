@@ -30,6 +30,7 @@ mod reload;
 mod secrets;
 mod signing;
 mod simulator;
+mod tickets;
 mod token_bounds;
 mod wecom_facts;
 mod wire;

@@ -321,6 +321,8 @@ const APIS: &[&str] = &[
     "/cgi-bin/media/get",
     "/cgi-bin/getcallbackip",
     "/cgi-bin/get_api_domain_ip",
+    "/cgi-bin/get_jsapi_ticket",
+    "/cgi-bin/ticket/get",
 ];
 
 /// Whether the simulator answers `path` (a business API, past the token check).
@@ -369,6 +371,9 @@ fn api(state: &State, app: usize, call: &Call) -> Answer {
         return answer;
     }
     match call.path {
+        "/cgi-bin/get_jsapi_ticket" | "/cgi-bin/ticket/get" => {
+            super::ticket::answer(state, app, call)
+        }
         "/cgi-bin/message/send" | "/cgi-bin/linkedcorp/message/send" => {
             message_send(state, app, call)
         }

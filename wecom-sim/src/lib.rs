@@ -22,6 +22,11 @@
 //!   `duplicate_check_interval` (default 1800 s, at most 14400 s) is answered but not delivered),
 //!   `media/upload` (multipart, field `media`; 44001 without it), `media/get` (binary;
 //!   `media_id=gen-N` streams N deterministic bytes, see [`body::generated_bytes`]; 40007 unknown).
+//! - JS-SDK tickets ([`ticket`]): `get_jsapi_ticket` (the corp's) and
+//!   `ticket/get?type=agent_config` (the app's) want `access_token` like any API and answer
+//!   `{"errcode":0,"errmsg":"ok","ticket":…,"expires_in":…}`, a new ticket each fetch, counted in
+//!   [`Counters::tickets`]; past [`SimConfig::ticket_limit_per_corp`] (400) or
+//!   [`SimConfig::ticket_limit_per_app`] (100) fetches in an hour, 45009; another `type`, 40058.
 //! - Group robots, `webhook/send` and `webhook/upload_media`, want `key` instead of a token
 //!   (93000 without).
 //! - Any other `/cgi-bin/` path: HTTP 404 with `{"errcode":404,"errmsg":"not found: …"}`, token
@@ -134,6 +139,7 @@ mod handlers;
 mod multipart;
 mod server;
 mod state;
+mod ticket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -203,6 +209,12 @@ pub struct SimConfig {
     pub one_use_tokens: bool,
     /// The `expires_in` gettoken answers, whatever the token's real life (`token_ttl`).
     pub expires_in_override: Option<u64>,
+    /// `expires_in` of issued JS-SDK tickets (WeCom: 7200 s).
+    pub ticket_ttl: Duration,
+    /// Ticket fetches WeCom allows per hour: `get_jsapi_ticket` per corp (400) and
+    /// `ticket/get?type=agent_config` per app (100); past them, 45009.
+    pub ticket_limit_per_corp: u32,
+    pub ticket_limit_per_app: u32,
 }
 
 impl SimConfig {
@@ -218,6 +230,9 @@ impl SimConfig {
             reuse_valid_token: false,
             one_use_tokens: false,
             expires_in_override: None,
+            ticket_ttl: Duration::from_secs(7200),
+            ticket_limit_per_corp: 400,
+            ticket_limit_per_app: 100,
         }
     }
 }

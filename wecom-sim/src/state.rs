@@ -100,6 +100,9 @@ pub struct Counters {
     pub delivered_per_user: BTreeMap<String, u64>,
     /// Bytes of media stored by `media/upload` (and robot `upload_media`).
     pub uploaded_bytes: u64,
+    /// Ticket fetches answered with a ticket, by `jsapi:<corp id>` and `agent_config:<app>`.
+    #[serde(default)]
+    pub tickets: BTreeMap<String, u64>,
 }
 
 /// Adds one to `map[key]` without allocating when the key is there already.
@@ -206,6 +209,8 @@ pub(crate) struct State {
     pub receiver: Mutex<super::callback::receiver::Receiver>,
     /// Calls in flight per API, and WeCom's concurrency limit (45033).
     pub concurrency: Arc<super::concurrency::Concurrency>,
+    /// JS-SDK ticket fetches of the last hour.
+    pub tickets: Mutex<super::ticket::Tickets>,
 }
 
 /// The duplicate-check memory is pruned of entries older than WeCom's longest window once it
@@ -227,6 +232,7 @@ impl State {
             chats: Mutex::default(),
             receiver: Mutex::default(),
             concurrency: Arc::default(),
+            tickets: Mutex::default(),
         }
     }
 
