@@ -175,12 +175,18 @@ pub async fn watch<T: Reloadable>(
 mod tests {
     use super::*;
 
-    /// `--dev`'s config, its two secret variables set to stand-ins.
+    /// `--dev`'s config, its secret variables set to stand-ins.
     const DEV_CONFIG: &str = include_str!("../conf/dev.yaml");
 
     fn secret(name: &str) -> Option<String> {
-        name.starts_with("WECOM_DEV_")
-            .then(|| format!("stand-in-for-{name}"))
+        match name {
+            // The callback credentials must have WeCom's shapes.
+            n if n.ends_with("_CB_TOKEN") => Some("StandInToken".to_string()),
+            n if n.ends_with("_CB_AES_KEY") => Some("A".repeat(43)),
+            n => n
+                .starts_with("WECOM_DEV_")
+                .then(|| format!("stand-in-for-{n}")),
+        }
     }
 
     fn dev() -> Config {
