@@ -32,6 +32,11 @@ fn errmsg(body: &[u8]) -> String {
     struct Errmsg {
         errmsg: Option<String>,
     }
+    // A derived struct also reads an array (`["hour"]`) as one: only an object counts. (The
+    // other members are skipped unread, as every reader of WeCom's answers here does.)
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return String::new();
+    }
     serde_json::from_slice::<Errmsg>(body)
         .ok()
         .and_then(|e| e.errmsg)
@@ -54,6 +59,8 @@ mod tests {
             block_for(45009, b"{\"errmsg\":\"hour freq out of limit\"}", now),
             Some(HOUR_BLOCK)
         );
+        // Found by the fuzzer: an array is no answer with an errmsg.
+        assert_eq!(block_for(45009, b"[\"[hour\"]", now), Some(MINUTE_BLOCK));
         assert_eq!(
             block_for(
                 45009,

@@ -17,7 +17,8 @@
 //!   of the object, adds `enable_duplicate_check: 1` and the policy's interval, says "safe"
 //!   exactly when the body asks for the check, and is idempotent (a retried call is not
 //!   rewritten again);
-//! - `block_for` blocks 45009 an hour exactly when the answer says "hour", else less.
+//! - `block_for` reads only `errmsg`: 45009 blocks until China's midnight when it speaks of a
+//!   day, an hour when it says "hour", else less.
 //!
 //! Duplicate `errcode`/`touser` members are not judged (JSON leaves their meaning open).
 #![no_main]
@@ -226,19 +227,29 @@ fn check_dedupe(body: &[u8]) {
 }
 
 fn check_block_for(body: &[u8]) {
-    let hour = String::from_utf8_lossy(body)
-        .to_ascii_lowercase()
-        .contains("hour");
-    let minute = block_for(errcode::FREQ_LIMIT, body).expect("45009 blocks");
-    let concurrency = block_for(errcode::CONCURRENCY_LIMIT, body).expect("45033 blocks");
+    // 2026-12-01T12:25:00Z, 20:25 in China: 3 h 35 min to its midnight.
+    let now = 1_796_127_900;
+    let minute = block_for(errcode::FREQ_LIMIT, body, now).expect("45009 blocks");
+    let concurrency = block_for(errcode::CONCURRENCY_LIMIT, body, now).expect("45033 blocks");
     assert!(minute > Duration::ZERO && concurrency > Duration::ZERO);
-    assert_eq!(block_for(errcode::OK, body), None);
-    assert_eq!(block_for(errcode::SYSTEM_BUSY, body), None);
-    if hour {
-        assert!(
-            minute >= Duration::from_secs(3600),
-            "an hour block of {minute:?}"
-        );
+    assert_eq!(block_for(errcode::OK, body, now), None);
+    assert_eq!(block_for(errcode::SYSTEM_BUSY, body, now), None);
+    // Only WeCom's errmsg decides the length (an independent reading of it; a repeated
+    // member is not judged).
+    let errmsg = match Reading::of(body, "errmsg") {
+        Reading::Object(values) if values.len() > 1 => return,
+        Reading::Object(values) => values
+            .first()
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase(),
+        _ => String::new(),
+    };
+    let to_midnight = Duration::from_secs(3 * 3600 + 35 * 60);
+    if errmsg.contains("day") || errmsg.contains("daily") {
+        assert_eq!(minute, to_midnight, "a day block of {minute:?}");
+    } else if errmsg.contains("hour") {
+        assert_eq!(minute, Duration::from_secs(3600), "an hour block of {minute:?}");
     } else {
         assert!(
             minute < Duration::from_secs(3600),
