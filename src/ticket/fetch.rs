@@ -3,21 +3,16 @@
 //! rejects (40014, 42001, 40001) is replaced once through the token store and the call made
 //! again; whatever else WeCom answers is the fetch's result.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use serde::Deserialize;
 
 use super::TicketKind;
 use crate::redact;
 use crate::token::bounds::Hold;
-use crate::token::fetch::{encode, get};
+use crate::token::fetch::{encode, get, usable};
 use crate::token::{AppTokens, Token, TokenError, TokenSource, TokenStore};
 use crate::wecom::errcode;
-
-/// Shortest lifetime accepted from WeCom; a smaller `expires_in` is treated as this.
-const MIN_EXPIRES_IN: u64 = 60;
-/// Longest lifetime accepted (a day; WeCom's tickets live 7,200 s).
-const MAX_EXPIRES_IN: u64 = 86_400;
 
 #[derive(Deserialize)]
 struct TicketAnswer {
@@ -105,29 +100,19 @@ fn ticket_from_answer(
             });
         }
     }
-    let value = answer
-        .ticket
-        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            TokenError::Unavailable(format!("{api} answered without a usable ticket"))
-        })?;
-    let lifetime = Duration::from_secs(
-        answer
-            .expires_in
-            .unwrap_or(7200)
-            .clamp(MIN_EXPIRES_IN, MAX_EXPIRES_IN),
-    );
-    Ok(Token::new(
-        value,
-        started + lifetime,
-        SystemTime::now(),
+    usable(
+        answer.ticket,
+        answer.expires_in,
+        &format!("{api} answered without a usable ticket"),
+        started,
         serial,
-    ))
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn read(body: &str) -> Result<Token, TokenError> {
         ticket_from_answer(

@@ -160,15 +160,30 @@ fn token_from_answer(
             })
         }
     }
-    let value = answer
-        .access_token
+    usable(
+        answer.access_token,
+        answer.expires_in,
+        "gettoken answered without a usable access_token",
+        started,
+        serial,
+    )
+}
+
+/// The credential of an accepted answer (an `access_token`, a ticket): refused when it is
+/// missing, empty or not printable ASCII (`missing` says so); it expires `expires_in` (7200 if
+/// absent, clamped to what WeCom ever answers) after `started`.
+pub(crate) fn usable(
+    value: Option<String>,
+    expires_in: Option<u64>,
+    missing: &str,
+    started: Instant,
+    serial: u64,
+) -> Result<Token, TokenError> {
+    let value = value
         .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            TokenError::Unavailable("gettoken answered without a usable access_token".into())
-        })?;
+        .ok_or_else(|| TokenError::Unavailable(missing.to_string()))?;
     let lifetime = Duration::from_secs(
-        answer
-            .expires_in
+        expires_in
             .unwrap_or(7200)
             .clamp(MIN_EXPIRES_IN, MAX_EXPIRES_IN),
     );
