@@ -13,8 +13,8 @@
 //!
 //! The environment is chosen by the variable name, so the text picks it: names ending in
 //! `UNSET` are unset, `EMPTY` empty, `SPACE` hold spaces, `CTRL` a control character, names
-//! containing `URL` a Redis URL with the secret as password; any other holds `SECRET` followed
-//! by its name.
+//! containing `URL` a Redis URL with the secret as password; `STATE_DIRECTORY` (not a secret:
+//! the default store's folder) a path; any other holds `SECRET` followed by its name.
 //! Relative `secret_file`/`key_file`/`ca_file` paths start at a scratch directory holding
 //! `secret`, `key`, `empty`, `big`, `binary`, `ca.pem` and a directory `dir`.
 #![no_main]
@@ -31,7 +31,10 @@ const SECRET: &str = "fzSeCrEt7Q9x2V4b6N8m1K3j5H0gWqPzLr";
 
 fn env(name: &str) -> Option<String> {
     let n = name.to_ascii_uppercase();
-    if n.ends_with("UNSET") {
+    if name == "STATE_DIRECTORY" {
+        // Not a secret: the folder systemd gives the service, read for the default store path.
+        Some("/var/lib/wecom-sidecar".to_string())
+    } else if n.ends_with("UNSET") {
         None
     } else if n.ends_with("EMPTY") {
         Some(String::new())
