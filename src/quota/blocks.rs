@@ -32,9 +32,8 @@ fn errmsg(body: &[u8]) -> String {
     struct Errmsg {
         errmsg: Option<String>,
     }
-    // A derived struct also reads an array (`["hour"]`) as one: only an object counts. (The
-    // other members are skipped unread, as every reader of WeCom's answers here does.)
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    // A derived struct also reads an array (`["hour"]`) as one: only an object counts.
+    if !crate::wecom::errcode::is_json_object(body) {
         return String::new();
     }
     serde_json::from_slice::<Errmsg>(body)
