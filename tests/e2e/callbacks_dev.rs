@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::*;
+use crate::newcomer::readme::walkthrough_commands;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -93,32 +94,6 @@ async fn start_dev(ports: &Ports, envs: &[(&str, &str)]) -> Sidecar {
     .await;
     assert!(up, "no callback listener:\n{}", sc.logs());
     sc
-}
-
-/// The commands of the README walk-through step that starts with `# {title}`.
-fn walkthrough_commands(title: &str) -> Vec<String> {
-    let readme = std::fs::read_to_string(Path::new(REPO).join("README.md")).unwrap();
-    let start = readme
-        .find(&format!("# {title}"))
-        .unwrap_or_else(|| panic!("README has no walk-through step \"{title}\""));
-    let mut commands = Vec::new();
-    let mut current = String::new();
-    for line in readme[start..].lines() {
-        let t = line.trim();
-        if t.is_empty() {
-            break;
-        }
-        if t.starts_with('#') {
-            continue;
-        }
-        if let Some(head) = t.strip_suffix('\\') {
-            current.push_str(head);
-            continue;
-        }
-        current.push_str(t);
-        commands.push(std::mem::take(&mut current));
-    }
-    commands
 }
 
 async fn sh(cmd: String) -> String {

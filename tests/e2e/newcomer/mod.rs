@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 mod dev;
 mod docker;
-mod readme;
+pub(crate) mod readme;
 mod sdk;
 mod sim_shapes;
 

@@ -12,7 +12,7 @@ fn read(rel: &str) -> String {
 
 /// The commands of the README walk-through paragraph that starts with `# {title}` (up to the
 /// next blank line), continuation lines joined.
-fn walkthrough_commands(title: &str) -> Vec<String> {
+pub(crate) fn walkthrough_commands(title: &str) -> Vec<String> {
     let readme = read("README.md");
     let start = readme
         .find(&format!("# {title}"))
