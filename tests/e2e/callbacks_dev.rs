@@ -57,33 +57,7 @@ async fn start_dev(ports: &Ports, envs: &[(&str, &str)]) -> Sidecar {
         .replace("/tmp/wecom-sidecar-dev/sidecar.db", store.to_str().unwrap());
     let config_path = dir.path().join("dev.yaml");
     std::fs::write(&config_path, config).unwrap();
-    let log_path = dir.path().join("sidecar.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_wecom-sidecar"))
-        .arg("--dev")
-        .arg("--config")
-        .arg(&config_path)
-        .env_remove("WECOM_DEV_HR_SECRET")
-        .env_remove("WECOM_DEV_OPS_SECRET")
-        .env_remove("WECOM_DEV_HR_CB_TOKEN")
-        .env_remove("WECOM_DEV_HR_CB_AES_KEY")
-        .env_remove("WECOM_SIDECAR_DEV_HOST")
-        .env_remove("WECOM_SIDECAR_DEV_DELIVER_TO")
-        .env("WECOM_SIDECAR_LOG", "info")
-        .envs(envs.iter().copied())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let sc = Sidecar {
-        child,
-        base: format!("http://127.0.0.1:{}", ports.listen),
-        admin: format!("http://127.0.0.1:{}", ports.admin),
-        dir,
-        log_path,
-        config_path,
-    };
+    let sc = Sidecar::spawn_dev(dir, config_path, (ports.listen, ports.admin), &[], envs);
     sc.wait_ready().await;
     let port = ports.callbacks;
     let up = eventually(Duration::from_secs(15), async || {

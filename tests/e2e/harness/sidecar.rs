@@ -23,6 +23,48 @@ pub struct Sidecar {
     pub config_path: PathBuf,
 }
 
+impl Sidecar {
+    /// `wecom-sidecar --dev --config CONFIG` (plus `args`, `envs`) in `dir`, its output in
+    /// `dir/sidecar.log`; every `--dev` stand-in variable of the test's own environment removed,
+    /// so the simulator's secrets stand in. Not waited for.
+    pub fn spawn_dev(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        (listen, admin): (u16, u16),
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Sidecar {
+        let log_path = dir.path().join("sidecar.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_wecom-sidecar"))
+            .arg("--dev")
+            .arg("--config")
+            .arg(&config_path)
+            .args(args)
+            .env_remove("WECOM_DEV_HR_SECRET")
+            .env_remove("WECOM_DEV_OPS_SECRET")
+            .env_remove("WECOM_DEV_HR_CB_TOKEN")
+            .env_remove("WECOM_DEV_HR_CB_AES_KEY")
+            .env_remove("WECOM_SIDECAR_DEV_HOST")
+            .env_remove("WECOM_SIDECAR_DEV_DELIVER_TO")
+            .env("WECOM_SIDECAR_LOG", "info")
+            .envs(envs.iter().copied())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        Sidecar {
+            child,
+            base: format!("http://127.0.0.1:{listen}"),
+            admin: format!("http://127.0.0.1:{admin}"),
+            dir,
+            log_path,
+            config_path,
+        }
+    }
+}
+
 /// The standard test config: two apps (hr-bot default), primary at `upstream`, plus `extra`
 /// YAML appended (routes, defaults...).
 pub fn config_yaml(listen: u16, admin: u16, upstream: &str, extra: &str) -> String {

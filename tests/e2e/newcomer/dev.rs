@@ -37,31 +37,7 @@ pub(super) async fn start_dev(extra: &str, args: &[&str], envs: &[(&str, &str)])
     let (listen, admin, sim) = (free_port(), free_port(), free_port());
     let config_path = dir.path().join("dev.yaml");
     std::fs::write(&config_path, dev_config(listen, admin, sim, extra)).unwrap();
-    let log_path = dir.path().join("sidecar.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_wecom-sidecar"))
-        .arg("--dev")
-        .arg("--config")
-        .arg(&config_path)
-        .args(args)
-        .env_remove("WECOM_DEV_HR_SECRET")
-        .env_remove("WECOM_DEV_OPS_SECRET")
-        .env_remove("WECOM_SIDECAR_DEV_HOST")
-        .env("WECOM_SIDECAR_LOG", "info")
-        .envs(envs.iter().copied())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let sc = Sidecar {
-        child,
-        base: format!("http://127.0.0.1:{listen}"),
-        admin: format!("http://127.0.0.1:{admin}"),
-        dir,
-        log_path,
-        config_path,
-    };
+    let sc = Sidecar::spawn_dev(dir, config_path, (listen, admin), args, envs);
     sc.wait_ready().await;
     (sc, sim)
 }
