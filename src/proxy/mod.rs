@@ -212,7 +212,11 @@ impl SidecarProxy {
             None
         };
 
-        let ticket_type = request::query_value(query, "type");
+        // The query is searched for `type` only on the one path that needs it, not per call.
+        let ticket_type = match path {
+            "/cgi-bin/ticket/get" => request::query_value(query, "type"),
+            _ => None,
+        };
         if let (Some(kind), Some(app)) = (
             crate::ticket::TicketKind::of_call(path, ticket_type.as_deref()),
             app,
