@@ -17,6 +17,7 @@ mod failover;
 mod faults;
 mod fleet;
 mod forward_steps;
+mod fuzz_seeds;
 mod hostile_gettoken;
 mod limits;
 mod newcomer;
