@@ -129,7 +129,7 @@ impl SidecarProxy {
             // The app went away before the answer was complete.
             ctx.status = session.response_written().map_or(0, |h| h.status.as_u16());
         }
-        access_log::access_log(&self.shared, &session, &ctx);
+        access_log::access_log(&self.shared, session.req_header(), &ctx);
         let reused = session.finish().await.ok().flatten();
         // The call stops counting as in flight only once its answer is flushed.
         drop(ctx);
