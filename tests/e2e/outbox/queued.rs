@@ -153,6 +153,14 @@ async fn queued_sends_are_replayed_in_order_per_app() {
         .unwrap()
         .clone();
     assert_eq!(hr["queue"]["queued"].as_u64(), Some(10), "{doc}");
+    // /admin/status has the same queue in its outbox section.
+    let status: Value = serde_json::from_str(&sc.status().await).unwrap();
+    let section = status["outbox"]
+        .as_array()
+        .expect("an outbox section")
+        .clone();
+    let hr = section.iter().find(|a| a["app"] == "hr-bot").unwrap();
+    assert_eq!(hr["queued"].as_u64(), Some(10), "{status}");
     sim.clear_faults();
     let got = wait_delivered(&sim, 20, Duration::from_secs(30)).await;
     assert_eq!(got.len(), 20, "{got:?}");
