@@ -107,6 +107,10 @@ impl Config {
     pub fn default_app(&self) -> Option<&App> {
         self.apps.iter().find(|a| a.default)
     }
+    /// Whether a route has `outbox: true`.
+    pub fn has_outbox(&self) -> bool {
+        self.routes.iter().any(|r| r.policy.outbox.is_some())
+    }
 }
 
 /// `http` or `https`.
@@ -315,6 +319,15 @@ pub struct RoutePolicy {
     pub in_flight_wait: Duration,
     /// Members the route's message APIs may reach per app per China day; `None`: no cap.
     pub recipients_per_day: Option<u64>,
+    /// `outbox: true` (message APIs only): sends WeCom cannot be reached for are queued.
+    pub outbox: Option<OutboxPolicy>,
+}
+
+/// A route's outbox (`outbox: true`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboxPolicy {
+    /// A queued send not delivered by this age (from its first queueing) is a dead letter.
+    pub max_age: Duration,
 }
 
 /// What a call over its quota gets.
@@ -324,6 +337,8 @@ pub enum OnLimit {
     Reject,
     /// Wait for a slot up to `max_wait` (bounded queue), then the local 45009 answer.
     Wait { max_wait: Duration },
+    /// Outbox routes only: the send is queued and replayed when the quota or block allows.
+    Queue,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -416,4 +431,9 @@ pub struct Delivery {
 pub struct StoreSettings {
     /// The SQLite file (callbacks, outbox).
     pub path: PathBuf,
+    /// The most the queued items (payload and meta, dead letters included) may hold; past it
+    /// a send is not queued.
+    pub max_bytes: u64,
+    /// Sends one app may have waiting in the outbox; past it a send is not queued.
+    pub outbox_max_per_app: u64,
 }

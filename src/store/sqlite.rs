@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{now_ms, Added, Depth, Item, Store, StoreError};
+use super::{now_ms, Added, Depth, Full, Item, Limits, Store, StoreError};
 
 /// Operations committed together at most.
 const BATCH: usize = 64;
 /// How often keys older than `remember_for` are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
-const SCHEMA_VERSION: i64 = 1;
+/// 2: `totals` (waiting items and bytes per queue, kept by triggers) for the store's bounds.
+const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS items (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -43,6 +44,31 @@ CREATE TABLE IF NOT EXISTS seen (
     PRIMARY KEY (queue, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS seen_by_age ON seen (at_ms);
+CREATE TABLE IF NOT EXISTS totals (
+    queue  TEXT    PRIMARY KEY,
+    queued INTEGER NOT NULL DEFAULT 0,
+    bytes  INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS totals_add AFTER INSERT ON items BEGIN
+    INSERT INTO totals (queue, queued, bytes)
+    VALUES (NEW.queue, NEW.dead = 0, length(NEW.meta) + length(NEW.payload))
+    ON CONFLICT (queue) DO UPDATE SET
+        queued = queued + excluded.queued, bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS totals_remove AFTER DELETE ON items BEGIN
+    UPDATE totals SET queued = queued - (OLD.dead = 0),
+        bytes = bytes - (length(OLD.meta) + length(OLD.payload))
+    WHERE queue = OLD.queue;
+END;
+CREATE TRIGGER IF NOT EXISTS totals_bury AFTER UPDATE OF dead ON items BEGIN
+    UPDATE totals SET queued = queued + (NEW.dead = 0) - (OLD.dead = 0) WHERE queue = NEW.queue;
+END;
+";
+/// Fills `totals` from the items of a file written before it existed (schema 1).
+const FILL_TOTALS: &str = "
+DELETE FROM totals;
+INSERT INTO totals (queue, queued, bytes)
+    SELECT queue, sum(dead = 0), sum(length(meta) + length(payload)) FROM items GROUP BY queue;
 ";
 
 /// What an operation leaves to do once the batch's commit is known: answer its caller.
@@ -137,6 +163,9 @@ fn open_connection(path: &Path) -> Result<Connection, String> {
         ));
     }
     conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
+    if version < 2 {
+        conn.execute_batch(FILL_TOTALS).map_err(|e| e.to_string())?;
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(|e| e.to_string())?;
     Ok(conn)
@@ -217,13 +246,14 @@ impl Store for SqliteStore {
         self.remember
     }
 
-    async fn add(
+    async fn add_within(
         &self,
         queue: &str,
         key: [u8; 32],
         meta: &[u8],
         payload: &[u8],
-    ) -> Result<Added, StoreError> {
+        limits: Limits,
+    ) -> Result<Result<Added, Full>, StoreError> {
         let (queue, meta, payload) = (queue.to_owned(), meta.to_vec(), payload.to_vec());
         let remember_ms = self.remember.as_millis() as u64;
         self.call(move |c| {
@@ -236,7 +266,38 @@ impl Store for SqliteStore {
                 )
                 .optional()?;
             if let Some(id) = seen {
-                return Ok(Added::Duplicate(to_u64(id)));
+                return Ok(Ok(Added::Duplicate(to_u64(id))));
+            }
+            if limits.max_queued < u64::MAX {
+                let queued: Option<i64> = c
+                    .query_row(
+                        "SELECT queued FROM totals WHERE queue = ?1",
+                        params![queue],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let queued = queued.map_or(0, to_u64);
+                if queued >= limits.max_queued {
+                    return Ok(Err(Full::Queued {
+                        queued,
+                        max: limits.max_queued,
+                    }));
+                }
+            }
+            if limits.max_bytes < u64::MAX {
+                let used = to_u64(c.query_row(
+                    "SELECT coalesce(sum(bytes), 0) FROM totals",
+                    [],
+                    |r| r.get(0),
+                )?);
+                let size = (meta.len() + payload.len()) as u64;
+                if used.saturating_add(size) > limits.max_bytes {
+                    return Ok(Err(Full::Bytes {
+                        used,
+                        size,
+                        max: limits.max_bytes,
+                    }));
+                }
             }
             c.execute(
                 "INSERT INTO items (queue, added_ms, meta, payload) VALUES (?1, ?2, ?3, ?4)",
@@ -247,7 +308,17 @@ impl Store for SqliteStore {
                 "INSERT OR REPLACE INTO seen (queue, key, id, at_ms) VALUES (?1, ?2, ?3, ?4)",
                 params![queue, &key[..], id, now],
             )?;
-            Ok(Added::New(to_u64(id)))
+            Ok(Ok(Added::New(to_u64(id))))
+        })
+        .await
+    }
+
+    async fn used_bytes(&self) -> Result<u64, StoreError> {
+        self.call(|c| {
+            c.query_row("SELECT coalesce(sum(bytes), 0) FROM totals", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(to_u64)
         })
         .await
     }
@@ -310,11 +381,15 @@ impl Store for SqliteStore {
     async fn depth(&self, queue: &str) -> Result<Depth, StoreError> {
         let queue = queue.to_owned();
         self.call(move |c| {
-            let queued: i64 = c.query_row(
-                "SELECT count(*) FROM items WHERE queue = ?1 AND dead = 0",
-                params![queue],
-                |r| r.get(0),
-            )?;
+            // Kept by the triggers: no count over the queue.
+            let queued: i64 = c
+                .query_row(
+                    "SELECT queued FROM totals WHERE queue = ?1",
+                    params![queue],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
             // Ids follow commit order, so the head is the oldest: one index lookup, not a scan.
             let oldest: Option<i64> = c
                 .query_row(
@@ -381,157 +456,5 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Arc;
-
-    fn key(n: u8) -> [u8; 32] {
-        [n; 32]
-    }
-
-    fn open(dir: &tempfile::TempDir) -> SqliteStore {
-        SqliteStore::open(&dir.path().join("q/sidecar.db"), Duration::from_secs(3600)).unwrap()
-    }
-
-    #[tokio::test]
-    async fn fifo_with_dedupe_attempts_and_dead_letters() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = open(&dir);
-        let a = s.add("cb:hr", key(1), b"m1", b"one").await.unwrap();
-        let b = s.add("cb:hr", key(2), b"m2", b"two").await.unwrap();
-        assert!(matches!(a, Added::New(_)) && matches!(b, Added::New(_)));
-        assert!(a.id() < b.id());
-        // The same key again: nothing added, the first id; another queue is separate.
-        assert_eq!(
-            s.add("cb:hr", key(1), b"", b"one").await.unwrap(),
-            Added::Duplicate(a.id())
-        );
-        assert!(matches!(
-            s.add("cb:ops", key(1), b"", b"x").await.unwrap(),
-            Added::New(_)
-        ));
-
-        let head = s.head("cb:hr").await.unwrap().unwrap();
-        assert_eq!(
-            (head.id, &head.payload[..], &head.meta[..]),
-            (a.id(), &b"one"[..], &b"m1"[..])
-        );
-        assert_eq!(s.failed("cb:hr", a.id(), "HTTP 500").await.unwrap(), 1);
-        assert_eq!(s.failed("cb:hr", a.id(), "timeout").await.unwrap(), 2);
-        let head = s.head("cb:hr").await.unwrap().unwrap();
-        assert_eq!(
-            (head.attempts, head.last_error.as_deref()),
-            (2, Some("timeout"))
-        );
-
-        s.bury("cb:hr", a.id(), "too old").await.unwrap();
-        assert_eq!(s.head("cb:hr").await.unwrap().unwrap().id, b.id());
-        let d = s.depth("cb:hr").await.unwrap();
-        assert_eq!((d.queued, d.dead), (1, 1));
-        assert_eq!(
-            s.dead("cb:hr", 10).await.unwrap()[0].last_error.as_deref(),
-            Some("too old")
-        );
-
-        s.done("cb:hr", b.id()).await.unwrap();
-        assert_eq!(s.head("cb:hr").await.unwrap(), None);
-        // Delivered keys are still remembered.
-        assert_eq!(
-            s.add("cb:hr", key(2), b"", b"two").await.unwrap(),
-            Added::Duplicate(b.id())
-        );
-
-        let revived = s.revive("cb:hr", a.id()).await.unwrap().unwrap();
-        assert!(revived > b.id());
-        let head = s.head("cb:hr").await.unwrap().unwrap();
-        assert_eq!((head.id, head.attempts), (revived, 0));
-        // Still a duplicate, named by the id it was first added with.
-        assert_eq!(
-            s.add("cb:hr", key(1), b"", b"one").await.unwrap(),
-            Added::Duplicate(a.id())
-        );
-        assert_eq!(s.revive("cb:hr", a.id()).await.unwrap(), None);
-        assert!(!s.forget("cb:hr", revived).await.unwrap(), "not dead");
-        s.bury("cb:hr", revived, "again").await.unwrap();
-        assert!(s.forget("cb:hr", revived).await.unwrap());
-        assert_eq!(s.depth("cb:hr").await.unwrap(), Depth::default());
-    }
-
-    #[tokio::test]
-    async fn what_was_committed_is_there_after_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = {
-            let s = open(&dir);
-            let first = s.add("cb:hr", key(9), b"", b"kept").await.unwrap().id();
-            s.add("cb:hr", key(8), b"", b"second").await.unwrap();
-            first
-        };
-        let s = open(&dir);
-        assert_eq!(s.head("cb:hr").await.unwrap().unwrap().payload, b"kept");
-        assert_eq!(
-            s.add("cb:hr", key(9), b"", b"kept").await.unwrap(),
-            Added::Duplicate(first)
-        );
-        let mode = std::fs::metadata(dir.path().join("q/sidecar.db")).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(mode.permissions().mode() & 0o777, 0o600);
-    }
-
-    #[tokio::test]
-    async fn keys_are_forgotten_after_remember_for() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("s.db"), Duration::from_millis(0)).unwrap();
-        let a = s.add("q", key(1), b"", b"x").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        assert_ne!(
-            s.add("q", key(1), b"", b"x").await.unwrap(),
-            Added::Duplicate(a.id())
-        );
-    }
-
-    #[tokio::test]
-    async fn concurrent_adds_are_each_committed_once_in_one_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Arc::new(open(&dir));
-        let tasks: Vec<_> = (0..200u8)
-            .map(|i| {
-                let s = s.clone();
-                tokio::spawn(async move { s.add("q", key(i % 100), b"", &[i]).await.unwrap() })
-            })
-            .collect();
-        let mut new = 0;
-        for t in tasks {
-            if let Added::New(_) = t.await.unwrap() {
-                new += 1;
-            }
-        }
-        assert_eq!(new, 100, "100 distinct keys, each stored once");
-        assert_eq!(s.depth("q").await.unwrap().queued, 100);
-    }
-
-    #[tokio::test]
-    async fn a_newer_schema_or_an_unusable_path_is_a_clear_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        drop(SqliteStore::open(&path, Duration::from_secs(1)).unwrap());
-        Connection::open(&path)
-            .unwrap()
-            .pragma_update(None, "user_version", 99)
-            .unwrap();
-        let e = SqliteStore::open(&path, Duration::from_secs(1))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            e.contains("newer wecom-sidecar") && e.contains("s.db"),
-            "{e}"
-        );
-        let file = dir.path().join("file");
-        std::fs::write(&file, "x").unwrap();
-        let e = SqliteStore::open(&file.join("s.db"), Duration::from_secs(1))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("cannot create its folder"), "{e}");
-    }
-}
+#[path = "sqlite_tests.rs"]
+mod tests;

@@ -23,6 +23,7 @@ mod limits;
 mod newcomer;
 mod operator;
 mod ops_files;
+mod outbox;
 mod plans;
 mod proxy;
 mod quota_retry;
