@@ -191,8 +191,9 @@ impl Client {
         peers.retain(|p| !p.conns.is_empty());
     }
 
-    /// Starts the sweep, once, on the runtime of the first connection kept. It ends when the
-    /// client is dropped (a reload keeps clients: see `Connectors`).
+    /// Starts the sweep on the runtime of the connection being kept, unless one runs. It ends
+    /// when the client is dropped (a reload keeps clients: see `Connectors`); if its runtime
+    /// shuts down first, the next connection kept starts another.
     fn start_sweeping(self: &Arc<Self>) {
         if self.sweeping.load(Ordering::Relaxed) {
             return;
@@ -203,18 +204,30 @@ impl Client {
         if self.sweeping.swap(true, Ordering::Relaxed) {
             return;
         }
-        let client: Weak<Self> = Arc::downgrade(self);
+        let sweeper = Sweeper(Arc::downgrade(self));
         rt.spawn(async move {
             let mut every = tokio::time::interval(SWEEP_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                let Some(client) = client.upgrade() else {
+                let Some(client) = sweeper.0.upgrade() else {
                     return;
                 };
                 client.sweep(Instant::now());
             }
         });
+    }
+}
+
+/// The sweep task's hold on its client; dropped with the task (the client gone, or the
+/// runtime shut down), it lets the next `put` start a sweep again.
+struct Sweeper(Weak<Client>);
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.upgrade() {
+            client.sweeping.store(false, Ordering::Relaxed);
+        }
     }
 }
 
@@ -299,6 +312,28 @@ mod tests {
         assert_eq!(client.idle_count(), 1, "only the closed one goes");
         client.sweep(Instant::now() + POOL_IDLE_TIMEOUT);
         assert_eq!(client.idle_count(), 0, "idle past the timeout");
+    }
+
+    #[test]
+    fn a_sweep_whose_runtime_shut_down_is_started_again() {
+        let client = Arc::new(Client::new(None, 8));
+        for _ in 0..2 {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (addr, stream, _server) = pair().await;
+                client.put(key(addr), stream);
+                assert!(client.sweeping.load(Ordering::Relaxed), "a sweep runs");
+                tokio::task::yield_now().await;
+            });
+            drop(rt);
+            assert!(
+                !client.sweeping.load(Ordering::Relaxed),
+                "the sweep ended with its runtime"
+            );
+        }
     }
 
     #[tokio::test]
