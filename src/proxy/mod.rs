@@ -2,9 +2,9 @@
 //! together in order.
 //!
 //! The sidecar answers every call itself and runs the upstream exchange on its own (pingora's
-//! `Connector`, pooled) rather than through pingora-proxy, because it must read `errcode` in a
-//! 200 answer and repeat the call after a token error, which a proxy flow cannot do once the
-//! header has gone out.
+//! HTTP/1 client over the sidecar's keep-alive pool, `upstream::pool`) rather than through
+//! pingora-proxy, because it must read `errcode` in a 200 answer and repeat the call after a
+//! token error, which a proxy flow cannot do once the header has gone out.
 //!
 //! Order (`SidecarProxy::handle`, one step a line): request id → route → method/path →
 //! signature (`authenticate`, body read first) → `gettoken` answered locally → app → JS-SDK

@@ -1,17 +1,15 @@
-//! One attempt at one upstream over pingora's pooled connections: write the request, read the
-//! response header, then read the body whole (JSON) or chunk by chunk (media).
+//! One attempt at one upstream with pingora's HTTP/1 client over a kept connection (`pool`)
+//! or a new one: write the request, read the response header, then read the body whole
+//! (JSON) or chunk by chunk (media).
 //!
 //! Errors are classified by whether anything may have reached the upstream: a failure to get a
 //! connection sent nothing and is always safe to repeat; anything later may have been received.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
 use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::v1::client::HttpSession;
-use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
+use std::net::SocketAddr;
 
 use super::UpstreamRt;
 use crate::body::{RequestBody, SPOOL_CHUNK};
@@ -94,7 +92,8 @@ pub fn is_odd_final(status: u16) -> bool {
 /// An attempt whose response header has arrived.
 pub struct Open {
     session: HttpSession,
-    peer: Arc<HttpPeer>,
+    /// The address the connection goes to (its key in the pool, with the upstream's).
+    addr: SocketAddr,
     /// Whether the connection came from the pool.
     pub reused: bool,
 }
@@ -107,15 +106,19 @@ pub async fn open(
     body: &RequestBody,
 ) -> Result<Open, AttemptError> {
     let peer = up.peer(addr);
-    // A pooled connection first. Only a new connection needs pingora's connect future, which
+    // A kept connection first. Only a new connection needs pingora's connect future, which
     // is ~9 KB: boxed, so that it does not enlarge every future above this one (each is copied
     // whole when it moves).
-    let (mut session, reused) = match up.connector.reused_http_session(&*peer).await {
-        Some(session) => (session, true),
-        None => Box::pin(up.connector.get_http_session(&*peer))
-            .await
-            .map_err(|e| connect_error(&e))?,
+    let (stream, reused) = match up.client.take(up.peer_key(addr)) {
+        Some(stream) => (stream, true),
+        None => {
+            let stream = Box::pin(up.client.connect(&peer))
+                .await
+                .map_err(|e| connect_error(&e))?;
+            (stream, false)
+        }
     };
+    let mut session = HttpSession::new_with_options(stream, &*peer);
     session
         .write_request_header(req)
         .await
@@ -175,7 +178,7 @@ pub async fn open(
     }
     Ok(Open {
         session,
-        peer,
+        addr,
         reused,
     })
 }
@@ -222,11 +225,16 @@ impl Open {
         self.session.shutdown().await;
     }
 
-    /// Returns the connection to the pool when the answer was read completely (pingora checks
-    /// that, and closes it otherwise).
+    /// Returns the connection to the pool when pingora's client says it may carry another
+    /// request: the answer read completely with nothing after it, and no `Connection: close`
+    /// (or HTTP/1.0 without keep-alive). Otherwise it is closed.
     pub async fn release(self, up: &UpstreamRt) {
-        up.connector
-            .release_http_session(self.session, &*self.peer, Some(super::POOL_IDLE_TIMEOUT))
-            .await;
+        let Open {
+            mut session, addr, ..
+        } = self;
+        session.respect_keepalive();
+        if let Some(stream) = session.reuse().await {
+            up.client.put(up.peer_key(addr), stream);
+        }
     }
 }

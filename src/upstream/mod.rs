@@ -1,12 +1,14 @@
 //! Upstreams: where WeCom calls go, and how one attempt is carried out.
 //!
 //! `resolve` turns host names into addresses without blocking (pingora's `HttpPeer::new` would
-//! resolve synchronously and panic on failure); `exchange` sends one attempt over pingora's
-//! pooled keep-alive connections and reads the answer, buffered or streamed. Choosing among
-//! upstreams and deciding on retries happens above, in `proxy`.
+//! resolve synchronously and panic on failure); `pool` makes connections (pingora's transport
+//! connector) and keeps them alive; `exchange` sends one attempt over one with pingora's
+//! HTTP/1 client and reads the answer, buffered or streamed. Choosing among upstreams and
+//! deciding on retries happens above, in `proxy`.
 
 pub mod exchange;
 pub mod health;
+pub mod pool;
 pub mod probe;
 pub mod resolve;
 pub mod split;
@@ -17,10 +19,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-// HTTP/1.1 only: WeCom is reached over HTTP/1.1, and the version-specific connector can hand
-// out a pooled connection without building its (large) connect future.
-use pingora::connectors::http::v1::Connector;
-use pingora::connectors::ConnectorOptions;
 use pingora::upstreams::peer::{HttpPeer, PeerOptions};
 
 use crate::config::{Scheme, Upstream};
@@ -30,10 +28,14 @@ use crate::config::{Scheme, Upstream};
 /// which keeps the "server closed it just as we sent" race rare.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// One upstream ready for use: its settings and the connector (with its pool) that reaches it.
+/// Idle upstream connections kept per trust root (all peers together): enough for a busy
+/// sidecar, bounded for memory.
+const KEEPALIVE_POOL_SIZE: usize = 256;
+
+/// One upstream ready for use: its settings and the client (with its pool) that reaches it.
 pub struct UpstreamRt {
     pub cfg: Upstream,
-    pub connector: Arc<Connector>,
+    pub client: Arc<pool::Client>,
     /// `Host` header value.
     pub authority: String,
     /// The same, ready to put in a request (`None` only if the authority is not a valid
@@ -67,6 +69,15 @@ impl UpstreamRt {
         peer
     }
 
+    /// Which kept connections may carry an attempt at `addr`.
+    pub fn peer_key(&self, addr: SocketAddr) -> pool::PeerKey<'_> {
+        pool::PeerKey {
+            addr,
+            tls: self.cfg.scheme == Scheme::Https,
+            sni: &self.cfg.host,
+        }
+    }
+
     fn build_peer(&self, addr: SocketAddr) -> HttpPeer {
         let tls = self.cfg.scheme == Scheme::Https;
         let mut peer = HttpPeer::new(addr, tls, self.cfg.host.clone());
@@ -83,23 +94,20 @@ impl UpstreamRt {
     }
 }
 
-/// Connectors shared across config reloads, one per trust root, so connection pools survive a
+/// Clients shared across config reloads, one per trust root, so connection pools survive a
 /// reload and each `ca_file` is read once.
 #[derive(Default)]
 pub struct Connectors {
-    by_ca: Mutex<HashMap<Option<PathBuf>, Arc<Connector>>>,
+    by_ca: Mutex<HashMap<Option<PathBuf>, Arc<pool::Client>>>,
 }
 
 impl Connectors {
-    pub fn get(&self, ca_file: Option<&PathBuf>) -> Arc<Connector> {
+    pub fn get(&self, ca_file: Option<&PathBuf>) -> Arc<pool::Client> {
         let mut map = self.by_ca.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(ca_file.cloned())
             .or_insert_with(|| {
-                let mut opts = ConnectorOptions::new(0);
-                opts.ca_file = ca_file.map(|p| p.display().to_string());
-                // Pool size per connector: enough for a busy sidecar, bounded for memory.
-                opts.keepalive_pool_size = 256;
-                Arc::new(Connector::new(Some(opts)))
+                let ca = ca_file.map(|p| p.display().to_string());
+                Arc::new(pool::Client::new(ca, KEEPALIVE_POOL_SIZE))
             })
             .clone()
     }
@@ -112,7 +120,7 @@ impl Connectors {
             health: health.get(cfg.name.as_str(), &url),
             host_header: http::HeaderValue::from_str(&authority).ok(),
             authority,
-            connector: self.get(cfg.ca_file.as_ref()),
+            client: self.get(cfg.ca_file.as_ref()),
             cfg: cfg.clone(),
             peers: RwLock::default(),
         })

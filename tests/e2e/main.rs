@@ -34,5 +34,6 @@ mod signing;
 mod simulator;
 mod tickets;
 mod token_bounds;
+mod upstream_pool;
 mod wecom_facts;
 mod wire;
