@@ -14,7 +14,8 @@
 # --diff: the change is `git diff BASE` of src/, where BASE is the argument, else
 # $MUTANTS_BASE, else the merge-base with origin/main when HEAD is not origin/main, else HEAD~1
 # (a landing of main: its last commit, or for a merge every commit it brought in). Bounded:
-# MUTANTS_SECONDS (default 300) for the whole run, MUTANTS_TIMEOUT (default 60) per mutant. A
+# MUTANTS_SECONDS (default 300) for the whole run, MUTANTS_TIMEOUT (default 60) per test run
+# and MUTANTS_BUILD_TIMEOUT (default 180) per build. A
 # missed mutant fails; running out of time prints the mutants not reached and does not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,10 @@ CORE=(
   src/wecom/apis.rs
 )
 per_mutant=${MUTANTS_TIMEOUT:-60}
-common=(--timeout "$per_mutant" --cargo-arg=--lib --no-shuffle)
+common=(--timeout "$per_mutant" --build-timeout "${MUTANTS_BUILD_TIMEOUT:-180}" --cargo-arg=--lib --no-shuffle)
+# MUTANTS_BASELINE=skip: the unit tests just passed (.ci/run runs this after them), so the
+# unmutated run is not repeated.
+[ "${MUTANTS_BASELINE:-run}" = skip ] && common+=(--baseline=skip)
 
 if ! cargo mutants --version >/dev/null 2>&1; then
   echo "mutants: installing cargo-mutants 27.1.0"
