@@ -326,6 +326,36 @@ mod tests {
         assert!(take_all(&mut [], t0).is_ok());
     }
 
+    #[test]
+    fn a_key_costs_one_bucket_per_bucket_of_calls_not_per_call() {
+        let limits = [rate(1000, 60)];
+        let t0 = Instant::now();
+        let mut c = Cells::new(1, t0);
+        assert!(take_all(&mut [(&mut c, &limits[..])], t0).is_ok());
+        // A key that saw one call (a message recipient) holds room for one bucket only.
+        assert!(
+            c.rings[0].buckets.capacity() < 4,
+            "{}",
+            c.rings[0].buckets.capacity()
+        );
+        for _ in 0..499 {
+            assert!(take_all(&mut [(&mut c, &limits[..])], t0).is_ok());
+        }
+        assert_eq!(
+            c.rings[0].buckets.len(),
+            1,
+            "500 calls of one bucket are one entry"
+        );
+        for s in 1..=200 {
+            let _ = take_all(&mut [(&mut c, &limits[..])], t0 + Duration::from_secs(s));
+        }
+        assert!(
+            c.rings[0].buckets.len() <= SLOTS,
+            "{}",
+            c.rings[0].buckets.len()
+        );
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;
