@@ -122,6 +122,15 @@ mod tests {
         assert_eq!(counts, [50, 30, 20]);
     }
 
+    #[test]
+    fn weights_read_back_in_member_order() {
+        let wrr = SmoothWrr::new(&[60, 0, 40]);
+        assert_eq!(
+            (0..3).map(|i| wrr.weight(i)).collect::<Vec<_>>(),
+            [60, 0, 40]
+        );
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;
