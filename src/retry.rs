@@ -257,4 +257,152 @@ mod tests {
         let granted = (0..1000).filter(|_| b.try_withdraw()).count();
         assert_eq!(granted, 100, "only the floor of 10/s over the window");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_and_retries_leave_the_window_by_the_second() {
+        let b = RetryBudget::default();
+        let after = |ms: u64| tokio::time::advance(Duration::from_millis(ms));
+        for _ in 0..500 {
+            b.record_call();
+        }
+        after(5_000).await;
+        for _ in 0..500 {
+            b.record_call();
+        }
+        after(200).await;
+        // 1000 calls in seconds 0 and 5: 200 + 100; take 250 of them in second 5.
+        assert_eq!((0..250).filter(|_| b.try_withdraw()).count(), 250);
+        after(4_700).await; // 9.9 s: second 0 is still in
+        assert_eq!((0..1000).filter(|_| b.try_withdraw()).count(), 50);
+        after(200).await; // 10.1 s: second 0 left, with its 500 calls; second 5 holds
+                          // 500 calls and 300 retries: 100 + 100 - 300, nothing.
+        assert!(!b.try_withdraw());
+        after(5_000).await; // 15.1 s: second 5 left too, the 50 retries of second 9 stay
+        assert_eq!((0..1000).filter(|_| b.try_withdraw()).count(), 50);
+        after(30_000).await; // long idle: every slot is cleared, once
+        assert_eq!((0..1000).filter(|_| b.try_withdraw()).count(), 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_second_counts_in_its_own_slot() {
+        // One call a second for 9 s, all in the window; the ring must not fold seconds
+        // onto one another.
+        let b = RetryBudget::default();
+        for _ in 0..9 {
+            for _ in 0..50 {
+                b.record_call();
+            }
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        // 450 calls: 90 + 100 retries.
+        assert_eq!((0..1000).filter(|_| b.try_withdraw()).count(), 190);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // Second 0 (50 calls, no retries) left; the 190 retries of second 9 stay.
+        assert!(!b.try_withdraw());
+        tokio::time::advance(Duration::from_secs(9)).await;
+        // Second 9 (its retries) left at 19 s; no call is left in the window either.
+        assert_eq!((0..1000).filter(|_| b.try_withdraw()).count(), 100);
+    }
+
+    #[test]
+    fn reasons_have_their_labels_and_attempt_errors_their_reasons() {
+        use crate::upstream::exchange::AttemptError;
+        let labels: Vec<&str> = [
+            RetryReason::Connect,
+            RetryReason::Timeout,
+            RetryReason::Reset,
+            RetryReason::BadResponse,
+            RetryReason::Http5xx,
+            RetryReason::SystemBusy,
+            RetryReason::Concurrency,
+        ]
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+        let mut distinct = labels.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), labels.len(), "{labels:?}");
+        assert_eq!(RetryReason::SystemBusy.as_str(), "errcode_-1");
+        assert_eq!(
+            RetryReason::from(&AttemptError::Timeout),
+            RetryReason::Timeout
+        );
+        assert_eq!(
+            RetryReason::from(&AttemptError::TooLarge),
+            RetryReason::BadResponse
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// What happens, and how many milliseconds after the event before it.
+        #[derive(Debug, Clone)]
+        enum Event {
+            Call(u64),
+            Retry(u64),
+        }
+
+        fn events() -> impl Strategy<Value = Vec<Event>> {
+            let gap =
+                prop_oneof![4 => Just(0u64), 2 => 0u64..50, 1 => 0u64..3_000, 1 => 0u64..15_000];
+            prop::collection::vec(
+                prop_oneof![
+                    gap.clone().prop_map(Event::Call),
+                    gap.prop_map(Event::Retry)
+                ],
+                1..300,
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// A retry is granted exactly when the retries of the last ten one-second slots
+            /// (this one included) are fewer than 20 % of the calls of those slots plus
+            /// 10 a second; so granted retries never exceed that.
+            #[test]
+            fn retries_stay_within_a_fifth_of_the_calls_plus_ten_a_second(events in events()) {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .start_paused(true)
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let b = RetryBudget::default();
+                    let start = Instant::now();
+                    // (second, is a retry), as an independent record of what was counted.
+                    let mut log: Vec<(u64, bool)> = Vec::new();
+                    for e in events {
+                        let (gap, retry) = match e {
+                            Event::Call(g) => (g, false),
+                            Event::Retry(g) => (g, true),
+                        };
+                        tokio::time::advance(Duration::from_millis(gap)).await;
+                        let second = (Instant::now() - start).as_secs();
+                        if !retry {
+                            b.record_call();
+                            log.push((second, false));
+                            continue;
+                        }
+                        let recent = |log: &[(u64, bool)], r: bool| {
+                            log.iter()
+                                .filter(|&&(s, is_retry)| is_retry == r && s + 10 > second)
+                                .count() as u64
+                        };
+                        let allowed = recent(&log, false) / 5 + 100;
+                        let granted = b.try_withdraw();
+                        prop_assert_eq!(granted, recent(&log, true) < allowed, "at {}s", second);
+                        if granted {
+                            log.push((second, true));
+                            prop_assert!(recent(&log, true) <= allowed);
+                        }
+                    }
+                    Ok::<(), TestCaseError>(())
+                })?;
+            }
+        }
+    }
 }

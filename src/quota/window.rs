@@ -261,4 +261,174 @@ mod tests {
             "the minute limit holds: {wait:?}"
         );
     }
+
+    #[test]
+    fn calls_in_later_buckets_leave_the_window_later() {
+        // One bucket is a second: a call at 0 s and one at 30 s leave at 61 s and 91 s.
+        let limits = [rate(2, 60)];
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut c = Cells::new(1, t0);
+        assert!(take_all(&mut [(&mut c, &limits[..])], at(0)).is_ok());
+        assert!(take_all(&mut [(&mut c, &limits[..])], at(30)).is_ok());
+        assert_eq!(c.wait_time(&limits, at(40)), Duration::from_secs(21));
+        assert_eq!(
+            c.remaining(&limits, at(61)),
+            vec![1],
+            "the 30 s call is still in"
+        );
+        assert_eq!(c.wait_time(&limits, at(61)), Duration::ZERO);
+        assert!(take_all(&mut [(&mut c, &limits[..])], at(61)).is_ok());
+        assert_eq!(c.wait_time(&limits, at(62)), Duration::from_secs(29));
+        assert_eq!(c.remaining(&limits, at(91)), vec![1]);
+        assert_eq!(c.remaining(&limits, at(200)), vec![2]);
+    }
+
+    #[test]
+    fn a_lowered_limit_waits_until_enough_calls_left() {
+        // Three calls under 3/min, then the limit is 2/min (a reload): room for one more
+        // only once two of the three buckets left the window.
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut c = Cells::new(1, t0);
+        for s in [0, 10, 20] {
+            assert!(take_all(&mut [(&mut c, &[rate(3, 60)][..])], at(s)).is_ok());
+        }
+        let lowered = [rate(2, 60)];
+        assert_eq!(c.remaining(&lowered, at(30)), vec![0]);
+        assert_eq!(c.wait_time(&lowered, at(30)), Duration::from_secs(41));
+        assert_eq!(c.wait_time(&lowered, at(61)), Duration::from_secs(10));
+        assert_eq!(c.wait_time(&lowered, at(71)), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_wait_is_at_least_a_millisecond_and_at_most_the_window() {
+        // Sub-millisecond buckets (1000/ms): the bucket leaves within the millisecond, the
+        // answer still says one.
+        let limits = [Rate {
+            count: 1,
+            per: Duration::from_micros(600),
+        }];
+        let t0 = Instant::now();
+        let mut c = Cells::new(1, t0);
+        assert!(take_all(&mut [(&mut c, &limits[..])], t0).is_ok());
+        assert_eq!(
+            take_all(
+                &mut [(&mut c, &limits[..])],
+                t0 + Duration::from_micros(605)
+            ),
+            Err(Duration::from_millis(1))
+        );
+        // No limits: nothing to wait for.
+        let mut none = Cells::new(0, t0);
+        assert_eq!(none.wait_time(&[], t0), Duration::ZERO);
+        assert!(take_all(&mut [(&mut none, &[][..])], t0).is_ok());
+        assert!(take_all(&mut [], t0).is_ok());
+    }
+
+    #[test]
+    fn a_key_costs_one_bucket_per_bucket_of_calls_not_per_call() {
+        let limits = [rate(1000, 60)];
+        let t0 = Instant::now();
+        let mut c = Cells::new(1, t0);
+        assert!(take_all(&mut [(&mut c, &limits[..])], t0).is_ok());
+        // A key that saw one call (a message recipient) holds room for one bucket only.
+        assert!(
+            c.rings[0].buckets.capacity() < 4,
+            "{}",
+            c.rings[0].buckets.capacity()
+        );
+        for _ in 0..499 {
+            assert!(take_all(&mut [(&mut c, &limits[..])], t0).is_ok());
+        }
+        assert_eq!(
+            c.rings[0].buckets.len(),
+            1,
+            "500 calls of one bucket are one entry"
+        );
+        for s in 1..=200 {
+            let _ = take_all(&mut [(&mut c, &limits[..])], t0 + Duration::from_secs(s));
+        }
+        assert!(
+            c.rings[0].buckets.len() <= SLOTS,
+            "{}",
+            c.rings[0].buckets.len()
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Call times as gaps in milliseconds (many zero: bursts), and a limit.
+        fn scenario() -> impl Strategy<Value = (u32, u64, Vec<u64>)> {
+            (
+                1u32..8,
+                1u64..5,
+                prop::collection::vec(prop_oneof![Just(0u64), 0u64..300, 0u64..5000], 1..200),
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn no_window_admits_more_than_the_limit_and_refusals_cost_nothing(
+                (count, secs, gaps) in scenario()
+            ) {
+                let limits = [rate(count, secs)];
+                let per = Duration::from_secs(secs);
+                // A second key under a limit that refuses often: a call it refuses must not
+                // be counted under the first key either.
+                let other = [rate(count + 1, secs * 2)];
+                let t0 = Instant::now();
+                let mut c = Cells::new(1, t0);
+                let mut d = Cells::new(1, t0);
+                let mut now = t0;
+                let mut passed: Vec<Instant> = Vec::new();
+                for gap in gaps {
+                    now += Duration::from_millis(gap);
+                    let before = (c.remaining(&limits, now), d.remaining(&other, now));
+                    match take_all(&mut [(&mut c, &limits[..]), (&mut d, &other[..])], now) {
+                        Ok(()) => passed.push(now),
+                        Err(wait) => {
+                            prop_assert!(!wait.is_zero() && wait <= per * 2 + per / 30);
+                            let after = (c.remaining(&limits, now), d.remaining(&other, now));
+                            prop_assert_eq!(before, after, "a refused call consumed");
+                        }
+                    }
+                }
+                for (i, t) in passed.iter().enumerate() {
+                    let in_window = passed[i..].iter().take_while(|u| **u < *t + per).count();
+                    prop_assert!(in_window as u32 <= count, "{} passes in {:?}", in_window, per);
+                }
+            }
+
+            #[test]
+            fn the_wait_is_exact(
+                (count, secs, gaps) in scenario()
+            ) {
+                let limits = [rate(count, secs)];
+                let t0 = Instant::now();
+                let mut c = Cells::new(1, t0);
+                let mut now = t0;
+                for gap in gaps {
+                    now += Duration::from_millis(gap);
+                    if let Err(wait) = take_all(&mut [(&mut c, &limits[..])], now) {
+                        // A copy, so the probes count nothing in the real one.
+                        let mut early = c.clone();
+                        let mut late = c.clone();
+                        prop_assert!(
+                            take_all(&mut [(&mut early, &limits[..])], now + wait - Duration::from_millis(1)).is_err(),
+                            "a call fits a millisecond before the wait {:?} ends", wait
+                        );
+                        prop_assert!(
+                            take_all(&mut [(&mut late, &limits[..])], now + wait).is_ok(),
+                            "no room when the wait {:?} ends", wait
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

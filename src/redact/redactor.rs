@@ -453,4 +453,81 @@ mod tests {
         assert_eq!(xa, ["1", "hr-bot"]);
         assert_eq!(h.len(), 3, "the header named after the token is gone");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Characters secrets and the text around them are made of: the ones every form
+        /// (percent, form, JSON, Go's JSON) writes differently, and a few plain ones.
+        const CHARS: &[char] = &[
+            'a', 'b', 'Z', '0', '7', '-', '_', '.', '~', '/', '+', '&', '=', '?', '%', '"', '\\',
+            '<', '>', ' ', '\n', 'é', '中', '*', '{', '}', ':',
+        ];
+
+        fn text_of(len: std::ops::Range<usize>) -> impl Strategy<Value = String> {
+            prop::collection::vec(prop::sample::select(CHARS), len)
+                .prop_map(|cs| cs.into_iter().collect())
+        }
+
+        /// Secrets (with what stands for each) and a text made of pieces: plain text, a
+        /// secret in one of its forms, or a part of one.
+        fn case() -> impl Strategy<Value = (Vec<(String, String)>, String)> {
+            let secret = (
+                text_of(8..20),
+                prop::sample::select(vec![MASK, "hr-bot", "app-2"]),
+            )
+                .prop_map(|(s, w)| (s, w.to_string()));
+            prop::collection::vec(secret, 1..4).prop_flat_map(|secrets| {
+                let forms: Vec<String> = secrets
+                    .iter()
+                    .flat_map(|(s, w)| Pattern::forms(s, &Arc::from(w.as_str())))
+                    .map(|p| String::from_utf8(p.needle().to_vec()).unwrap())
+                    .collect();
+                let piece = prop_oneof![
+                    text_of(0..6),
+                    prop::sample::select(forms.clone()),
+                    (prop::sample::select(forms), 0usize..40).prop_map(|(f, cut)| {
+                        let cut = f.char_indices().map(|(i, _)| i).nth(cut).unwrap_or(f.len());
+                        f[..cut].to_string()
+                    }),
+                    Just("\"".to_string()),
+                    Just("\\".to_string()),
+                ];
+                (
+                    Just(secrets),
+                    prop::collection::vec(piece, 0..12).prop_map(|p| p.concat()),
+                )
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn no_configured_secret_survives_in_any_form((secrets, text) in case()) {
+                let (extra, known) = secrets.split_first().unwrap();
+                let red = redactor(
+                    &known.iter().map(|(s, w)| (s.as_str(), w.as_str())).collect::<Vec<_>>(),
+                );
+                let extra = Pattern::forms(&extra.0, &Arc::from(extra.1.as_str()));
+                let out = red.redact_str(&text, &extra);
+                for (secret, with) in &secrets {
+                    for form in Pattern::forms(secret, &Arc::from(with.as_str())) {
+                        let needle = std::str::from_utf8(form.needle()).unwrap();
+                        prop_assert!(
+                            !out.contains(needle),
+                            "{:?} (a form of {:?}) survives in {:?}", needle, secret, out
+                        );
+                    }
+                }
+                // Text holding no secret comes back as it was, uncopied.
+                if red.patterns().iter().chain(&extra).all(|p| {
+                    !text.as_bytes().windows(p.needle().len()).any(|w| w == p.needle())
+                }) && !text.contains('\\') {
+                    prop_assert!(matches!(out, Cow::Borrowed(_)));
+                }
+            }
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 mod format;
 mod policy;
+mod properties;
 mod secrets;
 mod sections;
 mod whole;
