@@ -8,6 +8,11 @@
 //! | `/admin/reload` | POST | reload the config file, like SIGHUP |
 //! | `/admin/callbacks` | GET | JSON: each callback app's counts, queue and dead letters |
 //! | `/admin/callbacks/dead/<id>/retry` | POST | a dead letter queued again (`?app=` optional) |
+//! | `/admin/outbox` | GET | JSON: each app's outbox counts, queue and recent sends |
+//! | `/admin/outbox/<outbox_id>` | GET | JSON: one send's state and WeCom's answer |
+//! | `/admin/outbox/dead` | GET | JSON: each app's outbox dead letters |
+//! | `/admin/outbox/dead/<id>/retry` | POST | an outbox dead letter queued again (`?app=` optional) |
+//! | `/admin/outbox/dead/<id>` | DELETE | an outbox dead letter deleted (`?app=` optional) |
 //! | `/metrics` | GET | Prometheus text format |
 //!
 //! Every request first passes `admin_guard` (Host names, browsers on POST).
@@ -28,6 +33,7 @@ use serde_json::{json, Value};
 use crate::state::{Runtime, Shared};
 
 mod callbacks;
+mod outbox;
 
 /// The admin HTTP app.
 pub struct AdminApp {
@@ -85,6 +91,10 @@ impl ServeHttp for AdminApp {
                     Some(cb) => callbacks::status(cb, &self.shared.metrics).await,
                     None => Value::Null,
                 };
+                doc["outbox"] = match &self.shared.outbox {
+                    Some(o) => outbox::status(o, &self.shared.metrics).await,
+                    None => Value::Null,
+                };
                 json_answer(StatusCode::OK, &doc)
             }
             ("/admin/callbacks", &Method::GET) => match &self.shared.callbacks {
@@ -98,6 +108,10 @@ impl ServeHttp for AdminApp {
                 let query = req.uri.query().map(str::to_owned);
                 self.callback_retry(p, m, query.as_deref()).await
             }
+            (p, m) if p == "/admin/outbox" || p.starts_with("/admin/outbox/") => {
+                let query = req.uri.query().map(str::to_owned);
+                self.outbox_call(p, m, query.as_deref()).await
+            }
             ("/admin/reload", &Method::POST) => match crate::reload::reload(&*self.shared) {
                 Ok(()) => json_answer(StatusCode::OK, &json!({"reloaded": true})),
                 Err(e) => json_answer(
@@ -110,6 +124,9 @@ impl ServeHttp for AdminApp {
                 refresh_gauges(&self.shared);
                 if let Some(cb) = &self.shared.callbacks {
                     callbacks::refresh_gauges(cb, &self.shared.metrics).await;
+                }
+                if let Some(o) = &self.shared.outbox {
+                    outbox::refresh_gauges(o, &self.shared.metrics).await;
                 }
                 answer(
                     StatusCode::OK,
@@ -162,7 +179,44 @@ fn no_callbacks() -> Response<Vec<u8>> {
     )
 }
 
+fn method_not_allowed() -> Response<Vec<u8>> {
+    answer(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "text/plain",
+        b"method not allowed\n".to_vec(),
+    )
+}
+
 impl AdminApp {
+    /// `/admin/outbox` and below.
+    async fn outbox_call(
+        &self,
+        path: &str,
+        method: &Method,
+        query: Option<&str>,
+    ) -> Response<Vec<u8>> {
+        let Some(o) = &self.shared.outbox else {
+            return json_answer(
+                StatusCode::NOT_FOUND,
+                &json!({"error": "no outbox: no route of the config the sidecar started with has outbox: true"}),
+            );
+        };
+        let rest = path.trim_start_matches("/admin/outbox");
+        let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+        let (status, doc) = match (parts.as_slice(), method) {
+            ([], &Method::GET) => (StatusCode::OK, outbox::list(o, &self.shared.metrics).await),
+            (["dead"], &Method::GET) => (StatusCode::OK, outbox::dead(o).await),
+            (["dead", id, "retry"], &Method::POST) => outbox::retry(o, id, query).await,
+            (["dead", id], &Method::DELETE) => outbox::forget(o, id, query).await,
+            ([id], &Method::GET) if *id != "dead" => outbox::one(o, id).await,
+            ([] | ["dead"] | ["dead", _, "retry"] | ["dead", _] | [_], _) => {
+                return method_not_allowed()
+            }
+            _ => return answer(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
+        };
+        json_answer(status, &doc)
+    }
+
     /// `POST /admin/callbacks/dead/<id>/retry`.
     async fn callback_retry(
         &self,

@@ -24,6 +24,7 @@ pub mod fleet;
 mod layering;
 pub mod memory;
 pub mod metrics;
+pub mod outbox;
 pub mod plans;
 pub mod proxy;
 pub mod quota;

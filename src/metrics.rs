@@ -82,6 +82,11 @@ pub struct Metrics {
     pub callback_delivery_seconds: HistogramVec,
     pub callback_oldest: GaugeVec,
     pub callback_dead_letters: IntGaugeVec,
+    pub outbox_total: IntCounterVec,
+    pub outbox_depth: IntGaugeVec,
+    pub outbox_oldest: GaugeVec,
+    pub outbox_dead_letters: IntGaugeVec,
+    pub outbox_unsafe_replays: IntCounterVec,
     pub message_undelivered: IntCounterVec,
     pub egress_ip_info: IntGaugeVec,
 }
@@ -308,6 +313,46 @@ impl Metrics {
             &["app"],
         )
         .expect("metric definition");
+        let outbox_total = IntCounterVec::new(
+            Opts::new(
+                "wecom_outbox_total",
+                "Outbox sends by API, app and result: queued (committed, the app answered queued), full (not queued: store.max_bytes or store.outbox_max_per_app; the app got the ordinary answer), sent (a replay WeCom took), refused (a replay WeCom refused: kept as a dead letter), dead (undelivered for outbox_max_age: a dead letter).",
+            ),
+            &["api", "app", "result"],
+        )
+        .expect("metric definition");
+        let outbox_depth = IntGaugeVec::new(
+            Opts::new(
+                "wecom_outbox_depth",
+                "Sends waiting in the outbox per app (robot: webhook/send), read from the store by its sender and at scrape.",
+            ),
+            &["app"],
+        )
+        .expect("metric definition");
+        let outbox_oldest = GaugeVec::new(
+            Opts::new(
+                "wecom_outbox_oldest_seconds",
+                "Age of the oldest send waiting in the outbox per app (0: none waiting).",
+            ),
+            &["app"],
+        )
+        .expect("metric definition");
+        let outbox_dead_letters = IntGaugeVec::new(
+            Opts::new(
+                "wecom_outbox_dead_letters",
+                "Outbox sends given up on and kept as dead letters per app (see GET /admin/outbox/dead).",
+            ),
+            &["app"],
+        )
+        .expect("metric definition");
+        let outbox_unsafe_replays = IntCounterVec::new(
+            Opts::new(
+                "wecom_outbox_replays_unsafe_total",
+                "Replays of webhook/send (no duplicate check at WeCom) whose first attempt may have reached WeCom: the robot message may be delivered twice.",
+            ),
+            &["app"],
+        )
+        .expect("metric definition");
         let message_undelivered = IntCounterVec::new(
             Opts::new(
                 "wecom_message_undelivered_total",
@@ -353,6 +398,11 @@ impl Metrics {
             Box::new(callback_delivery_seconds.clone()),
             Box::new(callback_oldest.clone()),
             Box::new(callback_dead_letters.clone()),
+            Box::new(outbox_total.clone()),
+            Box::new(outbox_depth.clone()),
+            Box::new(outbox_oldest.clone()),
+            Box::new(outbox_dead_letters.clone()),
+            Box::new(outbox_unsafe_replays.clone()),
             Box::new(message_undelivered.clone()),
             Box::new(egress_ip_info.clone()),
         ] {
@@ -388,6 +438,11 @@ impl Metrics {
             callback_delivery_seconds,
             callback_oldest,
             callback_dead_letters,
+            outbox_total,
+            outbox_depth,
+            outbox_oldest,
+            outbox_dead_letters,
+            outbox_unsafe_replays,
             message_undelivered,
             egress_ip_info,
         }
@@ -467,6 +522,13 @@ mod tests {
             .observe(0.01);
         m.callback_oldest.with_label_values(&["hr"]).set(12.0);
         m.callback_dead_letters.with_label_values(&["hr"]).set(1);
+        m.outbox_total
+            .with_label_values(&["message/send", "hr", "queued"])
+            .inc();
+        m.outbox_depth.with_label_values(&["hr"]).set(1);
+        m.outbox_oldest.with_label_values(&["hr"]).set(3.0);
+        m.outbox_dead_letters.with_label_values(&["hr"]).set(0);
+        m.outbox_unsafe_replays.with_label_values(&["robot"]).inc();
         m.message_undelivered
             .with_label_values(&["message/send", "hr", "user"])
             .inc();
@@ -493,6 +555,11 @@ mod tests {
             "wecom_callback_delivery_seconds_bucket",
             "wecom_callback_oldest_seconds",
             "wecom_callback_dead_letters",
+            "wecom_outbox_total",
+            "wecom_outbox_depth",
+            "wecom_outbox_oldest_seconds",
+            "wecom_outbox_dead_letters",
+            "wecom_outbox_replays_unsafe_total",
             "wecom_message_undelivered_total",
             "wecom_egress_ip_info",
         ] {

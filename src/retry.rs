@@ -98,6 +98,16 @@ pub fn backoff(policy: &RetryPolicy, retry: u32, rng: &mut impl Rng) -> Duration
     Duration::from_nanos(rng.random_range(0..cap.as_nanos() as u64))
 }
 
+/// The wait of a durable queue's worker (callback delivery, outbox replay) after `attempts`
+/// failed attempts at its head: `base` doubling per attempt, at most `max`, of which the
+/// upper half is jittered by `jitter` (0..1), so a queue never waits less than half a step.
+pub fn queue_backoff(base: Duration, max: Duration, attempts: u32, jitter: f64) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(31);
+    let full = base.checked_mul(1u32 << doublings).unwrap_or(max).min(max);
+    let half = full / 2;
+    half + half.mul_f64(jitter.clamp(0.0, 1.0))
+}
+
 /// Share of recent calls that retries may add.
 pub const BUDGET_RATIO: f64 = 0.2;
 /// Retries always allowed per second, however few calls there were.

@@ -1,6 +1,7 @@
 //! Process wiring: the pingora server with its services (the app listener, the admin
 //! listener, the callback listener when `callbacks:` is set, and background work: token
-//! refresh, SIGHUP reload, the callbacks' delivery workers, drain), and shutdown.
+//! refresh, SIGHUP reload, the callbacks' delivery workers, the outbox senders, drain), and
+//! shutdown.
 //!
 //! Shutdown: SIGTERM and SIGINT both drain. Readiness turns false, listeners stop accepting,
 //! calls in flight finish, and the process exits 0 as soon as none is left, or after
@@ -235,6 +236,48 @@ fn start_delivery(shared: &Arc<Shared>, shutdown: &ShutdownWatch) {
     }
 }
 
+/// How often a sender looks at a queue another sidecar of the fleet may hold.
+const OUTBOX_POLL: Duration = Duration::from_secs(5);
+
+/// One outbox sender per app (and one for group robots when a `webhook/send` route has the
+/// outbox), each replaying through the pipeline's forwarding; an app first queued for later
+/// (a reload added its route) gets its sender then.
+fn start_outbox(shared: &Arc<Shared>, shutdown: &ShutdownWatch) {
+    let Some(outbox) = &shared.outbox else {
+        return;
+    };
+    let config = shared.runtime.load().config.clone();
+    let mut names: Vec<&str> = config.apps.iter().map(|a| a.name.as_str()).collect();
+    if config.routes.iter().any(|r| {
+        r.policy.outbox.is_some()
+            && matches!(&r.path, crate::config::PathMatch::Exact(p) if p == "/cgi-bin/webhook/send")
+    }) {
+        names.push(crate::outbox::ROBOT);
+    }
+    let replay: Arc<dyn crate::outbox::sender::Replay> = Arc::new(crate::proxy::replay::Replayer {
+        shared: shared.clone(),
+    });
+    let poll = config.fleet.is_some().then_some(OUTBOX_POLL);
+    let (store, metrics, sd) = (
+        outbox.store.clone(),
+        shared.metrics.clone(),
+        shutdown.clone(),
+    );
+    outbox.start_senders(
+        &names,
+        Box::new(move |app| {
+            let sender = crate::outbox::sender::Sender {
+                app,
+                store: store.clone(),
+                metrics: metrics.clone(),
+                replay: replay.clone(),
+                poll,
+            };
+            tokio::spawn(sender.run(sd.clone()));
+        }),
+    );
+}
+
 /// Token refresh, config reloads (SIGHUP, file replaced), probes, memory trimming and the
 /// drain watcher.
 struct Background {
@@ -257,6 +300,7 @@ impl BackgroundService for Background {
         let (s, sd) = (self.shared.clone(), shutdown.clone());
         tokio::spawn(async move { crate::memory::run(&s.capacity, sd).await });
         start_delivery(&self.shared, &shutdown);
+        start_outbox(&self.shared, &shutdown);
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let Ok(mut hup) = signal(SignalKind::hangup()) else {

@@ -225,6 +225,9 @@ pub struct Shared {
     /// The callback apps and their store (`callbacks:`), opened at start; `None` without
     /// the section. A reload cannot change them (`reload` refuses it).
     pub callbacks: Option<Arc<Callbacks>>,
+    /// The outbox (routes with `outbox: true`), on the same store, opened at start; `None`
+    /// when the config at start has no outbox route.
+    pub outbox: Option<Arc<crate::outbox::Outbox>>,
     pub runtime: ArcSwap<Runtime>,
     pub started: Instant,
     /// Set when SIGTERM/SIGINT arrived: readiness turns false, the drain watcher runs.
@@ -247,8 +250,19 @@ impl Shared {
     /// As [`Shared::new`], with reloads reading the config through `loader`. Fails when the
     /// callbacks' store cannot be opened.
     pub fn with_loader(config: Config, loader: ConfigLoader) -> Result<Arc<Shared>, StoreError> {
-        let callbacks = open_callbacks(&config)?;
         let metrics = Arc::new(Metrics::new());
+        let store = open_store(&config)?;
+        let callbacks = match (&config.callbacks, &store) {
+            (Some(cb), Some(store)) => Some(Arc::new(Callbacks::new(cb, store.clone()))),
+            _ => None,
+        };
+        let outbox = match &store {
+            Some(store) if has_outbox(&config) => Some(Arc::new(crate::outbox::Outbox::new(
+                store.clone(),
+                metrics.clone(),
+            ))),
+            _ => None,
+        };
         let fleet = config.fleet.as_ref().and_then(|f| {
             match crate::fleet::FleetClient::new(f, metrics.clone()) {
                 Ok(c) => Some(Arc::new(c)),
@@ -273,6 +287,7 @@ impl Shared {
             health,
             plans: Plans::default(),
             callbacks,
+            outbox,
             runtime: ArcSwap::from_pointee(runtime),
             started: Instant::now(),
             draining: AtomicBool::new(false),
@@ -346,20 +361,28 @@ fn secrets_of(config: &Config) -> Vec<&str> {
         .collect()
 }
 
-/// The callback apps of `config` with their store: SQLite at `store.path`, or in fleet mode
-/// the fleet's Redis, where a queue stays with a sidecar that stopped renewing it for two
-/// delivery timeouts (SPEC: claimed from a dead sidecar after `delivery.timeout` × 2).
-fn open_callbacks(config: &Config) -> Result<Option<Arc<Callbacks>>, StoreError> {
-    let Some(cb) = &config.callbacks else {
+/// Whether a route of `config` has `outbox: true`.
+pub fn has_outbox(config: &Config) -> bool {
+    config.routes.iter().any(|r| r.policy.outbox.is_some())
+}
+
+/// How long a queue stays with a sidecar that stopped renewing it (fleet mode) when no
+/// callbacks set it: long enough for a replay's deadline, short enough to take over soon.
+const OUTBOX_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The store of `config`'s durable queues (callbacks, outbox), when it has any: SQLite at
+/// `store.path`, or in fleet mode the fleet's Redis, where a queue stays with a sidecar that
+/// stopped renewing it for two delivery timeouts (SPEC: claimed from a dead sidecar after
+/// `delivery.timeout` × 2), or [`OUTBOX_LEASE`] without callbacks. Keys are remembered for
+/// the callbacks' `max_age` (an outbox send's key is random: none repeats).
+fn open_store(config: &Config) -> Result<Option<Arc<dyn crate::store::Store>>, StoreError> {
+    let cb = config.callbacks.as_ref();
+    if cb.is_none() && !has_outbox(config) {
         return Ok(None);
-    };
-    let store = crate::store::open(
-        &config.store,
-        config.fleet.as_ref(),
-        cb.delivery.max_age,
-        cb.delivery.timeout * 2,
-    )?;
-    Ok(Some(Arc::new(Callbacks::new(cb, store))))
+    }
+    let remember = cb.map_or(std::time::Duration::from_secs(3600), |c| c.delivery.max_age);
+    let lease = cb.map_or(OUTBOX_LEASE, |c| c.delivery.timeout * 2);
+    crate::store::open(&config.store, config.fleet.as_ref(), remember, lease).map(Some)
 }
 
 impl crate::callback::listener::Process for Arc<Shared> {

@@ -26,6 +26,7 @@ use super::post::Client;
 use super::{CallbackQueue, Meta};
 use crate::config::Delivery;
 use crate::metrics::Metrics;
+use crate::store::worker::{self, Next, QueueWorker};
 use crate::store::{now_ms, Item, Store};
 
 /// The wait after the store itself failed (it is not the push's fault: no attempt counted).
@@ -42,58 +43,36 @@ pub struct Worker {
     pub poll: Option<Duration>,
 }
 
-/// How often the depth gauge is refreshed while a backlog drains.
-const DEPTH_EVERY: Duration = Duration::from_secs(1);
+impl Worker {
+    /// Delivers until `shutdown`.
+    pub async fn run(self, shutdown: ShutdownWatch) {
+        let name = self.app.cfg.app.clone();
+        tracing::debug!(app = name.as_str(), "callback delivery worker started");
+        worker::run(&self, shutdown).await;
+        tracing::debug!(app = name.as_str(), "callback delivery worker stopped");
+    }
+}
 
-/// What a step leaves the worker to do.
-enum Next {
-    /// Look at the head again at once.
-    Again,
-    /// Wait for a push (or the poll).
-    Idle,
-    /// Wait this long (a backoff).
-    Wait(Duration),
+#[async_trait::async_trait]
+impl QueueWorker for Worker {
+    async fn step(&self) -> Next {
+        self.step().await
+    }
+
+    async fn show_depth(&self) {
+        self.show_depth().await;
+    }
+
+    fn wake(&self) -> &tokio::sync::Notify {
+        &self.app.wake
+    }
+
+    fn poll(&self) -> Option<Duration> {
+        self.poll
+    }
 }
 
 impl Worker {
-    /// Delivers until `shutdown`.
-    pub async fn run(self, mut shutdown: ShutdownWatch) {
-        let name = self.app.cfg.app.clone();
-        tracing::debug!(app = name.as_str(), "callback delivery worker started");
-        // The depth gauge costs a count over the queue: kept current whenever the worker stops
-        // to wait, and at most once a second while it drains a backlog.
-        let mut shown = tokio::time::Instant::now();
-        while !*shutdown.borrow() {
-            let next = self.step().await;
-            if !matches!(next, Next::Again) || shown.elapsed() >= DEPTH_EVERY {
-                self.show_depth().await;
-                shown = tokio::time::Instant::now();
-            }
-            let wait = async {
-                match next {
-                    Next::Again => {}
-                    Next::Idle => match self.poll {
-                        Some(p) => {
-                            let _ = tokio::time::timeout(p, self.app.wake.notified()).await;
-                        }
-                        None => self.app.wake.notified().await,
-                    },
-                    Next::Wait(d) => tokio::time::sleep(d).await,
-                }
-            };
-            tokio::select! {
-                () = wait => {}
-                changed = shutdown.changed() => {
-                    // The process is ending either way when the watch is gone.
-                    if changed.is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        tracing::debug!(app = name.as_str(), "callback delivery worker stopped");
-    }
-
     /// One look at the head.
     async fn step(&self) -> Next {
         let queue = &self.app.queue;
@@ -249,17 +228,9 @@ impl Worker {
     }
 }
 
-/// The wait after `attempts` failed attempts: `backoff_base` doubling per attempt, at most
-/// `backoff_max`, of which the upper half is jittered by `jitter` (0..1).
+/// The wait after `attempts` failed attempts (see [`crate::retry::queue_backoff`]).
 fn backoff(d: &Delivery, attempts: u32, jitter: f64) -> Duration {
-    let doublings = attempts.saturating_sub(1).min(32);
-    let full = d
-        .backoff_base
-        .checked_mul(1u32 << doublings.min(31))
-        .unwrap_or(d.backoff_max)
-        .min(d.backoff_max);
-    let half = full / 2;
-    half + half.mul_f64(jitter.clamp(0.0, 1.0))
+    crate::retry::queue_backoff(d.backoff_base, d.backoff_max, attempts, jitter)
 }
 
 #[cfg(test)]

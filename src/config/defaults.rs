@@ -76,6 +76,23 @@ pub const DEFAULT_DUPLICATE_CHECK_INTERVAL: &str = "30m";
 pub const DEFAULT_MAX_IN_FLIGHT: Option<u32> = None;
 /// `defaults.recipients_per_day`: unset, no local cap (WeCom's: the corp's account limit × 200).
 pub const DEFAULT_RECIPIENTS_PER_DAY: Option<u64> = None;
+/// `routes[i].outbox_max_age`: a queued send undelivered this long (from when it was first
+/// queued) is a dead letter. On an API with WeCom's duplicate check it is at most the route's
+/// `duplicate_check_interval`, which an outbox route without one of its own takes from here.
+pub const DEFAULT_OUTBOX_MAX_AGE: &str = "1h";
+/// The APIs a route may set `outbox: true` on: WeCom's message sends.
+pub const OUTBOX_APIS: &[&str] = &[
+    "/cgi-bin/message/send",
+    "/cgi-bin/appchat/send",
+    "/cgi-bin/linkedcorp/message/send",
+    "/cgi-bin/webhook/send",
+];
+/// `store.max_bytes`: what the queued items (callbacks, outbox sends, dead letters) may hold.
+pub const DEFAULT_STORE_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// `store.outbox_max_per_app`: sends one app may have waiting in the outbox (about an hour
+/// of a busy app's notifications at WeCom's 10,000/min corp limit would be more than any
+/// replay drains in `outbox_max_age`; 10,000 holds a long outage of a normal one).
+pub const DEFAULT_OUTBOX_MAX_PER_APP: u64 = 10_000;
 /// WeCom's ceiling for `duplicate_check_interval`, in seconds (4 h).
 pub const MAX_DUPLICATE_CHECK_INTERVAL_SECS: u64 = 14_400;
 

@@ -87,9 +87,16 @@ pub struct FileDelivery {
 
 /// `store`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping (path)")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping (path, max_bytes, outbox_max_per_app)"
+)]
 pub struct FileStore {
     pub path: Option<String>,
+    /// The most the queued items may hold, e.g. `256MiB` or a number of bytes.
+    pub max_bytes: Option<serde_yaml::Value>,
+    /// Sends one app may have waiting in the outbox.
+    pub outbox_max_per_app: Option<i64>,
 }
 
 /// `client`: timeouts and a connection cap on the app listener.
@@ -245,6 +252,10 @@ pub struct FilePolicy {
     pub max_in_flight: Option<i64>,
     /// Members a message API of this route may reach per app per China day.
     pub recipients_per_day: Option<i64>,
+    /// Queue a message send WeCom cannot be reached for, and replay it later (`outbox`).
+    pub outbox: Option<bool>,
+    /// How long a queued send is replayed before it becomes a dead letter.
+    pub outbox_max_age: Option<String>,
 }
 
 /// `fleet`.

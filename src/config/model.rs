@@ -315,6 +315,15 @@ pub struct RoutePolicy {
     pub in_flight_wait: Duration,
     /// Members the route's message APIs may reach per app per China day; `None`: no cap.
     pub recipients_per_day: Option<u64>,
+    /// `outbox: true` (message APIs only): sends WeCom cannot be reached for are queued.
+    pub outbox: Option<OutboxPolicy>,
+}
+
+/// A route's outbox (`outbox: true`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboxPolicy {
+    /// A queued send not delivered by this age (from its first queueing) is a dead letter.
+    pub max_age: Duration,
 }
 
 /// What a call over its quota gets.
@@ -324,6 +333,8 @@ pub enum OnLimit {
     Reject,
     /// Wait for a slot up to `max_wait` (bounded queue), then the local 45009 answer.
     Wait { max_wait: Duration },
+    /// Outbox routes only: the send is queued and replayed when the quota or block allows.
+    Queue,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -416,4 +427,9 @@ pub struct Delivery {
 pub struct StoreSettings {
     /// The SQLite file (callbacks, outbox).
     pub path: PathBuf,
+    /// The most the queued items (payload and meta, dead letters included) may hold; past it
+    /// a send is not queued.
+    pub max_bytes: u64,
+    /// Sends one app may have waiting in the outbox; past it a send is not queued.
+    pub outbox_max_per_app: u64,
 }

@@ -129,6 +129,41 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     Ok(Rate { count, per })
 }
 
+const SIZE_HINT: &str = "write a whole number of bytes or one with a unit: KiB, MiB, GiB (1024s) or KB, MB, GB (1000s), e.g. 256MiB";
+
+/// Parses a size such as `256MiB`, `1GB` or `1048576` (bytes). Zero is refused.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let q = quote(t);
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(format!(
+            "{q} does not start with a whole number; {SIZE_HINT}"
+        ));
+    }
+    let (num, unit) = t.split_at(digits);
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "{q} has an unknown unit {}; {SIZE_HINT}",
+                quote(other)
+            ))
+        }
+    };
+    match num.parse::<u64>().ok().and_then(|n| n.checked_mul(scale)) {
+        Some(0) => Err(format!("{q} is zero; {SIZE_HINT}")),
+        Some(n) => Ok(n),
+        None => Err(format!("{q} is too large; {SIZE_HINT}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +293,22 @@ mod tests {
             assert!(e.contains(why), "{bad:?}: {e}");
         }
         assert!(parse_rate("30/week").unwrap_err().contains("10000/min"));
+    }
+
+    #[test]
+    fn sizes_with_and_without_units() {
+        assert_eq!(parse_bytes("256MiB"), Ok(256 * 1024 * 1024));
+        assert_eq!(parse_bytes("1 GB"), Ok(1_000_000_000));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        for bad in [
+            "",
+            "MiB",
+            "0",
+            "12 parsecs",
+            "99999999999999999999GiB",
+            "-1",
+        ] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -20,8 +20,10 @@ mod connection;
 pub mod dedupe;
 pub mod forward;
 mod hop;
+mod outbox;
 mod read_body;
 pub mod refusal;
+pub mod replay;
 pub mod request;
 pub mod respond;
 mod tickets;
@@ -69,6 +71,8 @@ pub struct RequestCtx {
     pub detail: Option<String>,
     /// Recipients a message send's errcode-0 answer did not reach (counts, never ids).
     pub undelivered: Option<crate::wecom::facts::Undelivered>,
+    /// An attempt failed after its request may have reached WeCom (not a connect failure).
+    pub maybe_sent: bool,
     _in_flight: Option<InFlight>,
 }
 
@@ -148,6 +152,7 @@ impl SidecarProxy {
             reason: None,
             detail: None,
             undelivered: None,
+            maybe_sent: false,
             _in_flight: Some(self.shared.enter()),
         }
     }
@@ -239,15 +244,53 @@ impl SidecarProxy {
             other => (other, false),
         };
 
+        // On a route with `outbox: true`, a send WeCom cannot be reached for is queued
+        // (`outbox`) instead of refused.
+        let app_name = match (app, call.api.auth) {
+            (Some(a), _) => a.app.name.as_str(),
+            (None, _) => crate::outbox::ROBOT,
+        };
+        let buffered = match &body {
+            RequestBody::Buffered(b) => Some(b),
+            _ => None,
+        };
+        let oc = outbox::OutboxCall::of(
+            shared.outbox.as_deref(),
+            &call.route.policy,
+            buffered,
+            call.api.name,
+            app_name,
+        );
+        let limits = crate::store::Limits {
+            max_bytes: rt.config.store.max_bytes,
+            max_queued: rt.config.store.outbox_max_per_app,
+        };
+
         let deadline = call.route.policy.deadline;
         let deadline_at = tokio::time::Instant::now() + deadline;
         // A place among the calls in flight (`max_in_flight`), held until the call ends.
-        let _in_flight = tokio::time::timeout(
+        let admitted = tokio::time::timeout(
             deadline,
             admission::admit(shared, &call, app.map(|a| &a.app.name), query, &body),
         )
         .await
-        .map_err(|_| Refusal::Deadline { deadline })??;
+        .map_err(|_| Refusal::Deadline { deadline })?;
+        let _in_flight = match (admitted, &oc) {
+            (Ok(slot), _) => slot,
+            (Err(refusal), Some(oc)) => {
+                let Some(why) = oc.queues_refusal(&refusal) else {
+                    return Err(refusal);
+                };
+                return match oc.queue(path, query, limits, false, &why).await {
+                    Ok(queued) => Ok(Handled::Local(queued)),
+                    Err(detail) => {
+                        ctx.detail = Some(detail);
+                        Err(refusal)
+                    }
+                };
+            }
+            (Err(refusal), None) => return Err(refusal),
+        };
 
         let f = forward::Forward {
             shared,
@@ -262,22 +305,41 @@ impl SidecarProxy {
         // after it: a deadline passing while a body is on its way would otherwise put the
         // local 504 into that body. Attempts end themselves at the deadline (and are counted
         // as timed out); this bounds the rest, such as a token fetch.
-        match tokio::time::timeout_at(deadline_at, forward::forward(f, session, ctx)).await {
-            Ok(forward::Ended::Pass(header, body)) => {
+        let down = session.req_header();
+        let ended = tokio::time::timeout_at(deadline_at, forward::forward(f, down, ctx)).await;
+        let ended = match ended {
+            Ok(e) => e,
+            Err(_) => {
+                ctx.outcome = Outcome::NetworkError;
+                // An attempt was under way: it may have reached WeCom.
+                ctx.maybe_sent |= ctx.attempts > 0;
+                forward::Ended::Local(Refusal::Deadline { deadline })
+            }
+        };
+        // What the outbox takes instead of the ordinary answer.
+        let queue_for = match (&oc, &ended) {
+            (Some(oc), forward::Ended::Pass(..)) => oc.queues_errcode(ctx.errcode),
+            (Some(oc), forward::Ended::Local(r)) => oc.queues_refusal(r),
+            _ => None,
+        };
+        if let (Some(oc), Some(why)) = (&oc, queue_for) {
+            match oc.queue(path, query, limits, ctx.maybe_sent, &why).await {
+                Ok(queued) => return Ok(Handled::Local(queued)),
+                Err(detail) => ctx.detail = Some(detail),
+            }
+        }
+        match ended {
+            forward::Ended::Pass(header, body) => {
                 forward::write_pass(session, ctx, header, body).await;
                 Ok(Handled::Written)
             }
-            Ok(forward::Ended::Stream(open, up, secrets)) => {
+            forward::Ended::Stream(open, up, secrets) => {
                 // Boxed: media is rare, and streaming's state would otherwise enlarge every
                 // call's future.
                 Box::pin(forward::stream(*open, up, &secrets, session, ctx)).await;
                 Ok(Handled::Written)
             }
-            Ok(forward::Ended::Local(refusal)) => Err(refusal),
-            Err(_) => {
-                ctx.outcome = Outcome::NetworkError;
-                Err(Refusal::Deadline { deadline })
-            }
+            forward::Ended::Local(refusal) => Err(refusal),
         }
     }
 }

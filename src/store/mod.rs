@@ -17,15 +17,21 @@
 //!   that (a callback's `X-WeCom-Callback-Id`) keeps it in the item's `meta`.
 //! - Attempts are counted in the store ([`Store::failed`]), so a restart does not reset the
 //!   `X-WeCom-Attempt` an app sees.
+//! - **Bounded on request.** [`Store::add_within`] commits only while the queue holds fewer
+//!   than [`Limits::max_queued`] waiting items and the whole store (every queue's items, dead
+//!   letters included: their meta and payload bytes) stays within [`Limits::max_bytes`];
+//!   otherwise it says which bound is [`Full`], in the same atomic step as the commit, so
+//!   concurrent adds cannot pass a bound together. [`Store::used_bytes`] is that sum.
 //!
 //! Backoff and ordering are the worker's: it asks for the head, tries it, and only then asks for
-//! the next; this module never reorders.
+//! the next; this module never reorders. [`worker`] is the loop every queue's worker runs.
 
 use std::time::Duration;
 
 mod open;
 pub mod redis;
 pub mod sqlite;
+pub mod worker;
 
 pub use open::open;
 
@@ -74,6 +80,34 @@ pub struct Depth {
     pub dead: u64,
 }
 
+/// Bounds an [`Store::add_within`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most every queue's items (meta and payload, dead letters included) may hold.
+    pub max_bytes: u64,
+    /// The most waiting items this queue may hold.
+    pub max_queued: u64,
+}
+
+impl Limits {
+    /// No bound.
+    pub const NONE: Limits = Limits {
+        max_bytes: u64::MAX,
+        max_queued: u64::MAX,
+    };
+}
+
+/// Which bound an add would have passed; nothing was added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Full {
+    #[error(
+        "the store holds {used} bytes and this item's {size} would pass store.max_bytes ({max})"
+    )]
+    Bytes { used: u64, size: u64, max: u64 },
+    #[error("the queue holds {queued} waiting items, its cap ({max})")]
+    Queued { queued: u64, max: u64 },
+}
+
 /// A store that could not do what was asked; the caller must not acknowledge the item.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -99,7 +133,31 @@ pub trait Store: Send + Sync {
         key: [u8; 32],
         meta: &[u8],
         payload: &[u8],
-    ) -> Result<Added, StoreError>;
+    ) -> Result<Added, StoreError> {
+        match self
+            .add_within(queue, key, meta, payload, Limits::NONE)
+            .await?
+        {
+            Ok(added) => Ok(added),
+            // No bound is kept: an implementation saying full is broken.
+            Err(full) => Err(StoreError::Io(full.to_string())),
+        }
+    }
+
+    /// As [`Store::add`], unless committing would pass `limits` (checked with the commit, in
+    /// one step): then nothing is added and the bound is named. A key seen before is a
+    /// duplicate however full the store is.
+    async fn add_within(
+        &self,
+        queue: &str,
+        key: [u8; 32],
+        meta: &[u8],
+        payload: &[u8],
+        limits: Limits,
+    ) -> Result<Result<Added, Full>, StoreError>;
+
+    /// What every queue's items (meta and payload, dead letters included) hold, in bytes.
+    async fn used_bytes(&self) -> Result<u64, StoreError>;
 
     /// The oldest waiting item of `queue`, left in place.
     async fn head(&self, queue: &str) -> Result<Option<Item>, StoreError>;

@@ -10,6 +10,9 @@
 //!   unacknowledged entry (`XAUTOCLAIM`), attempts and all.
 //! - `P:q:{Q}:seen:{key}` a key's first id, for `remember_for`; `P:q:{Q}:tries` attempts and
 //!   last errors; `P:q:{Q}:dead` the dead letters (a stream of their own, same ids).
+//! - `P:store:bytes` what every queue's items hold (meta and payload, dead letters included),
+//!   kept by the scripts that add and remove items, for `store.max_bytes`. One key beside
+//!   every queue's: a script touching it and a queue's keys needs one Redis, not a Cluster.
 //!
 //! What must be atomic (add with its dedupe, bury, revive) is one Lua script each. Every call has
 //! the fleet's timeout; an error is a [`StoreError`], so the caller acknowledges nothing.
@@ -19,19 +22,61 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, Value};
 
-use super::{now_ms, Added, Depth, Item, Store, StoreError};
+use super::{now_ms, Added, Depth, Full, Item, Limits, Store, StoreError};
 
 const GROUP: &str = "sidecars";
 
-/// KEYS: seq, stream, seen. ARGV: remember_ms, added_ms, meta, payload.
-/// Returns {1, id} when added, {0, id} for a key seen before.
+/// KEYS: seq, stream, seen, bytes. ARGV: remember_ms, added_ms, meta, payload, max_bytes,
+/// max_queued (`-1`: no bound). Returns {1, id} when added, {0, id} for a key seen before,
+/// {2, waiting} past max_queued, {3, used} past max_bytes.
 const ADD: &str = r"
 local seen = redis.call('GET', KEYS[3])
 if seen then return {0, tonumber(seen)} end
+if ARGV[6] ~= '-1' then
+  local waiting = redis.call('XLEN', KEYS[2])
+  if waiting >= tonumber(ARGV[6]) then return {2, waiting} end
+end
+local size = #ARGV[3] + #ARGV[4]
+if ARGV[5] ~= '-1' then
+  local used = tonumber(redis.call('GET', KEYS[4]) or '0')
+  if used + size > tonumber(ARGV[5]) then return {3, used} end
+end
 local id = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], '0-' .. id, 'added_ms', ARGV[2], 'meta', ARGV[3], 'payload', ARGV[4])
 redis.call('SET', KEYS[3], id, 'PX', ARGV[1])
+redis.call('INCRBY', KEYS[4], size)
 return {1, id}
+";
+
+/// The bytes of the entry `e` (as XRANGE gives it): its meta and payload.
+const SIZE_OF: &str = r"
+local function size_of(f)
+  local n = 0
+  for i = 1, #f, 2 do
+    if f[i] == 'meta' or f[i] == 'payload' then n = n + #f[i + 1] end
+  end
+  return n
+end
+";
+
+/// KEYS: stream, tries, bytes. ARGV: id. Entry 0-id delivered: acknowledged, deleted, its
+/// bytes freed.
+const DONE: &str = r"
+local e = redis.call('XRANGE', KEYS[1], '0-' .. ARGV[1], '0-' .. ARGV[1])
+redis.call('XACK', KEYS[1], 'sidecars', '0-' .. ARGV[1])
+redis.call('XDEL', KEYS[1], '0-' .. ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1] .. ':n', ARGV[1] .. ':e')
+if #e > 0 then redis.call('DECRBY', KEYS[3], size_of(e[1][2])) end
+return 1
+";
+
+/// KEYS: dead, bytes. ARGV: id. Dead letter 0-id deleted, its bytes freed; 0 if none.
+const FORGET: &str = r"
+local e = redis.call('XRANGE', KEYS[1], '0-' .. ARGV[1], '0-' .. ARGV[1])
+if #e == 0 then return 0 end
+redis.call('XDEL', KEYS[1], '0-' .. ARGV[1])
+redis.call('DECRBY', KEYS[2], size_of(e[1][2]))
+return 1
 ";
 
 /// KEYS: owner. ARGV: consumer, lease_ms. Takes or renews the lease; 0 when another holds it.
@@ -86,6 +131,8 @@ pub struct RedisStore {
     own: Script,
     bury: Script,
     revive: Script,
+    done: Script,
+    forget: Script,
 }
 
 impl RedisStore {
@@ -110,7 +157,14 @@ impl RedisStore {
             own: Script::new(OWN),
             bury: Script::new(BURY),
             revive: Script::new(REVIVE),
+            done: Script::new(&format!("{SIZE_OF}{DONE}")),
+            forget: Script::new(&format!("{SIZE_OF}{FORGET}")),
         }
+    }
+
+    /// `P:store:bytes`.
+    fn bytes_key(&self) -> String {
+        format!("{}:store:bytes", self.prefix)
     }
 
     fn key(&self, queue: &str, part: &str) -> String {
@@ -246,33 +300,58 @@ impl Store for RedisStore {
         self.remember
     }
 
-    async fn add(
+    async fn add_within(
         &self,
         queue: &str,
         key: [u8; 32],
         meta: &[u8],
         payload: &[u8],
-    ) -> Result<Added, StoreError> {
+        limits: Limits,
+    ) -> Result<Result<Added, Full>, StoreError> {
         let stream = self.key(queue, "");
         self.ensure_group(&stream).await?;
+        let bound = |v: u64| {
+            if v == u64::MAX {
+                -1
+            } else {
+                i64::try_from(v).unwrap_or(i64::MAX)
+            }
+        };
         let mut c = self.conn.clone();
-        let (new, id): (i64, u64) = self
+        let (what, n): (i64, u64) = self
             .io(self
                 .add
                 .key(self.key(queue, "seq"))
                 .key(&stream)
                 .key(self.key(queue, &format!("seen:{}", hex::encode(key))))
+                .key(self.bytes_key())
                 .arg(self.remember.as_millis().max(1) as u64)
                 .arg(now_ms())
                 .arg(meta)
                 .arg(payload)
+                .arg(bound(limits.max_bytes))
+                .arg(bound(limits.max_queued))
                 .invoke_async(&mut c))
             .await?;
-        Ok(if new == 1 {
-            Added::New(id)
-        } else {
-            Added::Duplicate(id)
+        Ok(match what {
+            1 => Ok(Added::New(n)),
+            0 => Ok(Added::Duplicate(n)),
+            2 => Err(Full::Queued {
+                queued: n,
+                max: limits.max_queued,
+            }),
+            _ => Err(Full::Bytes {
+                used: n,
+                size: (meta.len() + payload.len()) as u64,
+                max: limits.max_bytes,
+            }),
         })
+    }
+
+    async fn used_bytes(&self) -> Result<u64, StoreError> {
+        let mut c = self.conn.clone();
+        let used: Option<i64> = self.io(c.get(self.bytes_key())).await?;
+        Ok(used.map_or(0, |u| u64::try_from(u).unwrap_or(0)))
     }
 
     async fn head(&self, queue: &str) -> Result<Option<Item>, StoreError> {
@@ -331,26 +410,17 @@ impl Store for RedisStore {
     }
 
     async fn done(&self, queue: &str, id: u64) -> Result<(), StoreError> {
-        let stream = self.key(queue, "");
-        let entry = format!("0-{id}");
         let mut c = self.conn.clone();
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("XACK")
-            .arg(&stream)
-            .arg(GROUP)
-            .arg(&entry)
-            .ignore()
-            .cmd("XDEL")
-            .arg(&stream)
-            .arg(&entry)
-            .ignore()
-            .cmd("HDEL")
-            .arg(self.key(queue, "tries"))
-            .arg(format!("{id}:n"))
-            .arg(format!("{id}:e"))
-            .ignore();
-        self.io(pipe.query_async::<()>(&mut c)).await
+        let _: i64 = self
+            .io(self
+                .done
+                .key(self.key(queue, ""))
+                .key(self.key(queue, "tries"))
+                .key(self.bytes_key())
+                .arg(id)
+                .invoke_async(&mut c))
+            .await?;
+        Ok(())
     }
 
     async fn failed(&self, queue: &str, id: u64, error: &str) -> Result<u32, StoreError> {
@@ -439,8 +509,13 @@ impl Store for RedisStore {
 
     async fn forget(&self, queue: &str, id: u64) -> Result<bool, StoreError> {
         let mut c = self.conn.clone();
-        let n: u64 = self
-            .io(c.xdel(self.key(queue, "dead"), &[format!("0-{id}")]))
+        let n: i64 = self
+            .io(self
+                .forget
+                .key(self.key(queue, "dead"))
+                .key(self.bytes_key())
+                .arg(id)
+                .invoke_async(&mut c))
             .await?;
         Ok(n > 0)
     }
@@ -585,5 +660,62 @@ mod tests {
         assert_eq!(a.head("q").await.unwrap(), None, "a lost the lease");
         b.done("q", first).await.unwrap();
         assert_eq!(&b.head("q").await.unwrap().unwrap().payload[..], b"2");
+    }
+
+    #[tokio::test]
+    async fn adds_within_limits_count_bytes_and_waiting_items() {
+        let (_srv, client) = server().await;
+        let s = store(&client, "a", Duration::from_secs(10)).await;
+        let limits = Limits {
+            max_bytes: 10,
+            max_queued: 2,
+        };
+        let a = s
+            .add_within("o:hr", [1; 32], b"mm", b"abc", limits)
+            .await
+            .unwrap();
+        let b = s
+            .add_within("o:hr", [2; 32], b"mm", b"abc", limits)
+            .await
+            .unwrap();
+        let (Ok(Added::New(a)), Ok(Added::New(b))) = (a, b) else {
+            panic!("{a:?} {b:?}");
+        };
+        assert_eq!(
+            s.add_within("o:hr", [3; 32], b"", b"x", limits)
+                .await
+                .unwrap(),
+            Err(Full::Queued { queued: 2, max: 2 })
+        );
+        assert_eq!(
+            s.add_within("o:hr", [1; 32], b"mm", b"abc", limits)
+                .await
+                .unwrap(),
+            Ok(Added::Duplicate(a))
+        );
+        assert_eq!(s.used_bytes().await.unwrap(), 10);
+        assert_eq!(
+            s.add_within("o:ops", [4; 32], b"", b"x", limits)
+                .await
+                .unwrap(),
+            Err(Full::Bytes {
+                used: 10,
+                size: 1,
+                max: 10
+            })
+        );
+        // Dead letters keep their bytes until forgotten; delivered items free theirs.
+        assert_eq!(s.head("o:hr").await.unwrap().unwrap().id, a);
+        s.bury("o:hr", a, "gone").await.unwrap();
+        assert_eq!(s.used_bytes().await.unwrap(), 10);
+        assert!(s.forget("o:hr", a).await.unwrap());
+        assert_eq!(s.used_bytes().await.unwrap(), 5);
+        assert_eq!(s.head("o:hr").await.unwrap().unwrap().id, b);
+        s.done("o:hr", b).await.unwrap();
+        assert_eq!(s.used_bytes().await.unwrap(), 0);
+        assert_eq!(s.depth("o:hr").await.unwrap().queued, 0);
+        // Unbounded adds (callbacks) are counted too.
+        s.add("o:ops", [5; 32], b"", b"xyz").await.unwrap();
+        assert_eq!(s.used_bytes().await.unwrap(), 3);
     }
 }

@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{now_ms, Added, Depth, Item, Store, StoreError};
+use super::{now_ms, Added, Depth, Full, Item, Limits, Store, StoreError};
 
 /// Operations committed together at most.
 const BATCH: usize = 64;
 /// How often keys older than `remember_for` are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
-const SCHEMA_VERSION: i64 = 1;
+/// 2: `totals` (waiting items and bytes per queue, kept by triggers) for the store's bounds.
+const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS items (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -43,6 +44,31 @@ CREATE TABLE IF NOT EXISTS seen (
     PRIMARY KEY (queue, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS seen_by_age ON seen (at_ms);
+CREATE TABLE IF NOT EXISTS totals (
+    queue  TEXT    PRIMARY KEY,
+    queued INTEGER NOT NULL DEFAULT 0,
+    bytes  INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS totals_add AFTER INSERT ON items BEGIN
+    INSERT INTO totals (queue, queued, bytes)
+    VALUES (NEW.queue, NEW.dead = 0, length(NEW.meta) + length(NEW.payload))
+    ON CONFLICT (queue) DO UPDATE SET
+        queued = queued + excluded.queued, bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS totals_remove AFTER DELETE ON items BEGIN
+    UPDATE totals SET queued = queued - (OLD.dead = 0),
+        bytes = bytes - (length(OLD.meta) + length(OLD.payload))
+    WHERE queue = OLD.queue;
+END;
+CREATE TRIGGER IF NOT EXISTS totals_bury AFTER UPDATE OF dead ON items BEGIN
+    UPDATE totals SET queued = queued + (NEW.dead = 0) - (OLD.dead = 0) WHERE queue = NEW.queue;
+END;
+";
+/// Fills `totals` from the items of a file written before it existed (schema 1).
+const FILL_TOTALS: &str = "
+DELETE FROM totals;
+INSERT INTO totals (queue, queued, bytes)
+    SELECT queue, sum(dead = 0), sum(length(meta) + length(payload)) FROM items GROUP BY queue;
 ";
 
 /// What an operation leaves to do once the batch's commit is known: answer its caller.
@@ -137,6 +163,9 @@ fn open_connection(path: &Path) -> Result<Connection, String> {
         ));
     }
     conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
+    if version < 2 {
+        conn.execute_batch(FILL_TOTALS).map_err(|e| e.to_string())?;
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(|e| e.to_string())?;
     Ok(conn)
@@ -217,13 +246,14 @@ impl Store for SqliteStore {
         self.remember
     }
 
-    async fn add(
+    async fn add_within(
         &self,
         queue: &str,
         key: [u8; 32],
         meta: &[u8],
         payload: &[u8],
-    ) -> Result<Added, StoreError> {
+        limits: Limits,
+    ) -> Result<Result<Added, Full>, StoreError> {
         let (queue, meta, payload) = (queue.to_owned(), meta.to_vec(), payload.to_vec());
         let remember_ms = self.remember.as_millis() as u64;
         self.call(move |c| {
@@ -236,7 +266,38 @@ impl Store for SqliteStore {
                 )
                 .optional()?;
             if let Some(id) = seen {
-                return Ok(Added::Duplicate(to_u64(id)));
+                return Ok(Ok(Added::Duplicate(to_u64(id))));
+            }
+            if limits.max_queued < u64::MAX {
+                let queued: Option<i64> = c
+                    .query_row(
+                        "SELECT queued FROM totals WHERE queue = ?1",
+                        params![queue],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let queued = queued.map_or(0, to_u64);
+                if queued >= limits.max_queued {
+                    return Ok(Err(Full::Queued {
+                        queued,
+                        max: limits.max_queued,
+                    }));
+                }
+            }
+            if limits.max_bytes < u64::MAX {
+                let used = to_u64(c.query_row(
+                    "SELECT coalesce(sum(bytes), 0) FROM totals",
+                    [],
+                    |r| r.get(0),
+                )?);
+                let size = (meta.len() + payload.len()) as u64;
+                if used.saturating_add(size) > limits.max_bytes {
+                    return Ok(Err(Full::Bytes {
+                        used,
+                        size,
+                        max: limits.max_bytes,
+                    }));
+                }
             }
             c.execute(
                 "INSERT INTO items (queue, added_ms, meta, payload) VALUES (?1, ?2, ?3, ?4)",
@@ -247,7 +308,17 @@ impl Store for SqliteStore {
                 "INSERT OR REPLACE INTO seen (queue, key, id, at_ms) VALUES (?1, ?2, ?3, ?4)",
                 params![queue, &key[..], id, now],
             )?;
-            Ok(Added::New(to_u64(id)))
+            Ok(Ok(Added::New(to_u64(id))))
+        })
+        .await
+    }
+
+    async fn used_bytes(&self) -> Result<u64, StoreError> {
+        self.call(|c| {
+            c.query_row("SELECT coalesce(sum(bytes), 0) FROM totals", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(to_u64)
         })
         .await
     }
@@ -310,11 +381,15 @@ impl Store for SqliteStore {
     async fn depth(&self, queue: &str) -> Result<Depth, StoreError> {
         let queue = queue.to_owned();
         self.call(move |c| {
-            let queued: i64 = c.query_row(
-                "SELECT count(*) FROM items WHERE queue = ?1 AND dead = 0",
-                params![queue],
-                |r| r.get(0),
-            )?;
+            // Kept by the triggers: no count over the queue.
+            let queued: i64 = c
+                .query_row(
+                    "SELECT queued FROM totals WHERE queue = ?1",
+                    params![queue],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
             // Ids follow commit order, so the head is the oldest: one index lookup, not a scan.
             let oldest: Option<i64> = c
                 .query_row(
@@ -533,5 +608,93 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("cannot create its folder"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn adds_within_limits_count_bytes_and_waiting_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let limits = Limits {
+            max_bytes: 10,
+            max_queued: 2,
+        };
+        // 2 + 3 bytes each: two fit the queue cap, the third is refused by it.
+        let a = s
+            .add_within("o:hr", key(1), b"mm", b"abc", limits)
+            .await
+            .unwrap();
+        let b = s
+            .add_within("o:hr", key(2), b"mm", b"abc", limits)
+            .await
+            .unwrap();
+        assert!(matches!((a, b), (Ok(Added::New(_)), Ok(Added::New(_)))));
+        assert_eq!(
+            s.add_within("o:hr", key(3), b"", b"x", limits)
+                .await
+                .unwrap(),
+            Err(Full::Queued { queued: 2, max: 2 })
+        );
+        // A key seen before is a duplicate, full or not.
+        assert_eq!(
+            s.add_within("o:hr", key(1), b"mm", b"abc", limits)
+                .await
+                .unwrap(),
+            Ok(Added::Duplicate(a.unwrap().id()))
+        );
+        assert_eq!(s.used_bytes().await.unwrap(), 10);
+        // Another queue: its own count, but the store's bytes are shared.
+        assert_eq!(
+            s.add_within("o:ops", key(4), b"", b"x", limits)
+                .await
+                .unwrap(),
+            Err(Full::Bytes {
+                used: 10,
+                size: 1,
+                max: 10
+            })
+        );
+        // A dead letter stops counting as waiting but still holds its bytes; forgetting it
+        // and delivering free them.
+        let first = a.unwrap().id();
+        s.bury("o:hr", first, "gone").await.unwrap();
+        assert_eq!(s.depth("o:hr").await.unwrap().queued, 1);
+        assert_eq!(s.used_bytes().await.unwrap(), 10);
+        assert!(s.forget("o:hr", first).await.unwrap());
+        s.done("o:hr", b.unwrap().id()).await.unwrap();
+        assert_eq!(s.used_bytes().await.unwrap(), 0);
+        assert!(matches!(
+            s.add_within("o:ops", key(4), b"", b"x", limits)
+                .await
+                .unwrap(),
+            Ok(Added::New(_))
+        ));
+        // The totals survive a reopen and are those of the items.
+        drop(s);
+        let s = open(&dir);
+        assert_eq!(s.used_bytes().await.unwrap(), 1);
+        assert_eq!(s.depth("o:ops").await.unwrap().queued, 1);
+    }
+
+    #[tokio::test]
+    async fn a_file_of_schema_1_gets_its_totals_from_its_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL,
+                   dead INTEGER NOT NULL DEFAULT 0, added_ms INTEGER NOT NULL,
+                   attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, meta BLOB NOT NULL,
+                   payload BLOB NOT NULL);
+                 INSERT INTO items (queue, dead, added_ms, meta, payload)
+                   VALUES ('q', 0, 1, x'00', x'0102'), ('q', 1, 2, x'', x'03');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(&path, Duration::from_secs(60)).unwrap();
+        assert_eq!(s.used_bytes().await.unwrap(), 4);
+        let d = s.depth("q").await.unwrap();
+        assert_eq!((d.queued, d.dead), (1, 1));
     }
 }

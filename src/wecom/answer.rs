@@ -26,6 +26,8 @@ pub enum Reason {
     Overloaded,
     /// The sidecar itself failed (an upload it could not spool): nothing the app did.
     Internal,
+    /// An outbox send WeCom could not be reached for, committed to be replayed (errcode 0).
+    Queued,
 }
 
 impl Reason {
@@ -43,6 +45,7 @@ impl Reason {
             Reason::Unauthorized => "unauthorized",
             Reason::Overloaded => "overloaded",
             Reason::Internal => "internal",
+            Reason::Queued => "queued",
         }
     }
 }

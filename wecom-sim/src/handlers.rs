@@ -428,6 +428,7 @@ fn message_send(state: &State, app: usize, call: &Call) -> Answer {
     {
         let mut c = lock(&state.counters);
         c.messages_delivered += 1;
+        crate::state::keep_message(&mut c.messages, message_words(&msg));
         let users = touser.split('|').map(str::trim);
         for user in users.filter(|u| !u.is_empty() && !invalid.contains(u)) {
             bump(&mut c.delivered_per_user, user, 1);
@@ -557,12 +558,24 @@ fn webhook(state: &State, call: &Call) -> Answer {
             let kind = call.query("type").unwrap_or_else(|| "file".into());
             media_upload(state, call, &kind)
         }
-        "/cgi-bin/webhook/send" => {
+        _ => {
+            let words = match serde_json::from_slice::<Value>(call.body) {
+                Ok(Value::Object(msg)) => message_words(&msg),
+                _ => String::from_utf8_lossy(call.body).into_owned(),
+            };
+            crate::state::keep_message(&mut lock(&state.counters).robot_messages, words);
             record_delivered(state, "webhook", call);
             errcode(0, "ok")
         }
-        _ => errcode(0, "ok"),
     }
+}
+
+/// What a delivered message said: a text's (or markdown's) `content`, else its JSON.
+fn message_words(msg: &Map<String, Value>) -> String {
+    ["text", "markdown"]
+        .iter()
+        .find_map(|kind| msg.get(*kind)?.get("content")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| canonical(msg))
 }
 
 #[cfg(test)]

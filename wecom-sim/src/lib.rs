@@ -28,7 +28,8 @@
 //!   [`Counters::tickets`]; past [`SimConfig::ticket_limit_per_corp`] (400) or
 //!   [`SimConfig::ticket_limit_per_app`] (100) fetches in an hour, 45009; another `type`, 40058.
 //! - Group robots, `webhook/send` and `webhook/upload_media`, want `key` instead of a token
-//!   (93000 without).
+//!   (93000 without). What each delivered message said is kept in order
+//!   ([`Counters::messages`], [`Counters::robot_messages`]).
 //! - Any other `/cgi-bin/` path: HTTP 404 with `{"errcode":404,"errmsg":"not found: …"}`, token
 //!   or not ([`Simulator::implemented_apis`] lists the rest). Any path not under `/cgi-bin/` or
 //!   `/sim/`: HTTP 404.

@@ -106,6 +106,25 @@ pub struct Counters {
     /// Calls an outage (`POST /sim/down`) failed with a reset or a 503.
     #[serde(default)]
     pub failed_while_down: u64,
+    /// What each message delivered by `message/send` and `linkedcorp/message/send` said, in
+    /// delivery order: a text's `text.content`, else the message's JSON (the latest
+    /// [`KEPT_MESSAGES`]).
+    #[serde(default)]
+    pub messages: Vec<String>,
+    /// The same for `webhook/send` (robot messages; no duplicate check at WeCom).
+    #[serde(default)]
+    pub robot_messages: Vec<String>,
+}
+
+/// Delivered messages [`Counters::messages`] and [`Counters::robot_messages`] keep.
+pub const KEPT_MESSAGES: usize = 10_000;
+
+/// Appends `what` to `list`, keeping the latest [`KEPT_MESSAGES`].
+pub(crate) fn keep_message(list: &mut Vec<String>, what: String) {
+    if list.len() >= KEPT_MESSAGES {
+        list.remove(0);
+    }
+    list.push(what);
 }
 
 /// Adds one to `map[key]` without allocating when the key is there already.

@@ -1,5 +1,5 @@
 //! `callbacks` (the listener WeCom pushes to, each app's path, credentials and receiver, and
-//! how pushes are delivered) and `store` (where the durable queues live).
+//! how pushes are delivered).
 //!
 //! An app's callback `Token` and `EncodingAESKey` are secrets read like app secrets (exactly
 //! one of `*_env` or `*_file`); the key is checked for WeCom's shape (43 base64 characters)
@@ -7,15 +7,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::check::Check;
 use super::secrets::{secret_from, CALLBACK_AES_KEY, CALLBACK_TOKEN};
 use super::Secrets;
 use crate::config::defaults::*;
-use crate::config::file::{FileCallbackApp, FileCallbacks, FileDelivery, FileStore};
-use crate::config::model::{App, CallbackApp, Callbacks, Delivery, Secret, StoreSettings};
+use crate::config::file::{FileCallbackApp, FileCallbacks, FileDelivery};
+use crate::config::model::{App, CallbackApp, Callbacks, Delivery, Secret};
 use crate::config::quote::quote;
 
 /// What stands in for a callback credential not read (`--check --no-secrets`): a token and a
@@ -283,35 +282,4 @@ fn delivery(c: &mut Check, d: Option<&FileDelivery>) -> Delivery {
         );
     }
     delivery
-}
-
-/// `store`: `path` as written (relative to the config file's folder), else
-/// `$STATE_DIRECTORY/sidecar.db` (systemd's `StateDirectory=`), else `.wecom-sidecar/sidecar.db`.
-pub(super) fn store(c: &mut Check, s: Option<&FileStore>) -> StoreSettings {
-    let path = match s.and_then(|s| s.path.as_deref()) {
-        Some(p) if p.trim().is_empty() => {
-            c.problem("store.path", "is empty. Give the SQLite file's path, e.g. /var/lib/wecom-sidecar/sidecar.db, or drop the key for the default");
-            PathBuf::from(".wecom-sidecar/sidecar.db")
-        }
-        Some(p) if p.ends_with('/') => {
-            c.problem(
-                "store.path",
-                format!(
-                    "{} names a folder. Give the file, e.g. {}sidecar.db",
-                    quote(p),
-                    p
-                ),
-            );
-            PathBuf::from(".wecom-sidecar/sidecar.db")
-        }
-        Some(p) => c.path(p.trim()),
-        None => match (c.env)("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
-            // systemd may list several, separated by ':'; the first is this service's own.
-            Some(dirs) => {
-                PathBuf::from(dirs.split(':').next().unwrap_or_default()).join("sidecar.db")
-            }
-            None => PathBuf::from(".wecom-sidecar/sidecar.db"),
-        },
-    };
-    StoreSettings { path }
 }

@@ -5,7 +5,7 @@
 //! (`listen`, `admin_listen`, `admin_hosts`, `client`), `upstreams` (with `ca_file`), `apps`
 //! (`apps` and `clients`, their secrets read by `secrets`), `token`, `policy` (`defaults` and
 //! the merge a route's keys make over them), `routes`, `health` (`outlier`, `health_check`),
-//! `fleet`, `plans`, and `callbacks` (with `store`). `check` holds what they share: the problem list and the small checks
+//! `fleet`, `plans`, `callbacks`, `store`, and `outbox` (a route's outbox keys). `check` holds what they share: the problem list and the small checks
 //! of names, durations and paths. This file only orders them: a section that refers to
 //! another (a split to upstreams, a plan to routes) comes after it.
 //!
@@ -19,10 +19,12 @@ mod check;
 mod fleet;
 mod health;
 mod listeners;
+mod outbox;
 mod plans;
 mod policy;
 mod routes;
 mod secrets;
+mod store;
 mod token;
 mod upstreams;
 
@@ -78,12 +80,14 @@ pub(crate) fn build_with(
 
     let defaults_file = file.defaults.unwrap_or_default();
     let (defaults, routes_max_wait) = policy::defaults(&mut c, &defaults_file, &declared);
+    outbox::defaults(&mut c, &defaults_file, &defaults);
     let routes = routes::routes(
         &mut c,
         file.routes.unwrap_or_default(),
         &defaults,
         &declared,
         routes_max_wait,
+        defaults_file.duplicate_check_interval.is_some(),
     );
     let fleet = file.fleet.as_ref().map(|f| f.to_fleet(&mut c));
     let shift_plans = match file.shift_plans {
@@ -102,7 +106,7 @@ pub(crate) fn build_with(
             ("admin_listen", listen.map(|l| l.1)),
         ],
     );
-    let store = callbacks::store(&mut c, file.store.as_ref());
+    let store = store::store(&mut c, file.store.as_ref());
 
     match listen {
         Some((listen, admin_listen)) if c.problems.is_empty() => Ok(Config {

@@ -80,6 +80,7 @@ impl Default for RoutePolicy {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             in_flight_wait: d(DEFAULT_MAX_WAIT),
             recipients_per_day: DEFAULT_RECIPIENTS_PER_DAY,
+            outbox: None,
         }
     }
 }
@@ -320,7 +321,7 @@ fn on_limit(
 ) {
     let inherited_wait = match p.on_limit {
         OnLimit::Wait { max_wait } => Some(max_wait),
-        OnLimit::Reject => None,
+        OnLimit::Reject | OnLimit::Queue => None,
     };
     let max_wait = match k.max_wait {
         Some(_) => c.duration(
@@ -345,10 +346,15 @@ fn on_limit(
             p.on_limit = OnLimit::Wait { max_wait };
             false
         }
+        // Outbox routes only (checked with the route's outbox keys).
+        Some("queue") => {
+            p.on_limit = OnLimit::Queue;
+            true
+        }
         Some(other) => {
             c.problem(
                 format!("{key}.on_limit"),
-                format!("{} is not a choice. Use reject (answer 45009 at once, the default) or wait (queue for a slot up to max_wait)", quote(other)),
+                format!("{} is not a choice. Use reject (answer 45009 at once, the default), wait (wait for a slot up to max_wait) or, on an outbox route, queue (keep the send and replay it when the quota allows)", quote(other)),
             );
             false
         }

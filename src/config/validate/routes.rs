@@ -23,6 +23,7 @@ pub(super) fn routes(
     defaults: &RoutePolicy,
     upstreams: &Names,
     max_wait: Duration,
+    defaults_set_interval: bool,
 ) -> Vec<Route> {
     let mut seen = Shadows::default();
     let mut out = Vec::new();
@@ -34,7 +35,8 @@ pub(super) fn routes(
                 format!("is missing. Give the WeCom API path this route matches, {PATH_EXAMPLE}"),
             );
             // Its other keys are still checked, so every problem is reported at once.
-            policy(c, &key, defaults, r, upstreams, max_wait);
+            let mut p = policy(c, &key, defaults, r, upstreams, max_wait);
+            super::outbox::route(c, &key, r, None, &mut p, true);
             continue;
         };
         let path = route_path(c, &format!("{key}.path"), written);
@@ -63,7 +65,9 @@ pub(super) fn routes(
                 );
             }
         }
-        let policy = policy(c, &key, defaults, r, upstreams, max_wait);
+        let mut policy = policy(c, &key, defaults, r, upstreams, max_wait);
+        let interval_set = defaults_set_interval || r.duplicate_check_interval.is_some();
+        super::outbox::route(c, &key, r, path.as_ref(), &mut policy, interval_set);
         if let Some(path) = path {
             out.push(Route {
                 path,

@@ -97,6 +97,15 @@ pub(super) enum Failure {
 }
 
 impl Failure {
+    /// True when the attempt cannot have reached WeCom (no connection was made).
+    pub fn nothing_sent(&self) -> bool {
+        match self {
+            Failure::Unresolved(_) => true,
+            Failure::Attempt(e) => e.nothing_sent(),
+            _ => false,
+        }
+    }
+
     /// The retry reason (the `reason` label of `wecom_retries_total`).
     pub fn reason(&self) -> RetryReason {
         match self {

@@ -22,8 +22,7 @@ use std::net::SocketAddr;
 use std::ops::ControlFlow;
 
 use bytes::Bytes;
-use pingora::http::ResponseHeader;
-use pingora::protocols::http::ServerSession as Session;
+use pingora::http::{RequestHeader, ResponseHeader};
 use tokio::time::Instant;
 
 use self::choose::choose;
@@ -79,16 +78,13 @@ pub(super) enum Ended<'a> {
 /// the upstream's, for the caller to write, or a local one.
 pub(super) async fn forward<'a>(
     f: Forward<'a>,
-    session: &mut Session,
+    down: &RequestHeader,
     ctx: &mut RequestCtx,
 ) -> Ended<'a> {
     let Forward {
         shared, rt, call, ..
     } = f;
-    // The request's URI, held apart from the session (which answers are written through):
-    // a clone shares its bytes, where copying path and query allocated twice per call.
-    let uri = session.req_header().uri.clone();
-    let (path, query) = (uri.path(), uri.query().unwrap_or(""));
+    let (path, query) = (down.uri.path(), down.uri.query().unwrap_or(""));
     shared.retry_budget.record_call();
 
     let Some(mut member) = choose(&shared.plans, call, rt, None) else {
@@ -138,7 +134,7 @@ pub(super) async fn forward<'a>(
                     token: token.get().map(|t| &**t),
                     token_use,
                 };
-                try_once(&f, at, path, query, session, ctx).await
+                try_once(&f, at, path, query, down, ctx).await
             }
         };
         let (failure, kept) = match tried {
@@ -154,6 +150,9 @@ pub(super) async fn forward<'a>(
         };
 
         record_attempt(&shared.metrics, call, up, failure.result());
+        if !failure.nothing_sent() {
+            ctx.maybe_sent = true;
+        }
         ctx.outcome = failure.outcome();
         if let Some(detail) = failure.detail() {
             ctx.detail = Some(detail);
@@ -247,7 +246,7 @@ async fn try_once<'a>(
     at: Attempt<'a, '_>,
     path: &str,
     query: &str,
-    session: &Session,
+    down: &RequestHeader,
     ctx: &mut RequestCtx,
 ) -> Tried<'a> {
     let (shared, call, up) = (f.shared, f.call, at.up);
@@ -267,7 +266,7 @@ async fn try_once<'a>(
         query = %crate::redact::redact_query(&q),
         "attempt"
     );
-    let req = match upstream_request::build(session, up, path, &q, f.body.len()) {
+    let req = match upstream_request::build(down, up, path, &q, f.body.len()) {
         Ok(r) => r,
         Err(refusal) => return Tried::Ended(Ended::Local(refusal)),
     };

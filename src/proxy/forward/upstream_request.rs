@@ -1,10 +1,10 @@
-//! The request header an attempt sends upstream: the app's request with the upstream's base
+//! The request header an attempt sends upstream: the app's request (or an outbox replay's)
+//! with the upstream's base
 //! path, the call's query (token injected) and the app's end-to-end headers, less those the
 //! sidecar sets itself.
 
 use bytes::Bytes;
 use pingora::http::RequestHeader;
-use pingora::protocols::http::ServerSession as Session;
 
 use crate::proxy::refusal::Refusal;
 use crate::proxy::{hop, request};
@@ -22,13 +22,12 @@ const DROP_REQUEST_HEADERS: &[&str] = &[
 
 /// The header for one attempt at `up` (`query` already carries the token).
 pub(super) fn build(
-    session: &Session,
+    down: &RequestHeader,
     up: &UpstreamRt,
     path: &str,
     query: &str,
     body_len: u64,
 ) -> Result<Box<RequestHeader>, Refusal> {
-    let down = session.req_header();
     let base = up.cfg.base_path.as_str();
     let mut target = String::with_capacity(base.len() + path.len() + 1 + query.len());
     target.push_str(base);
