@@ -1,6 +1,7 @@
 //! Durable means committed before acknowledged: 500 sends queued while WeCom is down, the
-//! sidecar killed with SIGKILL, started again on the same store file once WeCom is back: all
-//! 500 delivered, none twice. And a second kill in the middle of the replay (some sends
+//! sidecar killed with SIGKILL and started again on the same store file (while WeCom is still
+//! down, so it has no token and queues what it is sent behind them), then WeCom back: all
+//! delivered, none twice, in order per app. And a kill in the middle of the replay (some sends
 //! delivered, their "done" perhaps not yet written) still delivers none twice: the replay
 //! after the restart meets WeCom's duplicate check.
 
@@ -46,8 +47,28 @@ fn kill_9(sc: &mut Sidecar) {
     );
 }
 
+/// Sends `<app> <n>` for `n` in `range` as `app`, one after the other (each waits for the
+/// answer of the one before, so the queue's order is the test's); every answer.
+async fn send_in_turn(base: &str, app: &str, range: std::ops::Range<usize>) -> Vec<Sent> {
+    let c = client();
+    let mut answers = Vec::new();
+    for n in range {
+        answers.push(send(&c, base, app, &format!("{app} {n}")).await);
+    }
+    answers
+}
+
+/// Both apps at once, each in turn: `<app> <n>` for `n` in `range`.
+async fn both_apps_in_turn(base: &str, range: std::ops::Range<usize>) -> Vec<Sent> {
+    let (hr, ops) = tokio::join!(
+        send_in_turn(base, "hr-bot", range.clone()),
+        send_in_turn(base, "ops-bot", range)
+    );
+    hr.into_iter().chain(ops).collect()
+}
+
 #[tokio::test]
-async fn kill_9_with_500_sends_queued_then_restart_delivers_all_once() {
+async fn kill_9_with_500_sends_queued_then_restart_delivers_all_once_in_order() {
     let sim = simulator().await;
     let state = tempfile::tempdir().unwrap();
     let store = state.path().join("sidecar.db");
@@ -60,7 +81,7 @@ async fn kill_9_with_500_sends_queued_then_restart_delivers_all_once() {
     }
 
     sim.go_down(None);
-    let answers = send_all(&sc.base, 0..QUEUED).await;
+    let mut answers = both_apps_in_turn(&sc.base, 0..QUEUED / 2).await;
     let not_queued: Vec<&Sent> = answers.iter().filter(|s| !s.queued()).collect();
     assert!(
         not_queued.is_empty(),
@@ -75,19 +96,30 @@ async fn kill_9_with_500_sends_queued_then_restart_delivers_all_once() {
         .collect();
     assert_eq!(ids.len(), QUEUED, "each send its own outbox id");
     kill_9(&mut sc);
+
+    // Started again while WeCom is still down, with no token: what it is sent now is queued
+    // behind what the killed one queued.
+    let sc = outbox_sidecar(&sim.url(), &store, "").await;
+    let later = both_apps_in_turn(&sc.base, QUEUED / 2..QUEUED / 2 + 10).await;
+    assert!(
+        later.iter().all(Sent::queued),
+        "a cold sidecar queues too: {:?}",
+        later.iter().find(|s| !s.queued())
+    );
+    answers.extend(later);
     assert_eq!(
-        delivered(&sim, "hr-bot").len() + delivered(&sim, "ops-bot").len(),
+        sim.delivered_messages().len(),
         2,
         "nothing but the warm-ups delivered while WeCom was down"
     );
 
     sim.come_back();
-    let sc = outbox_sidecar(&sim.url(), &store, "").await;
-    let all = delivered_at_least(&sim, QUEUED + 2, Duration::from_secs(120)).await;
+    let all = delivered_at_least(&sim, answers.len() + 2, Duration::from_secs(120)).await;
     assert!(
         all,
-        "{} delivered of {QUEUED} after the restart; log:\n{}",
+        "{} delivered of {} after the restart; log:\n{}",
         sim.delivered_messages().len(),
+        answers.len() + 2,
         sc.logs()
     );
     let empty = eventually(Duration::from_secs(30), async || {
@@ -100,14 +132,17 @@ async fn kill_9_with_500_sends_queued_then_restart_delivers_all_once() {
         sc.metrics().await
     );
     for app in ["hr-bot", "ops-bot"] {
-        let mut sent = of_app(&answers, app);
-        sent.push(format!("{app} warm-up"));
-        assert_each_once(app, &delivered(&sim, app), &sent);
+        let mut sent = vec![format!("{app} warm-up")];
+        sent.extend(of_app(&answers, app));
+        let got = delivered(&sim, app);
+        assert_each_once(app, &got, &sent);
+        assert_in_order(app, &got, &sent);
     }
     let replayed =
         outbox_total(&sc, "hr-bot", "sent").await + outbox_total(&sc, "ops-bot", "sent").await;
     assert_eq!(
-        replayed, QUEUED as f64,
+        replayed,
+        answers.len() as f64,
         "the restarted sidecar replayed them all"
     );
 }
