@@ -22,6 +22,7 @@ mod limits;
 mod newcomer;
 mod operator;
 mod ops_files;
+mod outbox;
 mod outbox_durable;
 mod plans;
 mod proxy;

@@ -26,6 +26,7 @@ use serde_yaml::Value;
 
 mod callbacks;
 mod k8s;
+mod outbox;
 mod prometheus;
 
 const METRICS_RS: &str = include_str!("../../../src/metrics.rs");
