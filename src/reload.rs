@@ -117,6 +117,9 @@ fn needs_restart(current: &Config, next: &Config) -> Option<&'static str> {
         Some("callbacks")
     } else if next.store != current.store {
         Some("store")
+    } else if next.has_outbox() && !current.has_outbox() && current.callbacks.is_none() {
+        // The outbox's store is opened at start, and this process opened none.
+        Some("routes (a first outbox route)")
     } else {
         None
     }
@@ -244,6 +247,37 @@ mod tests {
         let mut next = dev();
         next.store.path = next.store.path.join("elsewhere.db");
         assert_eq!(needs_restart(&current, &next), Some("store"));
+    }
+
+    #[test]
+    fn a_first_outbox_route_needs_a_restart_when_no_store_is_open() {
+        let outbox = Some(config::OutboxPolicy {
+            max_age: std::time::Duration::from_secs(60),
+        });
+        let mut current = dev();
+        current.callbacks = None;
+        let mut next = current.clone();
+        next.routes[0].policy.outbox = outbox;
+        assert_eq!(
+            needs_restart(&current, &next),
+            Some("routes (a first outbox route)")
+        );
+        // A store is open (callbacks, or an outbox route already): the outbox applies at once.
+        let with_callbacks = dev();
+        assert!(
+            with_callbacks.callbacks.is_some(),
+            "conf/dev.yaml has callbacks"
+        );
+        let mut next = with_callbacks.clone();
+        next.routes[0].policy.outbox = outbox;
+        assert_eq!(needs_restart(&with_callbacks, &next), None);
+        // Without callbacks, but started with an outbox route: its store is open.
+        current.routes[0].policy.outbox = outbox;
+        let mut next = current.clone();
+        next.routes[0].policy.outbox = Some(config::OutboxPolicy {
+            max_age: std::time::Duration::from_secs(120),
+        });
+        assert_eq!(needs_restart(&current, &next), None);
     }
 
     #[test]

@@ -257,7 +257,7 @@ impl Shared {
             _ => None,
         };
         let outbox = match &store {
-            Some(store) if has_outbox(&config) => Some(Arc::new(crate::outbox::Outbox::new(
+            Some(store) if config.has_outbox() => Some(Arc::new(crate::outbox::Outbox::new(
                 store.clone(),
                 metrics.clone(),
             ))),
@@ -361,11 +361,6 @@ fn secrets_of(config: &Config) -> Vec<&str> {
         .collect()
 }
 
-/// Whether a route of `config` has `outbox: true`.
-pub fn has_outbox(config: &Config) -> bool {
-    config.routes.iter().any(|r| r.policy.outbox.is_some())
-}
-
 /// How long a queue stays with a sidecar that stopped renewing it (fleet mode) when no
 /// callbacks set it: long enough for a replay's deadline, short enough to take over soon.
 const OUTBOX_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -377,7 +372,7 @@ const OUTBOX_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 /// the callbacks' `max_age` (an outbox send's key is random: none repeats).
 fn open_store(config: &Config) -> Result<Option<Arc<dyn crate::store::Store>>, StoreError> {
     let cb = config.callbacks.as_ref();
-    if cb.is_none() && !has_outbox(config) {
+    if cb.is_none() && !config.has_outbox() {
         return Ok(None);
     }
     let remember = cb.map_or(std::time::Duration::from_secs(3600), |c| c.delivery.max_age);

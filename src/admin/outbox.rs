@@ -174,7 +174,7 @@ pub(super) async fn one(outbox: &Outbox, outbox_id: &str) -> (StatusCode, Value)
         }
         Err((StatusCode::NOT_FOUND, _)) => (
             StatusCode::NOT_FOUND,
-            json!({ "error": format!("no send {outbox_id} known to this sidecar: not among the latest {} of any app nor a dead letter (a send delivered before a restart, or by another sidecar, is no longer shown)", crate::outbox::record::KEPT) }),
+            json!({ "error": format!("no send {} known to this sidecar: not among the latest {} of any app nor a dead letter (a send delivered before a restart, or by another sidecar, is no longer shown)", shown(outbox_id), crate::outbox::record::KEPT) }),
         ),
         Err((status, error)) => (status, json!({ "error": error })),
     }
@@ -217,16 +217,27 @@ async fn find_dead(
     match found.len() {
         0 => Err((
             StatusCode::NOT_FOUND,
-            format!("no dead letter {id} among the oldest {DEAD_SEARCHED} of each app. Name its app with ?app= if it is further back"),
+            format!("no dead letter {} among the oldest {DEAD_SEARCHED} of each app. Name its app with ?app= if it is further back", shown(id)),
         )),
         1 => Ok(found.remove(0)),
         _ => Err((
             StatusCode::CONFLICT,
             format!(
-                "dead letter {id} exists for several apps ({}). Name one with ?app=",
+                "dead letter {} exists for several apps ({}). Name one with ?app=",
+                shown(id),
                 found.iter().map(|(a, _)| a.app.as_str()).collect::<Vec<_>>().join(", ")
             ),
         )),
+    }
+}
+
+/// An id as it may be quoted back: a store id or an outbox id (hex), else not at all (what an
+/// admin pasted into a path could be anything).
+fn shown(id: &str) -> &str {
+    if !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        id
+    } else {
+        "(that id)"
     }
 }
 
@@ -267,7 +278,7 @@ pub(super) async fn retry(outbox: &Outbox, id: &str, query: Option<&str>) -> (St
         }
         Ok(None) => (
             StatusCode::NOT_FOUND,
-            json!({ "retried": false, "error": format!("no dead letter {id} for app {}", app.app) }),
+            json!({ "retried": false, "error": format!("no dead letter {} for app {}", shown(id), app.app) }),
         ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -299,7 +310,7 @@ pub(super) async fn forget(outbox: &Outbox, id: &str, query: Option<&str>) -> (S
         }
         Ok(false) => (
             StatusCode::NOT_FOUND,
-            json!({ "deleted": false, "error": format!("no dead letter {id} for app {}", app.app) }),
+            json!({ "deleted": false, "error": format!("no dead letter {} for app {}", shown(id), app.app) }),
         ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,

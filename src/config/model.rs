@@ -107,6 +107,10 @@ impl Config {
     pub fn default_app(&self) -> Option<&App> {
         self.apps.iter().find(|a| a.default)
     }
+    /// Whether a route has `outbox: true`.
+    pub fn has_outbox(&self) -> bool {
+        self.routes.iter().any(|r| r.policy.outbox.is_some())
+    }
 }
 
 /// `http` or `https`.

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
-use crate::store::{Added, Full, Limits, Store, StoreError};
+use crate::store::{now_ms, Added, Full, Limits, Store, StoreError};
 use crate::wecom::answer::{LocalAnswer, Reason};
 use record::{Record, Records, State};
 
@@ -42,6 +42,9 @@ pub const ROBOT: &str = "robot";
 pub fn queue_name(app: &str) -> String {
     format!("outbox:{app}")
 }
+
+/// An item committed this long after its send was first queued is a retried dead letter.
+const RETRIED_AFTER_MS: u64 = 1_000;
 
 /// What the store keeps beside a queued send's body (its `meta`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +61,14 @@ pub struct Meta {
     pub app: String,
     /// The route's `outbox_max_age` when queued, in milliseconds.
     pub max_age_ms: u64,
+    /// When the app's call arrived (Unix milliseconds): its first attempt opened WeCom's
+    /// duplicate-check window then, so the send's age counts from here.
+    #[serde(default)]
+    pub first_ms: u64,
+    /// When it was committed (Unix milliseconds), to tell a retried dead letter (committed
+    /// again later) from the send as first queued.
+    #[serde(default)]
+    pub queued_ms: u64,
     /// An attempt before queueing may have reached WeCom (it failed after the request was
     /// written): a replay relies on WeCom's duplicate check, which `webhook/send` lacks.
     pub maybe_sent: bool,
@@ -66,6 +77,18 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// When the send's age starts (Unix milliseconds), for an item committed at `added_ms`: the
+    /// app's call, or for a dead letter retried later (committed again: the item's time is
+    /// past the first commit) the retry.
+    pub fn age_from(&self, added_ms: u64) -> u64 {
+        let retried = added_ms > self.queued_ms.saturating_add(RETRIED_AFTER_MS);
+        if retried || self.first_ms == 0 {
+            added_ms
+        } else {
+            self.first_ms.min(added_ms)
+        }
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("plain strings serialize")
     }
@@ -85,6 +108,8 @@ pub struct Outgoing<'a> {
     /// The body as it would have been sent.
     pub body: &'a [u8],
     pub max_age: Duration,
+    /// How long ago the app's call arrived.
+    pub since_call: Duration,
     pub maybe_sent: bool,
     /// Why it is queued, for the log and the admin.
     pub queued_for: &'a str,
@@ -224,6 +249,8 @@ impl Outbox {
             query: send.query.to_owned(),
             app: send.app.to_owned(),
             max_age_ms: send.max_age.as_millis() as u64,
+            first_ms: now_ms().saturating_sub(send.since_call.as_millis() as u64),
+            queued_ms: now_ms(),
             maybe_sent: send.maybe_sent,
             queued_for: send.queued_for.to_owned(),
         };
@@ -288,6 +315,7 @@ mod tests {
             app: "hr-bot",
             body,
             max_age: Duration::from_secs(60),
+            since_call: Duration::from_millis(1500),
             maybe_sent: true,
             queued_for: "upstream primary reset",
         }
@@ -341,6 +369,31 @@ mod tests {
         assert!(
             text.contains(r#"wecom_outbox_total{api="message/send",app="hr-bot",result="full"} 1"#),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn age_counts_from_the_call_unless_retried() {
+        let meta = Meta {
+            first_ms: 10_000,
+            queued_ms: 12_000,
+            ..Meta::default()
+        };
+        assert_eq!(
+            meta.age_from(12_001),
+            10_000,
+            "as first queued: from the call"
+        );
+        assert_eq!(
+            meta.age_from(60_000),
+            60_000,
+            "retried later: from the retry"
+        );
+        let old = Meta::default();
+        assert_eq!(
+            old.age_from(5_000),
+            5_000,
+            "written before first_ms: from the commit"
         );
     }
 

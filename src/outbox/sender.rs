@@ -87,7 +87,7 @@ impl Sender {
         };
         let meta = Meta::from_bytes(&item.meta);
         let max_age = Duration::from_millis(meta.max_age_ms);
-        let age = Duration::from_millis(now_ms().saturating_sub(item.added_ms));
+        let age = Duration::from_millis(now_ms().saturating_sub(meta.age_from(item.added_ms)));
         if age >= max_age {
             let why = item.last_error.as_deref().unwrap_or("not tried in time");
             return self.bury(&item, &meta, State::Dead, why, None).await;
@@ -336,6 +336,7 @@ mod tests {
                 app: "hr-bot",
                 body,
                 max_age,
+                since_call: Duration::ZERO,
                 maybe_sent: false,
                 queued_for: "test",
             };

@@ -2,15 +2,16 @@
 //! errcode metrics and plan observation, written once the answer is out. Its fields are read by
 //! operators' log pipelines and by the tests: they change only together with those.
 
-use pingora::protocols::http::ServerSession as Session;
+use pingora::http::RequestHeader;
 
 use super::RequestCtx;
 use crate::metrics::Outcome;
 use crate::state::Shared;
 use crate::wecom::errcode;
 
-/// One structured line per call, and its latency and errcode metrics.
-pub(super) fn access_log(shared: &Shared, session: &Session, ctx: &RequestCtx) {
+/// One structured line per call (an app's, or an outbox replay's: its request id
+/// `outbox-<outbox_id>`), and its latency and errcode metrics.
+pub(super) fn access_log(shared: &Shared, req: &RequestHeader, ctx: &RequestCtx) {
     let latency = ctx.started.elapsed();
     let upstream = ctx.upstream.as_ref().map_or("-", |u| u.as_str());
     let m = &shared.metrics;
@@ -30,7 +31,6 @@ pub(super) fn access_log(shared: &Shared, session: &Session, ctx: &RequestCtx) {
             || ctx.errcode == Some(errcode::SYSTEM_BUSY);
         shared.plans.observe(route, failed, latency);
     }
-    let req = session.req_header();
     // A partial success: how many recipients of each kind were not reached (never who).
     let u = ctx.undelivered.unwrap_or_default();
     let some = |n: u32| (n > 0).then_some(n);

@@ -129,7 +129,7 @@ impl SidecarProxy {
             // The app went away before the answer was complete.
             ctx.status = session.response_written().map_or(0, |h| h.status.as_u16());
         }
-        access_log::access_log(&self.shared, &session, &ctx);
+        access_log::access_log(&self.shared, session.req_header(), &ctx);
         let reused = session.finish().await.ok().flatten();
         // The call stops counting as in flight only once its answer is flushed.
         drop(ctx);
@@ -281,7 +281,10 @@ impl SidecarProxy {
                 let Some(why) = oc.queues_refusal(&refusal) else {
                     return Err(refusal);
                 };
-                return match oc.queue(path, query, limits, false, &why).await {
+                return match oc
+                    .queue(path, query, limits, ctx.started.elapsed(), false, &why)
+                    .await
+                {
                     Ok(queued) => Ok(Handled::Local(queued)),
                     Err(detail) => {
                         ctx.detail = Some(detail);
@@ -323,7 +326,17 @@ impl SidecarProxy {
             _ => None,
         };
         if let (Some(oc), Some(why)) = (&oc, queue_for) {
-            match oc.queue(path, query, limits, ctx.maybe_sent, &why).await {
+            match oc
+                .queue(
+                    path,
+                    query,
+                    limits,
+                    ctx.started.elapsed(),
+                    ctx.maybe_sent,
+                    &why,
+                )
+                .await
+            {
                 Ok(queued) => return Ok(Handled::Local(queued)),
                 Err(detail) => ctx.detail = Some(detail),
             }

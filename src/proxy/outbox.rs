@@ -88,6 +88,7 @@ impl<'a> OutboxCall<'a> {
         path: &str,
         query: &str,
         limits: Limits,
+        since_call: std::time::Duration,
         maybe_sent: bool,
         why: &str,
     ) -> Result<LocalAnswer, String> {
@@ -98,6 +99,7 @@ impl<'a> OutboxCall<'a> {
             app: self.app,
             body: &self.body,
             max_age: self.policy.max_age,
+            since_call,
             maybe_sent,
             queued_for: why,
         };

@@ -84,6 +84,14 @@ fn replay_ctx(meta: &Meta) -> RequestCtx {
     }
 }
 
+/// Records in `ctx` the local answer `r` stands for (no app reads it: the log line does).
+fn local(ctx: &mut RequestCtx, r: &Refusal) {
+    let a = r.clone().answer();
+    ctx.status = a.status;
+    ctx.reason = Some(a.reason);
+    ctx.errcode = Some(a.errcode);
+}
+
 /// What an answer WeCom gave means for the send.
 fn read_answer(status: u16, body: &[u8]) -> Replayed {
     let Some(answer) = WecomAnswer::from_json(body).filter(|_| status == 200) else {
@@ -167,6 +175,8 @@ impl Replay for Replayer {
         };
         let mut ctx = replay_ctx(meta);
         ctx.api = call.label.clone();
+        ctx.route = Some(call.route.key.clone());
+        ctx.app = app.map(|a| a.app.name.clone());
         let f = Forward {
             shared,
             rt: &rt,
@@ -178,12 +188,23 @@ impl Replay for Replayer {
         };
         let ended =
             tokio::time::timeout_at(deadline_at, forward::forward(f, &head, &mut ctx)).await;
-        match ended {
+        let replayed = match ended {
             Ok(Ended::Pass(header, answer)) => read_answer(header.status.as_u16(), &answer),
-            Ok(Ended::Local(refusal)) => read_refusal(refusal),
+            Ok(Ended::Local(refusal)) => {
+                local(&mut ctx, &refusal);
+                read_refusal(refusal)
+            }
             Ok(Ended::Stream(..)) => failed("WeCom answered with a file, not JSON"),
-            Err(_) => failed(format!("no answer within the deadline of {deadline:?}")),
-        }
+            Err(_) => {
+                ctx.outcome = Outcome::NetworkError;
+                let refusal = Refusal::Deadline { deadline };
+                local(&mut ctx, &refusal);
+                read_refusal(refusal)
+            }
+        };
+        // One access log line and the call's metrics, as for an app's call.
+        super::access_log::access_log(shared, &head, &ctx);
+        replayed
     }
 }
 

@@ -48,7 +48,8 @@ redis.call('INCRBY', KEYS[4], size)
 return {1, id}
 ";
 
-/// The bytes of the entry `e` (as XRANGE gives it): its meta and payload.
+/// The bytes of an entry's fields (as XRANGE gives them): its meta and payload; and freeing
+/// them from the count.
 const SIZE_OF: &str = r"
 local function size_of(f)
   local n = 0
@@ -56,6 +57,10 @@ local function size_of(f)
     if f[i] == 'meta' or f[i] == 'payload' then n = n + #f[i + 1] end
   end
   return n
+end
+-- Frees n bytes of the count; items stored before the count existed never made it negative.
+local function free(key, n)
+  if redis.call('DECRBY', key, n) < 0 then redis.call('SET', key, 0) end
 end
 ";
 
@@ -66,7 +71,7 @@ local e = redis.call('XRANGE', KEYS[1], '0-' .. ARGV[1], '0-' .. ARGV[1])
 redis.call('XACK', KEYS[1], 'sidecars', '0-' .. ARGV[1])
 redis.call('XDEL', KEYS[1], '0-' .. ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1] .. ':n', ARGV[1] .. ':e')
-if #e > 0 then redis.call('DECRBY', KEYS[3], size_of(e[1][2])) end
+if #e > 0 then free(KEYS[3], size_of(e[1][2])) end
 return 1
 ";
 
@@ -75,7 +80,7 @@ const FORGET: &str = r"
 local e = redis.call('XRANGE', KEYS[1], '0-' .. ARGV[1], '0-' .. ARGV[1])
 if #e == 0 then return 0 end
 redis.call('XDEL', KEYS[1], '0-' .. ARGV[1])
-redis.call('DECRBY', KEYS[2], size_of(e[1][2]))
+free(KEYS[2], size_of(e[1][2]))
 return 1
 ";
 

@@ -117,3 +117,45 @@ pub(super) fn route(
     }
     p.outbox = Some(OutboxPolicy { max_age });
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{parse_with_env, OnLimit};
+    use std::time::Duration;
+
+    fn routes(yaml: &str) -> Vec<crate::config::Route> {
+        let text = format!("upstreams:\n  primary: {{ url: \"http://127.0.0.1:9\" }}\napps:\n  - {{ name: hr, corp_id: ww1, secret_env: S, default: true }}\n{yaml}");
+        parse_with_env(&text, None, &|_| Some("s3cret".into()))
+            .unwrap()
+            .routes
+    }
+
+    #[test]
+    fn an_outbox_route_sends_its_max_age_as_the_window_unless_it_has_one() {
+        let r = routes("routes:\n  - { path: /cgi-bin/message/send, outbox: true }\n  - { path: /cgi-bin/appchat/send, outbox: true, outbox_max_age: 10m, duplicate_check_interval: 2h, on_limit: queue }\n  - { path: /cgi-bin/webhook/send, outbox: true, outbox_max_age: 12h }\n  - { path: /cgi-bin/user/get }\n");
+        let p = &r[0].policy;
+        assert!(p.dedupe);
+        assert_eq!(p.outbox.unwrap().max_age, Duration::from_secs(3600));
+        assert_eq!(p.duplicate_check_interval, Duration::from_secs(3600));
+        let p = &r[1].policy;
+        assert_eq!(p.outbox.unwrap().max_age, Duration::from_secs(600));
+        assert_eq!(p.duplicate_check_interval, Duration::from_secs(7200));
+        assert_eq!(p.on_limit, OnLimit::Queue);
+        // Robots have no duplicate check: no window, no bound, dedupe untouched.
+        let p = &r[2].policy;
+        assert_eq!(p.outbox.unwrap().max_age, Duration::from_secs(12 * 3600));
+        assert!(!p.dedupe);
+        assert!(r[3].policy.outbox.is_none());
+    }
+
+    #[test]
+    fn a_window_set_in_defaults_bounds_the_max_age() {
+        let text = "upstreams:\n  primary: { url: \"http://127.0.0.1:9\" }\napps:\n  - { name: hr, corp_id: ww1, secret_env: S, default: true }\ndefaults: { duplicate_check_interval: 20m }\nroutes:\n  - { path: /cgi-bin/message/send, outbox: true }\n";
+        let problems = parse_with_env(text, None, &|_| Some("s3cret".into())).unwrap_err();
+        let text = format!("{problems:?}");
+        assert!(
+            text.contains("routes[0].outbox_max_age") && text.contains("1200s or less"),
+            "{text}"
+        );
+    }
+}

@@ -22,7 +22,11 @@ fn outbox_source() -> String {
         .join("\n")
 }
 
-fn all_exprs() -> (Vec<(String, String)>, Vec<(String, String)>) {
+/// Expressions, each named by where it is (`rules.yaml <alert>`, a dashboard panel).
+type Exprs = Vec<(String, String)>;
+
+/// The alert rules' expressions, and the dashboard's.
+fn all_exprs() -> (Exprs, Exprs) {
     let dashboard: serde_json::Value =
         serde_json::from_str(DASHBOARD).expect("dashboard.json is JSON");
     let mut panels = Vec::new();

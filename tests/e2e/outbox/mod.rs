@@ -6,6 +6,7 @@
 mod bounds;
 mod check;
 mod dead;
+mod fleet;
 mod queued;
 mod refusals;
 

@@ -103,3 +103,32 @@ async fn a_robot_replay_that_may_repeat_a_delivered_message_is_counted() {
     );
     assert!(!sc.logs().contains("robot-key-1"), "the robot key logged");
 }
+
+#[tokio::test]
+async fn a_robot_send_that_never_connected_is_replayed_without_being_counted_unsafe() {
+    // Nothing listens upstream: every attempt fails to connect, so nothing reached WeCom.
+    let extra = "  - path: /cgi-bin/webhook/send\n    outbox: true\n";
+    let sc = Sidecar::start("http://127.0.0.1:9", &outbox_config(extra, "")).await;
+    let r = client()
+        .post(sc.url("/cgi-bin/webhook/send?key=robot-key-2"))
+        .json(&json!({"msgtype": "text", "text": {"content": "never sent"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-sidecar-reason"], "queued");
+    // The sender has replayed it (and failed to connect again) at least once.
+    let replayed = eventually(Duration::from_secs(20), async || {
+        sc.metrics().await.sum(
+            "wecom_upstream_attempts_total",
+            &[("api", "webhook/send"), ("result", "connect_error")],
+        ) >= 3.0
+    })
+    .await;
+    let m = sc.metrics().await;
+    assert!(replayed, "{m}");
+    assert_eq!(
+        m.sum("wecom_outbox_replays_unsafe_total", &[("app", "robot")]),
+        0.0,
+        "{m}"
+    );
+}
