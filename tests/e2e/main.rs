@@ -24,6 +24,7 @@ mod newcomer;
 mod operator;
 mod ops_files;
 mod outbox;
+mod outbox_durable;
 mod plans;
 mod proxy;
 mod quota_retry;

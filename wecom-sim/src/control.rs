@@ -4,7 +4,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::handlers::{json_answer, Answer};
-use super::state::{Fault, FaultKind, State};
+use super::state::{lock, parse_duration, Fault, FaultKind, State};
 
 fn ok() -> Answer {
     json_answer(json!({"ok": true}))
@@ -55,14 +55,54 @@ pub fn control(state: &State, method: &Method, path: &str, body: &[u8]) -> Answe
             state.reset_counters();
             ok()
         }
+        (&Method::POST, "down") => match down_for(body) {
+            Ok(lasting) => {
+                state.outage.start(lasting);
+                ok()
+            }
+            Err(e) => refused(StatusCode::BAD_REQUEST, e),
+        },
+        (&Method::GET, "down") => json_answer(json!({"down": state.outage.is_down()})),
+        (&Method::DELETE, "down") => {
+            state.outage.end();
+            ok()
+        }
+        (&Method::GET, "messages") => {
+            let log = lock(&state.delivered);
+            json_answer(json!({"total": log.total(), "messages": log.list()}))
+        }
+        (&Method::DELETE, "messages") => {
+            lock(&state.delivered).clear();
+            ok()
+        }
         (_, p) => refused(
             StatusCode::NOT_FOUND,
             format!(
                 "no control call {method} /sim/{p}; see POST|GET|DELETE /sim/faults, \
                  POST /sim/tokens/expire, POST /sim/tokens/invalidate, GET /sim/counters, \
-                 POST /sim/counters/reset, POST /sim/callbacks/push, POST /sim/callbacks/verify, \
+                 POST /sim/counters/reset, POST|GET|DELETE /sim/down, GET|DELETE /sim/messages, \
+                 POST /sim/callbacks/push, POST /sim/callbacks/verify, \
                  GET|POST|DELETE /sim/receiver, POST|DELETE /sim/receiver/reply"
             ),
         ),
+    }
+}
+
+/// The body of `POST /sim/down`: `{"for": "60s"}`, or empty / `{}` for "until cleared".
+fn down_for(body: &[u8]) -> Result<Option<std::time::Duration>, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("bad outage: {e}"))?;
+    match v.get("for") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(t)) => parse_duration(t)
+            .map(Some)
+            .ok_or_else(|| format!("bad duration {t:?}: use e.g. \"250ms\", \"60s\", \"2m\"")),
+        Some(Value::Number(ms)) => ms
+            .as_u64()
+            .map(|ms| Some(std::time::Duration::from_millis(ms)))
+            .ok_or_else(|| format!("bad duration {ms}: a number of milliseconds")),
+        Some(other) => Err(format!("bad duration {other}: use e.g. \"60s\"")),
     }
 }

@@ -362,11 +362,14 @@ fn api(state: &State, app: usize, call: &Call) -> Answer {
     }
     if let Some((answer, members)) = lock(&state.chats).answer(call) {
         if !members.is_empty() {
-            let mut c = lock(&state.counters);
-            c.messages_delivered += 1;
-            for user in &members {
-                bump(&mut c.delivered_per_user, user, 1);
+            {
+                let mut c = lock(&state.counters);
+                c.messages_delivered += 1;
+                for user in &members {
+                    bump(&mut c.delivered_per_user, user, 1);
+                }
             }
+            record_delivered(state, app_name(state, app), call);
         }
         return answer;
     }
@@ -422,14 +425,33 @@ fn message_send(state: &State, app: usize, call: &Call) -> Answer {
         .and_then(Value::as_str)
         .unwrap_or("");
     let invalid: Vec<&str> = invalid.split('|').collect();
-    let mut c = lock(&state.counters);
-    c.messages_delivered += 1;
-    crate::state::keep_message(&mut c.messages, message_words(&msg));
-    let users = touser.split('|').map(str::trim);
-    for user in users.filter(|u| !u.is_empty() && !invalid.contains(u)) {
-        bump(&mut c.delivered_per_user, user, 1);
+    {
+        let mut c = lock(&state.counters);
+        c.messages_delivered += 1;
+        crate::state::keep_message(&mut c.messages, message_words(&msg));
+        let users = touser.split('|').map(str::trim);
+        for user in users.filter(|u| !u.is_empty() && !invalid.contains(u)) {
+            bump(&mut c.delivered_per_user, user, 1);
+        }
     }
+    record_delivered(state, app_name(state, app), call);
     answer
+}
+
+/// The name of app `app` (an index into the config's apps).
+fn app_name(state: &State, app: usize) -> &str {
+    state
+        .cfg
+        .apps
+        .get(app)
+        .map_or("unknown", |a| a.name.as_str())
+}
+
+/// Puts a delivered message (its body as received, when it is JSON) in the delivered log.
+fn record_delivered(state: &State, app: &str, call: &Call) {
+    if let Ok(body) = serde_json::from_slice::<Value>(call.body) {
+        lock(&state.delivered).record(app, call.path, body);
+    }
 }
 
 /// JSON text of an object with keys sorted at every level, so that key order does not make
@@ -542,6 +564,7 @@ fn webhook(state: &State, call: &Call) -> Answer {
                 _ => String::from_utf8_lossy(call.body).into_owned(),
             };
             crate::state::keep_message(&mut lock(&state.counters).robot_messages, words);
+            record_delivered(state, "webhook", call);
             errcode(0, "ok")
         }
     }

@@ -48,6 +48,11 @@
 //! | `POST /sim/tokens/invalidate` | every token issued so far now answers 40014 |
 //! | `GET /sim/counters` | [`Counters`] as JSON |
 //! | `POST /sim/counters/reset` | zero the counters |
+//! | `POST /sim/down` `{"for": "60s"}` | WeCom down ([`Simulator::go_down`]): every `/cgi-bin/` call gets, in turn, a reset and a 503, for that long (body empty or without `for`: until cleared) |
+//! | `GET /sim/down` | `{"down": true\|false}` |
+//! | `DELETE /sim/down` | WeCom up again |
+//! | `GET /sim/messages` | `{"total": N, "messages": [{"n", "app", "path", "body"}]}`: the messages delivered (`message/send`, `linkedcorp/message/send`, `appchat/send`, `webhook/send`, app `webhook`), oldest first, bodies as received (the last 100,000; one the duplicate check held back is not there) |
+//! | `DELETE /sim/messages` | forget the delivered messages |
 //! | `POST /sim/callbacks/push` (body: a push) | push to a callback URL as WeCom does (below); answers what each attempt got |
 //! | `POST /sim/callbacks/verify` `{"to": URL, "app": A}` | WeCom's URL verification: a GET with `echostr`; `ok` when the answer is the decrypted `echostr` |
 //! | `GET\|POST /sim/callbacks/endpoint/{app}` | a reference callback URL: answers as a correct implementation (echostr; 403 on a bad push; the receiver's told body as an encrypted passive reply) |
@@ -135,9 +140,11 @@ pub mod body;
 pub mod callback;
 mod concurrency;
 mod control;
+mod delivered;
 mod directory;
 mod handlers;
 mod multipart;
+mod outage;
 mod server;
 mod state;
 mod ticket;
@@ -149,6 +156,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use delivered::Delivered;
 use state::{lock, ListenerState, State};
 pub use state::{Counters, Fault, FaultKind};
 
@@ -359,6 +367,32 @@ impl Simulator {
     /// The most calls of `path` this simulated WeCom had in flight at once.
     pub fn peak_in_flight(&self, path: &str) -> usize {
         self.state.concurrency.peak(path)
+    }
+
+    /// WeCom down from now on: every `/cgi-bin/` call (gettoken included) gets, in turn, a
+    /// connection reset and an HTTP 503, for `lasting` (`None`: until [`Simulator::come_back`]).
+    pub fn go_down(&self, lasting: Option<Duration>) {
+        self.state.outage.start(lasting);
+    }
+
+    /// Ends an outage [`Simulator::go_down`] started.
+    pub fn come_back(&self) {
+        self.state.outage.end();
+    }
+
+    /// Whether an outage is on.
+    pub fn is_down(&self) -> bool {
+        self.state.outage.is_down()
+    }
+
+    /// The messages delivered so far (the last 100,000), oldest first, with their bodies.
+    pub fn delivered_messages(&self) -> Vec<Delivered> {
+        lock(&self.state.delivered).list()
+    }
+
+    /// Forgets the delivered messages.
+    pub fn clear_delivered_messages(&self) {
+        lock(&self.state.delivered).clear();
     }
 
     /// Every token issued so far answers 42001 (access_token expired) from now on.

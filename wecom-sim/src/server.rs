@@ -1,5 +1,6 @@
 //! The accept loop (hyper HTTP/1.1, keep-alive) and the path of one request: count it, route
-//! `/sim/` to the control API, apply the first matching fault, then answer as WeCom.
+//! `/sim/` to the control API, fail it if WeCom is down, else apply the first matching fault,
+//! then answer as WeCom.
 
 use std::io;
 use std::pin::Pin;
@@ -138,7 +139,12 @@ async fn handle(
     let mut lose_answer = false;
     let mut final_status = None;
     let mut extra_headers = Vec::new();
-    match here.faults.take(path).or_else(|| state.faults.take(path)) {
+    let down = state.outage.hit();
+    if down.is_some() {
+        lock(&state.counters).failed_while_down += 1;
+    }
+    let fault = down.or_else(|| here.faults.take(path).or_else(|| state.faults.take(path)));
+    match fault {
         None => {}
         Some(FaultKind::Status(code)) => {
             return Ok(handlers::status(code, "simulated failure"));

@@ -1,6 +1,6 @@
-//! The simulator's memory: issued tokens, injected faults, counters, stored media and the
-//! duplicate-check window of `message/send`. Every lock here is a std `Mutex` held for a few
-//! map operations and never across an `.await`.
+//! The simulator's memory: issued tokens, injected faults, counters, stored media, the
+//! duplicate-check window of `message/send`, the delivered messages and an outage. Every lock
+//! here is a std `Mutex` held for a few map operations and never across an `.await`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -103,6 +103,9 @@ pub struct Counters {
     /// Ticket fetches answered with a ticket, by `jsapi:<corp id>` and `agent_config:<app>`.
     #[serde(default)]
     pub tickets: BTreeMap<String, u64>,
+    /// Calls an outage (`POST /sim/down`) failed with a reset or a 503.
+    #[serde(default)]
+    pub failed_while_down: u64,
     /// What each message delivered by `message/send` and `linkedcorp/message/send` said, in
     /// delivery order: a text's `text.content`, else the message's JSON (the latest
     /// [`KEPT_MESSAGES`]).
@@ -230,6 +233,10 @@ pub(crate) struct State {
     pub concurrency: Arc<super::concurrency::Concurrency>,
     /// JS-SDK ticket fetches of the last hour.
     pub tickets: Mutex<super::ticket::Tickets>,
+    /// Messages delivered, with their bodies, in order (`/sim/messages`).
+    pub delivered: Mutex<super::delivered::DeliveredLog>,
+    /// WeCom down (`/sim/down`).
+    pub outage: super::outage::Outage,
 }
 
 /// The duplicate-check memory is pruned of entries older than WeCom's longest window once it
@@ -252,6 +259,8 @@ impl State {
             receiver: Mutex::default(),
             concurrency: Arc::default(),
             tickets: Mutex::default(),
+            delivered: Mutex::default(),
+            outage: super::outage::Outage::default(),
         }
     }
 
