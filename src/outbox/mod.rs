@@ -23,7 +23,7 @@ pub mod record;
 pub mod sender;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -144,6 +144,16 @@ pub struct AppOutbox {
     pub records: Records,
     /// Since start, for `/admin/outbox` (the metrics count the same with their labels).
     pub counts: Counts,
+    /// Sends of this app wait in the queue (as last read from the store, or just committed):
+    /// a new send then queues behind them instead of overtaking them.
+    pub backlog: AtomicBool,
+}
+
+impl AppOutbox {
+    /// Whether sends of this app wait in the queue, so a new one must wait behind them.
+    pub fn backlogged(&self) -> bool {
+        self.backlog.load(Ordering::Acquire)
+    }
 }
 
 /// One app's outbox counts since start.
@@ -206,6 +216,7 @@ impl Outbox {
                         wake: Notify::new(),
                         records: Records::default(),
                         counts: Counts::default(),
+                        backlog: AtomicBool::new(false),
                     });
                     apps.insert(app.to_owned(), a.clone());
                     (a, true)
@@ -267,6 +278,7 @@ impl Outbox {
         match added {
             Ok(Added::New(id)) | Ok(Added::Duplicate(id)) => {
                 app.counts.queued.fetch_add(1, Ordering::Relaxed);
+                app.backlog.store(true, Ordering::Release);
                 count("queued");
                 app.records.put(Record::new(&meta, id, State::Queued));
                 app.wake.notify_one();

@@ -72,6 +72,9 @@ impl Sender {
     /// Replays until `shutdown`.
     pub async fn run(self, shutdown: ShutdownWatch) {
         tracing::debug!(app = self.app.app.as_str(), "outbox sender started");
+        // Sends left from before a restart are waiting: new ones queue behind them from the
+        // start, not only once the first replay has been tried.
+        let _ = show_depth(&*self.store, &self.metrics, &self.app).await;
         worker::run(&self, shutdown).await;
         tracing::debug!(app = self.app.app.as_str(), "outbox sender stopped");
     }
@@ -266,6 +269,8 @@ pub async fn show_depth(
     app: &AppOutbox,
 ) -> Result<crate::store::Depth, crate::store::StoreError> {
     let d = store.depth(&app.queue).await?;
+    app.backlog
+        .store(d.queued > 0, std::sync::atomic::Ordering::Release);
     let name = app.app.as_str();
     metrics
         .outbox_depth

@@ -254,7 +254,7 @@ impl SidecarProxy {
             RequestBody::Buffered(b) => Some(b),
             _ => None,
         };
-        let oc = outbox::OutboxCall::of(
+        let mut oc = outbox::OutboxCall::of(
             shared.outbox.as_deref(),
             &call.route.policy,
             buffered,
@@ -265,6 +265,23 @@ impl SidecarProxy {
             max_bytes: rt.config.store.max_bytes,
             max_queued: rt.config.store.outbox_max_per_app,
         };
+
+        // Sends of this app wait in the queue: this one waits behind them. When it cannot be
+        // queued (the store is full or failed: counted and logged once), it is tried as a call
+        // without the outbox, and gets the answer it would have got.
+        if let Some(o) = oc.as_ref().filter(|o| o.behind_queued()) {
+            let why = "behind this app's queued sends (kept in order)";
+            match o
+                .queue(path, query, limits, ctx.started.elapsed(), false, why)
+                .await
+            {
+                Ok(queued) => return Ok(Handled::Local(queued)),
+                Err(detail) => {
+                    ctx.detail = Some(detail);
+                    oc = None;
+                }
+            }
+        }
 
         let deadline = call.route.policy.deadline;
         let deadline_at = tokio::time::Instant::now() + deadline;

@@ -8,6 +8,9 @@
 //! WeCom announced) and WeCom's 45009 and 45033. Not queued: anything WeCom refused (40003,
 //! 48002, 45009 without `on_limit: queue`, ...): the app gets WeCom's answer as it was.
 //!
+//! While sends of the app wait in its queue, a new send is queued behind them untried (it
+//! would otherwise overtake them): sends reach WeCom in the order the app made them.
+//!
 //! When the store is full (`store.max_bytes`, `store.outbox_max_per_app`) or fails, nothing
 //! is queued and the app gets the answer it would have got without the outbox: never a
 //! queued answer for a send that is not durable.
@@ -50,6 +53,12 @@ impl<'a> OutboxCall<'a> {
             api,
             app,
         })
+    }
+
+    /// Whether sends of this app wait in its queue: then this one is queued behind them
+    /// without being tried, so sends reach WeCom in the order the app made them.
+    pub fn behind_queued(&self) -> bool {
+        self.outbox.app(self.app).backlogged()
     }
 
     /// Whether a call refused with `r` is queued instead; the words saying why.

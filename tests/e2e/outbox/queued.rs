@@ -170,3 +170,61 @@ async fn queued_sends_are_replayed_in_order_per_app() {
         assert_eq!(mine, expected, "{app} out of order");
     }
 }
+
+/// While an app's sends wait in the queue, a new send of that app is queued behind them
+/// without being tried, even once WeCom answers again: sends reach WeCom in the order the app
+/// made them. Once the queue is empty, sends go straight to WeCom again.
+#[tokio::test]
+async fn a_send_made_while_the_queue_is_not_empty_waits_behind_it() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), &outbox_config("", "")).await;
+    sc.wait_ready().await;
+    sim.inject(fault("/cgi-bin/message/send", FaultKind::Reset, None));
+    let (_, reason, v) = send(&sc, "hr-bot", &text("lisi", "first")).await;
+    assert_eq!(reason.as_deref(), Some("queued"), "{v}");
+    assert!(
+        !sc.logs().contains("behind this app's queued sends"),
+        "the first send was tried: {}",
+        sc.logs()
+    );
+    // The second is queued for the queue ahead of it, not for a failure of its own: it was
+    // not tried (its log line says why it was queued).
+    let (_, reason, v) = send(&sc, "hr-bot", &text("lisi", "second")).await;
+    assert_eq!(reason.as_deref(), Some("queued"), "{v}");
+    let behind = eventually(Duration::from_secs(5), async || {
+        sc.logs().contains("behind this app's queued sends")
+    })
+    .await;
+    assert!(behind, "not queued behind the first: {}", sc.logs());
+    // Another app's sends are not held by this app's queue.
+    sim.clear_faults();
+    let (_, reason, v) = send(&sc, "ops-bot", &text("lisi", "other app")).await;
+    assert_eq!((reason, v["errcode"].as_i64()), (None, Some(0)), "{v}");
+
+    let got = wait_delivered(&sim, 3, Duration::from_secs(30)).await;
+    let hr: Vec<&str> = got
+        .iter()
+        .map(String::as_str)
+        .filter(|w| *w != "other app")
+        .collect();
+    assert_eq!(hr, ["first", "second"], "{got:?}");
+    // The queue empties; then a send goes straight to WeCom (its own msgid, no queueing).
+    let empty = eventually(Duration::from_secs(20), async || {
+        sc.metrics()
+            .await
+            .value("wecom_outbox_depth", &[("app", "hr-bot")])
+            == Some(0.0)
+    })
+    .await;
+    assert!(empty, "the queue did not empty");
+    let (status, reason, v) = send(&sc, "hr-bot", &text("lisi", "third")).await;
+    assert_eq!((status, reason), (200, None), "{v}");
+    assert!(v["msgid"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert_eq!(
+        wait_delivered(&sim, 4, Duration::from_secs(10))
+            .await
+            .last()
+            .map(String::as_str),
+        Some("third")
+    );
+}
