@@ -108,6 +108,10 @@ impl ServeHttp for AdminApp {
             (p, m) if p.starts_with("/admin/plans/") => plan_call(&self.shared, p, m),
             ("/metrics", &Method::GET) => {
                 refresh_gauges(&self.shared);
+                // The lines of the calls this scrape counts (those no longer in flight when
+                // the gauges were read) are out before it answers; a stuck stderr holds it at
+                // most LOG_FLUSH.
+                let _ = tokio::task::spawn_blocking(|| crate::logging::flush(LOG_FLUSH)).await;
                 if let Some(cb) = &self.shared.callbacks {
                     callbacks::refresh_gauges(cb, &self.shared.metrics).await;
                 }
@@ -213,6 +217,9 @@ impl AdminApp {
     }
 }
 
+/// How long a scrape waits for the log lines already logged to be written.
+const LOG_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Sets the gauges that are computed at scrape time.
 fn refresh_gauges(shared: &Shared) {
     let rt = shared.runtime.load();
@@ -256,6 +263,8 @@ fn refresh_gauges(shared: &Shared) {
         .in_flight
         .with_label_values(&["app"])
         .set(shared.in_flight());
+    let dropped = &shared.metrics.log_lines_dropped;
+    dropped.inc_by(crate::logging::dropped_lines().saturating_sub(dropped.get()));
 }
 
 fn unix_secs(t: std::time::SystemTime) -> u64 {
