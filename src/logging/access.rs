@@ -7,7 +7,7 @@
 
 use tracing::Level;
 
-use super::format::{self, debug_str, float, int, json_str, Format};
+use super::format::{self, debug_str, int, json_str, Format};
 
 /// One call's access line. `None` fields are left out, as `tracing` leaves out a `None`.
 pub struct AccessLine<'a> {
@@ -28,7 +28,9 @@ pub struct AccessLine<'a> {
     pub undelivered_parties: Option<u32>,
     pub undelivered_tags: Option<u32>,
     pub unlicensed_users: Option<u32>,
-    pub latency_ms: f64,
+    /// The call's latency in whole microseconds, printed as milliseconds with at most 3
+    /// decimals (`latency_ms`: 9321 µs is `9.321`).
+    pub latency_us: u64,
 }
 
 impl AccessLine<'_> {
@@ -67,7 +69,7 @@ impl AccessLine<'_> {
             undelivered_parties = self.undelivered_parties,
             undelivered_tags = self.undelivered_tags,
             unlicensed_users = self.unlicensed_users,
-            latency_ms = self.latency_ms,
+            latency_ms = self.latency_us as f64 / 1000.0,
             "call"
         );
     }
@@ -76,98 +78,91 @@ impl AccessLine<'_> {
     pub(super) fn write(&self, out: &mut Vec<u8>, fmt: Format) {
         out.reserve(512);
         let json = fmt == Format::Json;
-        let mut w = Fields { out, json };
+        // `name=` (text) or `,"name":` (JSON), as one constant each.
+        macro_rules! key {
+            ($name:literal) => {
+                if json {
+                    out.extend_from_slice(concat!(",\"", $name, "\":").as_bytes())
+                } else {
+                    out.extend_from_slice(concat!(" ", $name, "=").as_bytes())
+                }
+            };
+        }
+        // A `Display` value (`%` in the macro): bare in text.
+        macro_rules! shown {
+            ($name:literal, $v:expr) => {{
+                key!($name);
+                if json {
+                    json_str(out, $v)
+                } else {
+                    out.extend_from_slice($v.as_bytes())
+                }
+            }};
+        }
+        // A `&str` value: quoted in text.
+        macro_rules! string {
+            ($name:literal, $v:expr) => {{
+                key!($name);
+                if json {
+                    json_str(out, $v)
+                } else {
+                    debug_str(out, $v)
+                }
+            }};
+        }
+        macro_rules! uint {
+            ($name:literal, $v:expr) => {{
+                key!($name);
+                format::digits(out, u64::from($v), 1)
+            }};
+        }
         if json {
-            w.out.extend_from_slice(b"{\"timestamp\":\"");
-            format::now(w.out);
-            w.out
-                .extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"call\"");
+            out.extend_from_slice(b"{\"timestamp\":\"");
+            format::now(out);
+            out.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"call\"");
         } else {
-            format::now(w.out);
-            w.out.extend_from_slice(b"  INFO access: call");
+            format::now(out);
+            out.extend_from_slice(b"  INFO access: call");
         }
-        w.shown(b"request_id", self.request_id);
-        w.shown(b"method", self.method);
-        w.shown(b"path", self.path);
-        w.shown(b"api", self.api);
-        w.string(b"app", self.app);
+        shown!("request_id", self.request_id);
+        shown!("method", self.method);
+        shown!("path", self.path);
+        shown!("api", self.api);
+        string!("app", self.app);
         if let Some(c) = self.client {
-            w.string(b"client", c);
+            string!("client", c);
         }
-        w.string(b"upstream", self.upstream);
-        w.uint(b"attempts", self.attempts.into());
-        w.string(b"outcome", self.outcome);
-        w.uint(b"status", self.status.into());
+        string!("upstream", self.upstream);
+        uint!("attempts", self.attempts);
+        string!("outcome", self.outcome);
+        uint!("status", self.status);
         if let Some(e) = self.errcode {
-            w.key(b"errcode");
-            int(w.out, e);
+            key!("errcode");
+            int(out, e);
         }
         if let Some(r) = self.reason {
-            w.string(b"reason", r);
+            string!("reason", r);
         }
         if let Some(d) = self.detail {
-            w.string(b"detail", d);
+            string!("detail", d);
         }
-        for (name, n) in [
-            (&b"undelivered_users"[..], self.undelivered_users),
-            (b"undelivered_parties", self.undelivered_parties),
-            (b"undelivered_tags", self.undelivered_tags),
-            (b"unlicensed_users", self.unlicensed_users),
-        ] {
-            if let Some(n) = n {
-                w.uint(name, n.into());
-            }
+        if let Some(n) = self.undelivered_users {
+            uint!("undelivered_users", n);
         }
-        w.key(b"latency_ms");
-        float(w.out, self.latency_ms, json);
+        if let Some(n) = self.undelivered_parties {
+            uint!("undelivered_parties", n);
+        }
+        if let Some(n) = self.undelivered_tags {
+            uint!("undelivered_tags", n);
+        }
+        if let Some(n) = self.unlicensed_users {
+            uint!("unlicensed_users", n);
+        }
+        key!("latency_ms");
+        format::thousandths(out, self.latency_us);
         if json {
-            w.out.extend_from_slice(b",\"target\":\"access\"}");
+            out.extend_from_slice(b",\"target\":\"access\"}");
         }
-        w.out.push(b'\n');
-    }
-}
-
-/// Writes `name=value` (text) or `,"name":value` (JSON).
-struct Fields<'a> {
-    out: &'a mut Vec<u8>,
-    json: bool,
-}
-
-impl Fields<'_> {
-    fn key(&mut self, name: &[u8]) {
-        if self.json {
-            self.out.extend_from_slice(b",\"");
-            self.out.extend_from_slice(name);
-            self.out.extend_from_slice(b"\":");
-        } else {
-            self.out.push(b' ');
-            self.out.extend_from_slice(name);
-            self.out.push(b'=');
-        }
-    }
-
-    /// A `Display` value (`%` in the macro): bare in text.
-    fn shown(&mut self, name: &[u8], v: &str) {
-        self.key(name);
-        if self.json {
-            json_str(self.out, v);
-        } else {
-            self.out.extend_from_slice(v.as_bytes());
-        }
-    }
-
-    /// A `&str` value: quoted in text.
-    fn string(&mut self, name: &[u8], v: &str) {
-        self.key(name);
-        if self.json {
-            json_str(self.out, v);
-        } else {
-            debug_str(self.out, v);
-        }
-    }
-
-    fn uint(&mut self, name: &[u8], v: u64) {
-        self.key(name);
-        format::digits(self.out, v, 1);
+        out.push(b'\n');
     }
 }

@@ -164,24 +164,29 @@ pub(super) fn int(out: &mut Vec<u8>, n: i64) {
 pub(super) fn float(out: &mut Vec<u8>, f: f64, json: bool) {
     let milli = (f * 1000.0).round();
     if f.is_sign_positive() && milli < 1e12 && milli / 1000.0 == f {
-        let m = milli as u64;
-        digits(out, m / 1000, 1);
-        out.push(b'.');
-        let mut frac = m % 1000;
-        if frac == 0 {
-            out.push(b'0');
-        } else {
-            let mut width = 3;
-            while frac % 10 == 0 {
-                frac /= 10;
-                width -= 1;
-            }
-            digits(out, frac, width);
-        }
+        thousandths(out, milli as u64);
     } else if json && !f.is_finite() {
         out.extend_from_slice(b"null");
     } else {
         let _ = write!(Bytes(out), "{f:?}");
+    }
+}
+
+/// `m / 1000` as the shortest decimal: `9.321`, `9.32`, `9.0` (what `Debug` and serde_json
+/// print for the float `m as f64 / 1000.0`, below 10⁹).
+pub(super) fn thousandths(out: &mut Vec<u8>, m: u64) {
+    digits(out, m / 1000, 1);
+    out.push(b'.');
+    let mut frac = m % 1000;
+    if frac == 0 {
+        out.push(b'0');
+    } else {
+        let mut width = 3;
+        while frac % 10 == 0 {
+            frac /= 10;
+            width -= 1;
+        }
+        digits(out, frac, width);
     }
 }
 

@@ -27,7 +27,7 @@ fn sample(reason: Option<&'static str>) -> AccessLine<'static> {
         undelivered_parties: None,
         undelivered_tags: None,
         unlicensed_users: None,
-        latency_ms: 9321.0 / 1000.0,
+        latency_us: 9321,
     }
 }
 
@@ -208,8 +208,19 @@ fn the_access_line_written_directly_is_the_line_of_its_event() {
     few.errcode = None;
     few.detail = None;
     few.undelivered_users = None;
-    few.latency_ms = 0.1 + 0.2;
-    for line in [sample(None), sample(Some("quota")), every, few] {
+    few.latency_us = 120_000;
+    let mut slow = sample(None);
+    slow.latency_us = 3_600_000_001;
+    let mut instant = sample(None);
+    instant.latency_us = 0;
+    for line in [
+        sample(None),
+        sample(Some("quota")),
+        every,
+        few,
+        slow,
+        instant,
+    ] {
         for format in [Format::Text, Format::Json] {
             let emit = || line.event();
             let ours_direct = direct(&line, format);

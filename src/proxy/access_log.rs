@@ -53,9 +53,9 @@ pub(super) fn access_log(shared: &Shared, session: &Session, ctx: &RequestCtx) {
         undelivered_parties: some(u.parties),
         undelivered_tags: some(u.tags),
         unlicensed_users: some(u.unlicensed),
-        // Whole microseconds, so the number prints with at most 3 decimals (1.234), not
+        // Whole microseconds, so `latency_ms` prints with at most 3 decimals (1.234), not
         // the float noise of seconds × 1000 (1.2340000000000002).
-        latency_ms: latency.as_micros() as f64 / 1000.0,
+        latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
     }
     .log();
 }
