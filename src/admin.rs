@@ -107,11 +107,9 @@ impl ServeHttp for AdminApp {
             },
             (p, m) if p.starts_with("/admin/plans/") => plan_call(&self.shared, p, m),
             ("/metrics", &Method::GET) => {
-                refresh_gauges(&self.shared);
                 // The lines of the calls this scrape counts (those no longer in flight when
-                // the gauges were read) are out before it answers; a stuck stderr holds it at
-                // most LOG_FLUSH.
-                let _ = tokio::task::spawn_blocking(|| crate::logging::flush(LOG_FLUSH)).await;
+                // the gauges are read) are written before it answers (`admin_server`).
+                refresh_gauges(&self.shared);
                 if let Some(cb) = &self.shared.callbacks {
                     callbacks::refresh_gauges(cb, &self.shared.metrics).await;
                 }
@@ -216,9 +214,6 @@ impl AdminApp {
         }
     }
 }
-
-/// How long a scrape waits for the log lines already logged to be written.
-const LOG_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Sets the gauges that are computed at scrape time.
 fn refresh_gauges(shared: &Shared) {

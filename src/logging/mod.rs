@@ -75,7 +75,7 @@ pub fn install(format: Format) -> std::io::Result<(LineLayer, Guard)> {
     let writer = sink.clone();
     std::thread::Builder::new()
         .name("log-writer".into())
-        .spawn(move || writer.run_writer(&mut std::io::stderr().lock()))?;
+        .spawn(move || writer.run_writer(&mut std::io::stderr()))?;
     // A second install (there is none) would keep the first one's sink for the access line.
     let _ = INSTALLED.set((sink.clone(), format));
     Ok((
