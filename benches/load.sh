@@ -79,7 +79,7 @@ sidecar() { # cpus dir port admin log-level ("" for the default): starts it, pri
 
 write_upstream_conf "$work" "$UP_PORT"
 proxy_conf "$work/proxy.conf" "$NGX_PORT" 1 off
-proxy_conf "$work/proxy-log.conf" "$NGX_LOG_PORT" 1 "$work/nginx-access.log buffer=64k"
+proxy_conf "$work/proxy-log.conf" "$NGX_LOG_PORT" 1 "$work/nginx-access.log combined buffer=64k"
 taskset -c 0 nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
 taskset -c 1 nginx -c "$work/proxy.conf" -p "$work" & pids+=($!)
 taskset -c 1 nginx -c "$work/proxy-log.conf" -p "$work" & pids+=($!)
@@ -159,7 +159,7 @@ if [ "$TWO" != 0 ]; then
   # One worker on core 1 against two on cores 0 and 1, both logging. wrk (2 threads) and the
   # upstream are not pinned: on 2 cores everything shares them, so the two-worker figure is
   # what a proxy gets when it competes with its load, not what it would do on cores of its own.
-  proxy_conf "$work/proxy2.conf" "$NGX2_PORT" 2 "$work/nginx2-access.log buffer=64k"
+  proxy_conf "$work/proxy2.conf" "$NGX2_PORT" 2 "$work/nginx2-access.log combined buffer=64k"
   taskset -c 0,1 nginx -c "$work/proxy2.conf" -p "$work" & pids+=($!)
   sc2=$(sidecar 0,1 "$work/two" "$SC2_PORT" "$SC2_ADMIN" ""); pids+=($sc2)
   wait_up "$NGX2_PORT" "$SC2_ADMIN"
