@@ -121,6 +121,8 @@ impl ServeHttp for AdminApp {
             },
             (p, m) if p.starts_with("/admin/plans/") => plan_call(&self.shared, p, m),
             ("/metrics", &Method::GET) => {
+                // The lines of the calls this scrape counts (those no longer in flight when
+                // the gauges are read) are written before it answers (`admin_server`).
                 refresh_gauges(&self.shared);
                 if let Some(cb) = &self.shared.callbacks {
                     callbacks::refresh_gauges(cb, &self.shared.metrics).await;
@@ -310,6 +312,8 @@ fn refresh_gauges(shared: &Shared) {
         .in_flight
         .with_label_values(&["app"])
         .set(shared.in_flight());
+    let dropped = &shared.metrics.log_lines_dropped;
+    dropped.inc_by(crate::logging::dropped_lines().saturating_sub(dropped.get()));
 }
 
 fn unix_secs(t: std::time::SystemTime) -> u64 {

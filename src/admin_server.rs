@@ -25,6 +25,9 @@ const KEEPALIVE_S: u64 = 60;
 /// The admin listener's HTTP/1 loop around [`AdminApp`].
 pub struct AdminServer(pub AdminApp);
 
+/// How long an admin answer waits for the log lines logged before it to be written.
+const LOG_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
+
 #[async_trait]
 impl HttpServerApp for AdminServer {
     async fn process_new_http(
@@ -44,6 +47,9 @@ impl HttpServerApp for AdminServer {
         }
         http.set_keepalive((!*shutdown.borrow()).then_some(KEEPALIVE_S));
         let (parts, body) = self.0.response(&mut http).await.into_parts();
+        // What an admin answer reports (a refused reload, the calls a scrape counts) is in
+        // the log before the answer goes out; a stuck stderr holds it at most LOG_FLUSH.
+        let _ = tokio::task::spawn_blocking(|| crate::logging::flush(LOG_FLUSH)).await;
         let head: ResponseHeader = parts.into();
         if http.write_response_header(Box::new(head)).await.is_err() {
             return None;

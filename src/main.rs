@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 use wecom_sidecar::cli::Cli;
 use wecom_sidecar::config;
+use wecom_sidecar::logging;
 use wecom_sidecar::state::Shared;
 
 /// Log filter variable (tracing `EnvFilter` syntax), default `info`.
@@ -37,7 +38,9 @@ fn foreign_capped(target: &str, level: &tracing::Level) -> bool {
     own || *level <= tracing::Level::INFO
 }
 
-fn init_logging() {
+/// Sets up logging; the guard writes the lines still buffered when it is dropped, so `main`
+/// keeps it until the process exits.
+fn init_logging() -> Option<logging::Guard> {
     use tracing_subscriber::filter::{filter_fn, FilterExt};
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -54,26 +57,30 @@ fn init_logging() {
     let capped = filter_fn(|m| foreign_capped(m.target(), m.level()))
         .with_max_level_hint(tracing_subscriber::filter::LevelFilter::TRACE);
     let filter = filter.and(capped);
-    let layer = if std::env::var(LOG_FORMAT_ENV).is_ok_and(|v| v == "json") {
-        tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_writer(std::io::stderr)
-            .with_filter(filter)
-            .boxed()
+    let format = if std::env::var(LOG_FORMAT_ENV).is_ok_and(|v| v == "json") {
+        logging::Format::Json
     } else {
-        tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .with_writer(std::io::stderr)
-            .with_filter(filter)
-            .boxed()
+        logging::Format::Text
     };
-    tracing_subscriber::registry().with(layer).init();
+    match logging::install(format) {
+        Ok((layer, guard)) => {
+            tracing_subscriber::registry()
+                .with(layer.with_filter(filter))
+                .init();
+            Some(guard)
+        }
+        Err(e) => {
+            eprintln!("wecom-sidecar: cannot start the log writer thread: {e}");
+            None
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let Some(_log) = init_logging() else {
+        return ExitCode::FAILURE;
+    };
 
     // `--dev` reads its own config (built in, or `--config FILE`) with the simulator's secrets,
     // for `--check` as for a run. `--no-secrets` (only with `--check`) reads no secret.
@@ -128,7 +135,11 @@ fn main() -> ExitCode {
         }
     };
     match wecom_sidecar::server::run(shared) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            // The last line of a drained run; the log guard, dropped after it, writes it out.
+            tracing::info!("wecom-sidecar stopped");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("wecom-sidecar: {e:#}");
             ExitCode::FAILURE

@@ -81,6 +81,8 @@ pub struct Metrics {
     pub callback_queue_depth: IntGaugeVec,
     pub callback_delivery_seconds: HistogramVec,
     pub callback_oldest: GaugeVec,
+    /// Log lines dropped (see `logging`), brought up to date at scrape.
+    pub log_lines_dropped: prometheus::IntCounter,
     pub callback_dead_letters: IntGaugeVec,
     pub outbox_total: IntCounterVec,
     pub outbox_depth: IntGaugeVec,
@@ -369,6 +371,11 @@ impl Metrics {
             &["ip"],
         )
         .expect("metric definition");
+        let log_lines_dropped = prometheus::IntCounter::new(
+            "wecom_log_lines_dropped_total",
+            "Log lines dropped because the log buffer was full (stderr slower than the calls) or stderr failed; calls never wait for the log.",
+        )
+        .expect("metric definition");
         for c in [
             Box::new(request_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errcode_total.clone()),
@@ -405,6 +412,7 @@ impl Metrics {
             Box::new(outbox_unsafe_replays.clone()),
             Box::new(message_undelivered.clone()),
             Box::new(egress_ip_info.clone()),
+            Box::new(log_lines_dropped.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -445,6 +453,7 @@ impl Metrics {
             outbox_unsafe_replays,
             message_undelivered,
             egress_ip_info,
+            log_lines_dropped,
         }
     }
 
@@ -562,6 +571,7 @@ mod tests {
             "wecom_outbox_replays_unsafe_total",
             "wecom_message_undelivered_total",
             "wecom_egress_ip_info",
+            "wecom_log_lines_dropped_total",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

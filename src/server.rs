@@ -324,6 +324,8 @@ impl BackgroundService for Background {
         loop {
             if self.shared.in_flight() == 0 {
                 tracing::info!("drained: exiting");
+                // `exit` runs no destructor: the log lines still buffered go out first.
+                crate::logging::flush(Duration::from_secs(2));
                 std::process::exit(0);
             }
             tokio::time::sleep(DRAIN_POLL).await;

@@ -1,4 +1,5 @@
-//! The access log: one structured line per call (target `access`), and the call's latency and
+//! The access log: one structured line per call (target `access`, written by
+//! `logging::AccessLine`), and the call's latency and
 //! errcode metrics and plan observation, written once the answer is out. Its fields are read by
 //! operators' log pipelines and by the tests: they change only together with those.
 
@@ -34,28 +35,27 @@ pub(super) fn access_log(shared: &Shared, req: &RequestHeader, ctx: &RequestCtx)
     // A partial success: how many recipients of each kind were not reached (never who).
     let u = ctx.undelivered.unwrap_or_default();
     let some = |n: u32| (n > 0).then_some(n);
-    tracing::info!(
-        target: "access",
-        request_id = %ctx.request_id,
-        method = %req.method,
-        path = %req.uri.path(),
-        api = %ctx.api,
-        app = ctx.app.as_ref().map_or("-", |a| a.as_str()),
-        client = ctx.client.as_deref(),
+    crate::logging::AccessLine {
+        request_id: &ctx.request_id,
+        method: req.method.as_str(),
+        path: req.uri.path(),
+        api: &ctx.api,
+        app: ctx.app.as_ref().map_or("-", |a| a.as_str()),
+        client: ctx.client.as_deref(),
         upstream,
-        attempts = ctx.attempts,
-        outcome = ctx.outcome.as_str(),
-        status = ctx.status,
-        errcode = ctx.errcode,
-        reason = ctx.reason.map(|r| r.as_str()),
-        detail = ctx.detail.as_deref(),
-        undelivered_users = some(u.users),
-        undelivered_parties = some(u.parties),
-        undelivered_tags = some(u.tags),
-        unlicensed_users = some(u.unlicensed),
-        // Whole microseconds, so the number prints with at most 3 decimals (1.234), not
+        attempts: ctx.attempts,
+        outcome: ctx.outcome.as_str(),
+        status: ctx.status,
+        errcode: ctx.errcode,
+        reason: ctx.reason.map(|r| r.as_str()),
+        detail: ctx.detail.as_deref(),
+        undelivered_users: some(u.users),
+        undelivered_parties: some(u.parties),
+        undelivered_tags: some(u.tags),
+        unlicensed_users: some(u.unlicensed),
+        // Whole microseconds, so `latency_ms` prints with at most 3 decimals (1.234), not
         // the float noise of seconds × 1000 (1.2340000000000002).
-        latency_ms = latency.as_micros() as f64 / 1000.0,
-        "call"
-    );
+        latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+    }
+    .log();
 }

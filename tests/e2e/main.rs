@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod access_line;
 mod admin_port;
 mod bad_input;
 mod callbacks_admin;
