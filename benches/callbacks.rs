@@ -20,6 +20,9 @@
 //! ```
 //! The target is p99 < 50 ms at 500 pushes/s: WeCom gives up after 5 s.
 
+mod common;
+
+use common::{env_or, free_port, percentile, pin_to, stop};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,31 +32,6 @@ use wecom_sim::callback::crypto::WeComCrypto;
 use wecom_sim::{SimApp, SimConfig, Simulator};
 
 const CORP: &str = "wwbench0000000001";
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Pins the calling thread (and what it spawns later) to `cpu`.
-fn pin_to(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET and sched_setaffinity only read it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
 
 /// One push of `app`, as WeCom sends it: the URL query and the envelope.
 struct Pusher {
@@ -140,14 +118,6 @@ store:
   path: "{store}"
 "#
     )
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
 }
 
 /// Closed loop: `conns` tasks pushing back to back for `secs`; (accepted, failed, seconds).
@@ -408,9 +378,4 @@ async fn run(secs: u64, rate: u64, conns: u64, cores: usize) -> i32 {
     );
     stop(&mut child);
     0
-}
-
-fn stop(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -17,6 +17,9 @@
 //! BENCH_SECS=30 BENCH_RATE=500 BENCH_CONNS=64 cargo bench --bench outbox
 //! ```
 
+mod common;
+
+use common::{env_or, free_port, percentile, pin_to, stop};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,31 +30,6 @@ use wecom_sim::{SimApp, SimConfig, Simulator};
 const CORP: &str = "wwbench0000000001";
 const QUEUED: &str = "/cgi-bin/message/send";
 const DIRECT: &str = "/cgi-bin/linkedcorp/message/send";
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Pins the calling thread (and what it spawns later) to `cpu`.
-fn pin_to(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET and sched_setaffinity only read it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
 
 /// Both routes make one attempt, so a send's failure costs the same on each; only
 /// `message/send` queues. `dedupe` on both: the outbox turns it on for its route anyway.
@@ -124,14 +102,6 @@ impl Sender {
             Err(_) => Outcome::Failed,
         }
     }
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
 }
 
 /// Open loop at `rate` sends/s for `secs` on `path`: latencies (µs, from when each was due)
@@ -402,9 +372,4 @@ fn store_size(store: &std::path::Path) -> String {
     wal.push("-wal");
     let bytes = size(store.to_path_buf()) + size(wal.into());
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
-fn stop(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }

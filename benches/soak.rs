@@ -10,6 +10,9 @@
 //! Exits non-zero when a message was delivered twice, the sidecar panicked or died, or a call
 //! failed in a way no injected fault explains (anything but the local answers listed below).
 
+mod common;
+
+use common::free_port;
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,14 +23,6 @@ use wecom_sim::{Fault, FaultKind, SimApp, SimConfig, Simulator};
 
 const CORP: &str = "wwsoak00000000001";
 const WORKERS: usize = 12;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

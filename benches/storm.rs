@@ -16,6 +16,9 @@
 //! STORM_BIN=target/release/wecom-sidecar cargo test --bench storm
 //! ```
 
+mod common;
+
+use common::{env_or, free_port};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,21 +31,6 @@ use wecom_sim::{SimApp, SimConfig, Simulator};
 
 const CORP: &str = "wwstorm0000000001";
 const SECRET: &str = "storm-secret-hr-3c4d5e6f";
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
