@@ -76,6 +76,31 @@ pub struct RequestCtx {
     _in_flight: Option<InFlight>,
 }
 
+impl RequestCtx {
+    /// A call's state at arrival: `in_flight` holds its place among the calls in flight
+    /// (none for the outbox's replays, which are not an app's call).
+    fn new(request_id: String, in_flight: Option<InFlight>) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            request_id,
+            api: OTHER.clone(),
+            route: None,
+            app: None,
+            client: None,
+            upstream: None,
+            attempts: 0,
+            outcome: Outcome::Local,
+            status: 0,
+            errcode: None,
+            reason: None,
+            detail: None,
+            undelivered: None,
+            maybe_sent: false,
+            _in_flight: in_flight,
+        }
+    }
+}
+
 /// The sidecar's HTTP application on the app listener.
 ///
 /// It is a pingora `ServerApp` running HTTP/1.1 sessions itself (`connection`), not a
@@ -137,24 +162,7 @@ impl SidecarProxy {
     }
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx {
-            started: Instant::now(),
-            request_id: String::new(),
-            api: OTHER.clone(),
-            route: None,
-            app: None,
-            client: None,
-            upstream: None,
-            attempts: 0,
-            outcome: Outcome::Local,
-            status: 0,
-            errcode: None,
-            reason: None,
-            detail: None,
-            undelivered: None,
-            maybe_sent: false,
-            _in_flight: Some(self.shared.enter()),
-        }
+        RequestCtx::new(String::new(), Some(self.shared.enter()))
     }
 
     /// Runs the pipeline, one step after the other; a step that refuses the call ends it.

@@ -17,7 +17,7 @@ use pingora::http::RequestHeader;
 
 use super::forward::{self, Ended, Forward};
 use super::refusal::Refusal;
-use super::{admission, dedupe, RequestCtx, OTHER};
+use super::{admission, dedupe, RequestCtx};
 use crate::body::RequestBody;
 use crate::metrics::Outcome;
 use crate::outbox::record::WecomAnswer;
@@ -64,24 +64,7 @@ fn request_head(meta: &Meta) -> Result<RequestHeader, Replayed> {
 
 /// A context for one replay: not an app's call, so not counted among the calls in flight.
 fn replay_ctx(meta: &Meta) -> RequestCtx {
-    RequestCtx {
-        started: std::time::Instant::now(),
-        request_id: format!("outbox-{}", meta.outbox_id),
-        api: OTHER.clone(),
-        route: None,
-        app: None,
-        client: None,
-        upstream: None,
-        attempts: 0,
-        outcome: Outcome::Local,
-        status: 0,
-        errcode: None,
-        reason: None,
-        detail: None,
-        undelivered: None,
-        maybe_sent: false,
-        _in_flight: None,
-    }
+    RequestCtx::new(format!("outbox-{}", meta.outbox_id), None)
 }
 
 /// Records in `ctx` the local answer `r` stands for (no app reads it: the log line does).
