@@ -27,6 +27,10 @@ struct Member {
 async fn member(redis: &Redis, app: &Receiver, state: &tempfile::TempDir, i: usize) -> Member {
     let cb_port = free_port();
     // The store file is the SQLite default's place; in fleet mode the queue is in Redis.
+    // The queue's hold is 2 × delivery.timeout: it must outlast the longest stall of a loaded
+    // machine between reading a push and recording its 2xx, or the stalled sidecar loses the
+    // queue while it delivers and a push arrives twice (README "Failure behaviour": with a
+    // 1 s timeout that happened about once in seven runs here).
     let extra = format!(
         r#"fleet:
   redis_url: "{redis}"
@@ -37,7 +41,7 @@ callbacks:
   listen: "127.0.0.1:{cb_port}"
   apps:
     - {{ app: hr-bot, path: {PATH}, token_env: TEST_CB_TOKEN, aes_key_env: TEST_CB_AES_KEY, deliver_to: "{url}", reply_within: 0 }}
-  delivery: {{ timeout: 1s, backoff_base: 50ms, backoff_max: 200ms, max_age: 1h }}
+  delivery: {{ timeout: 3s, backoff_base: 50ms, backoff_max: 200ms, max_age: 1h }}
 store:
   path: "{store}"
 "#,
