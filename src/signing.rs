@@ -284,4 +284,94 @@ mod tests {
             assert_eq!(v(p, &call(&body), 1000), Err(Rejection::BadSignature));
         }
     }
+
+    #[test]
+    fn the_timestamp_is_plain_unix_seconds_within_five_minutes_either_way() {
+        let clients = [client("billing", KEY)];
+        let body = body_sha256(b"{}");
+        let check = |ts: &str, now: u64| {
+            let sig = sign(KEY.as_bytes(), ts.parse().unwrap_or(0), &call(&body));
+            let p = Presented {
+                client: Some(b"billing"),
+                timestamp: Some(ts.as_bytes()),
+                signature: Some(sig.as_bytes()),
+            };
+            verify(&clients, p, &call(&body), now).map(|_| ())
+        };
+        // Exactly at the window's edges: accepted.
+        assert_eq!(check("1000", 1300), Ok(()));
+        assert_eq!(check("1300", 1000), Ok(()));
+        // A sign Rust's parser would take, or more than 12 digits: not Unix seconds.
+        assert_eq!(check("+1000", 1000), Err(Rejection::BadTimestamp));
+        assert_eq!(
+            check("1000000000000", 1000000000000),
+            Err(Rejection::BadTimestamp)
+        );
+        // Twelve digits are (stale here, but read).
+        assert_eq!(check("100000000000", 1000), Err(Rejection::Stale));
+        assert_eq!(check("100000000000", 100000000000), Ok(()));
+    }
+
+    #[test]
+    fn a_call_signed_now_verifies_against_the_sidecar_clock() {
+        let clients = [client("billing", KEY)];
+        let body = body_sha256(b"");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let sig = sign(KEY.as_bytes(), now, &call(&body));
+        let ts = now.to_string();
+        let p = Presented {
+            client: Some(b"billing"),
+            timestamp: Some(ts.as_bytes()),
+            signature: Some(sig.as_bytes()),
+        };
+        assert!(verify(&clients, p, &call(&body), now_secs()).is_ok());
+    }
+
+    #[test]
+    fn the_body_hash_is_sha256() {
+        // SHA-256 of nothing and of "abc" (FIPS 180-2's examples), as an app computes them.
+        assert_eq!(
+            hex::encode(body_sha256(b"")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            hex::encode(body_sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn each_rejection_has_its_own_metric_reason_and_names_the_header() {
+        let all = [
+            Rejection::Missing,
+            Rejection::UnknownClient,
+            Rejection::BadTimestamp,
+            Rejection::Stale,
+            Rejection::BadSignature,
+        ];
+        // The `reason` label values of wecom_client_rejected_total.
+        let reasons: Vec<&str> = all.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "missing",
+                "unknown_client",
+                "bad_timestamp",
+                "stale",
+                "bad_signature"
+            ]
+        );
+        for (r, header) in [
+            (Rejection::Missing, "X-Sidecar-Signature"),
+            (Rejection::UnknownClient, "X-Sidecar-Client"),
+            (Rejection::BadTimestamp, "X-Sidecar-Timestamp"),
+            (Rejection::Stale, "X-Sidecar-Timestamp"),
+            (Rejection::BadSignature, "X-Sidecar-Signature"),
+        ] {
+            assert!(r.describe().contains(header), "{r:?}: {}", r.describe());
+        }
+    }
 }

@@ -313,4 +313,28 @@ mod tests {
         assert_eq!(secs(Duration::from_millis(1001)), 2);
         assert_eq!(secs(Duration::ZERO), 1);
     }
+
+    #[test]
+    fn at_most_max_waiting_calls_wait_for_a_slot_at_once() {
+        // The only user of the counter in the unit tests (calls wait in `rates` only).
+        let mut waiting: Vec<Waiting> = (0..MAX_WAITING).map_while(|_| Waiting::enter()).collect();
+        assert_eq!(waiting.len(), MAX_WAITING);
+        assert!(Waiting::enter().is_none(), "one past MAX_WAITING waits");
+        // A call that stops waiting makes room for one more, and only one.
+        waiting.pop();
+        waiting.push(Waiting::enter().expect("a place was freed"));
+        assert!(Waiting::enter().is_none());
+        waiting.clear();
+        assert!(Waiting::enter().is_some(), "places are given back");
+    }
+
+    #[test]
+    fn a_robot_is_told_apart_by_its_key_only() {
+        let a = robot_key("key=693a91f6-7xxx");
+        assert!(a.is_some());
+        assert_eq!(robot_key("debug=1&key=693a91f6-7xxx"), a);
+        assert_ne!(robot_key("key=693a91f6-7xxy"), a);
+        assert_ne!(robot_key("key=other"), robot_key("key=693a91f6-7xxy"));
+        assert_eq!(robot_key("debug=1"), None);
+    }
 }

@@ -272,4 +272,48 @@ mod tests {
             "{fetches}: the interval still lets one through"
         );
     }
+
+    #[test]
+    fn a_backoff_ends_at_its_retry_time() {
+        let t0 = Instant::now();
+        let failing = History {
+            retry_at: Some(t0 + secs(4)),
+            ..History::default()
+        };
+        let b = bounds();
+        assert_eq!(
+            decide(&failing, Purpose::Refresh, t0 + secs(3), &b),
+            Err((Hold::Backoff, t0 + secs(4)))
+        );
+        assert_eq!(decide(&failing, Purpose::Refresh, t0 + secs(4), &b), Ok(()));
+    }
+
+    #[test]
+    fn each_hold_has_its_own_metric_reason_and_names_its_setting() {
+        let all = [
+            Hold::Interval,
+            Hold::Refetch,
+            Hold::Uncured,
+            Hold::Backoff,
+            Hold::Capped,
+        ];
+        // The `reason` label values of wecom_token_held_total (README "Metrics").
+        let reasons: Vec<&str> = all.iter().map(|h| h.as_str()).collect();
+        assert_eq!(
+            reasons,
+            ["interval", "refetch", "uncured", "backoff", "capped"]
+        );
+        // What an operator reads says which setting holds the fetch.
+        for (hold, names) in [
+            (Hold::Interval, "token.min_fetch_interval"),
+            (Hold::Refetch, "token.min_refetch"),
+            (Hold::Uncured, "token.min_fetch_interval"),
+            (Hold::Backoff, "gettoken failed"),
+            (Hold::Capped, "token.max_fetches"),
+        ] {
+            let shown = hold.to_string();
+            assert_eq!(shown, hold.describe());
+            assert!(shown.contains(names), "{hold:?}: {shown}");
+        }
+    }
 }

@@ -377,28 +377,5 @@ pub(super) async fn gettoken_capped(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::SystemTime;
-
-    #[test]
-    fn a_refreshed_token_outlives_the_one_it_replaced() {
-        let cache: Cache<u8, Arc<Token>> = Cache::builder().expire_after(TokenExpiry).build();
-        let token = |value: &str, lives: Duration| {
-            Arc::new(Token::new(
-                value.into(),
-                Instant::now() + lives,
-                SystemTime::now(),
-                1,
-            ))
-        };
-        cache.insert(1, token("old", Duration::from_millis(50)));
-        // The refresh arrives while the old token is still valid.
-        cache.insert(1, token("new", Duration::from_secs(3600)));
-        std::thread::sleep(Duration::from_millis(200));
-        let kept = cache
-            .get(&1)
-            .expect("the new token was dropped at the old one's expiry");
-        assert_eq!(kept.expose(), "new");
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;

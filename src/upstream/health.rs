@@ -213,4 +213,61 @@ mod tests {
         assert_eq!(eject(&h), Some(Duration::from_secs(20)));
         assert_eq!(h.view().ejections, 4);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_during_an_ejection_do_not_extend_it() {
+        let h = UpstreamHealth::default();
+        let eject = |h: &UpstreamHealth| (0..3).find_map(|_| h.failure(&policy()));
+        assert_eq!(h.ejected_at(), None);
+        let t0 = Instant::now();
+        assert_eq!(eject(&h), Some(Duration::from_secs(10)));
+        assert_eq!(h.ejected_at(), Some(t0));
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert_eq!(eject(&h), None, "ejected again while ejected");
+        assert_eq!(h.ejected_at(), Some(t0));
+        assert_eq!(h.view().ejections, 1);
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(h.available(Instant::now()), "the ejection was extended");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_status_view_follows_an_ejection_to_its_end() {
+        let h = UpstreamHealth::default();
+        let v = h.view();
+        assert!(v.healthy);
+        assert_eq!(
+            (v.consecutive_failures, v.ejections, v.ejected_for_ms),
+            (0, 0, None)
+        );
+        h.failure(&policy());
+        h.failure(&policy());
+        assert_eq!(h.view().consecutive_failures, 2);
+        h.failure(&policy());
+        let v = h.view();
+        assert!(!v.healthy);
+        assert_eq!((v.consecutive_failures, v.ejections), (0, 1));
+        assert_eq!(v.ejected_for_ms, Some(10_000));
+        tokio::time::advance(Duration::from_millis(2_500)).await;
+        assert_eq!(h.view().ejected_for_ms, Some(7_500));
+        // At the ejection's end it is healthy again, with nothing left to wait.
+        tokio::time::advance(Duration::from_millis(7_500)).await;
+        let v = h.view();
+        assert!(v.healthy);
+        assert_eq!(v.ejected_for_ms, None);
+        assert!(h.available(Instant::now()));
+    }
+
+    #[test]
+    fn the_registry_keeps_one_state_per_name_and_url() {
+        let r = HealthRegistry::default();
+        let a = r.get("primary", "http://a");
+        a.failure(&policy());
+        assert!(Arc::ptr_eq(&a, &r.get("primary", "http://a")));
+        assert_eq!(r.get("primary", "http://a").view().consecutive_failures, 1);
+        // Another URL under the same name (a reload moved it) starts afresh.
+        let moved = r.get("primary", "http://b");
+        assert!(!Arc::ptr_eq(&a, &moved));
+        assert_eq!(moved.view().consecutive_failures, 0);
+        assert!(!Arc::ptr_eq(&a, &r.get("standby", "http://a")));
+    }
 }

@@ -247,4 +247,19 @@ mod tests {
         names.dedup();
         assert_eq!(before, names.len());
     }
+
+    #[test]
+    fn only_message_apis_cap_members_or_take_a_duplicate_check() {
+        for name in ["message/send", "linkedcorp/message/send"] {
+            assert!(caps_recipients(name), "{name}");
+            assert!(accepts_duplicate_check(name), "{name}");
+        }
+        // A group chat message has no members WeCom counts, but does take the check.
+        assert!(!caps_recipients("appchat/send"));
+        assert!(accepts_duplicate_check("appchat/send"));
+        for name in ["user/get", "webhook/send", "media/upload", "other", ""] {
+            assert!(!caps_recipients(name), "{name}");
+            assert!(!accepts_duplicate_check(name), "{name}");
+        }
+    }
 }

@@ -113,4 +113,26 @@ mod tests {
             assert!(!is_token_error(code));
         }
     }
+
+    #[test]
+    fn wecom_answers_read_as_the_codes_acted_on() {
+        // Bodies as WeCom sends them, read as the constants the proxy decides on.
+        for (body, code) in [
+            (
+                &br#"{"errcode":-1,"errmsg":"system busy"}"#[..],
+                SYSTEM_BUSY,
+            ),
+            (
+                br#"{"errcode":45009,"errmsg":"api freq out of limit"}"#,
+                FREQ_LIMIT,
+            ),
+            (
+                br#"{"errcode":42001,"errmsg":"access_token expired"}"#,
+                TOKEN_EXPIRED,
+            ),
+        ] {
+            assert_eq!(read_errcode(body), BodyErrcode::Code(code));
+        }
+        assert!(!is_token_error(SYSTEM_BUSY));
+    }
 }
