@@ -361,14 +361,16 @@ fn secrets_of(config: &Config) -> Vec<&str> {
         .collect()
 }
 
-/// How long a queue stays with a sidecar that stopped renewing it (fleet mode) when no
-/// callbacks set it: long enough for a replay's deadline, short enough to take over soon.
+/// How long an outbox queue stays with a sidecar that stopped renewing it (fleet mode): long
+/// enough for a replay's deadline, short enough to take over soon.
 const OUTBOX_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The store of `config`'s durable queues (callbacks, outbox), when it has any: SQLite at
 /// `store.path`, or in fleet mode the fleet's Redis, where a queue stays with a sidecar that
-/// stopped renewing it for two delivery timeouts (SPEC: claimed from a dead sidecar after
-/// `delivery.timeout` × 2), or [`OUTBOX_LEASE`] without callbacks. Keys are remembered for
+/// stopped renewing it: a callback queue for two delivery timeouts (SPEC: claimed from a dead
+/// sidecar after `delivery.timeout` × 2), an outbox queue for [`OUTBOX_LEASE`] or the longest
+/// route deadline, whichever is longer (so no replay is still under way when another sidecar
+/// takes the queue). Keys are remembered for
 /// the callbacks' `max_age` (an outbox send's key is random: none repeats).
 fn open_store(config: &Config) -> Result<Option<Arc<dyn crate::store::Store>>, StoreError> {
     let cb = config.callbacks.as_ref();
@@ -376,8 +378,32 @@ fn open_store(config: &Config) -> Result<Option<Arc<dyn crate::store::Store>>, S
         return Ok(None);
     }
     let remember = cb.map_or(std::time::Duration::from_secs(3600), |c| c.delivery.max_age);
-    let lease = cb.map_or(OUTBOX_LEASE, |c| c.delivery.timeout * 2);
-    crate::store::open(&config.store, config.fleet.as_ref(), remember, lease).map(Some)
+    crate::store::open(
+        &config.store,
+        config.fleet.as_ref(),
+        remember,
+        leases(config),
+    )
+    .map(Some)
+}
+
+/// The fleet leases of `config`'s queues: a callback queue two delivery timeouts, an outbox
+/// queue [`OUTBOX_LEASE`] or twice the longest deadline, whichever is longer.
+fn leases(config: &Config) -> crate::store::Leases {
+    let outbox = config
+        .routes
+        .iter()
+        .map(|r| r.policy.deadline)
+        .chain([config.defaults.deadline])
+        .map(|d| d * 2)
+        .fold(OUTBOX_LEASE, std::cmp::max);
+    crate::store::Leases {
+        callbacks: config
+            .callbacks
+            .as_ref()
+            .map_or(OUTBOX_LEASE, |c| c.delivery.timeout * 2),
+        outbox,
+    }
 }
 
 impl crate::callback::listener::Process for Arc<Shared> {
@@ -404,6 +430,40 @@ impl Drop for InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn config(extra: &str) -> Config {
+        let yaml = format!("listen: 127.0.0.1:18080\nadmin_listen: 127.0.0.1:18081\nupstreams:\n  primary: {{ url: \"http://127.0.0.1:9\" }}\napps:\n  - {{ name: hr-bot, corp_id: ww1, secret_env: S, default: true }}\n{extra}");
+        let env = |name: &str| match name {
+            "S" => Some("app-secret-1".to_string()),
+            "T" => Some("cbToken2".to_string()),
+            "K" => Some("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C".to_string()),
+            _ => None,
+        };
+        crate::config::parse_with_env(&yaml, None, &env).unwrap()
+    }
+
+    #[test]
+    fn a_callback_queue_is_held_two_delivery_timeouts_an_outbox_queue_past_any_replay() {
+        let cb = "callbacks:\n  apps:\n    - { app: hr-bot, path: /cb, token_env: T, aes_key_env: K, deliver_to: \"http://127.0.0.1:3000/e\" }\n  delivery: { timeout: 1s }\n";
+        let l = leases(&config(cb));
+        assert_eq!(l.callbacks, Duration::from_secs(2));
+        assert_eq!(l.outbox, OUTBOX_LEASE);
+        // A replay may take its route's deadline: the outbox's hold outlasts it twice over.
+        let long = format!(
+            "{cb}routes:\n  - {{ path: /cgi-bin/message/send, outbox: true, deadline: 25s }}\n"
+        );
+        let l = leases(&config(&long));
+        assert_eq!(
+            (l.callbacks, l.outbox),
+            (Duration::from_secs(2), Duration::from_secs(50))
+        );
+        assert_eq!(l.of("outbox:hr-bot"), Duration::from_secs(50));
+        assert_eq!(l.of("callback:hr-bot"), Duration::from_secs(2));
+        // Without callbacks their lease is never used; the outbox's stands alone.
+        let l = leases(&config("defaults:\n  deadline: 20s\n"));
+        assert_eq!(l.outbox, Duration::from_secs(40));
+    }
 
     #[test]
     fn callback_credentials_are_secrets_to_redact() {

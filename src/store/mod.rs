@@ -185,6 +185,27 @@ pub trait Store: Send + Sync {
     async fn forget(&self, queue: &str, id: u64) -> Result<bool, StoreError>;
 }
 
+/// How long a queue stays with a sidecar that stopped renewing it (fleet mode), by the kind
+/// of its owner: a callback queue is taken over soon after its sidecar dies (two delivery
+/// timeouts), an outbox queue only once a replay, which may take its route's deadline, cannot
+/// still be under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leases {
+    pub callbacks: Duration,
+    pub outbox: Duration,
+}
+
+impl Leases {
+    /// The lease of `queue`, by its name (`outbox:<app>`, else a callback queue).
+    pub fn of(&self, queue: &str) -> Duration {
+        if queue.starts_with("outbox:") {
+            self.outbox
+        } else {
+            self.callbacks
+        }
+    }
+}
+
 /// Unix milliseconds now.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

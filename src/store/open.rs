@@ -15,19 +15,19 @@ use redis::aio::ConnectionManagerConfig;
 
 use super::redis::RedisStore;
 use super::sqlite::SqliteStore;
-use super::{Store, StoreError};
+use super::{Leases, Store, StoreError};
 use crate::config::{Fleet, StoreSettings};
 
 /// Longest wait for the fleet's Redis at startup.
 const CONNECT_WITHIN: Duration = Duration::from_secs(10);
 
 /// Opens the store: keys remembered for `remember`; in fleet mode a queue stays with a
-/// sidecar that stopped renewing it for `lease`.
+/// sidecar that stopped renewing it for its kind's lease.
 pub fn open(
     settings: &StoreSettings,
     fleet: Option<&Fleet>,
     remember: Duration,
-    lease: Duration,
+    lease: Leases,
 ) -> Result<Arc<dyn Store>, StoreError> {
     match fleet {
         None => Ok(Arc::new(SqliteStore::open(&settings.path, remember)?)),
@@ -35,7 +35,7 @@ pub fn open(
     }
 }
 
-fn open_redis(f: &Fleet, remember: Duration, lease: Duration) -> Result<RedisStore, StoreError> {
+fn open_redis(f: &Fleet, remember: Duration, lease: Leases) -> Result<RedisStore, StoreError> {
     let fail = |why: String| StoreError::Open {
         path: "the fleet's Redis (fleet.redis_url)".into(),
         why,

@@ -22,7 +22,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, Value};
 
-use super::{now_ms, Added, Depth, Full, Item, Limits, Store, StoreError};
+use super::{now_ms, Added, Depth, Full, Item, Leases, Limits, Store, StoreError};
 
 const GROUP: &str = "sidecars";
 
@@ -129,7 +129,7 @@ pub struct RedisStore {
     prefix: String,
     /// This sidecar's consumer name in the group (unique per process).
     consumer: String,
-    lease: Duration,
+    lease: Leases,
     remember: Duration,
     timeout: Duration,
     add: Script,
@@ -142,12 +142,12 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// A store on `conn` under `prefix`; `consumer` names this sidecar (unique in the fleet),
-    /// `lease` is how long a queue stays with a sidecar that stopped renewing it.
+    /// `lease` is how long a queue stays with a sidecar that stopped renewing it, by kind.
     pub fn new(
         conn: ConnectionManager,
         prefix: &str,
         consumer: &str,
-        lease: Duration,
+        lease: Leases,
         remember: Duration,
         timeout: Duration,
     ) -> RedisStore {
@@ -215,7 +215,7 @@ impl RedisStore {
     /// Takes or renews this sidecar's lease on `queue`; false when another sidecar holds it.
     async fn own(&self, queue: &str) -> Result<bool, StoreError> {
         let owner = self.key(queue, "owner");
-        let lease = self.lease.as_millis().max(1) as u64;
+        let lease = self.lease.of(queue).as_millis().max(1) as u64;
         let mut c = self.conn.clone();
         let got: i64 = self
             .io(self

@@ -60,7 +60,10 @@ async fn store(client: &redis::Client, consumer: &str, lease: Duration) -> Redis
         conn,
         "t",
         consumer,
-        lease,
+        Leases {
+            callbacks: lease,
+            outbox: lease,
+        },
         Duration::from_secs(3600),
         Duration::from_secs(2),
     )
