@@ -444,6 +444,22 @@ mod tests {
     }
 
     #[test]
+    fn the_store_is_opened_only_for_callbacks_or_an_outbox() {
+        assert!(open_store(&config("")).unwrap().is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("sidecar.db");
+        let outbox = format!(
+            "routes:\n  - {{ path: /cgi-bin/message/send, outbox: true }}\nstore:\n  path: \"{}\"\n",
+            db.display()
+        );
+        let store = open_store(&config(&outbox))
+            .unwrap()
+            .expect("a store for the outbox");
+        assert_eq!(store.remember_for(), std::time::Duration::from_secs(3600));
+        assert!(db.exists(), "the SQLite file is made at store.path");
+    }
+
+    #[test]
     fn a_callback_queue_is_held_two_delivery_timeouts_an_outbox_queue_past_any_replay() {
         let cb = "callbacks:\n  apps:\n    - { app: hr-bot, path: /cb, token_env: T, aes_key_env: K, deliver_to: \"http://127.0.0.1:3000/e\" }\n  delivery: { timeout: 1s }\n";
         let l = leases(&config(cb));
