@@ -483,16 +483,7 @@ mod tests {
 
     #[test]
     fn callback_credentials_are_secrets_to_redact() {
-        let yaml = "listen: 127.0.0.1:18080\nadmin_listen: 127.0.0.1:18081\nupstreams:\n  primary: { url: \"http://127.0.0.1:9\" }\napps:\n  - { name: hr-bot, corp_id: ww1, secret_env: S, default: true }\ncallbacks:\n  apps:\n    - { app: hr-bot, path: /cb, token_env: T, aes_key_env: K, deliver_to: \"http://127.0.0.1:3000/e\" }\n";
-        let env = |name: &str| {
-            Some(match name {
-                "S" => "app-secret-1".to_string(),
-                "T" => "cbToken2".to_string(),
-                "K" => "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C".to_string(),
-                _ => return None,
-            })
-        };
-        let config = crate::config::parse_with_env(yaml, None, &env).unwrap();
+        let config = config("callbacks:\n  apps:\n    - { app: hr-bot, path: /cb, token_env: T, aes_key_env: K, deliver_to: \"http://127.0.0.1:3000/e\" }\n");
         let secrets = secrets_of(&config);
         for s in [
             "app-secret-1",
