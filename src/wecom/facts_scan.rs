@@ -111,19 +111,13 @@ impl<'a> Scanner<'a> {
     /// A string's bytes after its opening quote, up to its closing one, when it has no escape
     /// and no control byte (anything else: give up).
     fn plain_string(&mut self) -> Step<&'a [u8]> {
-        let start = self.i;
-        while let Some(c) = self.peek() {
-            match c {
-                b'"' => {
-                    self.i += 1;
-                    return Ok(&self.b[start..self.i - 1]);
-                }
-                b'\\' => return Err(GiveUp),
-                c if c < 0x20 => return Err(GiveUp),
-                _ => self.i += 1,
-            }
+        let rest = &self.b[self.i..];
+        let at = special(rest).ok_or(GiveUp)?;
+        if rest[at] != b'"' {
+            return Err(GiveUp);
         }
-        Err(GiveUp)
+        self.i += at + 1;
+        Ok(&rest[..at])
     }
 
     /// A kept string field: a plain string of valid UTF-8.
@@ -235,9 +229,11 @@ impl<'a> Scanner<'a> {
 
     /// Skips a string after its opening quote: no control byte, escapes valid.
     fn skip_string(&mut self) -> Step<()> {
-        while let Some(c) = self.peek() {
-            self.i += 1;
-            match c {
+        loop {
+            let rest = &self.b[self.i..];
+            let at = special(rest).ok_or(GiveUp)?;
+            self.i += at + 1;
+            match rest[at] {
                 b'"' => return Ok(()),
                 b'\\' => match self.peek() {
                     Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
@@ -250,11 +246,9 @@ impl<'a> Scanner<'a> {
                     }
                     _ => return Err(GiveUp),
                 },
-                c if c < 0x20 => return Err(GiveUp),
-                _ => {}
+                _ => return Err(GiveUp),
             }
         }
-        Err(GiveUp)
     }
 
     /// Skips a number of JSON's grammar: `-`? (`0` | [1-9][0-9]*) (`.`[0-9]+)? ([eE][+-]?[0-9]+)?
@@ -306,6 +300,14 @@ impl<'a> Scanner<'a> {
             Err(GiveUp)
         }
     }
+}
+
+/// Where the first quote, backslash or control byte of `bytes` is: what ends the plain run of
+/// a string.
+fn special(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
 }
 
 /// Records a field's value; a field seen twice is an error to serde_json: give up.
