@@ -27,6 +27,7 @@ pub mod replay;
 pub mod request;
 pub mod respond;
 mod tickets;
+mod within;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -294,11 +295,18 @@ impl SidecarProxy {
         let deadline = call.route.policy.deadline;
         let deadline_at = tokio::time::Instant::now() + deadline;
         // A place among the calls in flight (`max_in_flight`), held until the call ends.
-        let admitted = tokio::time::timeout(
-            deadline,
-            admission::admit(shared, &call, app.map(|a| &a.app.name), query, &body),
-        )
-        .await
+        // Pinned where it is made and bounded without a timer when it needs no wait (as almost
+        // every call's does): `within`.
+        let admitted = {
+            let admit = std::pin::pin!(admission::admit(
+                shared,
+                &call,
+                app.map(|a| &a.app.name),
+                query,
+                &body
+            ));
+            within::within(deadline_at, admit).await
+        }
         .map_err(|_| Refusal::Deadline { deadline })?;
         let _in_flight = match (admitted, &oc) {
             (Ok(slot), _) => slot,
@@ -334,7 +342,11 @@ impl SidecarProxy {
         // local 504 into that body. Attempts end themselves at the deadline (and are counted
         // as timed out); this bounds the rest, such as a token fetch.
         let down = session.req_header();
-        let ended = tokio::time::timeout_at(deadline_at, forward::forward(f, down, ctx)).await;
+        let ended = {
+            // Pinned where it is made: the timeout holds a pointer, not a copy of the future.
+            let forwarding = std::pin::pin!(forward::forward(f, down, ctx));
+            tokio::time::timeout_at(deadline_at, forwarding).await
+        };
         let ended = match ended {
             Ok(e) => e,
             Err(_) => {

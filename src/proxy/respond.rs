@@ -43,12 +43,20 @@ pub fn header_from_upstream(
     // Content-Length is the sidecar's to set: it describes the body as it is written to the app.
     let mut headers = hop::end_to_end(&up.headers, 2, |name| name == http::header::CONTENT_LENGTH);
     secrets.headers(&mut headers);
+    let declared = up.headers.get(http::header::CONTENT_LENGTH);
     match body_len {
-        Some(len) => {
-            headers.insert(http::header::CONTENT_LENGTH, len.into());
-        }
+        // The upstream's own value when it says the same (as it does for a body passed on
+        // whole): a shared copy, where a new one is allocated.
+        Some(len) => match declared.filter(|v| says(v, len)) {
+            Some(same) => {
+                headers.insert(http::header::CONTENT_LENGTH, same.clone());
+            }
+            None => {
+                headers.insert(http::header::CONTENT_LENGTH, len.into());
+            }
+        },
         None => {
-            if let Some(len) = up.headers.get(http::header::CONTENT_LENGTH) {
+            if let Some(len) = declared {
                 headers.insert(http::header::CONTENT_LENGTH, len.clone());
             }
         }
@@ -60,6 +68,22 @@ pub fn header_from_upstream(
     parts.status = up.status;
     parts.headers = headers;
     ResponseHeader::from(parts)
+}
+
+/// Whether `value` is `len` written as the sidecar writes it (plain decimal digits).
+fn says(value: &http::HeaderValue, len: usize) -> bool {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = len;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    value.as_bytes() == &digits[at..]
 }
 
 const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
@@ -80,3 +104,7 @@ pub async fn write(
         _ => session.finish_body().await,
     }
 }
+
+#[cfg(test)]
+#[path = "respond_tests.rs"]
+mod tests;

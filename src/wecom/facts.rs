@@ -76,6 +76,35 @@ pub fn read(body: &[u8]) -> Answer {
     if !errcode::is_json_object(body) {
         return invalid;
     }
+    // The one pass of `facts_scan` reads WeCom's answers at a fraction of serde's cost; what it
+    // does not read exactly as serde_json would, serde_json reads.
+    if let Some(s) = super::facts_scan::scan(body) {
+        let ids = |f: Option<&str>| f.map_or(0, count_ids);
+        let code = s.errcode.flatten();
+        return Answer {
+            errcode: code.map_or(BodyErrcode::Absent, BodyErrcode::Code),
+            undelivered: Undelivered {
+                users: ids(s.invaliduser),
+                parties: ids(s.invalidparty),
+                tags: ids(s.invalidtag),
+                unlicensed: ids(s.unlicenseduser),
+            },
+            from_ip: match (code, s.errmsg) {
+                (Some(errcode::IP_NOT_TRUSTED), Some(msg)) => from_ip(msg),
+                _ => None,
+            },
+        };
+    }
+    read_with_serde(body)
+}
+
+/// [`read`] by serde_json alone, for a body shaped as a JSON object.
+fn read_with_serde(body: &[u8]) -> Answer {
+    let invalid = Answer {
+        errcode: BodyErrcode::Invalid,
+        undelivered: Undelivered::default(),
+        from_ip: None,
+    };
     let Ok(f) = serde_json::from_slice::<Fields<'_>>(body) else {
         return invalid;
     };
@@ -186,6 +215,10 @@ pub fn from_ip(errmsg: &str) -> Option<IpAddr> {
         .unwrap_or(rest.len());
     rest[..end].trim_end_matches([':', '.']).parse().ok()
 }
+
+#[cfg(test)]
+#[path = "facts_tests.rs"]
+mod scan_tests;
 
 #[cfg(test)]
 mod tests {

@@ -7,3 +7,4 @@ pub mod apis;
 pub mod egress;
 pub mod errcode;
 pub mod facts;
+mod facts_scan;

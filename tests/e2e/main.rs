@@ -22,6 +22,7 @@ mod fuzz_seeds;
 mod hostile_gettoken;
 mod limits;
 mod newcomer;
+mod next_head;
 mod operator;
 mod ops_files;
 mod outbox;
