@@ -303,6 +303,10 @@ pub(super) fn note_block(
 }
 
 #[cfg(test)]
+#[path = "admission_tests.rs"]
+mod routed_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -316,7 +320,8 @@ mod tests {
 
     #[test]
     fn at_most_max_waiting_calls_wait_for_a_slot_at_once() {
-        // The only user of the counter in the unit tests (calls wait in `rates` only).
+        // The counter is the process's: tests that wait in `rates` wait their turn.
+        let _turn = super::routed_tests::WAITING_COUNTER.blocking_lock();
         let mut waiting: Vec<Waiting> = (0..MAX_WAITING).map_while(|_| Waiting::enter()).collect();
         assert_eq!(waiting.len(), MAX_WAITING);
         assert!(Waiting::enter().is_none(), "one past MAX_WAITING waits");

@@ -381,6 +381,10 @@ pub fn block_owner(app: &AppName, robot: Option<u64>) -> std::borrow::Cow<'_, Ap
 }
 
 #[cfg(test)]
+#[path = "quota_tests.rs"]
+mod more_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
