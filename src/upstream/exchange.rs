@@ -11,6 +11,7 @@ use pingora::http::RequestHeader;
 use pingora::protocols::Stream;
 use pingora::Error;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::h1::body::Body;
 use super::h1::head::{self, ResponseHead};
@@ -105,6 +106,8 @@ pub struct Open {
     keepalive: bool,
     /// The address the connection goes to (its key in the pool, with the upstream's).
     addr: SocketAddr,
+    /// The peer's read timeout (the upstream's `timeout`), for each read of a streamed body.
+    read_timeout: Duration,
 }
 
 /// Sends `req` (a request built with pingora's type) with `body` to `up` at `addr` and waits
@@ -135,9 +138,11 @@ pub async fn send(
             .await
             .map_err(|e| connect_error(&e))?,
     };
-    // The peer's read and write timeouts (both the upstream's `timeout`: `UpstreamRt::peer`).
-    let timeout = Some(up.cfg.timeout);
-    let mut wire = Wire::new(stream, timeout, timeout);
+    // No timeout per read or write here: every caller bounds the whole attempt by the
+    // upstream's `timeout` or less (`forward`'s deadline, `probe`, `token::fetch`), which ends
+    // before a per-read bound of the same length could; timing each read too cost a timer per
+    // call (issue 17). A streamed body is read outside that bound: `chunk` bounds its reads.
+    let mut wire = Wire::new(stream, None, None);
     match body {
         RequestBody::Empty => wire.write(&[req.bytes()]).await?,
         RequestBody::Buffered(bytes) if bytes.len() <= INLINE_BODY => {
@@ -182,6 +187,7 @@ pub async fn send(
         head,
         wire,
         addr,
+        read_timeout: up.cfg.timeout,
     })
 }
 
@@ -194,10 +200,11 @@ impl Open {
         self.head.status.as_u16()
     }
 
-    /// Reads the whole body, refusing more than `limit` bytes.
+    /// Reads the whole body, refusing more than `limit` bytes (within the caller's bound on
+    /// the attempt).
     pub async fn read_to_end(&mut self, limit: usize) -> Result<Bytes, AttemptError> {
         let mut buf = BytesMut::new();
-        while let Some(chunk) = self.chunk().await? {
+        while let Some(chunk) = self.body.next(&mut self.wire).await? {
             if buf.len() + chunk.len() > limit {
                 return Err(AttemptError::TooLarge);
             }
@@ -210,8 +217,10 @@ impl Open {
         Ok(buf.freeze())
     }
 
-    /// The next body chunk, `None` at the end.
+    /// The next chunk of a streamed body, `None` at the end. Each read is bounded by the
+    /// peer's read timeout, as pingora's client bounds it: a stall mid-body is a timeout.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, AttemptError> {
+        self.wire.bound_reads(Some(self.read_timeout));
         self.body.next(&mut self.wire).await
     }
 

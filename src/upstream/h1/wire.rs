@@ -53,6 +53,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         }
     }
 
+    /// Bounds each read from now on by `limit` (`None`: unbounded).
+    pub fn bound_reads(&mut self, limit: Option<Duration>) {
+        self.read_timeout = limit;
+    }
+
     /// The bytes read and not consumed yet.
     pub fn unread(&self) -> &Bytes {
         &self.unread

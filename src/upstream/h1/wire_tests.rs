@@ -151,6 +151,11 @@ async fn each_read_and_each_write_is_bounded_by_its_timeout() {
     let t = Some(Duration::from_secs(5));
     let mut w = Wire::new(Script::reads([Step::Stall]), t, None);
     assert_eq!(w.fill(16).await, Err(AttemptError::Timeout));
+    // Bounded later (a streamed body), reads time out from then on.
+    let mut w = wire(Script::reads([Step::Data(b"a".to_vec()), Step::Stall]));
+    assert_eq!(w.fill(16).await, Ok(1));
+    w.bound_reads(t);
+    assert_eq!(w.fill(16).await, Err(AttemptError::Timeout));
 
     // A read that comes in time is not cut, however long the reads before took in all.
     let mut w = Wire::new(Script::pieces(&[b"a", b"b", b"c"]), t, None);
