@@ -13,10 +13,10 @@ use crate::upstream::exchange::AttemptError;
 
 /// Longest chunk-size line (with its extensions) waited for (pingora's
 /// `PARTIAL_CHUNK_HEAD_LIMIT`).
-const MAX_CHUNK_LINE: usize = 8 * 1024;
+const MAX_CHUNK_LINE: usize = 8_192;
 
 /// Most trailer bytes read after the last chunk (pingora's `TRAILER_SIZE_LIMIT`).
-const MAX_TRAILERS: usize = 64 * 1024;
+const MAX_TRAILERS: usize = 65_536;
 
 const CLOSED: AttemptError = AttemptError::Reset("ConnectionClosed");
 const BAD_CHUNK: AttemptError = AttemptError::Reset("InvalidChunk");

@@ -183,6 +183,34 @@ async fn chunk_lines_and_trailers_have_limits() {
     );
 }
 
+#[tokio::test]
+async fn bytes_read_with_the_head_start_the_body() {
+    for (framing, first, rest) in [
+        (Framing::UntilClose, &b"abc"[..], &b"def"[..]),
+        (Framing::Length(6), b"abc", b"def"),
+        (Framing::Chunked, b"3\r\nabc\r\n", b"3\r\ndef\r\n0\r\n\r\n"),
+    ] {
+        let mut w = wire(Script::pieces(&[first, rest]));
+        w.fill(16).await.unwrap();
+        let mut body = Body::new(framing);
+        assert_eq!(
+            read_all(&mut body, &mut w).await.unwrap(),
+            b"abcdef",
+            "{framing:?}"
+        );
+        assert!(body.is_complete());
+    }
+}
+
+#[tokio::test]
+async fn one_read_of_a_body_takes_up_to_64_kib_and_limits_are_pingoras() {
+    let big = vec![1u8; 70_000];
+    let mut w = wire(Script::pieces(&[&big]));
+    let mut body = Body::new(Framing::Length(70_000));
+    assert_eq!(body.next(&mut w).await.unwrap().unwrap().len(), 64 * 1024);
+    assert_eq!((MAX_CHUNK_LINE, MAX_TRAILERS), (8 * 1024, 64 * 1024));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_body_read_that_stalls_times_out() {
     let script = Script::reads([Step::Data(b"5\r\nhe".to_vec()), Step::Stall]);

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::upstream::exchange::AttemptError;
 
 /// Most bytes one read of a body asks for (pingora's body buffer size).
-pub const READ_MAX: usize = 64 * 1024;
+pub const READ_MAX: usize = 65_536;
 
 /// A stream with its read-ahead bytes and timeouts.
 pub struct Wire<S> {
