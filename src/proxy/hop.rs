@@ -4,7 +4,7 @@
 //! X-Hop` makes `X-Hop` one), so the request to WeCom and the answer to the app are filtered
 //! the same way. Each direction adds the few names it sets itself (`forward`, `respond`).
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// Hop-by-hop by definition (RFC 9110 §7.6.1, RFC 9112 §6.1, and the non-standard
 /// `Proxy-Connection` that old clients send).
@@ -32,17 +32,24 @@ fn listed(headers: &HeaderMap) -> Vec<&str> {
     names
 }
 
-/// Copies the end-to-end headers of `from` into a new map with room for `extra` more: every
-/// header but the hop-by-hop ones, those its `Connection` lists, and those `skip` refuses.
-pub fn end_to_end(from: &HeaderMap, extra: usize, skip: impl Fn(&HeaderName) -> bool) -> HeaderMap {
+/// The end-to-end headers of `from`, in order: every header but the hop-by-hop ones, those its
+/// `Connection` lists, and those `skip` refuses.
+pub fn end_to_end_iter<'a>(
+    from: &'a HeaderMap,
+    skip: impl Fn(&HeaderName) -> bool + 'a,
+) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + 'a {
     let listed = listed(from);
-    let mut out = HeaderMap::with_capacity(from.len() + extra);
-    for (name, value) in from {
+    from.iter().filter(move |(name, _)| {
         let n = name.as_str();
-        if HOP_BY_HOP.contains(&n) || listed.iter().any(|l| l.eq_ignore_ascii_case(n)) || skip(name)
-        {
-            continue;
-        }
+        !(HOP_BY_HOP.contains(&n) || listed.iter().any(|l| l.eq_ignore_ascii_case(n)) || skip(name))
+    })
+}
+
+/// Copies the end-to-end headers of `from` (`end_to_end_iter`) into a new map with room for
+/// `extra` more.
+pub fn end_to_end(from: &HeaderMap, extra: usize, skip: impl Fn(&HeaderName) -> bool) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(from.len() + extra);
+    for (name, value) in end_to_end_iter(from, skip) {
         out.append(name.clone(), value.clone());
     }
     out

@@ -6,6 +6,7 @@ use pingora::protocols::http::ServerSession as Session;
 
 use super::{hop, RequestCtx};
 use crate::redact::CallRedaction;
+use crate::upstream::h1::head::ResponseHead;
 use crate::wecom::answer::LocalAnswer;
 
 /// Writes a local answer and records it in the call's context.
@@ -35,7 +36,7 @@ pub async fn local(
 /// keeps a second, case-preserving map, which profiled at 6 % of a call. Without that map
 /// pingora writes standard names in title case and others in lower case (as Envoy does).
 pub fn header_from_upstream(
-    up: &ResponseHeader,
+    up: &ResponseHead,
     ctx: &RequestCtx,
     body_len: Option<usize>,
     secrets: &CallRedaction,

@@ -2,11 +2,12 @@
 //!
 //! `resolve` turns host names into addresses without blocking (pingora's `HttpPeer::new` would
 //! resolve synchronously and panic on failure); `pool` makes connections (pingora's transport
-//! connector) and keeps them alive; `exchange` sends one attempt over one with pingora's
-//! HTTP/1 client and reads the answer, buffered or streamed. Choosing among upstreams and
+//! connector) and keeps them alive; `exchange` sends one attempt over one and reads the answer,
+//! buffered or streamed, in the sidecar's own HTTP/1.1 (`h1`). Choosing among upstreams and
 //! deciding on retries happens above, in `proxy`.
 
 pub mod exchange;
+pub mod h1;
 pub mod health;
 pub mod pool;
 pub mod probe;

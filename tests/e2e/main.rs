@@ -37,6 +37,7 @@ mod signing;
 mod simulator;
 mod tickets;
 mod token_bounds;
+mod upstream_framing;
 mod upstream_pool;
 mod wecom_facts;
 mod wire;

@@ -266,7 +266,7 @@ async fn try_once<'a>(
         query = %crate::redact::redact_query(&q),
         "attempt"
     );
-    let req = match upstream_request::build(down, up, path, &q, f.body.len()) {
+    let req = match upstream_request::build(down, up, path, &q, f.body) {
         Ok(r) => r,
         Err(refusal) => return Tried::Ended(Ended::Local(refusal)),
     };
@@ -274,7 +274,7 @@ async fn try_once<'a>(
     // by the call's deadline. An attempt the deadline ends is still a timed-out attempt
     // (counted, and held against the upstream's health).
     let attempt_until = (Instant::now() + up.cfg.timeout).min(f.deadline_at);
-    let sent = tokio::time::timeout_at(attempt_until, exchange::open(up, at.addr, req, f.body));
+    let sent = tokio::time::timeout_at(attempt_until, exchange::send(up, at.addr, req, f.body));
     let mut open = match sent.await {
         Ok(Ok(open)) => open,
         Ok(Err(e)) => return Tried::Failed(Failure::Attempt(e), None),

@@ -1,0 +1,131 @@
+//! The request head an attempt writes: request line and headers in one buffer, ready for one
+//! write (a small body goes in the same write, see `exchange`), and the two facts about it
+//! that reading the answer needs (a `HEAD` has no body back; `Connection: close` ends reuse).
+//!
+//! Names are written in title case (`Content-Type`, `X-Request-Id`), as pingora writes the
+//! standard ones; the target is an `http` path and query, which holds no space, CR, LF or NUL.
+
+use http::header::CONNECTION;
+use http::uri::PathAndQuery;
+use http::{HeaderName, Method};
+use pingora::http::RequestHeader;
+
+use super::head::keepalive_of;
+use crate::upstream::exchange::AttemptError;
+
+/// A request head, written.
+#[derive(Debug)]
+pub struct RequestHead {
+    bytes: Vec<u8>,
+    /// The request was a `HEAD`: its answer has no body whatever its header says.
+    no_body_answer: bool,
+    /// The request said `Connection: close`.
+    close: bool,
+}
+
+impl RequestHead {
+    /// The head of a request built with pingora's type (health checks, `gettoken`), written as
+    /// pingora's client writes it.
+    pub fn from_pingora(req: &RequestHeader) -> Result<Self, AttemptError> {
+        let bytes = pingora::protocols::http::v1::client::http_req_header_to_wire(req)
+            .ok_or(AttemptError::BadResponse("InvalidHTTPHeader"))?;
+        let close = req
+            .headers
+            .get(CONNECTION)
+            .and_then(|v| keepalive_of(v.as_bytes()))
+            == Some(false);
+        Ok(RequestHead {
+            bytes: bytes.to_vec(),
+            no_body_answer: req.method == Method::HEAD,
+            close,
+        })
+    }
+
+    /// The bytes to write.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Appends a body, so that head and body go in one write.
+    pub fn append(&mut self, body: &[u8]) {
+        self.bytes.extend_from_slice(body);
+    }
+
+    pub fn no_body_answer(&self) -> bool {
+        self.no_body_answer
+    }
+
+    pub fn asks_close(&self) -> bool {
+        self.close
+    }
+}
+
+/// Writes a request head: the request line, then each header, then `finish`.
+pub struct HeadWriter {
+    head: RequestHead,
+}
+
+impl HeadWriter {
+    /// Starts `method target HTTP/1.1`, with room for `room` more bytes (headers, and a body
+    /// to append).
+    pub fn new(method: &Method, target: &PathAndQuery, room: usize) -> Self {
+        let (m, t) = (method.as_str(), target.as_str());
+        let mut bytes = Vec::with_capacity(m.len() + t.len() + 16 + room);
+        bytes.extend_from_slice(m.as_bytes());
+        bytes.push(b' ');
+        bytes.extend_from_slice(t.as_bytes());
+        bytes.extend_from_slice(b" HTTP/1.1\r\n");
+        HeadWriter {
+            head: RequestHead {
+                bytes,
+                no_body_answer: *method == Method::HEAD,
+                close: false,
+            },
+        }
+    }
+
+    /// One header line. `value` is a header value's bytes (no CR, LF or NUL).
+    pub fn header(&mut self, name: &HeaderName, value: &[u8]) {
+        let bytes = &mut self.head.bytes;
+        let mut upper = true;
+        for &b in name.as_str().as_bytes() {
+            bytes.push(if upper { b.to_ascii_uppercase() } else { b });
+            upper = b == b'-';
+        }
+        bytes.extend_from_slice(b": ");
+        bytes.extend_from_slice(value);
+        bytes.extend_from_slice(b"\r\n");
+        if name == CONNECTION && keepalive_of(value) == Some(false) {
+            self.head.close = true;
+        }
+    }
+
+    /// A `Content-Length` line.
+    pub fn content_length(&mut self, len: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = len;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let bytes = &mut self.head.bytes;
+        bytes.extend_from_slice(b"Content-Length: ");
+        bytes.extend_from_slice(&digits[at..]);
+        bytes.extend_from_slice(b"\r\n");
+    }
+
+    /// Ends the head.
+    pub fn finish(mut self) -> RequestHead {
+        self.head.bytes.extend_from_slice(b"\r\n");
+        self.head
+    }
+}
+
+#[cfg(test)]
+#[path = "request_tests.rs"]
+mod tests;

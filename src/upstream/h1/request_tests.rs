@@ -1,0 +1,100 @@
+use super::*;
+use http::header::{CONTENT_TYPE, HOST};
+use http::HeaderName;
+
+fn text(head: &RequestHead) -> &str {
+    std::str::from_utf8(head.bytes()).unwrap()
+}
+
+fn target(t: &'static str) -> PathAndQuery {
+    PathAndQuery::from_static(t)
+}
+
+#[test]
+fn a_head_is_the_request_line_then_each_header_in_title_case() {
+    let mut w = HeadWriter::new(&Method::POST, &target("/cgi-bin/x?a=1&b=2"), 0);
+    w.header(&HOST, b"qyapi.example:8443");
+    w.header(&CONTENT_TYPE, b"application/json");
+    w.header(&HeaderName::from_static("x-request-id"), b"r-1");
+    w.header(&HeaderName::from_static("x--odd-"), b"v");
+    w.content_length(17);
+    let head = w.finish();
+    assert_eq!(
+        text(&head),
+        "POST /cgi-bin/x?a=1&b=2 HTTP/1.1\r\nHost: qyapi.example:8443\r\n\
+         Content-Type: application/json\r\nX-Request-Id: r-1\r\nX--Odd-: v\r\n\
+         Content-Length: 17\r\n\r\n"
+    );
+    assert!(!head.no_body_answer());
+    assert!(!head.asks_close());
+}
+
+#[test]
+fn content_length_is_written_in_decimal() {
+    for (n, s) in [
+        (0, "0"),
+        (7, "7"),
+        (10, "10"),
+        (1_234_567_890, "1234567890"),
+    ] {
+        let mut w = HeadWriter::new(&Method::GET, &target("/"), 0);
+        w.content_length(n);
+        assert_eq!(
+            text(&w.finish()),
+            format!("GET / HTTP/1.1\r\nContent-Length: {s}\r\n\r\n")
+        );
+    }
+    let mut w = HeadWriter::new(&Method::GET, &target("/"), 0);
+    w.content_length(u64::MAX);
+    assert!(text(&w.finish()).contains("Content-Length: 18446744073709551615\r\n"));
+}
+
+#[test]
+fn a_head_request_and_connection_close_are_noted_for_the_answer() {
+    let head = HeadWriter::new(&Method::HEAD, &target("/"), 0).finish();
+    assert!(head.no_body_answer());
+    let mut w = HeadWriter::new(&Method::GET, &target("/"), 0);
+    w.header(&CONNECTION, b"keep-alive");
+    assert!(!w.finish().asks_close());
+    let mut w = HeadWriter::new(&Method::GET, &target("/"), 0);
+    w.header(&CONNECTION, b"x-a, close");
+    assert!(w.finish().asks_close());
+    let mut w = HeadWriter::new(&Method::GET, &target("/"), 0);
+    w.header(&HeaderName::from_static("x-connection"), b"close");
+    assert!(!w.finish().asks_close(), "another header saying close");
+}
+
+#[test]
+fn a_body_appended_goes_after_the_head() {
+    let mut head = HeadWriter::new(&Method::POST, &target("/"), 2).finish();
+    head.append(b"{}");
+    assert_eq!(text(&head), "POST / HTTP/1.1\r\n\r\n{}");
+}
+
+#[test]
+fn a_pingora_request_is_written_as_pingora_writes_it() {
+    let mut req = RequestHeader::build("GET", b"/cgi-bin/gettoken?corpid=x", None).unwrap();
+    req.insert_header("Host", "qyapi.example").unwrap();
+    req.insert_header("user-agent", "sidecar").unwrap();
+    let head = RequestHead::from_pingora(&req).unwrap();
+    assert_eq!(
+        text(&head),
+        "GET /cgi-bin/gettoken?corpid=x HTTP/1.1\r\nHost: qyapi.example\r\nuser-agent: sidecar\r\n\r\n"
+    );
+    assert!(!head.no_body_answer());
+    assert!(!head.asks_close());
+
+    let mut req = RequestHeader::build("HEAD", b"/", None).unwrap();
+    req.insert_header("Connection", "close").unwrap();
+    let head = RequestHead::from_pingora(&req).unwrap();
+    assert!(head.no_body_answer());
+    assert!(head.asks_close());
+
+    let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+    req.set_version(http::Version::HTTP_3);
+    assert_eq!(
+        RequestHead::from_pingora(&req).err(),
+        Some(AttemptError::BadResponse("InvalidHTTPHeader")),
+        "a version HTTP/1 cannot write"
+    );
+}
