@@ -172,3 +172,16 @@ fn json_in_json_strings_is_read_to_max_json_depth_and_no_deeper() {
     let deeper = &levels[deepest_read + 1];
     assert!(matches!(red.redact_str(deeper, &[]), Cow::Borrowed(_)));
 }
+
+#[test]
+fn what_lies_between_two_json_strings_is_not_read_as_one() {
+    let red = red(&[(TOKEN, "hr-bot")]);
+    let tok = escaped_token();
+    // Outside any string, `\u0074...` is no string a JSON parser would read: left as it is.
+    // The closing quote of one string opens no other.
+    let text = format!(r#""x" \u0074ok/en-0123456789 {tok}"#);
+    assert_eq!(
+        r(&red, &text, &[]),
+        r#""x" \u0074ok/en-0123456789 "hr-bot""#
+    );
+}
