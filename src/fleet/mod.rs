@@ -104,6 +104,10 @@ impl FleetClient {
                 Some(c)
             }
             _ => {
+                // The next attempt counts from this failure, not from this attempt's start:
+                // an attempt can take longer than CONNECT_EVERY (the client's own retries),
+                // and callers queued on the lock meanwhile must not each try again in turn.
+                *last = Some(tokio::time::Instant::now());
                 self.mark(false);
                 None
             }
@@ -193,3 +197,8 @@ impl FleetClient {
         }
     }
 }
+
+#[cfg(test)]
+mod test_redis;
+#[cfg(test)]
+mod tests;

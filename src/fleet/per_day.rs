@@ -48,3 +48,7 @@ pub async fn take(
         .await?;
     Ok(passed == 1)
 }
+
+#[cfg(test)]
+#[path = "per_day_tests.rs"]
+mod tests;

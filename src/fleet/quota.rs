@@ -146,3 +146,7 @@ pub async fn take(fleet: &FleetClient, ask: &Ask<'_>) -> Result<Result<(), Refus
         Refusal::Recipients { members, wait }
     }))
 }
+
+#[cfg(test)]
+#[path = "quota_tests.rs"]
+mod tests;

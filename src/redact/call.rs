@@ -61,6 +61,10 @@ impl CallRedaction {
 }
 
 #[cfg(test)]
+#[path = "call_tests.rs"]
+mod header_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

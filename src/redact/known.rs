@@ -55,6 +55,45 @@ impl Known {
             redactor: Arc::new(Redactor::new(patterns)),
         }
     }
+
+    /// This registry with `next` as the config in force and the config now in force as the
+    /// one before it; `None` when `next` is the config in force already.
+    fn with_config(&self, next: &[Arc<str>]) -> Option<Known> {
+        if self.configured == next {
+            return None;
+        }
+        Some(Known::build(
+            next.to_vec(),
+            self.configured.clone(),
+            self.tokens.clone(),
+        ))
+    }
+
+    /// This registry with `token` of `app` learnt at `now`, held until `expires_at`; the
+    /// tokens expired by `now` forgotten, and the oldest past [`MAX_TOKENS`].
+    fn with_token(
+        &self,
+        app: &Arc<str>,
+        token: &Arc<str>,
+        expires_at: Instant,
+        now: Instant,
+    ) -> Known {
+        let mut tokens: VecDeque<KnownToken> = self
+            .tokens
+            .iter()
+            .filter(|t| t.expires_at > now && t.value != *token)
+            .cloned()
+            .collect();
+        tokens.push_back(KnownToken {
+            value: token.clone(),
+            app: app.clone(),
+            expires_at,
+        });
+        while tokens.len() > MAX_TOKENS {
+            tokens.pop_front();
+        }
+        Known::build(self.configured.clone(), self.previous.clone(), tokens)
+    }
 }
 
 static KNOWN: LazyLock<ArcSwap<Known>> =
@@ -69,15 +108,9 @@ pub fn known() -> Arc<Redactor> {
 /// before stay known too, for the calls still running on it.
 pub fn learn_config<'a>(secrets: impl IntoIterator<Item = &'a str>) {
     let next: Vec<Arc<str>> = secrets.into_iter().map(Arc::from).collect();
-    KNOWN.rcu(|k| {
-        if k.configured == next {
-            return k.clone();
-        }
-        Arc::new(Known::build(
-            next.clone(),
-            k.configured.clone(),
-            k.tokens.clone(),
-        ))
+    KNOWN.rcu(|k| match k.with_config(&next) {
+        None => k.clone(),
+        Some(known) => Arc::new(known),
     });
 }
 
@@ -89,28 +122,7 @@ pub fn learn_token(app: &str, token: &str, expires_at: Instant) {
         return;
     }
     let (app, token): (Arc<str>, Arc<str>) = (app.into(), token.into());
-    KNOWN.rcu(|k| {
-        let now = Instant::now();
-        let mut tokens: VecDeque<KnownToken> = k
-            .tokens
-            .iter()
-            .filter(|t| t.expires_at > now && t.value != token)
-            .cloned()
-            .collect();
-        tokens.push_back(KnownToken {
-            value: token.clone(),
-            app: app.clone(),
-            expires_at,
-        });
-        while tokens.len() > MAX_TOKENS {
-            tokens.pop_front();
-        }
-        Arc::new(Known::build(
-            k.configured.clone(),
-            k.previous.clone(),
-            tokens,
-        ))
-    });
+    KNOWN.rcu(|k| Arc::new(k.with_token(&app, &token, expires_at, Instant::now())));
 }
 
 /// Text an upstream wrote (an errmsg, an error quoting one), with every known secret and
@@ -119,6 +131,10 @@ pub fn learn_token(app: &str, token: &str, expires_at: Instant) {
 pub fn upstream_text<'t>(text: &'t str, extra: &[Pattern]) -> Cow<'t, str> {
     known().redact_str(text, extra)
 }
+
+#[cfg(test)]
+#[path = "known_tests.rs"]
+mod registry_tests;
 
 #[cfg(test)]
 mod tests {

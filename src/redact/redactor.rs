@@ -531,3 +531,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "redactor_tests.rs"]
+mod edge_tests;
