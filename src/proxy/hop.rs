@@ -20,16 +20,27 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// The names `headers`' `Connection` fields list, as written (compare case-insensitively).
-/// Empty, with no allocation, when there is no `Connection` header.
+/// The names `headers`' `Connection` fields list, as written (compare case-insensitively),
+/// but for the ones that are hop-by-hop anyway. Empty, with no allocation, when there is no
+/// `Connection` header or it says only `keep-alive` (as most answers do).
 fn listed(headers: &HeaderMap) -> Vec<&str> {
     let mut names = Vec::new();
     for value in headers.get_all(http::header::CONNECTION) {
         // A value that is not visible ASCII cannot name a header: it lists nothing.
         let Ok(value) = value.to_str() else { continue };
-        names.extend(value.split(',').map(str::trim).filter(|n| !n.is_empty()));
+        names.extend(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty() && !is_hop_by_hop(n)),
+        );
     }
     names
+}
+
+/// A name of [`HOP_BY_HOP`], in any case: dropped whether a `Connection` lists it or not.
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
 /// The end-to-end headers of `from`, in order: every header but the hop-by-hop ones, those its
@@ -72,6 +83,16 @@ mod tests {
 
     fn names(m: &HeaderMap) -> Vec<&str> {
         m.keys().map(|k| k.as_str()).collect()
+    }
+
+    #[test]
+    fn hop_by_hop_names_are_not_listed_again() {
+        for v in ["keep-alive", "Keep-Alive", " upgrade , TE", "keep-alive,,"] {
+            let m = map(&[("connection", v)]);
+            assert!(listed(&m).is_empty(), "{v}");
+        }
+        let m = map(&[("connection", "keep-alive, X-Hop, close")]);
+        assert_eq!(listed(&m), vec!["X-Hop", "close"]);
     }
 
     #[test]
