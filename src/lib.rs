@@ -38,6 +38,8 @@ pub mod server;
 pub mod signing;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+mod test_redis;
 pub mod ticket;
 pub mod token;
 pub mod upstream;

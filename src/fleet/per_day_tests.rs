@@ -1,7 +1,7 @@
 //! The fleet's per-day member count against a real redis-server: the cap, per app and China
 //! day, and the key's expiry a day after its day ends.
 
-use super::super::test_redis::Redis;
+use super::super::test_redis::{FleetOf, Redis};
 use super::*;
 
 /// 2026-12-01 10:00 China time (02:00 UTC).

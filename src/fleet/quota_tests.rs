@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::super::test_redis::Redis;
+use super::super::test_redis::{FleetOf, Redis};
 use super::*;
 use crate::config::{AppName, Rate};
 

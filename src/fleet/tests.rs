@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use super::test_redis::{client, Redis};
+use super::test_redis::{client, FleetOf, Redis};
 use super::*;
 
 async fn ping(conn: ConnectionManager, calls: &AtomicU32) -> redis::RedisResult<String> {

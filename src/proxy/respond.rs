@@ -7,6 +7,7 @@ use pingora::protocols::http::ServerSession as Session;
 use super::{hop, RequestCtx};
 use crate::redact::CallRedaction;
 use crate::upstream::h1::head::ResponseHead;
+use crate::upstream::h1::request::decimal;
 use crate::wecom::answer::LocalAnswer;
 
 /// Writes a local answer and records it in the call's context.
@@ -74,17 +75,7 @@ pub fn header_from_upstream(
 /// Whether `value` is `len` written as the sidecar writes it (plain decimal digits).
 fn says(value: &http::HeaderValue, len: usize) -> bool {
     let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = len;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    value.as_bytes() == &digits[at..]
+    value.as_bytes() == decimal(len as u64, &mut digits)
 }
 
 const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");

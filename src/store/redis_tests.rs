@@ -1,57 +1,16 @@
 //! The Redis store's tests, against a real redis-server.
 
 use super::*;
+use crate::test_redis::Redis;
 
-/// A real redis-server on a Unix socket of its own (no port to collide on), stopped on drop.
-struct Server {
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn server() -> (Server, redis::Client) {
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("redis.sock");
-    let child = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            "0",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--unixsocket",
-        ])
-        .arg(&sock)
-        .stdout(std::process::Stdio::null())
-        .spawn()
+/// A real redis-server (`crate::test_redis`) and a client of it. The store's tests need one:
+/// they fail, saying so, when it is not installed.
+async fn server() -> (Redis, redis::Client) {
+    let server = Redis::start()
+        .await
         .expect("redis-server must be installed (apt-get install redis-server)");
-    let server = Server { child, dir };
-    let client = redis::Client::open(format!("redis+unix://{}", sock.display())).unwrap();
-    for _ in 0..200 {
-        if sock.exists() {
-            if let Ok(mut c) = client.get_multiplexed_async_connection().await {
-                if redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .is_ok()
-                {
-                    return (server, client);
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!(
-        "redis-server did not start in {}",
-        server.dir.path().display()
-    );
+    let client = server.client();
+    (server, client)
 }
 
 async fn store(client: &redis::Client, consumer: &str, lease: Duration) -> RedisStore {

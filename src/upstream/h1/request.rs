@@ -103,19 +103,9 @@ impl HeadWriter {
     /// A `Content-Length` line.
     pub fn content_length(&mut self, len: u64) {
         let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut n = len;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
         let bytes = &mut self.head.bytes;
         bytes.extend_from_slice(b"Content-Length: ");
-        bytes.extend_from_slice(&digits[at..]);
+        bytes.extend_from_slice(decimal(len, &mut digits));
         bytes.extend_from_slice(b"\r\n");
     }
 
@@ -124,6 +114,21 @@ impl HeadWriter {
         self.head.bytes.extend_from_slice(b"\r\n");
         self.head
     }
+}
+
+/// `n` in plain decimal digits (as a `Content-Length` is written), in `digits`: no allocation.
+pub fn decimal(n: u64, digits: &mut [u8; 20]) -> &[u8] {
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &digits[at..]
 }
 
 #[cfg(test)]
