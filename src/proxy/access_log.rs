@@ -36,7 +36,7 @@ pub(super) fn access_log(shared: &Shared, req: &RequestHeader, ctx: &RequestCtx)
     let u = ctx.undelivered.unwrap_or_default();
     let some = |n: u32| (n > 0).then_some(n);
     crate::logging::AccessLine {
-        request_id: &ctx.request_id,
+        request_id: ctx.request_id_str(),
         method: req.method.as_str(),
         path: req.uri.path(),
         api: &ctx.api,

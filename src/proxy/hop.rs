@@ -26,6 +26,10 @@ const HOP_BY_HOP: &[&str] = &[
 fn listed(headers: &HeaderMap) -> Vec<&str> {
     let mut names = Vec::new();
     for value in headers.get_all(http::header::CONNECTION) {
+        // What nearly every `Connection` says: a hop-by-hop name, so nothing listed.
+        if value.as_bytes().eq_ignore_ascii_case(b"keep-alive") {
+            continue;
+        }
         // A value that is not visible ASCII cannot name a header: it lists nothing.
         let Ok(value) = value.to_str() else { continue };
         names.extend(
@@ -56,14 +60,45 @@ pub fn end_to_end_iter<'a>(
     })
 }
 
-/// Copies the end-to-end headers of `from` (`end_to_end_iter`) into a new map with room for
-/// `extra` more.
-pub fn end_to_end(from: &HeaderMap, extra: usize, skip: impl Fn(&HeaderName) -> bool) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(from.len() + extra);
-    for (name, value) in end_to_end_iter(from, skip) {
-        out.append(name.clone(), value.clone());
+/// [`HOP_BY_HOP`] as names, to compare with a map's own: a standard name compares by its tag,
+/// so looking for these in an answer costs a few instructions a header.
+static HOP_BY_HOP_NAMES: [HeaderName; 9] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
+];
+
+/// Takes the hop-by-hop headers out of `headers`, in place, leaving the end-to-end ones (what
+/// `end_to_end_iter` gives): a map passed on whole is then not copied. Each name's values keep
+/// their order; a name may come before another it followed (`HeaderMap::remove` moves the
+/// last name into the gap), which HTTP leaves without meaning (RFC 9110 §5.3).
+pub fn strip(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = listed(headers)
+        .iter()
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+        .collect();
+    // Found first, then removed: most answers carry one of these (`Connection`), and a look
+    // at each name is cheaper than a hashed lookup of every one of them.
+    let mut found = [false; 9];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP_NAMES.iter().position(|h| h == name) {
+            found[i] = true;
+        }
     }
-    out
+    for (name, found) in HOP_BY_HOP_NAMES.iter().zip(found) {
+        if found {
+            headers.remove(name);
+        }
+    }
+    for name in listed {
+        headers.remove(name);
+    }
 }
 
 #[cfg(test)]
@@ -81,8 +116,25 @@ mod tests {
         m
     }
 
-    fn names(m: &HeaderMap) -> Vec<&str> {
-        m.keys().map(|k| k.as_str()).collect()
+    /// The names `m` keeps end to end, found both ways (in place, and as `end_to_end_iter`
+    /// gives them), which must agree: the same fields, each name's values in their order
+    /// (`strip` may move a name before another; their order is not significant, RFC 9110 §5.3).
+    fn names(m: &HeaderMap) -> Vec<String> {
+        let given: Vec<(String, String)> = end_to_end_iter(m, |_| false)
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+            .collect();
+        let mut stripped = m.clone();
+        strip(&mut stripped);
+        let mut kept: Vec<(String, String)> = stripped
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+            .collect();
+        let mut sorted = given.clone();
+        // Stable sorts: each name's values stay in their order.
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        kept.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(kept, sorted, "strip and end_to_end_iter disagree");
+        given.into_iter().map(|(k, _)| k).collect()
     }
 
     #[test]
@@ -99,6 +151,11 @@ mod tests {
     fn drops_the_standard_hop_by_hop_names() {
         let m = map(&[
             ("connection", "keep-alive"),
+            ("x-a", "1"),
+            ("proxy-connection", "keep-alive"),
+            ("proxy-authenticate", "Basic"),
+            ("trailer", "x-t"),
+            ("x-a", "2"),
             ("keep-alive", "timeout=5"),
             ("te", "trailers"),
             ("transfer-encoding", "chunked"),
@@ -106,7 +163,7 @@ mod tests {
             ("proxy-authorization", "Basic eA=="),
             ("content-type", "application/json"),
         ]);
-        assert_eq!(names(&end_to_end(&m, 0, |_| false)), ["content-type"]);
+        assert_eq!(names(&m), ["x-a", "x-a", "content-type"]);
     }
 
     #[test]
@@ -118,7 +175,7 @@ mod tests {
             ("x-other", "2"),
             ("x-keep", "3"),
         ]);
-        assert_eq!(names(&end_to_end(&m, 0, |_| false)), ["x-keep"]);
+        assert_eq!(names(&m), ["x-keep"]);
     }
 
     #[test]
@@ -128,13 +185,14 @@ mod tests {
             http::header::CONNECTION,
             http::HeaderValue::from_bytes(b"x-keep\xff").unwrap(),
         );
-        assert_eq!(names(&end_to_end(&m, 0, |_| false)), ["x-keep"]);
+        assert_eq!(names(&m), ["x-keep"]);
     }
 
     #[test]
     fn skip_drops_the_direction_s_own_names() {
         let m = map(&[("host", "a"), ("x-keep", "1")]);
-        let out = end_to_end(&m, 2, |n| n == http::header::HOST);
-        assert_eq!(names(&out), ["x-keep"]);
+        let out: Vec<_> = end_to_end_iter(&m, |n| n == http::header::HOST).collect();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, "x-keep");
     }
 }

@@ -55,7 +55,8 @@ static OTHER: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::f
 /// Per-call state, from arrival to the access log line.
 pub struct RequestCtx {
     pub started: Instant,
-    pub request_id: String,
+    /// Visible ASCII (`request::request_id`); `request_id_str` reads it.
+    pub request_id: http::HeaderValue,
     pub api: Arc<str>,
     /// The route the call fell under (for plan gates).
     pub route: Option<Arc<str>>,
@@ -80,7 +81,7 @@ pub struct RequestCtx {
 impl RequestCtx {
     /// A call's state at arrival: `in_flight` holds its place among the calls in flight
     /// (none for the outbox's replays, which are not an app's call).
-    fn new(request_id: String, in_flight: Option<InFlight>) -> RequestCtx {
+    fn new(request_id: http::HeaderValue, in_flight: Option<InFlight>) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
             request_id,
@@ -99,6 +100,11 @@ impl RequestCtx {
             maybe_sent: false,
             _in_flight: in_flight,
         }
+    }
+
+    /// The request id as text (always visible ASCII).
+    pub fn request_id_str(&self) -> &str {
+        self.request_id.to_str().unwrap_or("-")
     }
 }
 
@@ -163,7 +169,10 @@ impl SidecarProxy {
     }
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(String::new(), Some(self.shared.enter()))
+        RequestCtx::new(
+            http::HeaderValue::from_static(""),
+            Some(self.shared.enter()),
+        )
     }
 
     /// Runs the pipeline, one step after the other; a step that refuses the call ends it.
@@ -176,7 +185,7 @@ impl SidecarProxy {
         let rt = shared.runtime.load_full();
         let req = session.req_header();
         ctx.request_id = request::request_id(
-            req.headers.get("x-request-id").map(|v| v.as_bytes()),
+            req.headers.get("x-request-id"),
             req.headers.get("traceparent").map(|v| v.as_bytes()),
         );
         // The request's URI, held apart from the session (which the body is read and answers

@@ -64,7 +64,11 @@ fn request_head(meta: &Meta) -> Result<RequestHeader, Replayed> {
 
 /// A context for one replay: not an app's call, so not counted among the calls in flight.
 fn replay_ctx(meta: &Meta) -> RequestCtx {
-    RequestCtx::new(format!("outbox-{}", meta.outbox_id), None)
+    RequestCtx::new(
+        http::HeaderValue::from_str(&format!("outbox-{}", meta.outbox_id))
+            .unwrap_or(http::HeaderValue::from_static("outbox")),
+        None,
+    )
 }
 
 /// Records in `ctx` the local answer `r` stands for (no app reads it: the log line does).

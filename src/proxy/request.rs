@@ -169,23 +169,41 @@ pub fn upstream_query(query: &str, token: Option<&str>, allow_debug: bool) -> St
 }
 
 /// A request id from `X-Request-Id`, the trace id of a W3C `traceparent`, or a new one.
-pub fn request_id(x_request_id: Option<&[u8]>, traceparent: Option<&[u8]>) -> String {
+///
+/// Held as a header value: the app's own id is shared with its request head (no copy), and a
+/// new one is written once, straight into the answer's `X-Request-Id`. Every id is visible
+/// ASCII (`RequestCtx::request_id_str` reads it as text).
+pub fn request_id(
+    x_request_id: Option<&http::HeaderValue>,
+    traceparent: Option<&[u8]>,
+) -> http::HeaderValue {
     let usable = |v: &[u8]| {
         !v.is_empty()
             && v.len() <= 128
             && v.iter()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
     };
-    if let Some(v) = x_request_id.filter(|v| usable(v)) {
-        return String::from_utf8_lossy(v).into_owned();
+    if let Some(v) = x_request_id.filter(|v| usable(v.as_bytes())) {
+        return v.clone();
     }
     if let Some(tp) = traceparent {
-        let parts: Vec<&[u8]> = tp.split(|&b| b == b'-').collect();
-        if parts.len() == 4 && parts[1].len() == 32 && usable(parts[1]) {
-            return String::from_utf8_lossy(parts[1]).into_owned();
+        let mut parts = tp.split(|&b| b == b'-');
+        let id = parts.nth(1);
+        if let Some(id) = id.filter(|id| id.len() == 32 && usable(id) && parts.count() == 2) {
+            return ascii_value(id);
         }
     }
-    format!("{:016x}", rand::random::<u64>())
+    let mut hex = [0u8; 16];
+    let n = rand::random::<u64>();
+    for (i, digit) in hex.iter_mut().enumerate() {
+        *digit = b"0123456789abcdef"[((n >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    ascii_value(&hex)
+}
+
+/// A header value of bytes already checked to be visible ASCII.
+fn ascii_value(bytes: &[u8]) -> http::HeaderValue {
+    http::HeaderValue::from_bytes(bytes).unwrap_or(http::HeaderValue::from_static("-"))
 }
 
 #[cfg(test)]
@@ -241,15 +259,51 @@ mod tests {
 
     #[test]
     fn request_ids() {
-        assert_eq!(request_id(Some(b"abc-123"), None), "abc-123");
+        let v = |s: &'static str| http::HeaderValue::from_static(s);
+        let app_id = v("abc-123");
+        let kept = request_id(Some(&app_id), None);
+        assert_eq!(kept, "abc-123");
         assert_eq!(
-            request_id(
-                None,
-                Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-            ),
+            kept.as_bytes().as_ptr(),
+            app_id.as_bytes().as_ptr(),
+            "copied"
+        );
+        let trace = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            request_id(None, Some(trace)),
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
-        assert_eq!(request_id(Some(b"bad\r\nheader"), None).len(), 16);
+        // An app id it cannot use (a space, too long), a traceparent of another shape: new.
+        let long = http::HeaderValue::from_str(&"a".repeat(129)).unwrap();
+        for (id, tp) in [
+            (Some(&v("two words")), None),
+            (Some(&long), None),
+            (
+                None,
+                Some(&b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"[..]),
+            ),
+            (
+                None,
+                Some(&b"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01"[..]),
+            ),
+            (
+                None,
+                Some(&b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f0-67aa-01"[..]),
+            ),
+        ] {
+            let new = request_id(id, tp);
+            let text = new.to_str().unwrap();
+            assert_eq!(text.len(), 16, "{text}");
+            assert!(text
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        }
+        // New ids differ, and use every digit place.
+        let ids: std::collections::HashSet<_> = (0..64)
+            .map(|_| request_id(None, None).to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 64);
+        assert!((0..16).all(|i| ids.iter().any(|id| id.as_bytes()[i] != b'0')));
     }
 
     #[test]

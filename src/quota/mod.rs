@@ -166,7 +166,9 @@ type Entry<'a> = (Arc<Mutex<Cells>>, &'a [Rate], Option<&'a str>);
 
 /// Local quota state.
 pub struct Quotas {
-    cells: Cache<Key, Arc<Mutex<Cells>>>,
+    /// Hashed with aHash (keyed at random, so still resistant to chosen keys): the state is
+    /// looked up on every call, and SipHash, moka's default, cost twice as much.
+    cells: Cache<Key, Arc<Mutex<Cells>>, ahash::RandomState>,
     blocks: Cache<(AppName, Arc<str>), Instant>,
     /// When the last-ending block WeCom announced ends, in ms after `epoch`: past it no block
     /// is on, and a decision skips the lookup (blocks are rare; decisions are every call).
@@ -184,7 +186,7 @@ impl Default for Quotas {
             cells: Cache::builder()
                 .max_capacity(MAX_TRACKED_KEYS)
                 .expire_after(IdleForItsWindow)
-                .build(),
+                .build_with_hasher(ahash::RandomState::new()),
             blocks: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(LONGEST_BLOCK + HOUR_BLOCK)

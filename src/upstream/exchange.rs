@@ -196,6 +196,12 @@ impl Open {
         &self.head
     }
 
+    /// The head, for the app-facing answer to take its headers from (`proxy::respond`): what
+    /// reuse and the body's framing need of it was read when it arrived.
+    pub fn header_mut(&mut self) -> &mut ResponseHead {
+        &mut self.head
+    }
+
     pub fn status(&self) -> u16 {
         self.head.status.as_u16()
     }

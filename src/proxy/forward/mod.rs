@@ -259,7 +259,7 @@ async fn try_once<'a>(
     // access log never carries it; here its secrets are masked.
     tracing::debug!(
         target: "upstream",
-        request_id = %ctx.request_id,
+        request_id = ctx.request_id_str(),
         upstream = %up.cfg.name,
         attempt = ctx.attempts,
         path = %path,
@@ -311,7 +311,7 @@ async fn try_once<'a>(
     // The app-facing header, built once from the upstream's (no copy of it is kept: the
     // connection goes back to the pool now).
     let header = Box::new(respond::header_from_upstream(
-        open.header(),
+        open.header_mut(),
         ctx,
         Some(answer.len()),
         &secrets,

@@ -32,7 +32,7 @@ pub(in crate::proxy) async fn stream(
     session: &mut Session,
     ctx: &mut RequestCtx,
 ) {
-    let header = respond::header_from_upstream(open.header(), ctx, None, secrets);
+    let header = respond::header_from_upstream(open.header_mut(), ctx, None, secrets);
     ctx.status = open.status();
     ctx.outcome = Outcome::Ok;
     if let Err(e) = session.write_response_header(Box::new(header)).await {

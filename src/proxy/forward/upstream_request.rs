@@ -2,8 +2,6 @@
 //! with the upstream's base path, the call's query (token injected) and the app's end-to-end
 //! headers, less those the sidecar sets itself.
 
-use bytes::Bytes;
-use http::uri::PathAndQuery;
 use pingora::http::RequestHeader;
 
 use crate::body::RequestBody;
@@ -38,16 +36,12 @@ pub(super) fn build(
 ) -> Result<RequestHead, Refusal> {
     let body_room = exchange::inline_len(body);
     let base = up.cfg.base_path.as_str();
-    let mut target = String::with_capacity(base.len() + path.len() + 1 + query.len());
-    target.push_str(base);
-    target.push_str(path);
-    if !query.is_empty() {
-        target.push('?');
-        target.push_str(query);
-    }
-    let target =
-        PathAndQuery::from_maybe_shared(Bytes::from(target)).map_err(|_| Refusal::InvalidUri)?;
-    let mut head = HeadWriter::new(&down.method, &target, 64 * down.headers.len() + body_room);
+    let target: &[&str] = match query {
+        "" => &[base, path],
+        _ => &[base, path, "?", query],
+    };
+    let room = 64 * down.headers.len() + body_room;
+    let mut head = HeadWriter::new(&down.method, target, room).ok_or(Refusal::InvalidUri)?;
     let end_to_end = hop::end_to_end_iter(&down.headers, |name| {
         let n = name.as_str();
         DROP_REQUEST_HEADERS.contains(&n) || n.starts_with("x-sidecar-")

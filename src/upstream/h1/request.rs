@@ -66,22 +66,30 @@ pub struct HeadWriter {
 }
 
 impl HeadWriter {
-    /// Starts `method target HTTP/1.1`, with room for `room` more bytes (headers, and a body
-    /// to append).
-    pub fn new(method: &Method, target: &PathAndQuery, room: usize) -> Self {
-        let (m, t) = (method.as_str(), target.as_str());
-        let mut bytes = Vec::with_capacity(m.len() + t.len() + 16 + room);
+    /// Starts `method target HTTP/1.1`, the target being `target`'s pieces joined, with room
+    /// for `room` more bytes (headers, and a body to append). `None`: the target is not one
+    /// `http` accepts as a path and query (a space, CR, LF or NUL never reaches the wire).
+    pub fn new(method: &Method, target: &[&str], room: usize) -> Option<Self> {
+        let m = method.as_str();
+        let len: usize = target.iter().map(|t| t.len()).sum();
+        let mut bytes = Vec::with_capacity(m.len() + len + 16 + room);
         bytes.extend_from_slice(m.as_bytes());
         bytes.push(b' ');
-        bytes.extend_from_slice(t.as_bytes());
+        let start = bytes.len();
+        for piece in target {
+            bytes.extend_from_slice(piece.as_bytes());
+        }
+        if !is_target(&bytes[start..]) {
+            return None;
+        }
         bytes.extend_from_slice(b" HTTP/1.1\r\n");
-        HeadWriter {
+        Some(HeadWriter {
             head: RequestHead {
                 bytes,
                 no_body_answer: *method == Method::HEAD,
                 close: false,
             },
-        }
+        })
     }
 
     /// One header line. `value` is a header value's bytes (no CR, LF or NUL).
@@ -115,6 +123,33 @@ impl HeadWriter {
         self.head
     }
 }
+
+/// Whether `target` is a path and query as `http` accepts one (`PathAndQuery`). A target of
+/// only the bytes API calls use (letters, digits, `/ ? = & % - . _ ~ : , + ! * ( ) @ $ ;`),
+/// as nearly every one is, needs no more look; any other is left to `http` to judge.
+fn is_target(target: &[u8]) -> bool {
+    if target.first() == Some(&b'/') && target.iter().all(|&b| PLAIN[b as usize]) {
+        return true;
+    }
+    PathAndQuery::try_from(target).is_ok_and(|pq| pq.as_str().as_bytes() == target)
+}
+
+/// The bytes of a plain target, one lookup a byte.
+static PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"/?=&%-._~:,+!*()@$;";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// `n` in plain decimal digits (as a `Content-Length` is written), in `digits`: no allocation.
 pub fn decimal(n: u64, digits: &mut [u8; 20]) -> &[u8] {

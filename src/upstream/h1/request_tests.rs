@@ -1,18 +1,19 @@
 use super::*;
 use http::header::{CONTENT_TYPE, HOST};
+use http::uri::PathAndQuery;
 use http::HeaderName;
 
 fn text(head: &RequestHead) -> &str {
     std::str::from_utf8(head.bytes()).unwrap()
 }
 
-fn target(t: &'static str) -> PathAndQuery {
-    PathAndQuery::from_static(t)
+fn target(t: &'static str) -> [&'static str; 1] {
+    [t]
 }
 
 #[test]
 fn a_head_is_the_request_line_then_each_header_in_title_case() {
-    let mut w = HeadWriter::new(&Method::POST, &target("/cgi-bin/x?a=1&b=2"), 0);
+    let mut w = HeadWriter::new(&Method::POST, &target("/cgi-bin/x?a=1&b=2"), 0).unwrap();
     w.header(&HOST, b"qyapi.example:8443");
     w.header(&CONTENT_TYPE, b"application/json");
     w.header(&HeaderName::from_static("x-request-id"), b"r-1");
@@ -37,36 +38,40 @@ fn content_length_is_written_in_decimal() {
         (10, "10"),
         (1_234_567_890, "1234567890"),
     ] {
-        let mut w = HeadWriter::new(&Method::GET, &target("/"), 0);
+        let mut w = HeadWriter::new(&Method::GET, &target("/"), 0).unwrap();
         w.content_length(n);
         assert_eq!(
             text(&w.finish()),
             format!("GET / HTTP/1.1\r\nContent-Length: {s}\r\n\r\n")
         );
     }
-    let mut w = HeadWriter::new(&Method::GET, &target("/"), 0);
+    let mut w = HeadWriter::new(&Method::GET, &target("/"), 0).unwrap();
     w.content_length(u64::MAX);
     assert!(text(&w.finish()).contains("Content-Length: 18446744073709551615\r\n"));
 }
 
 #[test]
 fn a_head_request_and_connection_close_are_noted_for_the_answer() {
-    let head = HeadWriter::new(&Method::HEAD, &target("/"), 0).finish();
+    let head = HeadWriter::new(&Method::HEAD, &target("/"), 0)
+        .unwrap()
+        .finish();
     assert!(head.no_body_answer());
-    let mut w = HeadWriter::new(&Method::GET, &target("/"), 0);
+    let mut w = HeadWriter::new(&Method::GET, &target("/"), 0).unwrap();
     w.header(&CONNECTION, b"keep-alive");
     assert!(!w.finish().asks_close());
-    let mut w = HeadWriter::new(&Method::GET, &target("/"), 0);
+    let mut w = HeadWriter::new(&Method::GET, &target("/"), 0).unwrap();
     w.header(&CONNECTION, b"x-a, close");
     assert!(w.finish().asks_close());
-    let mut w = HeadWriter::new(&Method::GET, &target("/"), 0);
+    let mut w = HeadWriter::new(&Method::GET, &target("/"), 0).unwrap();
     w.header(&HeaderName::from_static("x-connection"), b"close");
     assert!(!w.finish().asks_close(), "another header saying close");
 }
 
 #[test]
 fn a_body_appended_goes_after_the_head() {
-    let mut head = HeadWriter::new(&Method::POST, &target("/"), 2).finish();
+    let mut head = HeadWriter::new(&Method::POST, &target("/"), 2)
+        .unwrap()
+        .finish();
     head.append(b"{}");
     assert_eq!(text(&head), "POST / HTTP/1.1\r\n\r\n{}");
 }
@@ -97,4 +102,31 @@ fn a_pingora_request_is_written_as_pingora_writes_it() {
         Some(AttemptError::BadResponse("InvalidHTTPHeader")),
         "a version HTTP/1 cannot write"
     );
+}
+
+#[test]
+fn a_target_is_accepted_exactly_when_http_takes_it_whole() {
+    let http_takes =
+        |t: &[u8]| PathAndQuery::try_from(t).is_ok_and(|pq| pq.as_str().as_bytes() == t);
+    for b in 0..=255u8 {
+        for t in [
+            vec![b'/', b],
+            vec![b'/', b'a', b, b'b'],
+            vec![b'/', b'a', b'?', b'x', b, b'y'],
+            vec![b],
+        ] {
+            assert_eq!(is_target(&t), http_takes(&t), "{t:?}");
+        }
+    }
+    for bad in ["/a b", "/a\r\nX: 1", "/a\0", "/a#frag", "", "/a?b=\x7f"] {
+        assert!(!is_target(bad.as_bytes()), "{bad:?}");
+        assert!(
+            HeadWriter::new(&Method::GET, &[bad], 0).is_none(),
+            "{bad:?}"
+        );
+    }
+    let head = HeadWriter::new(&Method::GET, &["/base", "/cgi-bin/x", "?", "a=1"], 0)
+        .unwrap()
+        .finish();
+    assert_eq!(text(&head), "GET /base/cgi-bin/x?a=1 HTTP/1.1\r\n\r\n");
 }

@@ -333,12 +333,16 @@ fn check_path(path: &str) {
 }
 
 fn check_request_id(x_request_id: Option<&[u8]>, traceparent: Option<&[u8]>) {
-    let id = request_id(x_request_id, traceparent);
+    // An app's id arrives as a header value; bytes no header can carry never get that far.
+    let app_id = x_request_id.and_then(|v| http::HeaderValue::from_bytes(v).ok());
+    let id = request_id(app_id.as_ref(), traceparent);
+    let id = id.as_bytes();
     assert!(
         !id.is_empty()
             && id.len() <= 128
             && id
-                .bytes()
+                .iter()
+                .copied()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)),
         "request id {id:?} from {x_request_id:?} / {traceparent:?}"
     );
