@@ -3,8 +3,6 @@
 //! errcode metrics and plan observation, written once the answer is out. Its fields are read by
 //! operators' log pipelines and by the tests: they change only together with those.
 
-use pingora::http::RequestHeader;
-
 use super::RequestCtx;
 use crate::metrics::Outcome;
 use crate::state::Shared;
@@ -12,7 +10,7 @@ use crate::wecom::errcode;
 
 /// One structured line per call (an app's, or an outbox replay's: its request id
 /// `outbox-<outbox_id>`), and its latency and errcode metrics.
-pub(super) fn access_log(shared: &Shared, req: &RequestHeader, ctx: &RequestCtx) {
+pub(super) fn access_log(shared: &Shared, method: &http::Method, path: &str, ctx: &RequestCtx) {
     let latency = ctx.started.elapsed();
     let upstream = ctx.upstream.as_ref().map_or("-", |u| u.as_str());
     let m = &shared.metrics;
@@ -37,8 +35,8 @@ pub(super) fn access_log(shared: &Shared, req: &RequestHeader, ctx: &RequestCtx)
     let some = |n: u32| (n > 0).then_some(n);
     crate::logging::AccessLine {
         request_id: ctx.request_id_str(),
-        method: req.method.as_str(),
-        path: req.uri.path(),
+        method: method.as_str(),
+        path,
         api: &ctx.api,
         app: ctx.app.as_ref().map_or("-", |a| a.as_str()),
         client: ctx.client.as_deref(),

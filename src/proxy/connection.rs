@@ -136,7 +136,7 @@ pub(super) async fn run(app: &SidecarProxy, mut stream: Stream, shutdown: &Shutd
         let Some(reused) = Box::into_pin(call).await else {
             return;
         };
-        (stream, prefix) = reused.into_parts();
+        (stream, prefix) = reused;
         first = false;
     }
 }

@@ -35,7 +35,6 @@ use std::time::Instant;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::prelude::*;
-use pingora::protocols::http::server::ReusableHttpStream;
 use pingora::protocols::http::ServerSession as Session;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
@@ -135,8 +134,10 @@ impl ServerApp for SidecarProxy {
 
 /// How a call the handler did not refuse ended.
 enum Handled {
-    /// The answer is out: an upstream answer passed on, or streamed.
+    /// The answer is out: a media file streamed.
     Written,
+    /// A buffered upstream answer to pass on (`forward`).
+    Pass(respond::Answer),
     /// A local answer to write that refuses nothing: the `gettoken` placeholder, a ticket.
     Local(LocalAnswer),
 }
@@ -144,25 +145,26 @@ enum Handled {
 impl SidecarProxy {
     /// Answers the call whose head `session` has read, logs it, and hands the connection
     /// back for the next call when it can be reused.
-    async fn serve(&self, mut session: Session) -> Option<ReusableHttpStream> {
+    async fn serve(&self, mut session: Session) -> Option<respond::Reused> {
         let mut ctx = self.new_ctx();
         let answer = match self.handle(&mut session, &mut ctx).await {
             Ok(Handled::Written) => None,
-            Ok(Handled::Local(answer)) => Some(answer),
-            Err(refusal) => Some(refusal.answer()),
+            Ok(Handled::Pass(answer)) => Some(answer),
+            Ok(Handled::Local(answer)) => Some(respond::local(&mut ctx, answer)),
+            Err(refusal) => Some(respond::local(&mut ctx, refusal.answer())),
         };
-        if let Some(answer) = answer {
-            // A failed write means the app went away; the access log line says so.
-            if let Err(e) = respond::local(&mut session, &mut ctx, answer).await {
-                ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
-            }
-        }
         if ctx.status == 0 {
-            // The app went away before the answer was complete.
+            // The app went away before a streamed answer was complete.
             ctx.status = session.response_written().map_or(0, |h| h.status.as_u16());
         }
-        access_log::access_log(&self.shared, session.req_header(), &ctx);
-        let reused = session.finish().await.ok().flatten();
+        // What the access line needs of the request, kept past the session (which writing
+        // the answer ends): clones share the URI's bytes.
+        let (method, uri) = {
+            let req = session.req_header();
+            (req.method.clone(), req.uri.clone())
+        };
+        let reused = respond::finish(session, answer, &mut ctx).await;
+        access_log::access_log(&self.shared, &method, uri.path(), &ctx);
         // The call stops counting as in flight only once its answer is flushed.
         drop(ctx);
         reused
@@ -389,8 +391,7 @@ impl SidecarProxy {
         }
         match ended {
             forward::Ended::Pass(header, body) => {
-                forward::write_pass(session, ctx, header, body).await;
-                Ok(Handled::Written)
+                Ok(Handled::Pass(respond::Answer { header, body }))
             }
             forward::Ended::Stream(open, up, secrets) => {
                 // Boxed: media is rare, and streaming's state would otherwise enlarge every

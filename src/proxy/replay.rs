@@ -190,7 +190,7 @@ impl Replay for Replayer {
             }
         };
         // One access log line and the call's metrics, as for an app's call.
-        super::access_log::access_log(shared, &head, &ctx);
+        super::access_log::access_log(shared, &head.method, head.uri.path(), &ctx);
         replayed
     }
 }

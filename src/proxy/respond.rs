@@ -1,8 +1,20 @@
 //! Writing answers to the app: local answers, buffered upstream answers, streamed media.
+//!
+//! A whole answer (a local one, or a buffered upstream one) is written by the sidecar itself,
+//! once the call is done with the request: when the request was read whole and the connection
+//! is kept, pingora's session is finished first (it hands the connection back, with any
+//! pipelined bytes) and the answer goes out as one buffer, head and body together. pingora's
+//! answer writer re-inserted `Date` and `Connection` into the header map, built a second
+//! buffer and wrote head and body apart: 5–6k instructions a call. Any other answer (the
+//! connection closes after it, or the request body was not read) goes through pingora's
+//! writer, which closes the connection as before.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession as Session;
+use pingora::protocols::Stream;
+use tokio::io::AsyncWriteExt;
 
 use super::{hop, RequestCtx};
 use crate::redact::CallRedaction;
@@ -10,23 +22,138 @@ use crate::upstream::h1::head::ResponseHead;
 use crate::upstream::h1::request::decimal;
 use crate::wecom::answer::LocalAnswer;
 
-/// Writes a local answer and records it in the call's context.
+/// A whole answer, to write once the call is done with the request.
+pub struct Answer {
+    pub header: Box<ResponseHeader>,
+    pub body: Bytes,
+}
+
+/// A connection handed back for the next call: the stream and the bytes of the next request
+/// already read (pipelined).
+pub type Reused = (Stream, Option<BytesMut>);
+
+/// A local answer, recorded in the call's context.
 ///
 /// The outcome is left as it is: `local` from the start of the call, unless an upstream
 /// attempt failed (`http_error`, `network_error`) and this answer (502, 504) only reports it.
 /// Dashboards read the outcome to tell the upstream's failures from the sidecar's refusals.
-pub async fn local(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    answer: LocalAnswer,
-) -> pingora::Result<()> {
+pub fn local(ctx: &mut RequestCtx, answer: LocalAnswer) -> Answer {
     let body = answer.body();
     let mut header = answer.header(body.len());
     add_request_id(&mut header, ctx);
     ctx.status = answer.status;
     ctx.reason = Some(answer.reason);
     ctx.errcode = Some(answer.errcode);
-    write(session, header, Some(body)).await
+    Answer {
+        header: Box::new(header),
+        body,
+    }
+}
+
+/// Writes `answer` (if the call has one left to write; a streamed one is out already), ends
+/// the session, and hands the connection back when it is kept. A failed write means the app
+/// went away; the call's context (and so its access line) says so.
+pub async fn finish(
+    mut session: Session,
+    answer: Option<Answer>,
+    ctx: &mut RequestCtx,
+) -> Option<Reused> {
+    let Some(mut answer) = answer else {
+        return session
+            .finish()
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.into_parts());
+    };
+    let (keep, no_body, timeout) = match &session {
+        Session::H1(s) => (
+            s.will_keepalive(),
+            s.req_header().method == http::Method::HEAD,
+            s.get_write_timeout(),
+        ),
+        _ => (false, false, None),
+    };
+    if !(keep && session.is_body_done() && writes_whole(&answer)) {
+        if let Err(e) = write(&mut session, answer.header, Some(answer.body)).await {
+            ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
+        }
+        return session
+            .finish()
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.into_parts());
+    }
+    let bytes = wire(&mut answer, no_body);
+    let Some((mut stream, pipelined)) = session
+        .finish()
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.into_parts())
+    else {
+        ctx.detail = Some("app went away: before the answer".into());
+        return None;
+    };
+    let out = async {
+        stream.write_all(&bytes).await?;
+        stream.flush().await
+    };
+    let written = match timeout {
+        Some(limit) => tokio::time::timeout(limit, out).await.ok(),
+        None => Some(out.await),
+    };
+    match written {
+        Some(Ok(())) => Some((stream, pipelined)),
+        Some(Err(_)) => {
+            ctx.detail = Some("app went away: WriteError".into());
+            None
+        }
+        None => {
+            ctx.detail = Some("app went away: WriteTimedout".into());
+            None
+        }
+    }
+}
+
+/// Whether the sidecar writes `answer` itself: a final answer whose one Content-Length is its
+/// body's (as every whole answer's is; anything else is left to pingora's writer).
+fn writes_whole(answer: &Answer) -> bool {
+    let h = &answer.header;
+    if h.status.is_informational() || h.headers.contains_key(TRANSFER_ENCODING) {
+        return false;
+    }
+    let mut lengths = h.headers.get_all(CONTENT_LENGTH).iter();
+    match (lengths.next(), lengths.next()) {
+        (Some(len), None) => says(len, answer.body.len()),
+        _ => false,
+    }
+}
+
+/// The answer's bytes on a kept connection, as pingora's writer puts them: the status line,
+/// the headers (names as pingora writes them), its `Date` in place of any other and
+/// `Connection: keep-alive`, then the body (none for a `HEAD` request, a 204 or a 304).
+fn wire(answer: &mut Answer, no_body: bool) -> BytesMut {
+    let header = &mut answer.header;
+    header.remove_header(&DATE);
+    header.remove_header(&CONNECTION);
+    let no_body = no_body || matches!(header.status.as_u16(), 204 | 304);
+    let body: &[u8] = if no_body { &[] } else { &answer.body };
+    let mut buf = BytesMut::with_capacity(64 + 48 * header.headers.len() + body.len());
+    buf.put_slice(b"HTTP/1.1 ");
+    buf.put_slice(header.status.as_str().as_bytes());
+    buf.put_u8(b' ');
+    if let Some(reason) = header.get_reason_phrase() {
+        buf.put_slice(reason.as_bytes());
+    }
+    buf.put_slice(b"\r\n");
+    header.header_to_h1_wire(&mut buf);
+    buf.put_slice(b"Date: ");
+    buf.put_slice(pingora::protocols::http::date::get_cached_date().as_bytes());
+    buf.put_slice(b"\r\nConnection: keep-alive\r\n\r\n");
+    buf.put_slice(body);
+    buf
 }
 
 /// The app-facing header for an upstream answer: its status and headers, minus hop-by-hop ones
@@ -77,7 +204,7 @@ fn says(value: &http::HeaderValue, len: usize) -> bool {
 const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 fn add_request_id(h: &mut ResponseHeader, ctx: &RequestCtx) {
-    let _ = h.insert_header(REQUEST_ID, ctx.request_id.clone());
+    let _ = h.insert_header("X-Request-Id", ctx.request_id.clone());
 }
 
 /// Writes a whole answer.

@@ -90,3 +90,117 @@ fn the_app_gets_one_content_length_that_describes_the_body_written() {
     assert_eq!(values(&app_header(once, None), "content-length"), ["2"]);
     assert!(values(&app_header(chunked, None), "content-length").is_empty());
 }
+
+/// The bytes of `answer` as written on a kept connection.
+fn wired(mut answer: super::Answer, no_body: bool) -> String {
+    String::from_utf8(super::wire(&mut answer, no_body).to_vec()).unwrap()
+}
+
+fn upstream_answer(head: &str, body: &'static str) -> super::Answer {
+    let bytes = bytes::Bytes::from(head.to_owned());
+    let (mut up, _) = crate::upstream::h1::head::parse(&bytes).unwrap().unwrap();
+    let ctx = super::super::RequestCtx::new(http::HeaderValue::from_static("rid-2"), None);
+    let none = CallRedaction::new(None, None);
+    let header = super::header_from_upstream(&mut up, &ctx, Some(body.len()), &none);
+    super::Answer {
+        header: Box::new(header),
+        body: bytes::Bytes::from_static(body.as_bytes()),
+    }
+}
+
+/// The header lines of a written answer (between the status line and the blank line).
+fn lines(wire: &str) -> Vec<&str> {
+    let head = wire.split("\r\n\r\n").next().unwrap();
+    head.split("\r\n").skip(1).collect()
+}
+
+#[test]
+fn a_whole_answer_is_one_buffer_with_its_own_date_and_keep_alive() {
+    let a = upstream_answer(
+        "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: application/json\r\n\
+         Content-Length: 11\r\nConnection: keep-alive\r\nError-Code: 0\r\n\r\n",
+        r#"{"errcode":0}"#,
+    );
+    // The body was rewritten to 13 bytes: the header says so. Names are written as pingora
+    // writes a header without a case map: standard ones titled, others in lower case.
+    let w = wired(a, false);
+    assert!(w.starts_with("HTTP/1.1 200 OK\r\n"), "{w}");
+    assert!(w.ends_with("\r\n\r\n{\"errcode\":0}"), "{w}");
+    let l = lines(&w);
+    for want in [
+        "Content-Type: application/json",
+        "Content-Length: 13",
+        "error-code: 0",
+        "x-request-id: rid-2",
+        "Connection: keep-alive",
+    ] {
+        assert_eq!(l.iter().filter(|x| **x == want).count(), 1, "{want} in {w}");
+    }
+    let dates: Vec<_> = l.iter().filter(|x| x.starts_with("Date: ")).collect();
+    assert_eq!(dates.len(), 1, "{w}");
+    assert_ne!(
+        *dates[0], "Date: Sun, 06 Nov 1994 08:49:37 GMT",
+        "the upstream's date"
+    );
+    assert_eq!(l.len(), 6, "{w}");
+}
+
+#[test]
+fn a_local_answer_is_written_with_its_reason_and_request_id() {
+    let mut ctx = super::super::RequestCtx::new(http::HeaderValue::from_static("rid-3"), None);
+    let answer = crate::wecom::answer::LocalAnswer::new(
+        429,
+        crate::wecom::answer::Reason::Quota,
+        45009,
+        "over the quota",
+    );
+    let a = super::local(&mut ctx, answer);
+    assert_eq!(ctx.status, 429);
+    assert_eq!(ctx.errcode, Some(45009));
+    let body = a.body.clone();
+    assert!(super::writes_whole(&a));
+    let w = wired(a, false);
+    assert!(w.starts_with("HTTP/1.1 429 Too Many Requests\r\n"), "{w}");
+    let l = lines(&w);
+    assert!(l.contains(&"X-Sidecar-Reason: quota"), "{w}");
+    assert!(l.contains(&"X-Request-Id: rid-3"), "{w}");
+    assert!(
+        l.contains(&format!("Content-Length: {}", body.len()).as_str()),
+        "{w}"
+    );
+    assert!(w.ends_with(std::str::from_utf8(&body).unwrap()), "{w}");
+}
+
+#[test]
+fn no_body_goes_out_after_a_head_request_a_204_or_a_304() {
+    let a = upstream_answer("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "{}");
+    let w = wired(a, true);
+    assert!(w.ends_with("\r\n\r\n"), "{w}");
+    assert!(lines(&w).contains(&"Content-Length: 2"), "{w}");
+    for status in ["204 No Content", "304 Not Modified"] {
+        let a = upstream_answer(&format!("HTTP/1.1 {status}\r\n\r\n"), "");
+        let w = wired(a, false);
+        assert!(w.starts_with(&format!("HTTP/1.1 {status}\r\n")), "{w}");
+        assert!(w.ends_with("\r\n\r\n"), "{w}");
+    }
+}
+
+#[test]
+fn only_an_answer_whose_one_length_is_its_body_s_is_written_whole() {
+    let ok = upstream_answer("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "{}");
+    assert!(super::writes_whole(&ok));
+    let mut wrong = upstream_answer("HTTP/1.1 200 OK\r\n\r\n", "{}");
+    let _ = wrong.header.insert_header("Content-Length", "3");
+    assert!(!super::writes_whole(&wrong));
+    let mut none = upstream_answer("HTTP/1.1 200 OK\r\n\r\n", "{}");
+    let _ = none.header.remove_header("Content-Length");
+    assert!(!super::writes_whole(&none));
+    let mut two = upstream_answer("HTTP/1.1 200 OK\r\n\r\n", "{}");
+    let _ = two.header.append_header("Content-Length", "2");
+    assert!(!super::writes_whole(&two));
+    let mut chunked = upstream_answer("HTTP/1.1 200 OK\r\n\r\n", "{}");
+    let _ = chunked.header.insert_header("Transfer-Encoding", "chunked");
+    assert!(!super::writes_whole(&chunked));
+    let interim = upstream_answer("HTTP/1.1 103 Early Hints\r\nContent-Length: 0\r\n\r\n", "");
+    assert!(!super::writes_whole(&interim));
+}

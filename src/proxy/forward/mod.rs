@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use self::choose::choose;
 use self::classify::{Failure, Head, TokenUse, Verdict};
 use self::next_step::{next_step, Failed, Policy, Step, Stop, Tally};
-pub(super) use self::relay::{stream, write_pass};
+pub(super) use self::relay::stream;
 use super::refusal::Refusal;
 use super::{admission, request, respond, RequestCtx};
 use crate::body::RequestBody;

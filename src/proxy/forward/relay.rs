@@ -1,7 +1,6 @@
-//! Writing an upstream answer to the app once forwarding has ended: a buffered JSON answer
-//! whole, a media file chunk by chunk.
+//! Streaming an upstream media answer to the app chunk by chunk, once forwarding has ended (a
+//! buffered JSON answer is written whole by `respond`).
 
-use bytes::Bytes;
 use pingora::protocols::http::ServerSession as Session;
 
 use crate::metrics::Outcome;
@@ -9,18 +8,6 @@ use crate::proxy::{respond, RequestCtx};
 use crate::redact::CallRedaction;
 use crate::upstream::exchange::Open;
 use crate::upstream::UpstreamRt;
-
-/// Writes a buffered upstream answer to the app.
-pub(in crate::proxy) async fn write_pass(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    header: Box<pingora::http::ResponseHeader>,
-    body: Bytes,
-) {
-    if let Err(e) = respond::write(session, header, Some(body)).await {
-        ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
-    }
-}
 
 /// Streams a binary answer to the app chunk by chunk. Each upstream read is bounded by the
 /// upstream's `timeout`; a stall or break mid-body cuts the app's connection. Its headers are
