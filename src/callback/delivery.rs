@@ -18,7 +18,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pingora::server::ShutdownWatch;
 
@@ -31,6 +31,24 @@ use crate::store::{now_ms, Item, Store};
 
 /// The wait after the store itself failed (it is not the push's fault: no attempt counted).
 const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// The part of a queue's hold kept free after an attempt, to record its outcome in the store.
+const HOLD_MARGIN_SHARE: u32 = 4;
+/// The shortest attempt worth starting: with less of the hold left, it is renewed first.
+const SHORTEST_ATTEMPT: Duration = Duration::from_millis(100);
+
+/// How long an attempt may take: `delivery.timeout`, and in fleet mode no longer than the
+/// hold on the queue left at `now`, less a quarter of the timeout for recording the outcome.
+/// `None`: too little is left to start one (renew the hold first).
+fn attempt_bound(timeout: Duration, held_until: Option<Instant>, now: Instant) -> Option<Duration> {
+    let Some(until) = held_until else {
+        return Some(timeout);
+    };
+    let left = until
+        .saturating_duration_since(now)
+        .saturating_sub(timeout / HOLD_MARGIN_SHARE);
+    (left >= SHORTEST_ATTEMPT.min(timeout)).then(|| timeout.min(left))
+}
 
 /// What one app's worker works with.
 pub struct Worker {
@@ -76,8 +94,8 @@ impl Worker {
     /// One look at the head.
     async fn step(&self) -> Next {
         let queue = &self.app.queue;
-        let item = match self.store.head(queue).await {
-            Ok(Some(item)) => item,
+        let (item, held_until) = match self.store.head_held(queue).await {
+            Ok(Some(held)) => held,
             Ok(None) => return Next::Idle,
             Err(e) => {
                 tracing::warn!(app = self.app.cfg.app.as_str(), error = %e, "callback delivery: the store cannot be read; trying again");
@@ -89,15 +107,27 @@ impl Worker {
             let why = item.last_error.as_deref().unwrap_or("not tried in time");
             return self.bury(&item, why).await;
         }
+        // In fleet mode the attempt must end while this sidecar still holds the queue, with
+        // time left to record a 2xx: past the hold another sidecar may take the push and
+        // deliver it again.
+        let Some(timeout) = attempt_bound(self.delivery.timeout, held_until, Instant::now()) else {
+            // Too little of the hold left (the store was slow): renew it and look again.
+            return Next::Again;
+        };
         let meta = Meta::from_bytes(&item.meta);
-        match self.attempt(&item, &meta).await {
+        match self.attempt(&item, &meta, timeout).await {
             Ok(reply) => self.delivered(&item, &meta, age, reply).await,
             Err(why) => self.failed(&item, &meta, age, &why).await,
         }
     }
 
     /// POSTs the item; `Ok` with the answer's body for a 2xx.
-    async fn attempt(&self, item: &Item, meta: &Meta) -> Result<bytes::Bytes, String> {
+    async fn attempt(
+        &self,
+        item: &Item,
+        meta: &Meta,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, String> {
         let attempt = item.attempts.saturating_add(1).to_string();
         let mut headers = vec![
             ("X-WeCom-App", self.app.cfg.app.as_str()),
@@ -112,12 +142,7 @@ impl Worker {
         }
         let answered = self
             .client
-            .post(
-                &self.app.cfg.deliver_to,
-                &headers,
-                &item.payload,
-                self.delivery.timeout,
-            )
+            .post(&self.app.cfg.deliver_to, &headers, &item.payload, timeout)
             .await?;
         if !(200..300).contains(&answered.status) {
             return Err(format!("the app answered {}", answered.status));
@@ -244,6 +269,34 @@ mod tests {
             backoff_max: Duration::from_secs(60),
             max_age: Duration::from_secs(3600),
         }
+    }
+
+    #[test]
+    fn an_attempt_ends_while_the_queue_is_held_with_a_quarter_timeout_to_spare() {
+        let (t, now) = (Duration::from_secs(4), Instant::now());
+        let s = Duration::from_secs;
+        // Alone on its store: the whole timeout.
+        assert_eq!(attempt_bound(t, None, now), Some(t));
+        // A fresh hold of two timeouts: the whole timeout.
+        assert_eq!(attempt_bound(t, Some(now + s(8)), now), Some(t));
+        // Exactly the timeout and its margin left: still whole.
+        assert_eq!(attempt_bound(t, Some(now + s(5)), now), Some(t));
+        // Less: cut to what is left less the margin (1 s).
+        assert_eq!(attempt_bound(t, Some(now + s(3)), now), Some(s(2)));
+        assert_eq!(
+            attempt_bound(t, Some(now + Duration::from_millis(1_100)), now),
+            Some(Duration::from_millis(100))
+        );
+        // Too little to start, or the hold is over: none.
+        assert_eq!(
+            attempt_bound(t, Some(now + Duration::from_millis(1_099)), now),
+            None
+        );
+        assert_eq!(attempt_bound(t, Some(now + s(1)), now), None);
+        assert_eq!(attempt_bound(t, Some(now), now + s(1)), None);
+        // A timeout under the shortest attempt still gets its own length.
+        let tiny = Duration::from_millis(40);
+        assert_eq!(attempt_bound(tiny, Some(now + s(1)), now), Some(tiny));
     }
 
     #[test]

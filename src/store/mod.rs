@@ -162,6 +162,17 @@ pub trait Store: Send + Sync {
     /// The oldest waiting item of `queue`, left in place.
     async fn head(&self, queue: &str) -> Result<Option<Item>, StoreError>;
 
+    /// [`Store::head`], with the time until which this sidecar holds the queue (fleet mode:
+    /// its lease, taken or renewed by this call; `None`: a store only this sidecar reads).
+    /// Past it another sidecar may take the queue and the item with it, so work on the item
+    /// must end before it for the item to be worked on once.
+    async fn head_held(
+        &self,
+        queue: &str,
+    ) -> Result<Option<(Item, Option<std::time::Instant>)>, StoreError> {
+        Ok(self.head(queue).await?.map(|item| (item, None)))
+    }
+
     /// `id` was delivered: removed. (Its key is still remembered.)
     async fn done(&self, queue: &str, id: u64) -> Result<(), StoreError>;
 

@@ -360,6 +360,15 @@ impl Store for RedisStore {
     }
 
     async fn head(&self, queue: &str) -> Result<Option<Item>, StoreError> {
+        Ok(self.head_held(queue).await?.map(|(item, _)| item))
+    }
+
+    async fn head_held(
+        &self,
+        queue: &str,
+    ) -> Result<Option<(Item, Option<std::time::Instant>)>, StoreError> {
+        // Counted from before the renewal is sent: Redis starts the lease later, never sooner.
+        let held_until = std::time::Instant::now() + self.lease.of(queue);
         if !self.own(queue).await? {
             return Ok(None);
         }
@@ -411,7 +420,7 @@ impl Store for RedisStore {
             return Ok(None);
         };
         let (attempts, last) = self.tries(queue, id).await?;
-        Ok(Some(item_from(id, f, attempts, last)))
+        Ok(Some((item_from(id, f, attempts, last), Some(held_until))))
     }
 
     async fn done(&self, queue: &str, id: u64) -> Result<(), StoreError> {

@@ -157,3 +157,26 @@ async fn adds_within_limits_count_bytes_and_waiting_items() {
     s.add("o:ops", [5; 32], b"", b"xyz").await.unwrap();
     assert_eq!(s.used_bytes().await.unwrap(), 3);
 }
+
+#[tokio::test]
+async fn a_head_says_until_when_its_sidecar_holds_the_queue() {
+    let (_srv, client) = server().await;
+    let lease = Duration::from_millis(400);
+    let a = store(&client, "a", lease).await;
+    let b = store(&client, "b", lease).await;
+    let id = a.add("q", [3; 32], b"", b"x").await.unwrap().id();
+    let before = std::time::Instant::now();
+    let (item, until) = a.head_held("q").await.unwrap().unwrap();
+    assert_eq!(item.id, id);
+    let until = until.expect("a fleet store holds its queues for a lease");
+    assert!(
+        until >= before + lease,
+        "the hold starts before the renewal is sent"
+    );
+    assert!(until <= std::time::Instant::now() + lease);
+    // Within the hold no other sidecar gets the item; after it, one does.
+    assert_eq!(b.head_held("q").await.unwrap(), None);
+    tokio::time::sleep_until((until + lease / 4).into()).await;
+    let (taken, _) = b.head_held("q").await.unwrap().unwrap();
+    assert_eq!(taken.id, id);
+}
