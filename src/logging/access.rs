@@ -40,10 +40,9 @@ impl AccessLine<'_> {
             return;
         }
         match super::installed() {
-            Some((sink, fmt)) => super::with_line(|out| {
-                self.write(out, fmt);
-                sink.push(out);
-            }),
+            // Written straight into the sink's buffer: the one line of every call is not
+            // formatted elsewhere and copied in.
+            Some((sink, fmt)) => sink.push_with(|out| self.write(out, fmt)),
             None => self.event(),
         }
     }

@@ -1,6 +1,7 @@
 //! The bounded buffer between the threads that log and the one thread that writes: a call's
-//! thread appends its whole line under a short lock (never a write, never a wait) or, when the
-//! buffer is full, drops the line and counts it; the writer thread takes everything buffered at
+//! thread appends its whole line under a short lock (the access line is written straight into
+//! the buffer; never a write to the output, never a wait) or, when the buffer is full, drops
+//! the line and counts it; the writer thread takes everything buffered at
 //! once and writes it with one `write_all`, so lines reach the output whole and in order, never
 //! interleaved with one another.
 //!
@@ -73,6 +74,28 @@ impl Sink {
             return;
         }
         st.buf.extend_from_slice(line);
+        st.lines += 1;
+        st.appended += 1;
+        let wake = std::mem::take(&mut st.idle);
+        drop(st);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Appends one whole line written by `line` straight into the buffer (no copy of it is
+    /// made first), or drops it if it does not fit. `line` only appends bytes (it cannot
+    /// fail), so the buffer still holds whole lines only.
+    pub(crate) fn push_with(&self, line: impl FnOnce(&mut Vec<u8>)) {
+        let mut st = self.lock();
+        let start = st.buf.len();
+        line(&mut st.buf);
+        if st.buf.len() > self.capacity {
+            st.buf.truncate(start);
+            drop(st);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         st.lines += 1;
         st.appended += 1;
         let wake = std::mem::take(&mut st.idle);
@@ -201,10 +224,20 @@ mod tests {
         while sink.lock().lines != 0 {
             std::thread::yield_now();
         }
+        // Copied in, or written straight into the buffer (`push_with`): kept and dropped alike.
         for n in 1..10 {
-            sink.push(&line(n));
+            if n % 2 == 0 {
+                sink.push(&line(n));
+            } else {
+                sink.push_with(|buf| buf.extend_from_slice(&line(n)));
+            }
         }
         assert_eq!(sink.dropped(), 5);
+        assert_eq!(
+            sink.lock().buf.len(),
+            4 * 31,
+            "a dropped line leaves nothing behind"
+        );
         for _ in 0..10 {
             open.send(()).unwrap();
         }
