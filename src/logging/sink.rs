@@ -67,20 +67,7 @@ impl Sink {
 
     /// Appends one whole line, or drops it if it does not fit. Never blocks on the output.
     pub(crate) fn push(&self, line: &[u8]) {
-        let mut st = self.lock();
-        if st.buf.len() + line.len() > self.capacity {
-            drop(st);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        st.buf.extend_from_slice(line);
-        st.lines += 1;
-        st.appended += 1;
-        let wake = std::mem::take(&mut st.idle);
-        drop(st);
-        if wake {
-            self.wake.notify_one();
-        }
+        self.push_with(|buf| buf.extend_from_slice(line));
     }
 
     /// Appends one whole line written by `line` straight into the buffer (no copy of it is

@@ -59,12 +59,7 @@ pub async fn finish(
     ctx: &mut RequestCtx,
 ) -> Option<Reused> {
     let Some(mut answer) = answer else {
-        return session
-            .finish()
-            .await
-            .ok()
-            .flatten()
-            .map(|r| r.into_parts());
+        return end(session).await;
     };
     let (keep, no_body, timeout) = match &session {
         Session::H1(s) => (
@@ -78,21 +73,10 @@ pub async fn finish(
         if let Err(e) = write(&mut session, answer.header, Some(answer.body)).await {
             ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
         }
-        return session
-            .finish()
-            .await
-            .ok()
-            .flatten()
-            .map(|r| r.into_parts());
+        return end(session).await;
     }
     let bytes = wire(&mut answer, no_body);
-    let Some((mut stream, pipelined)) = session
-        .finish()
-        .await
-        .ok()
-        .flatten()
-        .map(|r| r.into_parts())
-    else {
+    let Some((mut stream, pipelined)) = end(session).await else {
         ctx.detail = Some("app went away: before the answer".into());
         return None;
     };
@@ -115,6 +99,12 @@ pub async fn finish(
             None
         }
     }
+}
+
+/// Ends the session: the connection back, with any pipelined bytes, when it is kept.
+async fn end(session: Session) -> Option<Reused> {
+    let reused = session.finish().await.ok().flatten();
+    reused.map(|r| r.into_parts())
 }
 
 /// Whether the sidecar writes `answer` itself: a final answer whose one Content-Length is its
