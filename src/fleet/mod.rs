@@ -151,7 +151,9 @@ impl FleetClient {
     pub fn status(&self) -> serde_json::Value {
         serde_json::json!({
             "mode": "fleet",
-            "redis_up": self.up(),
+            // Up once Redis has answered and while it does (`wecom_redis_up`): `up()` is also
+            // true before the first try, so that the first call tries it.
+            "redis_up": self.metrics.redis_up.get() == 1,
             "key_prefix": self.prefix,
             "size": self.size,
             "shares_quotas": self.share_quotas,

@@ -27,6 +27,11 @@ async fn operations_run_on_redis_while_it_answers() {
     };
     let (fleet, metrics) = redis.fleet("t1:");
     assert_eq!(metrics.redis_up.get(), 0, "not up before it answered");
+    assert_eq!(
+        fleet.status()["redis_up"],
+        false,
+        "not up before it answered"
+    );
     let calls = AtomicU32::new(0);
     assert_eq!(fleet.run(|c| ping(c, &calls)).await, Ok("PONG".to_string()));
     assert_eq!(fleet.run(|c| ping(c, &calls)).await, Ok("PONG".into()));
@@ -112,11 +117,13 @@ async fn fallbacks_are_counted_by_what_and_shown_in_status() {
     let v = |w: &str| metrics.fleet_fallbacks.with_label_values(&[w]).get();
     assert_eq!((v("quota"), v("token")), (2, 1));
     let mut status = fleet.status();
-    // Before any call has tried Redis it counts as up (the first call does try it).
+    // Before Redis has answered, status says it is not up, as `wecom_redis_up` does (the
+    // first call still tries it).
     assert_eq!(
         status.as_object_mut().unwrap().remove("redis_up"),
-        Some(true.into())
+        Some(false.into())
     );
+    assert_eq!(metrics.redis_up.get(), 0);
     assert_eq!(
         status,
         serde_json::json!({
