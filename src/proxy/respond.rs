@@ -166,13 +166,14 @@ pub fn header_from_upstream(
     secrets.headers(&mut headers);
     // Content-Length is the sidecar's to set: it describes the body as it is written to the
     // app. The upstream's one value stands when it says the same (as it does for a body passed
-    // on whole, or streamed as it came); else one value replaces every field.
+    // on whole); else one value replaces every field (a streamed body keeps the upstream's
+    // first, which its framing was read by).
     let mut declared = headers.get_all(http::header::CONTENT_LENGTH).iter();
     let (first, more) = (declared.next(), declared.next().is_some());
     let replace = match (body_len, first) {
         (Some(len), Some(first)) if !more && says(first, len) => None,
         (Some(len), _) => Some(len.into()),
-        (None, Some(first)) if more => Some(first.clone()),
+        (None, Some(first)) => Some(first.clone()),
         (None, _) => None,
     };
     if let Some(value) = replace {

@@ -31,11 +31,29 @@ fn app_header(head: &str, body_len: Option<usize>) -> http::HeaderMap {
     let (mut up, _) = crate::upstream::h1::head::parse(&bytes).unwrap().unwrap();
     let ctx = super::super::RequestCtx::new(http::HeaderValue::from_static("rid-1"), None);
     let none = CallRedaction::new(None, None);
+    let declared: Vec<_> = up
+        .headers
+        .get_all("content-length")
+        .iter()
+        .cloned()
+        .collect();
     let header = super::header_from_upstream(&mut up, &ctx, body_len, &none);
     assert!(
         up.headers.is_empty(),
         "the upstream's map is taken, not copied"
     );
+    // The upstream's one length, when it says the length written, is passed on as it is: the
+    // same bytes, not a new value.
+    if let ([one], Some(len)) = (&declared[..], body_len) {
+        if one.as_bytes() == len.to_string().as_bytes() {
+            let written = header.headers.get("content-length").unwrap();
+            assert_eq!(
+                written.as_bytes().as_ptr(),
+                one.as_bytes().as_ptr(),
+                "a new value"
+            );
+        }
+    }
     header.headers.clone()
 }
 
