@@ -7,17 +7,18 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// Hop-by-hop by definition (RFC 9110 §7.6.1, RFC 9112 §6.1, and the non-standard
-/// `Proxy-Connection` that old clients send).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// `Proxy-Connection` that old clients send), as names to compare with a map's own: a standard
+/// name compares by its tag, so looking for these costs a few instructions a header.
+static HOP_BY_HOP: [HeaderName; 9] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
 ];
 
 /// The names `headers`' `Connection` fields list, as written (compare case-insensitively),
@@ -44,7 +45,9 @@ fn listed(headers: &HeaderMap) -> Vec<&str> {
 
 /// A name of [`HOP_BY_HOP`], in any case: dropped whether a `Connection` lists it or not.
 fn is_hop_by_hop(name: &str) -> bool {
-    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+    HOP_BY_HOP
+        .iter()
+        .any(|h| h.as_str().eq_ignore_ascii_case(name))
 }
 
 /// The end-to-end headers of `from`, in order: every header but the hop-by-hop ones, those its
@@ -56,23 +59,11 @@ pub fn end_to_end_iter<'a>(
     let listed = listed(from);
     from.iter().filter(move |(name, _)| {
         let n = name.as_str();
-        !(HOP_BY_HOP.contains(&n) || listed.iter().any(|l| l.eq_ignore_ascii_case(n)) || skip(name))
+        !(HOP_BY_HOP.contains(name)
+            || listed.iter().any(|l| l.eq_ignore_ascii_case(n))
+            || skip(name))
     })
 }
-
-/// [`HOP_BY_HOP`] as names, to compare with a map's own: a standard name compares by its tag,
-/// so looking for these in an answer costs a few instructions a header.
-static HOP_BY_HOP_NAMES: [HeaderName; 9] = [
-    http::header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    http::header::PROXY_AUTHENTICATE,
-    http::header::PROXY_AUTHORIZATION,
-    http::header::TE,
-    http::header::TRAILER,
-    http::header::TRANSFER_ENCODING,
-    http::header::UPGRADE,
-];
 
 /// Takes the hop-by-hop headers out of `headers`, in place, leaving the end-to-end ones (what
 /// `end_to_end_iter` gives): a map passed on whole is then not copied. Each name's values keep
@@ -85,13 +76,13 @@ pub fn strip(headers: &mut HeaderMap) {
         .collect();
     // Found first, then removed: most answers carry one of these (`Connection`), and a look
     // at each name is cheaper than a hashed lookup of every one of them.
-    let mut found = [false; 9];
+    let mut found = [false; HOP_BY_HOP.len()];
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP_NAMES.iter().position(|h| h == name) {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
             found[i] = true;
         }
     }
-    for (name, found) in HOP_BY_HOP_NAMES.iter().zip(found) {
+    for (name, found) in HOP_BY_HOP.iter().zip(found) {
         if found {
             headers.remove(name);
         }

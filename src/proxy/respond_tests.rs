@@ -24,13 +24,25 @@ fn a_content_length_is_kept_only_when_written_as_the_sidecar_writes_it() {
     }
 }
 
+/// The upstream answer head `head` parsed, a call with request id `id`, and no secrets.
+fn parsed(
+    head: &str,
+    id: &'static str,
+) -> (
+    crate::upstream::h1::head::ResponseHead,
+    super::super::RequestCtx,
+    CallRedaction,
+) {
+    let bytes = bytes::Bytes::from(head.to_owned());
+    let (up, _) = crate::upstream::h1::head::parse(&bytes).unwrap().unwrap();
+    let ctx = super::super::RequestCtx::new(http::HeaderValue::from_static(id), None);
+    (up, ctx, CallRedaction::new(None, None))
+}
+
 /// The app-facing header of an upstream answer with `head` (its head bytes), for a body of
 /// `body_len` bytes (`None`: streamed).
 fn app_header(head: &str, body_len: Option<usize>) -> http::HeaderMap {
-    let bytes = bytes::Bytes::from(head.to_owned());
-    let (mut up, _) = crate::upstream::h1::head::parse(&bytes).unwrap().unwrap();
-    let ctx = super::super::RequestCtx::new(http::HeaderValue::from_static("rid-1"), None);
-    let none = CallRedaction::new(None, None);
+    let (mut up, ctx, none) = parsed(head, "rid-1");
     let declared: Vec<_> = up
         .headers
         .get_all("content-length")
@@ -115,10 +127,7 @@ fn wired(mut answer: super::Answer, no_body: bool) -> String {
 }
 
 fn upstream_answer(head: &str, body: &'static str) -> super::Answer {
-    let bytes = bytes::Bytes::from(head.to_owned());
-    let (mut up, _) = crate::upstream::h1::head::parse(&bytes).unwrap().unwrap();
-    let ctx = super::super::RequestCtx::new(http::HeaderValue::from_static("rid-2"), None);
-    let none = CallRedaction::new(None, None);
+    let (mut up, ctx, none) = parsed(head, "rid-2");
     let header = super::header_from_upstream(&mut up, &ctx, Some(body.len()), &none);
     super::Answer {
         header: Box::new(header),

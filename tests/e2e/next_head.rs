@@ -95,3 +95,36 @@ async fn header_timeout_counts_from_a_later_heads_first_byte() {
         "{metrics}"
     );
 }
+
+/// An answer to `HEAD` on a kept connection carries its header and no body (the sidecar writes
+/// whole answers itself there): the answer to a request pipelined after it starts right after
+/// the header's blank line, and the connection is still served.
+#[tokio::test]
+async fn an_answer_to_head_has_no_body_and_the_next_request_is_answered() {
+    let sim = simulator().await;
+    let sc = Sidecar::start(&sim.url(), "").await;
+    sc.wait_ready().await;
+    let mut conn = Raw::connect(addr_of(&sc.base)).await;
+    let mut both = b"HEAD /cgi-bin/user/get?userid=head HTTP/1.1\r\nHost: s\r\n\r\n".to_vec();
+    both.extend(get("after", "Connection: close\r\n"));
+    conn.send(&both).await.unwrap();
+    let (bytes, end) = conn.until_close().await;
+    assert!(end.closed(), "the second answer closes the connection");
+    let text = String::from_utf8_lossy(&bytes);
+    let (head, rest) = text.split_once("\r\n\r\n").expect("an answer head");
+    assert!(head.starts_with("HTTP/1.1 405 "), "{text}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("the header says the body it would have")
+        .parse()
+        .unwrap();
+    assert!(length > 0, "{text}");
+    assert!(head.contains("\r\nConnection: keep-alive"), "{text}");
+    assert!(
+        rest.starts_with("HTTP/1.1 200 "),
+        "a body followed HEAD's header: {text}"
+    );
+    assert!(rest.contains("\"userid\":\"after\""), "{text}");
+    assert_eq!(calls(&sim, "/cgi-bin/user/get"), 1, "HEAD reached WeCom");
+}
