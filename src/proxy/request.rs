@@ -16,11 +16,23 @@ pub const APP_HEADER: &str = "x-wecom-app";
 /// Lifetime the local gettoken answer announces (the placeholder never really expires).
 pub const PLACEHOLDER_EXPIRES_IN: u64 = 7200;
 
-/// First value of query parameter `name`, percent-decoded.
+/// First value of query parameter `name`, percent-decoded (as `form_urlencoded` reads a
+/// query). A pair is decoded only when its name may be `name`: a name with neither `%` nor
+/// `+` reads as itself, so the others are passed over by a comparison.
 pub fn query_value<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
+    query.split('&').find_map(|pair| {
+        let raw = pair.split('=').next().unwrap_or("");
+        if plain(raw) && raw != name {
+            return None;
+        }
+        let (k, v) = form_urlencoded::parse(pair.as_bytes()).next()?;
+        (k == name).then_some(v)
+    })
+}
+
+/// Whether `part` of a query reads as itself: no `%` escapes, no `+` for a space.
+fn plain(part: &str) -> bool {
+    !part.bytes().any(|b| b == b'%' || b == b'+')
 }
 
 /// The app a call speaks for: `X-WeCom-App`, else an `access_token` equal to an app name,
@@ -143,9 +155,13 @@ pub fn upstream_query(query: &str, token: Option<&str>, allow_debug: bool) -> St
     let mut out = String::with_capacity(query.len() + token.map_or(0, |t| t.len() + 14));
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let name = pair.split('=').next().unwrap_or("");
-        let decoded = form_urlencoded::parse(name.as_bytes())
-            .next()
-            .map(|(k, _)| k);
+        let decoded = (!plain(name))
+            .then(|| {
+                form_urlencoded::parse(name.as_bytes())
+                    .next()
+                    .map(|(k, _)| k)
+            })
+            .flatten();
         let name = decoded.as_deref().unwrap_or(name);
         if token.is_some() && name == "access_token" {
             continue;
@@ -328,5 +344,24 @@ mod tests {
             "x+y"
         );
         assert!(query_value("a=1", "b").is_none());
+        // Read as form_urlencoded reads the whole query: escaped names, `+`, empty pairs,
+        // a name without `=`, the first of two, bytes that are not UTF-8.
+        let queries = [
+            "k%65y=1&key=2",
+            "a+b=x+y&key=%zz",
+            "&&key&key=3",
+            "ke%79=%E4%B8%AD&key=4",
+            "key%=5&k%ffey=6&key==7",
+            "x=1&%6B%65%79=8",
+            "",
+        ];
+        for q in queries {
+            for name in ["key", "a b", "x", "k\u{fffd}ey", ""] {
+                let want = form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v);
+                assert_eq!(query_value(q, name), want, "{name:?} in {q:?}");
+            }
+        }
     }
 }

@@ -162,8 +162,9 @@ pub fn header_from_upstream(
     secrets: &CallRedaction,
 ) -> ResponseHeader {
     let mut headers = std::mem::take(&mut up.headers);
+    let raw = up.raw.take();
     hop::strip(&mut headers);
-    secrets.headers(&mut headers);
+    secrets.headers(&mut headers, raw.as_deref());
     // Content-Length is the sidecar's to set: it describes the body as it is written to the
     // app. The upstream's one value stands when it says the same (as it does for a body passed
     // on whole); else one value replaces every field (a streamed body keeps the upstream's

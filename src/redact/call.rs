@@ -54,9 +54,10 @@ impl CallRedaction {
         })
     }
 
-    /// An answer's headers, redacted in place.
-    pub fn headers(&self, headers: &mut http::HeaderMap) {
-        self.known.redact_headers(headers, &self.extra);
+    /// An answer's headers, redacted in place; `raw`, the head they were parsed from (see
+    /// [`Redactor::redact_headers`]).
+    pub fn headers(&self, headers: &mut http::HeaderMap, raw: Option<&[u8]>) {
+        self.known.redact_headers(headers, &self.extra, raw);
     }
 }
 

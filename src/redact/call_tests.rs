@@ -16,7 +16,7 @@ fn a_call_s_own_token_and_robot_key_come_out_of_its_answer_headers() {
         "send?key=robot-key-in-headers-0042".parse().unwrap(),
     );
     h.insert("x-plain", "nothing here".parse().unwrap());
-    call.headers(&mut h);
+    call.headers(&mut h, None);
     assert_eq!(h["location"], "/cgi-bin/x?access_token=hr-bot");
     assert_eq!(h["x-hook"], "send?key=***");
     assert_eq!(h["x-plain"], "nothing here");

@@ -97,6 +97,11 @@ pub struct Redactor {
     /// All `patterns` at once; `None` when there are none (or the automaton could not be
     /// built, then each is searched for on its own).
     finder: Option<AhoCorasick>,
+    /// The needles that could be found in a header name as `http` holds it (visible ASCII, no
+    /// upper case): searched for in each name when a raw head has cleared the values
+    /// ([`Redactor::redact_headers`]). `None` when there are none, as with tokens and secrets
+    /// of mixed case.
+    names: Option<Box<Redactor>>,
 }
 
 impl Redactor {
@@ -109,6 +114,21 @@ impl Redactor {
                 patterns.push(p);
             }
         }
+        let in_names = |p: &&Pattern| {
+            p.needle
+                .iter()
+                .all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase())
+        };
+        let names: Vec<Pattern> = patterns.iter().filter(in_names).cloned().collect();
+        let names = (!names.is_empty()).then(|| Box::new(Redactor::searching(names)));
+        Redactor {
+            names,
+            ..Redactor::searching(patterns)
+        }
+    }
+
+    /// A redactor for `patterns`, which are distinct, without the search of header names.
+    fn searching(patterns: Vec<Pattern>) -> Redactor {
         let finder = if patterns.is_empty() {
             None
         } else {
@@ -117,7 +137,11 @@ impl Redactor {
                 .build(patterns.iter().map(|p| &p.needle))
                 .ok()
         };
-        Redactor { patterns, finder }
+        Redactor {
+            patterns,
+            finder,
+            names: None,
+        }
     }
 
     /// The patterns held (for tests and the fuzz target).
@@ -290,12 +314,38 @@ impl Redactor {
 
     /// Redacts every header value in place; a header whose name holds a secret is dropped,
     /// and so is one whose redacted value is not a valid header value. Headers holding
-    /// nothing are not touched (the common case: one search per name and value, no copy).
-    pub fn redact_headers(&self, headers: &mut http::HeaderMap, extra: &[Pattern]) {
+    /// nothing are not touched (the common case, and no copy).
+    ///
+    /// `raw`: the head the headers were parsed from, when each value is a slice of it. Then
+    /// one search of it clears every value at once (a needle it finds elsewhere, across two
+    /// fields or in a field dropped since, only sends the headers to the search of each), and
+    /// names, which `http` holds in lower case, are searched for the needles that could be in
+    /// one (usually none). Without it, or with `extra` patterns, each name and value is
+    /// searched on its own.
+    pub fn redact_headers(
+        &self,
+        headers: &mut http::HeaderMap,
+        extra: &[Pattern],
+        raw: Option<&[u8]>,
+    ) {
         let found = |b: &[u8]| self.next(b, 0, extra).is_some();
-        if !headers
-            .iter()
-            .any(|(n, v)| found(n.as_str().as_bytes()) || found(v.as_bytes()))
+        let cleared = extra.is_empty()
+            && match (&self.finder, raw) {
+                (None, _) => self.patterns.is_empty(),
+                (Some(finder), Some(raw)) => {
+                    !finder.is_match(raw)
+                        && self.names.as_ref().is_none_or(|names| {
+                            !headers
+                                .keys()
+                                .any(|n| names.next(n.as_str().as_bytes(), 0, &[]).is_some())
+                        })
+                }
+                (Some(_), None) => false,
+            };
+        if cleared
+            || !headers
+                .iter()
+                .any(|(n, v)| found(n.as_str().as_bytes()) || found(v.as_bytes()))
         {
             return;
         }
@@ -447,11 +497,49 @@ mod tests {
             http::HeaderName::from_bytes(format!("x-{TOKEN}").as_bytes()).unwrap(),
             "v".parse().unwrap(),
         );
-        red.redact_headers(&mut h, &[]);
+        // The head as the upstream spelled it: the name in upper case.
+        let raw = format!(
+            "HTTP/1.1 200 OK\r\nLocation: /a?access_token={TOKEN}\r\nX-A: 1\r\nX-A: {TOKEN}\r\n\
+             X-{}: v\r\n\r\n",
+            TOKEN.to_ascii_uppercase()
+        );
+        let mut from_raw = h.clone();
+        red.redact_headers(&mut h, &[], None);
         assert_eq!(h["location"], "/a?access_token=hr-bot");
         let xa: Vec<_> = h.get_all("x-a").iter().collect();
         assert_eq!(xa, ["1", "hr-bot"]);
         assert_eq!(h.len(), 3, "the header named after the token is gone");
+        red.redact_headers(&mut from_raw, &[], Some(raw.as_bytes()));
+        assert_eq!(from_raw, h, "the raw head's one search missed a field");
+    }
+
+    #[test]
+    fn a_raw_head_holding_nothing_clears_its_headers_at_once() {
+        let red = redactor(&[(TOKEN, "hr-bot")]);
+        let raw = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nX-Token: 1\r\n\r\n";
+        // Headers that are not the raw head's (never so in use) show which search decided:
+        // the raw head holds nothing, so they are left as they are.
+        let mut h = http::HeaderMap::new();
+        h.append("x-token", TOKEN.parse().unwrap());
+        red.redact_headers(&mut h, &[], Some(raw));
+        assert_eq!(h["x-token"], TOKEN);
+        // A name is held in lower case: searched for on its own, when a needle could be in
+        // one (this token's could; a mixed-case one's never).
+        let spelled = format!(
+            "HTTP/1.1 200 OK\r\nX-{}: v\r\n\r\n",
+            TOKEN.to_ascii_uppercase()
+        );
+        let mut named = http::HeaderMap::new();
+        named.append(
+            http::HeaderName::from_bytes(format!("x-{TOKEN}").as_bytes()).unwrap(),
+            "v".parse().unwrap(),
+        );
+        red.redact_headers(&mut named, &[], Some(spelled.as_bytes()));
+        assert!(named.is_empty(), "the header named after the token is gone");
+        // With a call's own patterns, each field is searched.
+        let extra = Pattern::forms("another-secret-0123456789", &Arc::from("***"));
+        red.redact_headers(&mut h, &extra, Some(raw));
+        assert_eq!(h["x-token"], "hr-bot");
     }
 
     mod properties {

@@ -106,6 +106,7 @@ fn without_the_automaton_each_value_is_found_as_with_it() {
     let without = Redactor {
         patterns: with.patterns().to_vec(),
         finder: None,
+        names: None,
     };
     let extra = forms("robot-key-0123", MASK);
     for text in [
@@ -120,6 +121,11 @@ fn without_the_automaton_each_value_is_found_as_with_it() {
         r(&without, "a=7b586f21411c342f b=s3cret%2fvalue", &[]),
         "a=hr-bot b=***"
     );
+    // Nor is a raw head cleared at once without it: each field is searched.
+    let mut h = http::HeaderMap::new();
+    h.append("x-a", "7b586f21411c342f".parse().unwrap());
+    without.redact_headers(&mut h, &[], Some(b"HTTP/1.1 200 OK\r\n\r\n"));
+    assert_eq!(h["x-a"], "hr-bot");
 }
 
 const TOKEN: &str = "tok/en-0123456789";

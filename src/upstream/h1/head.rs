@@ -42,6 +42,11 @@ pub struct ResponseHead {
     encoded: bool,
     /// Its last coding is `chunked`.
     chunked: bool,
+    /// The head's bytes as read, when each header value is a slice of them (no value was
+    /// folded over lines): one search over them can clear every name and value at once
+    /// (`proxy::respond`). Taken when the answer's header is built, so it holds the read
+    /// buffer no longer than the header map does.
+    pub raw: Option<Bytes>,
 }
 
 /// How the body after a head ends.
@@ -115,9 +120,10 @@ pub fn keepalive_of(value: &[u8]) -> Option<bool> {
 }
 
 /// A value as `http` holds it. An obsolete line folding (`\r\n` and white space, which the
-/// parser lets through in answers) becomes one space, as pingora makes it.
-fn value_of(buf: &Bytes, raw: &[u8]) -> Result<HeaderValue, AttemptError> {
-    let value = if raw.contains(&b'\n') {
+/// parser lets through in answers) becomes one space, as pingora makes it; `folded`: `raw`
+/// holds a line break.
+fn value_of(buf: &Bytes, raw: &[u8], folded: bool) -> Result<HeaderValue, AttemptError> {
+    let value = if folded {
         Bytes::from(unfold(raw))
     } else {
         buf.slice_ref(raw)
@@ -164,9 +170,12 @@ pub fn parse(buf: &Bytes) -> Result<Option<(ResponseHead, usize)>, AttemptError>
     };
     let mut headers = HeaderMap::with_capacity(resp.headers.len());
     let (mut length, mut encoded, mut chunked) = (Length::Absent, false, false);
+    let mut folded = false;
     for h in resp.headers.iter() {
+        let fold = h.value.contains(&b'\n');
+        folded |= fold;
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| invalid())?;
-        let value = value_of(buf, h.value)?;
+        let value = value_of(buf, h.value, fold)?;
         if name == TRANSFER_ENCODING {
             encoded = true;
             chunked = ends_chunked(value.as_bytes());
@@ -195,6 +204,7 @@ pub fn parse(buf: &Bytes) -> Result<Option<(ResponseHead, usize)>, AttemptError>
         length,
         encoded,
         chunked,
+        raw: (!folded).then(|| buf.slice(..len)),
     };
     Ok(Some((head, len)))
 }

@@ -67,6 +67,18 @@ fn an_incomplete_head_waits_and_an_invalid_one_is_refused() {
 }
 
 #[test]
+fn the_raw_head_is_kept_when_every_value_is_a_slice_of_it() {
+    let text = "HTTP/1.1 200 OK\r\nX-A: 1\r\nServer: s\r\n\r\n";
+    let buf = Bytes::copy_from_slice(format!("{text}next").as_bytes());
+    let (head, _) = parse(&buf).unwrap().unwrap();
+    assert_eq!(
+        head.raw.as_deref(),
+        Some(text.as_bytes()),
+        "the head, not what follows"
+    );
+}
+
+#[test]
 fn lenient_answers_pingora_reads_are_read_the_same() {
     // Space before the colon.
     assert_eq!(
@@ -77,6 +89,10 @@ fn lenient_answers_pingora_reads_are_read_the_same() {
     let head = parsed("HTTP/1.1 200 OK\r\nX-Fold: one\r\n  two\r\n\tthree\r\nX-B: c\r\n\r\n");
     assert_eq!(head.headers["x-fold"], "one two three");
     assert_eq!(head.headers["x-b"], "c");
+    assert!(
+        head.raw.is_none(),
+        "a folded value is not a slice of the head"
+    );
     assert_eq!(
         unfold(b"a\r\n \r\n b"),
         b"a b",

@@ -271,23 +271,39 @@ pub fn check(data: &[u8]) {
     let got_s = red.redact_str(&s, &extra);
     assert_eq!(got_s.as_bytes(), &*red.redact(s.as_bytes(), &extra));
 
-    // Headers: values (and names) built from the text's pieces.
+    // Headers: values (and names) built from the text's pieces, and the raw head they would
+    // be parsed from (the names in the input's own case).
     let mut headers = http::HeaderMap::new();
+    let mut raw = b"HTTP/1.1 200 OK\r\n".to_vec();
     let mut kept = Vec::new();
     for (i, chunk) in text.chunks(24).enumerate() {
-        let name = input
-            .header_names
-            .get(i)
-            .and_then(|n| http::HeaderName::from_bytes(n.as_bytes()).ok())
-            .unwrap_or(http::HeaderName::from_static("x-echo"));
+        let spelled = input.header_names.get(i).map_or("X-Echo", |n| n.as_str());
+        let name = http::HeaderName::from_bytes(spelled.as_bytes())
+            .ok()
+            .map_or(("X-Echo", http::HeaderName::from_static("x-echo")), |n| {
+                (spelled, n)
+            });
         if let Ok(v) = http::HeaderValue::from_bytes(chunk) {
-            if !holds_any(name.as_str().as_bytes(), &t) && !holds_any(chunk, &t) {
-                kept.push((name.clone(), v.clone()));
+            if !holds_any(name.1.as_str().as_bytes(), &t) && !holds_any(chunk, &t) {
+                kept.push((name.1.clone(), v.clone()));
             }
-            headers.append(name, v);
+            raw.extend_from_slice(format!("{}: ", name.0).as_bytes());
+            raw.extend_from_slice(chunk);
+            raw.extend_from_slice(b"\r\n");
+            headers.append(name.1, v);
         }
     }
-    red.redact_headers(&mut headers, &extra);
+    raw.extend_from_slice(b"\r\n");
+    // Given the raw head, the one search over it decides as the search of each field does
+    // (with and without the call's extra patterns).
+    let (mut from_raw, mut each) = (headers.clone(), headers.clone());
+    red.redact_headers(&mut from_raw, &[], Some(&raw));
+    red.redact_headers(&mut each, &[], None);
+    assert_eq!(from_raw, each, "the raw head's search decided otherwise");
+    let mut from_raw = headers.clone();
+    red.redact_headers(&mut from_raw, &extra, Some(&raw));
+    red.redact_headers(&mut headers, &extra, None);
+    assert_eq!(from_raw, headers, "the raw head's search decided otherwise");
     for (name, value) in &headers {
         assert!(
             !holds_any(name.as_str().as_bytes(), &t),
