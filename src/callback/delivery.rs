@@ -32,6 +32,10 @@ use crate::store::{now_ms, Item, Store};
 /// The wait after the store itself failed (it is not the push's fault: no attempt counted).
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
+/// The first pause before marking a delivered push done again, when the store failed to;
+/// doubled up to [`STORE_RETRY`].
+const DONE_RETRY: Duration = Duration::from_millis(50);
+
 /// The part of a queue's hold kept free after an attempt, to record its outcome in the store.
 const HOLD_MARGIN_SHARE: u32 = 4;
 /// The shortest attempt worth starting: with less of the hold left, it is renewed first.
@@ -116,7 +120,10 @@ impl Worker {
         };
         let meta = Meta::from_bytes(&item.meta);
         match self.attempt(&item, &meta, timeout).await {
-            Ok(reply) => self.delivered(&item, &meta, age, reply).await,
+            Ok(reply) => {
+                let until = held_until.unwrap_or_else(|| Instant::now() + self.delivery.timeout);
+                self.delivered(&item, &meta, age, reply, until).await
+            }
             Err(why) => self.failed(&item, &meta, age, &why).await,
         }
     }
@@ -164,15 +171,25 @@ impl Worker {
         meta: &Meta,
         age: Duration,
         reply: bytes::Bytes,
+        until: Instant,
     ) -> Next {
         let app = self.app.cfg.app.as_str();
         // An empty answer is offered too: WeCom's request then gets its empty 200 at once
         // instead of waiting out `reply_within`.
         let replied = self.app.offer_reply(item.id, reply);
-        if let Err(e) = self.store.done(&self.app.queue, item.id).await {
-            // Delivered, but still the head: it goes again, same callback id.
-            tracing::warn!(app, id = meta.callback_id.as_str(), error = %e, "callback delivered but not marked done in the store; the app will see it again");
-            return Next::Wait(STORE_RETRY);
+        // Marking it done is tried again while it may still be (in fleet mode, while this
+        // sidecar holds the queue; else for one delivery timeout): a store slow to answer
+        // (a Redis command past `fleet.timeout`) costs a pause, not a second delivery.
+        let mut pause = DONE_RETRY;
+        while let Err(e) = self.store.done(&self.app.queue, item.id).await {
+            if Instant::now() + pause >= until {
+                // Delivered, but still the head: it goes again, same callback id.
+                tracing::warn!(app, id = meta.callback_id.as_str(), error = %e, "callback delivered but not marked done in the store; the app will see it again");
+                return Next::Wait(STORE_RETRY);
+            }
+            tracing::debug!(app, id = meta.callback_id.as_str(), error = %e, "callback delivered; marking it done again");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(STORE_RETRY);
         }
         self.app.counts.delivered.fetch_add(1, Ordering::Relaxed);
         self.count("delivered");

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::callbacks_flow::receiver::Receiver;
+use crate::callbacks_flow::receiver::{Answer, Receiver};
 use crate::callbacks_flow::{text_message, Wecom, CB_AES_KEY, CB_TOKEN, PATH};
 use crate::harness::*;
 
@@ -205,7 +205,28 @@ async fn a_thousand_pushes_over_three_sidecars_are_delivered_once_through_a_kill
         *per_message.entry(content.to_string()).or_default() += 1;
     }
     let twice: Vec<_> = per_id.iter().filter(|(_, &n)| n > 1).collect();
-    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    if !twice.is_empty() {
+        // What each sidecar logged of those pushes: which attempt, by whom, and why again.
+        let logs: Vec<String> = fleet
+            .iter()
+            .map(|m| m.sc.logs())
+            .chain(std::iter::once(killed.sc.logs()))
+            .collect();
+        let lines: Vec<String> = twice
+            .iter()
+            .flat_map(|(id, _)| {
+                logs.iter().enumerate().flat_map(move |(i, log)| {
+                    log.lines()
+                        .filter(|l| l.contains(id.as_str()))
+                        .map(move |l| format!("sidecar {i}: {l}"))
+                })
+            })
+            .collect();
+        panic!(
+            "delivered more than once: {twice:?}; logged of them (the killed one last):\n{}",
+            lines.join("\n")
+        );
+    }
     assert_eq!(per_id.len() as u64, PUSHES);
     assert_eq!(per_message.len() as u64, PUSHES);
     assert!(per_message.values().all(|&n| n == 1));
@@ -223,4 +244,47 @@ async fn a_thousand_pushes_over_three_sidecars_are_delivered_once_through_a_kill
     }
     assert_eq!(stored, PUSHES as f64);
     assert_eq!(counted, PUSHES as f64);
+}
+
+/// The app's 2xx is in, but Redis answers the sidecar's "done" only after `fleet.timeout`
+/// (paused with `CLIENT PAUSE` while the app takes its time to answer): the sidecar marks the
+/// push done again while it still holds the queue, and the app sees it once. (Before, one
+/// failed "done" sent the push again.)
+#[tokio::test]
+async fn a_push_redis_is_slow_to_mark_done_is_not_delivered_again() {
+    let redis = Redis::start().await;
+    let app = Receiver::start().await;
+    app.answer(Answer::ok().after(Duration::from_millis(800)));
+    let state = tempfile::tempdir().unwrap();
+    let m = member(&redis, &app, &state, 0).await;
+    push_all(std::slice::from_ref(&m.cb), 0..1).await;
+    let arrived = eventually(Duration::from_secs(10), async || !app.got().is_empty()).await;
+    assert!(arrived, "not delivered; log:\n{}", m.sc.logs());
+    // The app is answering now; Redis stops answering anyone for longer than the sidecar's
+    // `fleet.timeout` (2 s), well within its hold on the queue (2 × the 3 s delivery timeout).
+    let mut c = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3_000)
+        .arg("ALL")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let done = eventually(Duration::from_secs(20), async || {
+        deliveries(&m.sc, "delivered").await >= 1.0
+    })
+    .await;
+    assert!(done, "never marked delivered; log:\n{}", m.sc.logs());
+    let drained = eventually(Duration::from_secs(10), async || {
+        let (_, _, doc) = get_json(&client(), &format!("{}/admin/callbacks", m.sc.admin)).await;
+        doc["apps"][0]["queue"]["queued"] == 0
+    })
+    .await;
+    assert!(drained, "still queued; log:\n{}", m.sc.logs());
+    assert_eq!(app.got().len(), 1, "delivered again; log:\n{}", m.sc.logs());
+    assert_eq!(deliveries(&m.sc, "delivered").await, 1.0);
 }
