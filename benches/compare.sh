@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds side by side: each sidecar binary given (at its default log level, every call logged)
+# and nginx as a keep-alive reverse proxy logging to a file (`access_log … buffer=64k`), all in
+# front of the same fast upstream, measured interleaved with `wrk -t1 -c$C` for ROUNDS rounds.
+# The proxies run on core 1, the upstream and wrk on core 0 (as in benches/load.sh). Prints
+# each one's mean req/s and its ratio to nginx. For telling two builds apart on a noisy
+# machine: they meet the same noise, round by round.
+#
+#   bash benches/compare.sh OLD_BIN NEW_BIN                    # 3 rounds of 5 s
+#   ROUNDS=5 DURATION=10s bash benches/compare.sh A B C
+#
+# Needs nginx, wrk and taskset.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. benches/setup.sh
+DURATION=${DURATION:-5s}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-50}
+UP_PORT=${UP_PORT:-18801}
+NGX_PORT=${NGX_PORT:-18802}
+[ $# -gt 0 ] || { echo "usage: compare.sh BIN..." >&2; exit 2; }
+for tool in nginx wrk taskset; do
+  command -v "$tool" >/dev/null || { echo "compare.sh needs $tool" >&2; exit 1; }
+done
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+write_upstream_conf "$work" "$UP_PORT"
+cat > "$work/proxy.conf" <<CONF
+worker_processes 1; daemon off; pid $work/proxy.pid; error_log $work/proxy.err;
+events { worker_connections 4096; }
+http { access_log $work/nginx-access.log combined buffer=64k; keepalive_requests 1000000;
+  upstream up { server 127.0.0.1:$UP_PORT; keepalive 256; }
+  server { listen 127.0.0.1:$NGX_PORT;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+CONF
+taskset -c 0 nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
+taskset -c 1 nginx -c "$work/proxy.conf" -p "$work" & pids+=($!)
+names=(nginx)
+urls=("http://127.0.0.1:$NGX_PORT")
+i=0
+for bin in "$@"; do
+  i=$((i + 1))
+  port=$((NGX_PORT + 10 + 2 * i))
+  mkdir -p "$work/s$i"
+  write_sidecar_conf "$work/s$i" "$port" $((port + 1)) "$UP_PORT"
+  (unset WECOM_SIDECAR_LOG; BENCH_SECRET=bench exec taskset -c 1 "$bin" --config "$work/s$i/sidecar.yaml" >/dev/null 2>"$work/s$i/sidecar.log") &
+  pids+=($!)
+  names+=("$i:$(basename "$bin")")
+  urls+=("http://127.0.0.1:$port")
+done
+path="/cgi-bin/user/get?userid=zhangsan"
+for u in "${urls[@]}"; do
+  for _ in $(seq 100); do curl -sf "$u$path" -o /dev/null && break; sleep 0.2; done
+done
+declare -A sum
+for round in $(seq "$ROUNDS"); do
+  for k in "${!urls[@]}"; do
+    q=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"$DURATION" "${urls[k]}$path" | awk '/Requests\/sec/ {print $2}')
+    echo "round $round  ${names[k]}  $q req/s"
+    sum[$k]=$(awk -v a="${sum[$k]:-0}" -v b="$q" 'BEGIN {print a + b}')
+  done
+done
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  wrk -t1 -c$CONNS -d$DURATION, $ROUNDS rounds interleaved; mean req/s, ratio to nginx:"
+for k in "${!urls[@]}"; do
+  awk -v n="${names[k]}" -v s="${sum[$k]}" -v r="$ROUNDS" -v g="${sum[0]}" 'BEGIN {printf "  %-32s %8.0f  %.3f\n", n, s / r, s / g}'
+done
