@@ -27,14 +27,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 write_upstream_conf "$work" "$UP_PORT"
-cat > "$work/proxy.conf" <<CONF
-worker_processes 1; daemon off; pid $work/proxy.pid; error_log $work/proxy.err;
-events { worker_connections 4096; }
-http { access_log $work/nginx-access.log combined buffer=64k; keepalive_requests 1000000;
-  upstream up { server 127.0.0.1:$UP_PORT; keepalive 256; }
-  server { listen 127.0.0.1:$NGX_PORT;
-    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-CONF
+write_proxy_conf "$work/proxy.conf" "$NGX_PORT" 1 "$work/nginx-access.log combined buffer=64k" "$UP_PORT"
 taskset -c 0 nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
 taskset -c 1 nginx -c "$work/proxy.conf" -p "$work" & pids+=($!)
 names=(nginx)

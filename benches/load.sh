@@ -56,16 +56,6 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-proxy_conf() { # file port workers access_log
-  cat > "$1" <<CONF
-worker_processes $3; daemon off; pid $1.pid; error_log $1.err;
-events { worker_connections 4096; }
-http { access_log $4; keepalive_requests 1000000;
-  upstream up { server 127.0.0.1:$UP_PORT; keepalive 256; }
-  server { listen 127.0.0.1:$2;
-    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-CONF
-}
 sidecar() { # cpus dir port admin log-level ("" for the default): starts it, prints its pid
   mkdir -p "$2"
   write_sidecar_conf "$2" "$3" "$4" "$UP_PORT"
@@ -78,8 +68,8 @@ sidecar() { # cpus dir port admin log-level ("" for the default): starts it, pri
 }
 
 write_upstream_conf "$work" "$UP_PORT"
-proxy_conf "$work/proxy.conf" "$NGX_PORT" 1 off
-proxy_conf "$work/proxy-log.conf" "$NGX_LOG_PORT" 1 "$work/nginx-access.log combined buffer=64k"
+write_proxy_conf "$work/proxy.conf" "$NGX_PORT" 1 off "$UP_PORT"
+write_proxy_conf "$work/proxy-log.conf" "$NGX_LOG_PORT" 1 "$work/nginx-access.log combined buffer=64k" "$UP_PORT"
 taskset -c 0 nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
 taskset -c 1 nginx -c "$work/proxy.conf" -p "$work" & pids+=($!)
 taskset -c 1 nginx -c "$work/proxy-log.conf" -p "$work" & pids+=($!)
@@ -159,7 +149,7 @@ if [ "$TWO" != 0 ]; then
   # One worker on core 1 against two on cores 0 and 1, both logging. wrk (2 threads) and the
   # upstream are not pinned: on 2 cores everything shares them, so the two-worker figure is
   # what a proxy gets when it competes with its load, not what it would do on cores of its own.
-  proxy_conf "$work/proxy2.conf" "$NGX2_PORT" 2 "$work/nginx2-access.log combined buffer=64k"
+  write_proxy_conf "$work/proxy2.conf" "$NGX2_PORT" 2 "$work/nginx2-access.log combined buffer=64k" "$UP_PORT"
   taskset -c 0,1 nginx -c "$work/proxy2.conf" -p "$work" & pids+=($!)
   sc2=$(sidecar 0,1 "$work/two" "$SC2_PORT" "$SC2_ADMIN" ""); pids+=($sc2)
   wait_up "$NGX2_PORT" "$SC2_ADMIN"

@@ -4,6 +4,9 @@
 # write_upstream_conf DIR PORT   nginx, one worker, answering a fixed WeCom JSON (and gettoken)
 # write_sidecar_conf DIR PORT ADMIN_PORT UPSTREAM_PORT
 #                                the sidecar with a token-injecting route, a quota and metrics
+# write_proxy_conf FILE PORT WORKERS ACCESS_LOG UPSTREAM_PORT
+#                                nginx as a keep-alive reverse proxy to the upstream (its pid
+#                                in FILE.pid); ACCESS_LOG is `off` or `PATH combined buffer=64k`
 
 write_upstream_conf() {
   local dir=$1 port=$2
@@ -29,5 +32,17 @@ apps:
   - { name: bench, corp_id: wwbench, secret_env: BENCH_SECRET, default: true }
 defaults:
   quota: ["100000000/min"]
+CONF
+}
+
+write_proxy_conf() {
+  local file=$1 port=$2 workers=$3 log=$4 upstream=$5
+  cat > "$file" <<CONF
+worker_processes $workers; daemon off; pid $file.pid; error_log $file.err;
+events { worker_connections 4096; }
+http { access_log $log; keepalive_requests 1000000;
+  upstream up { server 127.0.0.1:$upstream; keepalive 256; }
+  server { listen 127.0.0.1:$port;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 CONF
 }
