@@ -187,8 +187,10 @@ impl SidecarProxy {
         let rt = shared.runtime.load_full();
         let req = session.req_header();
         ctx.request_id = request::request_id(
-            req.headers.get("x-request-id"),
-            req.headers.get("traceparent").map(|v| v.as_bytes()),
+            req.headers.get(request::REQUEST_ID_HEADER),
+            req.headers
+                .get(request::TRACEPARENT_HEADER)
+                .map(|v| v.as_bytes()),
         );
         // The request's URI, held apart from the session (which the body is read and answers
         // are written through): a clone shares its bytes, where copying path and query
@@ -226,7 +228,7 @@ impl SidecarProxy {
         }
 
         let app = if call.api.auth == Auth::Token {
-            let header = session.req_header().headers.get(request::APP_HEADER);
+            let header = session.req_header().headers.get(request::APP_HEADER_NAME);
             let app = request::choose_app(&rt, header.map(|v| v.as_bytes()), query)?;
             ctx.app = Some(app.app.name.clone());
             if let Some(c) = client {

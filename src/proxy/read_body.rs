@@ -47,7 +47,7 @@ pub(super) async fn read_body(
     let declared = session
         .req_header()
         .headers
-        .get("content-length")
+        .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
@@ -58,7 +58,7 @@ pub(super) async fn read_body(
     let expects_continue = session
         .req_header()
         .headers
-        .get("expect")
+        .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if expects_continue {
         let _ = session.write_continue_response().await;

@@ -13,6 +13,12 @@ use crate::wecom::errcode;
 
 /// Header naming the app a call speaks for.
 pub const APP_HEADER: &str = "x-wecom-app";
+/// [`APP_HEADER`] as a name: a header map finds it without parsing the name first.
+pub const APP_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(APP_HEADER);
+/// The app's own id for the call, kept as the request id when usable.
+pub const REQUEST_ID_HEADER: http::HeaderName = http::HeaderName::from_static("x-request-id");
+/// W3C trace context, whose trace id becomes the request id otherwise.
+pub const TRACEPARENT_HEADER: http::HeaderName = http::HeaderName::from_static("traceparent");
 /// Lifetime the local gettoken answer announces (the placeholder never really expires).
 pub const PLACEHOLDER_EXPIRES_IN: u64 = 7200;
 
@@ -130,15 +136,24 @@ pub(super) fn api_path(path: &str) -> Result<(), Refusal> {
 /// slashes, percent-encoding that an upstream might decode into either, backslashes) is refused
 /// before it is routed on or logged as an API.
 pub fn is_api_path(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix('/') else {
+    let Some(rest) = path.as_bytes().strip_prefix(b"/") else {
         return false;
     };
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'.');
-    if !rest.bytes().all(allowed) {
-        return false;
+    let rest = rest.strip_suffix(b"/").unwrap_or(rest);
+    // One pass: every byte allowed, and no segment empty, `.` or `..`.
+    let dots_only = |len: usize, dots: usize| len == dots && len <= 2;
+    let (mut len, mut dots) = (0usize, 0usize);
+    for &b in rest {
+        match b {
+            b'/' if len == 0 || dots_only(len, dots) => return false,
+            b'/' => (len, dots) = (0, 0),
+            b'.' => (len, dots) = (len + 1, dots + 1),
+            b'_' | b'-' => len += 1,
+            b if b.is_ascii_alphanumeric() => len += 1,
+            _ => return false,
+        }
     }
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    rest.split('/').all(|seg| !matches!(seg, "" | "." | ".."))
+    len != 0 && !dots_only(len, dots)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -251,6 +266,38 @@ mod tests {
             "/",
         ] {
             assert!(!is_api_path(bad), "{bad:?}");
+        }
+    }
+
+    /// The one-pass check agrees with the rule read plainly: allowed bytes only, one trailing
+    /// slash dropped, then no segment empty, `.` or `..`.
+    #[test]
+    fn api_path_check_matches_its_rule() {
+        fn by_the_rule(path: &str) -> bool {
+            let Some(rest) = path.strip_prefix('/') else {
+                return false;
+            };
+            let allowed =
+                |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'.');
+            if !rest.bytes().all(allowed) {
+                return false;
+            }
+            let rest = rest.strip_suffix('/').unwrap_or(rest);
+            rest.split('/').all(|seg| !matches!(seg, "" | "." | ".."))
+        }
+        use proptest::prelude::*;
+        let config = ProptestConfig {
+            cases: 4096,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        proptest!(config, |(path in "[/a._%-]{0,12}")| {
+            prop_assert_eq!(is_api_path(&path), by_the_rule(&path), "{:?}", path);
+        });
+        for path in [
+            "/...", "/a/...", "/.a", "/a./", "/a//", "//", "/./", "/../", "/a/.",
+        ] {
+            assert_eq!(is_api_path(path), by_the_rule(path), "{path:?}");
         }
     }
 

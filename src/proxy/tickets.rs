@@ -85,7 +85,7 @@ pub(super) async fn answer_signature(
         ctx.client = Some(c.name.clone());
         Some(c)
     };
-    let header = session.req_header().headers.get(request::APP_HEADER);
+    let header = session.req_header().headers.get(request::APP_HEADER_NAME);
     let app = request::choose_app(rt, header.map(|v| v.as_bytes()), query)?;
     ctx.app = Some(app.app.name.clone());
     if let Some(c) = client {

@@ -52,7 +52,9 @@ impl<K> Expiry<K, Arc<Token>> for TokenExpiry {
 
 /// The token cache shared by every request and the background refresher.
 pub struct TokenStore {
-    cache: Cache<TokenKey, Arc<Token>>,
+    /// Hashed with aHash (keyed at random), as the quota state is: a token is looked up on
+    /// every call, and moka's default SipHash cost about twice as much per lookup.
+    cache: Cache<TokenKey, Arc<Token>, ahash::RandomState>,
     /// Fleet mode: tokens shared through Redis.
     fleet: Option<Arc<crate::fleet::FleetClient>>,
     serial: AtomicU64,
@@ -66,7 +68,7 @@ impl TokenStore {
             cache: Cache::builder()
                 .max_capacity(10_000)
                 .expire_after(TokenExpiry)
-                .build(),
+                .build_with_hasher(ahash::RandomState::new()),
             serial: AtomicU64::new(1),
             metrics,
         }

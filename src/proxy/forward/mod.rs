@@ -431,7 +431,7 @@ fn call_redaction(
 fn is_json_answer(open: &Open) -> bool {
     open.header()
         .headers
-        .get("content-type")
+        .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/plain"))
 }
