@@ -19,7 +19,7 @@
 //! within [`SWEEP_EVERY`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -63,15 +63,24 @@ struct PeerIdle {
     addr: SocketAddr,
     tls: bool,
     sni: String,
+    /// The thread whose connections these are ([`worker`]).
+    worker: usize,
     /// Oldest first; the newest is reused first (a small busy set stays warm, the rest ages
     /// out).
     conns: Vec<Kept>,
 }
 
 impl PeerIdle {
-    fn is(&self, key: PeerKey<'_>) -> bool {
-        self.addr == key.addr && self.tls == key.tls && self.sni == key.sni
+    fn is(&self, key: PeerKey<'_>, worker: usize) -> bool {
+        self.worker == worker && self.addr == key.addr && self.tls == key.tls && self.sni == key.sni
     }
+}
+
+/// This thread's number, to keep its connections apart from other threads'.
+fn worker() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local!(static WORKER: usize = NEXT.fetch_add(1, Ordering::Relaxed));
+    WORKER.with(|w| *w)
 }
 
 struct Kept {
@@ -121,12 +130,13 @@ impl Client {
         self.transport.new_stream(peer).await
     }
 
-    /// A kept connection to `key`, if one is still usable; the unusable ones found on the way
-    /// are closed.
+    /// A kept connection to `key` made on this thread, if one is still usable; the unusable
+    /// ones found on the way are closed.
     pub fn take(&self, key: PeerKey<'_>) -> Option<Stream> {
+        let worker = worker();
         let mut idle = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         let Idle { peers, count } = &mut *idle;
-        let peer = peers.iter_mut().find(|p| p.is(key))?;
+        let peer = peers.iter_mut().find(|p| p.is(key, worker))?;
         let now = Instant::now();
         while let Some(mut kept) = peer.conns.pop() {
             *count -= 1;
@@ -137,20 +147,22 @@ impl Client {
         None
     }
 
-    /// Keeps `stream` (whose last answer allowed it) for the next attempt at `key`. Past the
-    /// capacity the peer's oldest connection gives way, or this one is closed when the peer
-    /// has none.
+    /// Keeps `stream` (whose last answer allowed it, used on this thread) for this thread's
+    /// next attempt at `key`. Past the capacity the peer's oldest connection on this thread
+    /// gives way, or this one is closed when there is none.
     pub fn put(self: &Arc<Self>, key: PeerKey<'_>, stream: Stream) {
         self.start_sweeping();
+        let worker = worker();
         let mut idle = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         let Idle { peers, count } = &mut *idle;
-        let at = match peers.iter().position(|p| p.is(key)) {
+        let at = match peers.iter().position(|p| p.is(key, worker)) {
             Some(at) => at,
             None => {
                 peers.push(PeerIdle {
                     addr: key.addr,
                     tls: key.tls,
                     sni: key.sni.to_string(),
+                    worker,
                     conns: Vec::new(),
                 });
                 peers.len() - 1
@@ -333,6 +345,35 @@ mod tests {
                 "the sweep ended with its runtime"
             );
         }
+    }
+
+    #[test]
+    fn a_connection_is_reused_only_by_the_thread_that_kept_it() {
+        let client = Arc::new(Client::new(None, 8));
+        let on_other_thread = |f: Box<dyn FnOnce(Arc<Client>) + Send>| {
+            let client = client.clone();
+            std::thread::spawn(move || f(client)).join().unwrap();
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (addr, _server) = rt.block_on(async {
+            let (addr, stream, server) = pair().await;
+            client.put(key(addr), stream);
+            (addr, server)
+        });
+        on_other_thread(Box::new(move |client| {
+            assert!(
+                client.take(key(addr)).is_none(),
+                "another thread's connection"
+            );
+        }));
+        assert_eq!(client.idle_count(), 1);
+        assert!(
+            rt.block_on(async { client.take(key(addr)) }).is_some(),
+            "its own thread's"
+        );
     }
 
     #[tokio::test]
