@@ -40,6 +40,9 @@ pub struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
     pub delay: Duration,
+    /// Held until the test adds a permit (then after `delay`): the test acts while the
+    /// sidecar waits for this answer.
+    pub gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Answer {
@@ -52,6 +55,7 @@ impl Answer {
             status,
             body: Vec::new(),
             delay: Duration::ZERO,
+            gate: None,
         }
     }
 
@@ -62,6 +66,12 @@ impl Answer {
 
     pub fn after(mut self, delay: Duration) -> Answer {
         self.delay = delay;
+        self
+    }
+
+    /// Held until `gate` has a permit; each answer takes one.
+    pub fn held(mut self, gate: &Arc<tokio::sync::Semaphore>) -> Answer {
+        self.gate = Some(gate.clone());
         self
     }
 }
@@ -77,6 +87,9 @@ struct Plan {
 pub struct Receiver {
     pub addr: SocketAddr,
     got: Arc<Mutex<Vec<Got>>>,
+    /// The requests whose answer was written whole (a request cut off by `down` is in `got`
+    /// only: the sidecar never had an answer to it).
+    answered: Arc<Mutex<Vec<Got>>>,
     plan: Arc<Mutex<Plan>>,
     accept: Mutex<Option<JoinHandle<()>>>,
 }
@@ -88,6 +101,7 @@ impl Receiver {
         let r = Receiver {
             addr: listener.local_addr().unwrap(),
             got: Arc::default(),
+            answered: Arc::default(),
             plan: Arc::new(Mutex::new(Plan {
                 next: VecDeque::new(),
                 then: Some(Answer::ok()),
@@ -143,16 +157,23 @@ impl Receiver {
         self.got.lock().unwrap().clone()
     }
 
+    /// Every request answered so far (its answer written whole).
+    pub fn answered(&self) -> Vec<Got> {
+        self.answered.lock().unwrap().clone()
+    }
+
     fn serve(&self, listener: TcpListener) {
         let (got, plan) = (self.got.clone(), self.plan.clone());
+        let answered = self.answered.clone();
         let task = tokio::spawn(async move {
             let mut conns = Vec::new();
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (got, plan) = (got.clone(), plan.clone());
-                conns.push(AbortOnDrop(tokio::spawn(connection(stream, got, plan))));
+                let (got, plan, answered) = (got.clone(), plan.clone(), answered.clone());
+                let task = tokio::spawn(connection(stream, got, answered, plan));
+                conns.push(AbortOnDrop(task));
             }
         });
         *self.accept.lock().unwrap() = Some(task);
@@ -174,7 +195,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn connection(mut stream: TcpStream, got: Arc<Mutex<Vec<Got>>>, plan: Arc<Mutex<Plan>>) {
+async fn connection(
+    mut stream: TcpStream,
+    got: Arc<Mutex<Vec<Got>>>,
+    answered: Arc<Mutex<Vec<Got>>>,
+    plan: Arc<Mutex<Plan>>,
+) {
     let mut buf = Vec::new();
     loop {
         let Some((request, used)) = read_request(&mut stream, &mut buf).await else {
@@ -186,8 +212,14 @@ async fn connection(mut stream: TcpStream, got: Arc<Mutex<Vec<Got>>>, plan: Arc<
             let mut p = plan.lock().unwrap();
             p.next.pop_front().or_else(|| p.then.clone())
         };
-        got.lock().unwrap().push(request);
+        got.lock().unwrap().push(request.clone());
         let Some(answer) = answer else { return };
+        if let Some(gate) = &answer.gate {
+            match gate.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => return,
+            }
+        }
         tokio::time::sleep(answer.delay).await;
         let head = format!(
             "HTTP/1.1 {} X\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n",
@@ -199,6 +231,7 @@ async fn connection(mut stream: TcpStream, got: Arc<Mutex<Vec<Got>>>, plan: Arc<
         {
             return;
         }
+        answered.lock().unwrap().push(request);
     }
 }
 
