@@ -106,12 +106,15 @@ store:
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    /// Waits until app `app`'s queue in `/admin/callbacks` holds `dead` dead letters.
+    /// Waits until app `app`'s queue in `/admin/callbacks` holds `dead` dead letters, and its
+    /// counts have seen at least as many die (they are this process's counters, moved just
+    /// after the store's commit, which the queue figures are read from).
     async fn dead_letters(&self, app: &str, dead: u64) -> Value {
         let mut doc = Value::Null;
         let reached = eventually(Duration::from_secs(20), async || {
             doc = self.callbacks().await;
-            of(&doc, app)["queue"]["dead"] == dead
+            let entry = of(&doc, app);
+            entry["queue"]["dead"] == dead && entry["counts"]["dead"].as_u64() >= Some(dead)
         })
         .await;
         assert!(

@@ -176,11 +176,18 @@ async fn started() -> (Upstream, Sidecar) {
 }
 
 async fn get_user(sc: &Sidecar, id: &str) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
-    get_json(
-        &client(),
-        &sc.url(&format!("/cgi-bin/user/get?userid={id}")),
-    )
-    .await
+    get_user_with(&client(), sc, id).await
+}
+
+/// The same over `http`'s connections: calls in a row from one app connection are served by
+/// one thread of the sidecar, whose upstream connections they share (each thread keeps its
+/// own).
+async fn get_user_with(
+    http: &reqwest::Client,
+    sc: &Sidecar,
+    id: &str,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    get_json(http, &sc.url(&format!("/cgi-bin/user/get?userid={id}"))).await
 }
 
 /// A chunked answer (with a chunk extension and a trailer, written in pieces), and one with
@@ -189,11 +196,12 @@ async fn get_user(sc: &Sidecar, id: &str) -> (u16, reqwest::header::HeaderMap, s
 #[tokio::test]
 async fn chunked_answers_are_passed_on_whole_and_keep_their_connection() {
     let (up, sc) = started().await;
-    let (status, _, body) = get_user(&sc, "plain").await;
+    let http = client();
+    let (status, _, body) = get_user_with(&http, &sc, "plain").await;
     assert_eq!((status, body["userid"].as_str()), (200, Some("plain")));
     let connections = up.accepted();
     for id in ["chunked", "both", "chunked", "plain"] {
-        let (status, headers, body) = get_user(&sc, id).await;
+        let (status, headers, body) = get_user_with(&http, &sc, id).await;
         assert_eq!((status, body["userid"].as_str()), (200, Some(id)), "{body}");
         assert_eq!(
             headers["content-length"].to_str().unwrap(),
