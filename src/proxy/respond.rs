@@ -16,7 +16,7 @@ use pingora::protocols::http::ServerSession as Session;
 use pingora::protocols::Stream;
 use tokio::io::AsyncWriteExt;
 
-use super::{hop, RequestCtx};
+use super::{hop, request, RequestCtx};
 use crate::redact::CallRedaction;
 use crate::upstream::h1::head::ResponseHead;
 use crate::upstream::h1::request::decimal;
@@ -180,7 +180,7 @@ pub fn header_from_upstream(
     if let Some(value) = replace {
         headers.insert(http::header::CONTENT_LENGTH, value);
     }
-    headers.insert(REQUEST_ID, ctx.request_id.clone());
+    headers.insert(request::REQUEST_ID_HEADER, ctx.request_id.clone());
     let (mut parts, ()) = http::Response::new(()).into_parts();
     parts.status = up.status;
     parts.headers = headers;
@@ -192,8 +192,6 @@ fn says(value: &http::HeaderValue, len: usize) -> bool {
     let mut digits = [0u8; 20];
     value.as_bytes() == decimal(len as u64, &mut digits)
 }
-
-const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 fn add_request_id(h: &mut ResponseHeader, ctx: &RequestCtx) {
     let _ = h.insert_header("X-Request-Id", ctx.request_id.clone());

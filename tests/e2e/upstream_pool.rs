@@ -152,7 +152,7 @@ async fn calls_in_a_row_share_one_upstream_connection() {
     }
     assert_eq!(up.calls_to("/cgi-bin/user/get"), 20);
     // All over one connection. Besides it: the two apps' tokens, fetched at once at start
-    // (two connections, on the background thread; each thread of the sidecar keeps its own
+    // (two connections, away from the calls' thread; each thread of the sidecar keeps its own
     // connections, so the calls' thread does not reuse those).
     assert_eq!(
         up.connections_carrying("/cgi-bin/user/get"),
