@@ -22,6 +22,7 @@ pub mod descriptors;
 pub mod fleet;
 #[cfg(test)]
 mod layering;
+pub mod linger;
 pub mod logging;
 pub mod memory;
 pub mod metrics;

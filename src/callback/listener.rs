@@ -9,7 +9,7 @@
 //! | a path no app has | 404 (`unknown-path`, app `-`), connection closed |
 //! | a method other than GET or POST | 405 with `Allow: GET, POST`, connection closed |
 //! | GET with `echostr` | 200, the bare decrypted echostr |
-//! | POST over 1 MiB (by `Content-Length` or while reading) | 413, unread, connection closed |
+//! | POST over 1 MiB (by `Content-Length` or while reading) | 413, connection closed once the rest of the body is read and dropped ([`crate::linger`]) |
 //! | POST, refused | 403 (signature, decryption, receive id) or 400 (not WeCom's XML) |
 //! | POST, committed | 200: the encrypted passive reply, or empty |
 //! | POST, the store failed | 503 (WeCom retries), and a WARN line saying why |
@@ -59,6 +59,8 @@ struct Reply {
     answer: Answer,
     close: bool,
     allow: bool,
+    /// The body may still be read after the answer (not after it broke off).
+    linger: bool,
 }
 
 #[async_trait]
@@ -78,11 +80,18 @@ impl<P: Process> HttpServerApp for CallbackServer<P> {
         ) {
             return None;
         }
-        let _in_flight = self.process.enter();
+        let in_flight = self.process.enter();
         let reply = self.handle(&mut http).await;
         let close = reply.close || *shutdown.borrow();
         http.set_keepalive((!close).then_some(KEEPALIVE_S));
-        if write(&mut http, &reply).await.is_err() || reply.close {
+        let written = write(&mut http, &reply).await.is_ok();
+        drop(in_flight);
+        if !written || reply.close {
+            // Answered before the body was read (a 413 by its length, a wrong path): what the
+            // sender still sends is read and dropped first, so it reads the answer, not a reset.
+            if written && reply.linger {
+                crate::linger::linger(&mut http).await;
+            }
             http.shutdown().await;
             return None;
         }
@@ -106,25 +115,28 @@ impl<P: Process> CallbackServer<P> {
                 answer: Answer::text(404, "no callback at this path\n"),
                 close: true,
                 allow: false,
+                linger: true,
             };
         };
         let method = req.method.clone();
         let query = Query::parse(req.uri.query());
-        let (outcome, close) = match method {
-            Method::GET => (push::verify_url(&app, &query), false),
+        let (outcome, close, linger) = match method {
+            Method::GET => (push::verify_url(&app, &query), false, true),
             Method::POST => match read_body(http).await {
                 Body::Read(body) => {
                     let store = self.callbacks.store.as_ref();
-                    (push::accept(&app, store, &query, &body).await, false)
+                    (push::accept(&app, store, &query, &body).await, false, true)
                 }
                 Body::TooLarge => (
                     Outcome::new("too-large", Answer::text(413, "a push is at most 1 MiB\n")),
+                    true,
                     true,
                 ),
                 // The body broke off (closed early, or too slow): answered if anyone listens.
                 Body::Broken => (
                     Outcome::new("malformed", Answer::text(400, "the body broke off\n")),
                     true,
+                    false,
                 ),
             },
             _ => {
@@ -132,6 +144,7 @@ impl<P: Process> CallbackServer<P> {
                     answer: Answer::text(405, "GET or POST\n"),
                     close: true,
                     allow: true,
+                    linger: true,
                 }
             }
         };
@@ -140,6 +153,7 @@ impl<P: Process> CallbackServer<P> {
             answer: outcome.answer,
             close,
             allow: false,
+            linger,
         }
     }
 

@@ -147,11 +147,15 @@ impl SidecarProxy {
     /// back for the next call when it can be reused.
     async fn serve(&self, mut session: Session) -> Option<respond::Reused> {
         let mut ctx = self.new_ctx();
+        let mut reads_on = true;
         let answer = match self.handle(&mut session, &mut ctx).await {
             Ok(Handled::Written) => None,
             Ok(Handled::Pass(answer)) => Some(answer),
             Ok(Handled::Local(answer)) => Some(respond::local(&mut ctx, answer)),
-            Err(refusal) => Some(respond::local(&mut ctx, refusal.answer())),
+            Err(refusal) => {
+                reads_on = !matches!(refusal, Refusal::BrokenBody { .. });
+                Some(respond::local(&mut ctx, refusal.answer()))
+            }
         };
         if ctx.status == 0 {
             // The app went away before a streamed answer was complete.
@@ -163,11 +167,21 @@ impl SidecarProxy {
             let req = session.req_header();
             (req.method.clone(), req.uri.clone())
         };
-        let reused = respond::finish(session, answer, &mut ctx).await;
+        let after = respond::finish(session, answer, reads_on, &mut ctx).await;
         access_log::access_log(&self.shared, &method, uri.path(), &ctx);
         // The call stops counting as in flight only once its answer is flushed.
         drop(ctx);
-        reused
+        match after {
+            respond::After::Reuse(reused) => Some(reused),
+            respond::After::Closed => None,
+            // The answer is out and logged; what the app still sends of its body is read
+            // and dropped before the close, so the app reads the answer, not a reset.
+            respond::After::Linger(mut session) => {
+                crate::linger::linger(&mut session).await;
+                respond::close(session).await;
+                None
+            }
+        }
     }
 
     fn new_ctx(&self) -> RequestCtx {

@@ -7,7 +7,8 @@
 //! answer writer re-inserted `Date` and `Connection` into the header map, built a second
 //! buffer and wrote head and body apart: 5–6k instructions a call. Any other answer (the
 //! connection closes after it, or the request body was not read) goes through pingora's
-//! writer, which closes the connection as before.
+//! writer, which closes the connection as before; one sent before the body was read whole
+//! is followed by a lingering close ([`crate::linger`]), once the call is logged.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
@@ -50,14 +51,27 @@ pub fn local(ctx: &mut RequestCtx, answer: LocalAnswer) -> Answer {
     }
 }
 
+/// What becomes of the app's connection once the answer is out.
+pub enum After {
+    /// Kept for the next call.
+    Reuse(Reused),
+    /// Closed.
+    Closed,
+    /// Answered before its request body was read whole: the rest of the body is to be read
+    /// and dropped ([`crate::linger`]), then the connection closed ([`close`]).
+    Linger(Box<Session>),
+}
+
 /// Writes `answer` (if the call has one left to write; a streamed one is out already), ends
 /// the session, and hands the connection back when it is kept. A failed write means the app
-/// went away; the call's context (and so its access line) says so.
+/// went away; the call's context (and so its access line) says so. `reads_on`: the body may
+/// still be read after the answer (false once reading it failed: it is not waited for again).
 pub async fn finish(
     mut session: Session,
     answer: Option<Answer>,
+    reads_on: bool,
     ctx: &mut RequestCtx,
-) -> Option<Reused> {
+) -> After {
     let Some(mut answer) = answer else {
         return end(session).await;
     };
@@ -69,16 +83,19 @@ pub async fn finish(
         ),
         _ => (false, false, None),
     };
-    if !(keep && session.is_body_done() && writes_whole(&answer)) {
-        if let Err(e) = write(&mut session, answer.header, Some(answer.body)).await {
-            ctx.detail = Some(format!("app went away: {}", e.etype().as_str()));
+    let body_done = session.is_body_done();
+    if !(keep && body_done && writes_whole(&answer)) {
+        match write(&mut session, answer.header, Some(answer.body)).await {
+            Err(e) => ctx.detail = Some(format!("app went away: {}", e.etype().as_str())),
+            Ok(()) if !body_done && reads_on => return After::Linger(Box::new(session)),
+            Ok(()) => {}
         }
         return end(session).await;
     }
     let bytes = wire(&mut answer, no_body);
-    let Some((mut stream, pipelined)) = end(session).await else {
+    let After::Reuse((mut stream, pipelined)) = end(session).await else {
         ctx.detail = Some("app went away: before the answer".into());
-        return None;
+        return After::Closed;
     };
     let out = async {
         stream.write_all(&bytes).await?;
@@ -89,22 +106,29 @@ pub async fn finish(
         None => Some(out.await),
     };
     match written {
-        Some(Ok(())) => Some((stream, pipelined)),
+        Some(Ok(())) => After::Reuse((stream, pipelined)),
         Some(Err(_)) => {
             ctx.detail = Some("app went away: WriteError".into());
-            None
+            After::Closed
         }
         None => {
             ctx.detail = Some("app went away: WriteTimedout".into());
-            None
+            After::Closed
         }
     }
 }
 
 /// Ends the session: the connection back, with any pipelined bytes, when it is kept.
-async fn end(session: Session) -> Option<Reused> {
-    let reused = session.finish().await.ok().flatten();
-    reused.map(|r| r.into_parts())
+async fn end(session: Session) -> After {
+    match session.finish().await {
+        Ok(Some(reused)) => After::Reuse(reused.into_parts()),
+        _ => After::Closed,
+    }
+}
+
+/// Closes a connection that [`After::Linger`] handed over, once the lingering is done.
+pub async fn close(session: Box<Session>) {
+    let _ = (*session).finish().await;
 }
 
 /// Whether the sidecar writes `answer` itself: a final answer whose one Content-Length is its

@@ -27,22 +27,6 @@ async fn everything(r: reqwest::Response) -> String {
     out
 }
 
-/// Everything the sidecar at `base` (`http://host:port`) answers to `head`, sent with no body,
-/// read until it closes the connection.
-async fn head_only(base: &str, head: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    conn.write_all(head.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut out)).await;
-    assert!(
-        read.is_ok(),
-        "the connection was not closed after the answer"
-    );
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 async fn drive_every_path(sim: &Simulator, sc: &Sidecar, key_file: &std::path::Path) -> String {
     // Redirects are shown, not followed: what a redirect's Location carries is searched too.
     let c = reqwest::Client::builder()
@@ -220,25 +204,12 @@ async fn drive_every_path(sim: &Simulator, sc: &Sidecar, key_file: &std::path::P
     seen.push_str(&everything(r).await);
     call!("GET", "/cgi-bin/../admin/status", "", vec![]);
     call!("GET", "/cgi-bin/no/such/api", "", vec![]);
-    // Over the body limit: the head alone is sent. The sidecar answers 413 from the declared
-    // length, without reading the body, and closes; a client still writing the 3 MB could find
-    // the connection cut before it read the answer.
-    {
-        let body = vec![b'x'; 3 * 1024 * 1024];
-        let path = "/cgi-bin/message/send";
-        let mut head = format!(
-            "POST {path} HTTP/1.1\r\nHost: sidecar\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in signed("POST", path, "", &body) {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        let answer = head_only(&sc.url(""), &head).await;
-        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-        seen.push_str(&answer);
-    }
+    call!(
+        "POST",
+        "/cgi-bin/message/send",
+        "",
+        vec![b'x'; 3 * 1024 * 1024]
+    );
     // Unsigned, and signed with a wrong key.
     seen.push_str(
         &everything(

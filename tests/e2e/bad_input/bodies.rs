@@ -43,7 +43,7 @@ async fn bodies_over_the_limit_get_413_without_being_read_or_forwarded() {
     };
 
     // (a) Declared over the limit: only the head and 4 KiB of the body are sent, the connection
-    // stays open, and the 413 comes anyway: nothing past the limit is waited for or read.
+    // stays open, and the 413 comes anyway: the answer waits for nothing past the limit.
     for declared in [MAX_JSON_REQUEST + 1, 3 * 1024 * 1024, u64::MAX] {
         let mut req = head(
             "/cgi-bin/message/send",
@@ -139,6 +139,71 @@ async fn bodies_over_the_limit_get_413_without_being_read_or_forwarded() {
     assert_eq!(calls(&sim, "/cgi-bin/user/create"), 1);
     assert_eq!(calls(&sim, "/cgi-bin/media/upload"), 0);
     still_serves(&mut sc, &sim, "oversized bodies").await;
+    assert_clean_logs(&sc);
+}
+
+/// A client that writes the whole of an over-the-limit body before it reads (as simple HTTP
+/// clients do: Python's `http.client`, and so the SDKs built on it) reads the 413, not a
+/// broken pipe or a reset: the sidecar answers at once, then reads and drops the rest of the
+/// body before it closes (README "Bad input"). 16 MiB is more than the loopback socket buffers
+/// hold, so each client is still writing when the answer comes; closing then, with the body
+/// unread, made the kernel reset the connection under the client's writes.
+#[tokio::test]
+async fn a_client_that_writes_its_whole_over_the_limit_body_reads_the_413() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = simulator().await;
+    let mut sc = Sidecar::start(&sim.url(), "").await;
+    sc.wait_ready().await;
+    let addr = addr_of(&sc.base);
+    let big = vec![b' '; 16 * 1024 * 1024];
+    let head = |framing: &str| {
+        format!(
+            "POST /cgi-bin/message/send HTTP/1.1\r\nHost: sidecar\r\n\
+             Content-Type: application/json\r\n{framing}\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let mut declared = head(&format!("Content-Length: {}", big.len()));
+    declared.extend_from_slice(&big);
+    let mut chunked_req = head("Transfer-Encoding: chunked");
+    chunked_req.extend(chunked(&big));
+    for (what, request) in [
+        ("declared, 1", &declared),
+        ("declared, 2", &declared),
+        ("declared, 3", &declared),
+        ("chunked", &chunked_req),
+    ] {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // Everything first, as such a client does; then the answer, to the close.
+        let written = tokio::time::timeout(Duration::from_secs(30), conn.write_all(request))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: writing the body hung"));
+        assert!(
+            written.is_ok(),
+            "{what}: the connection was cut under the body: {written:?}"
+        );
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no close after the answer"));
+        assert!(read.is_ok(), "{what}: the answer was lost: {read:?}");
+        let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(text.starts_with("http/1.1 413 "), "{what}: {text}");
+        assert!(text.contains("\r\nconnection: close\r\n"), "{what}: {text}");
+        assert!(text.contains(r#""errcode":47001"#), "{what}: {text}");
+    }
+    // And through an HTTP client library.
+    let r = client()
+        .post(sc.url("/cgi-bin/message/send"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("reqwest: the answer was lost: {e:?}"));
+    assert_eq!(r.status(), 413);
+    assert_eq!(calls(&sim, "/cgi-bin/message/send"), 0);
+    still_serves(&mut sc, &sim, "bodies read and dropped after their 413").await;
     assert_clean_logs(&sc);
 }
 
