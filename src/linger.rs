@@ -34,7 +34,7 @@ pub async fn linger(session: &mut Session) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use pingora::http::ResponseHeader;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -42,16 +42,15 @@ mod tests {
 
     /// More than the loopback socket buffers hold: a client writing it is still writing when
     /// the answer comes.
-    const BODY: usize = 16 * 1024 * 1024;
+    pub(crate) const BODY: usize = 16 * 1024 * 1024;
 
-    /// A server session on one end of a loopback connection, its request head (declaring a
-    /// body of [`BODY`] bytes) read; and the other end.
-    async fn pair() -> (Session, TcpStream) {
+    /// A server session on one end of a loopback connection with `head` read (a request head
+    /// the client end has written), and the client end.
+    pub(crate) async fn session_pair(head: &str) -> (Session, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        let head = format!("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: {BODY}\r\n\r\n");
         client.write_all(head.as_bytes()).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
         let stream: pingora::protocols::Stream =
@@ -59,6 +58,14 @@ mod tests {
         let mut session = Session::new_http1(stream);
         assert!(session.read_request().await.unwrap());
         (session, client)
+    }
+
+    /// A session whose request head declares a body of [`BODY`] bytes, none of it sent yet.
+    pub(crate) async fn pair() -> (Session, TcpStream) {
+        session_pair(&format!(
+            "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: {BODY}\r\n\r\n"
+        ))
+        .await
     }
 
     /// Answers 413 before reading the body, lingers, and drops the session (closing the

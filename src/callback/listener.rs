@@ -86,20 +86,44 @@ impl<P: Process> HttpServerApp for CallbackServer<P> {
         http.set_keepalive((!close).then_some(KEEPALIVE_S));
         let written = write(&mut http, &reply).await.is_ok();
         drop(in_flight);
-        if !written || reply.close {
+        match then(written, &reply) {
+            Then::Keep => {}
+            Then::Close => {
+                http.shutdown().await;
+                return None;
+            }
             // Answered before the body was read (a 413 by its length, a wrong path): what the
             // sender still sends is read and dropped first, so it reads the answer, not a reset.
-            if written && reply.linger {
+            Then::Linger => {
                 crate::linger::linger(&mut http).await;
+                http.shutdown().await;
+                return None;
             }
-            http.shutdown().await;
-            return None;
         }
         let settings = HttpPersistentSettings::for_session(&http);
         match http.finish().await {
             Ok(reusable) => reusable.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
             Err(_) => None,
         }
+    }
+}
+
+/// What becomes of a connection once its answer was (or failed to be) written.
+#[derive(Debug, PartialEq, Eq)]
+enum Then {
+    /// Kept for the next request.
+    Keep,
+    Close,
+    /// Read and drop the rest of the request body ([`crate::linger`]), then close.
+    Linger,
+}
+
+fn then(written: bool, reply: &Reply) -> Then {
+    match (written, reply.close, reply.linger) {
+        (false, _, _) => Then::Close,
+        (true, false, _) => Then::Keep,
+        (true, true, true) => Then::Linger,
+        (true, true, false) => Then::Close,
     }
 }
 
@@ -240,4 +264,28 @@ async fn write(http: &mut ServerSession, reply: &Reply) -> pingora::Result<()> {
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(close: bool, linger: bool) -> Reply {
+        Reply {
+            answer: Answer::text(413, "x\n"),
+            close,
+            allow: false,
+            linger,
+        }
+    }
+
+    #[test]
+    fn a_closing_answer_lingers_when_the_body_may_follow_and_a_failed_write_just_closes() {
+        assert_eq!(then(true, &reply(false, true)), Then::Keep);
+        assert_eq!(then(true, &reply(false, false)), Then::Keep);
+        assert_eq!(then(true, &reply(true, true)), Then::Linger);
+        assert_eq!(then(true, &reply(true, false)), Then::Close);
+        assert_eq!(then(false, &reply(false, true)), Then::Close);
+        assert_eq!(then(false, &reply(true, true)), Then::Close);
+    }
 }

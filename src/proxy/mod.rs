@@ -153,7 +153,7 @@ impl SidecarProxy {
             Ok(Handled::Pass(answer)) => Some(answer),
             Ok(Handled::Local(answer)) => Some(respond::local(&mut ctx, answer)),
             Err(refusal) => {
-                reads_on = !matches!(refusal, Refusal::BrokenBody { .. });
+                reads_on = refusal.body_may_follow();
                 Some(respond::local(&mut ctx, refusal.answer()))
             }
         };
@@ -178,7 +178,6 @@ impl SidecarProxy {
             // and dropped before the close, so the app reads the answer, not a reset.
             respond::After::Linger(mut session) => {
                 crate::linger::linger(&mut session).await;
-                respond::close(session).await;
                 None
             }
         }

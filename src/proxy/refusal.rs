@@ -305,6 +305,13 @@ impl Refusal {
         }
     }
 
+    /// Whether what is left of the request body may still be read after this answer (a
+    /// lingering close, [`crate::linger`]): not once reading it failed, as the rest may never
+    /// come or can no longer be framed.
+    pub fn body_may_follow(&self) -> bool {
+        !matches!(self, Refusal::BrokenBody { .. })
+    }
+
     /// The answer to write to the app.
     pub fn answer(self) -> LocalAnswer {
         let r = self.row();
@@ -583,6 +590,14 @@ mod tests {
             missing.is_empty(),
             "variants without an example: {missing:?}"
         );
+    }
+
+    #[test]
+    fn only_a_broken_body_is_not_read_on_after_its_answer() {
+        for (refusal, ..) in examples() {
+            let broken = matches!(refusal, Refusal::BrokenBody { .. });
+            assert_eq!(refusal.body_may_follow(), !broken, "{refusal:?}");
+        }
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub enum After {
     /// Closed.
     Closed,
     /// Answered before its request body was read whole: the rest of the body is to be read
-    /// and dropped ([`crate::linger`]), then the connection closed ([`close`]).
+    /// and dropped ([`crate::linger`]); dropping the session then closes the connection.
     Linger(Box<Session>),
 }
 
@@ -124,11 +124,6 @@ async fn end(session: Session) -> After {
         Ok(Some(reused)) => After::Reuse(reused.into_parts()),
         _ => After::Closed,
     }
-}
-
-/// Closes a connection that [`After::Linger`] handed over, once the lingering is done.
-pub async fn close(session: Box<Session>) {
-    let _ = (*session).finish().await;
 }
 
 /// Whether the sidecar writes `answer` itself: a final answer whose one Content-Length is its

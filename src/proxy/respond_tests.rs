@@ -231,3 +231,54 @@ fn only_an_answer_whose_one_length_is_its_body_s_is_written_whole() {
     let interim = upstream_answer("HTTP/1.1 103 Early Hints\r\nContent-Length: 0\r\n\r\n", "");
     assert!(!super::writes_whole(&interim));
 }
+
+/// A 413 for the call on `session`, as the pipeline makes it.
+fn too_large(ctx: &mut super::super::RequestCtx) -> super::Answer {
+    use super::super::refusal::Refusal;
+    super::local(ctx, Refusal::TooLarge { limit: 2 }.answer())
+}
+
+fn ctx() -> super::super::RequestCtx {
+    super::super::RequestCtx::new(http::HeaderValue::from_static("rid-4"), None)
+}
+
+/// An answer before the body was read hands the session over to linger in, unless reading
+/// the body already failed; either way the answer is out, saying `Connection: close`.
+#[tokio::test]
+async fn an_answer_before_the_body_lingers_unless_the_body_broke() {
+    use tokio::io::AsyncReadExt;
+    for reads_on in [true, false] {
+        let (session, mut client) = crate::linger::tests::pair().await;
+        let mut ctx = ctx();
+        let answer = too_large(&mut ctx);
+        let after = super::finish(session, Some(answer), reads_on, &mut ctx).await;
+        match (&after, reads_on) {
+            (super::After::Linger(_), true) | (super::After::Closed, false) => {}
+            _ => panic!("reads_on {reads_on}: not the expected end of the connection"),
+        }
+        drop(after);
+        let mut out = Vec::new();
+        client.read_to_end(&mut out).await.unwrap();
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+        assert!(out.contains("Connection: close\r\n"), "{out}");
+    }
+}
+
+/// A whole answer to a request without a body keeps the connection, and the app reads it.
+#[tokio::test]
+async fn a_whole_answer_after_the_whole_request_keeps_the_connection() {
+    use tokio::io::AsyncReadExt;
+    let (session, mut client) =
+        crate::linger::tests::session_pair("GET /x HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut ctx = ctx();
+    let answer = too_large(&mut ctx);
+    let after = super::finish(session, Some(answer), true, &mut ctx).await;
+    assert!(matches!(after, super::After::Reuse(_)), "not kept");
+    let mut out = vec![0u8; 4096];
+    let n = client.read(&mut out).await.unwrap();
+    let out = String::from_utf8_lossy(&out[..n]);
+    assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+    assert!(out.contains("Connection: keep-alive\r\n"), "{out}");
+    assert!(ctx.detail.is_none(), "{:?}", ctx.detail);
+}
