@@ -242,6 +242,13 @@ fn ctx() -> super::super::RequestCtx {
     super::super::RequestCtx::new(http::HeaderValue::from_static("rid-4"), None)
 }
 
+/// `finish`'s end, or a failure if it waits (here: for a body the client never sends).
+async fn finished(finish: impl std::future::Future<Output = super::After>) -> super::After {
+    tokio::time::timeout(std::time::Duration::from_secs(10), finish)
+        .await
+        .expect("finish waited for the request body instead of answering")
+}
+
 /// An answer before the body was read hands the session over to linger in, unless reading
 /// the body already failed; either way the answer is out, saying `Connection: close`.
 #[tokio::test]
@@ -251,7 +258,7 @@ async fn an_answer_before_the_body_lingers_unless_the_body_broke() {
         let (session, mut client) = crate::linger::tests::pair().await;
         let mut ctx = ctx();
         let answer = too_large(&mut ctx);
-        let after = super::finish(session, Some(answer), reads_on, &mut ctx).await;
+        let after = finished(super::finish(session, Some(answer), reads_on, &mut ctx)).await;
         match (&after, reads_on) {
             (super::After::Linger(_), true) | (super::After::Closed, false) => {}
             _ => panic!("reads_on {reads_on}: not the expected end of the connection"),
@@ -273,7 +280,7 @@ async fn a_whole_answer_after_the_whole_request_keeps_the_connection() {
         crate::linger::tests::session_pair("GET /x HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut ctx = ctx();
     let answer = too_large(&mut ctx);
-    let after = super::finish(session, Some(answer), true, &mut ctx).await;
+    let after = finished(super::finish(session, Some(answer), true, &mut ctx)).await;
     assert!(matches!(after, super::After::Reuse(_)), "not kept");
     let mut out = vec![0u8; 4096];
     let n = client.read(&mut out).await.unwrap();

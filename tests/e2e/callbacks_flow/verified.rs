@@ -150,3 +150,40 @@ async fn many_pushes_are_delivered_in_arrival_order() {
     let want: Vec<String> = (0..40).map(text_message).collect();
     assert_eq!(bodies, want);
 }
+
+/// A connection WeCom keeps is kept: two pushes travel one connection, each answered with
+/// `Connection: keep-alive`; a refusal that closes (a path no app has) says so and ends it.
+#[tokio::test]
+async fn pushes_share_a_kept_connection_and_a_closing_refusal_ends_it() {
+    let f = Flow::start(Timing::default()).await;
+    let mut conn = Raw::connect(std::net::SocketAddr::from(([127, 0, 0, 1], f.cb_port))).await;
+    for n in 1..=2 {
+        let (query, body) = f.wecom.push(&text_message(n));
+        let req = format!(
+            "POST {PATH}?{query} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        conn.send(req.as_bytes()).await.unwrap();
+        let a = conn.answered().await;
+        assert_eq!(a.status, Some(200), "push {n}: {}", a.show());
+        assert_eq!(
+            a.header("connection"),
+            Some("keep-alive"),
+            "push {n}: {}",
+            a.show()
+        );
+    }
+    conn.send(b"POST /callback/nobody HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        .await
+        .unwrap();
+    let a = conn.answered().await;
+    assert_eq!(a.status, Some(404), "{}", a.show());
+    assert_eq!(a.header("connection"), Some("close"), "{}", a.show());
+    let (_, ended) = conn.until_close().await;
+    assert!(
+        ended.closed(),
+        "the connection stayed open after Connection: close"
+    );
+    let got = f.delivered(2).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+}
