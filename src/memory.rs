@@ -1,12 +1,15 @@
 //! Giving memory back to the system after a storm of app connections.
 //!
 //! Each app connection costs about 22 KB while open (pingora's task, buffers and futures;
-//! README "Performance"). When thousands close, glibc's allocator keeps the freed memory in
-//! its arenas for reuse, so resident memory stays at the storm's peak for good (measured:
-//! 12 MB before a storm of 5,000 connections, 126 MB during, still 126 MB long after).
-//! Once open connections have fallen by [`TRIM_AFTER_DROP`] from their highest since the last
-//! trim, `malloc_trim(0)` returns the free pages of every arena to the kernel. It runs at
-//! most every [`CHECK_EVERY`], off the request path, and costs a few milliseconds.
+//! README "Performance"). The sidecar binary allocates through jemalloc (`src/main.rs`),
+//! which gives freed pages back by itself within about a second. glibc's allocator, which a
+//! build of the library without it (its tests, benches) and the C code inside (SQLite) use,
+//! keeps freed memory in its arenas for reuse, so resident memory stayed at a storm's peak
+//! for good (measured before jemalloc: 12 MB before a storm of 5,000 connections, 126 MB
+//! during, still 126 MB long after). So once open connections have fallen by
+//! [`TRIM_AFTER_DROP`] from their highest since the last trim, `malloc_trim(0)` returns the
+//! free pages of glibc's arenas to the kernel. It runs at most every [`CHECK_EVERY`], off the
+//! request path, and costs a few milliseconds.
 
 use std::time::Duration;
 
