@@ -9,7 +9,7 @@
 #   LOG=info bash benches/profile.sh   # the default log level (the access line on); default warn
 #   BIN=/path/to/wecom-sidecar bash benches/profile.sh   # another build (not rebuilt)
 #
-# Needs valgrind, nginx and wrk (Debian: apt-get install valgrind nginx-light wrk).
+# Needs valgrind, objcopy, nginx and wrk (Debian: apt-get install valgrind binutils nginx-light wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/setup.sh
@@ -17,7 +17,7 @@ SECS=${SECS:-10}
 UP_PORT=${UP_PORT:-18701}
 SC_PORT=${SC_PORT:-18703}
 SC_ADMIN=${SC_ADMIN:-18704}
-for tool in valgrind callgrind_control callgrind_annotate nginx wrk; do
+for tool in valgrind callgrind_control callgrind_annotate objcopy nginx wrk; do
   command -v "$tool" >/dev/null || { echo "profile.sh needs $tool" >&2; exit 1; }
 done
 LOG=${LOG:-warn}
@@ -26,6 +26,11 @@ if [ -z "${BIN:-}" ]; then
   cargo build --release --bin wecom-sidecar >/dev/null 2>&1 || cargo build --release --bin wecom-sidecar
 fi
 work=$(mktemp -d /tmp/wecom-profile.XXXXXX)
+# valgrind 3.19 cannot read the debug info this toolchain writes ("Missing or invalid ELF
+# Section Header Table") and then names no function at all: profile a copy without it (the
+# symbol table stays, so the profile names every function; the instructions are the same).
+objcopy --strip-debug "$BIN" "$work/wecom-sidecar"
+BIN=$work/wecom-sidecar
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
