@@ -283,8 +283,8 @@ fn start_outbox(shared: &Arc<Shared>, shutdown: &ShutdownWatch) {
     );
 }
 
-/// Token refresh, config reloads (SIGHUP, file replaced), probes, memory trimming and the
-/// drain watcher.
+/// Token refresh, config reloads (SIGHUP, file replaced), probes, memory trimming, idle app
+/// connections and the drain watcher.
 struct Background {
     shared: Arc<Shared>,
 }
@@ -304,6 +304,16 @@ impl BackgroundService for Background {
         });
         let (s, sd) = (self.shared.clone(), shutdown.clone());
         tokio::spawn(async move { crate::memory::run(&s.capacity, sd).await });
+        // Idle app connections: closed at `client.idle_timeout` (the bound in force), and all
+        // of them once the sidecar stops.
+        let (s, mut sd) = (self.shared.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let idle_timeout = || s.runtime.load().config.client.idle_timeout;
+            let stop = async move {
+                let _ = sd.wait_for(|stop| *stop).await;
+            };
+            s.capacity.sweep(idle_timeout, stop).await;
+        });
         start_delivery(&self.shared, &shutdown);
         start_outbox(&self.shared, &shutdown);
         let shared = self.shared.clone();

@@ -8,9 +8,10 @@
 //!   the first request, from its first byte for later ones. (pingora bounds each read only,
 //!   so a head sent a byte every few seconds would hold its descriptor for ever.)
 //! - **Between calls** a kept-alive connection may wait `idle_timeout` for the next request's
-//!   first byte (pingora's own wait between calls has no bound for HTTP/1.1).
-//!   The bound is read again every second, so a reload that lowers it reaches connections
-//!   already idle.
+//!   first byte (pingora's own wait between calls has no bound for HTTP/1.1). The wait sets
+//!   no timer: `capacity`'s sweeper closes connections idle past the bound in force (so a
+//!   reload that lowers it reaches connections already idle), and every idle one once the
+//!   sidecar stops.
 //! - **Bodies and answers**: each read of a request body and each write of an answer must make
 //!   progress within `body_timeout`.
 //! - **Pipelining**: requests written before the answers are read are answered in order
@@ -29,7 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::refusal::Refusal;
 use super::{within, SidecarProxy};
-use crate::capacity::Waited;
+use crate::capacity::{Waited, Why};
 use crate::state::Shared;
 
 /// Bytes of the next request read at once when it arrives on a kept-alive connection (a
@@ -65,24 +66,12 @@ pub(super) async fn run(app: &SidecarProxy, mut stream: Stream, shutdown: &Shutd
             // head is parsed once from what one read brought, with no byte peeked and read
             // again.
             let mut first_bytes = [0u8; FIRST_READ];
-            let mut stopping = shutdown.clone();
-            let next = async {
-                tokio::select! {
-                    read = idle_bounded(shared, stream.read(&mut first_bytes)) => Some(read),
-                    _ = stopping.wait_for(|stop| *stop) => None,
-                }
-            };
-            let n = match slot.evictable(next).await {
-                Waited::Evicted => return closed(shared, "evicted"),
-                Waited::Done(None) | Waited::DoneThenClose(None) => return,
-                Waited::Done(Some(None)) | Waited::DoneThenClose(Some(None)) => {
-                    return closed(shared, "idle_timeout");
-                }
+            let n = match slot.idle(stream.read(&mut first_bytes)).await {
+                Waited::Closed(why) => return closed_for(shared, why),
                 // The app closed the connection (or it broke) between calls.
-                Waited::Done(Some(Some(Err(_) | Ok(0))))
-                | Waited::DoneThenClose(Some(Some(Err(_) | Ok(0)))) => return,
-                Waited::Done(Some(Some(Ok(n)))) => n,
-                Waited::DoneThenClose(Some(Some(Ok(n)))) => {
+                Waited::Done(Err(_) | Ok(0)) | Waited::DoneThenClose(Err(_) | Ok(0)) => return,
+                Waited::Done(Ok(n)) => n,
+                Waited::DoneThenClose(Ok(n)) => {
                     close_after = true;
                     n
                 }
@@ -111,7 +100,7 @@ pub(super) async fn run(app: &SidecarProxy, mut stream: Stream, shutdown: &Shutd
             }
         };
         match head {
-            Waited::Evicted => return closed(shared, "evicted"),
+            Waited::Closed(why) => return closed_for(shared, why),
             Waited::Done(Err(_)) | Waited::DoneThenClose(Err(_)) => {
                 return closed(shared, "header_timeout");
             }
@@ -138,30 +127,6 @@ pub(super) async fn run(app: &SidecarProxy, mut stream: Stream, shutdown: &Shutd
         };
         (stream, prefix) = reused;
         first = false;
-    }
-}
-
-/// Longest time between two looks at `client.idle_timeout` while a connection is idle, so a
-/// reload that lowers it reaches connections idle now.
-const IDLE_RECHECK: Duration = Duration::from_secs(1);
-
-/// Runs `wait` (the wait for the next request's first byte) until `client.idle_timeout` has
-/// passed since it began, reading the bound again every [`IDLE_RECHECK`]: the value in force
-/// now applies, not the one of when the connection went idle. `None`: it passed.
-async fn idle_bounded<F: std::future::Future>(shared: &Shared, wait: F) -> Option<F::Output> {
-    let began = tokio::time::Instant::now();
-    let deadline = async {
-        loop {
-            let limit = shared.runtime.load().config.client.idle_timeout;
-            match limit.checked_sub(began.elapsed()) {
-                Some(left) if !left.is_zero() => tokio::time::sleep(left.min(IDLE_RECHECK)).await,
-                _ => return,
-            }
-        }
-    };
-    tokio::select! {
-        out = wait => Some(out),
-        () = deadline => None,
     }
 }
 
@@ -192,6 +157,13 @@ async fn refuse(mut stream: Stream, max: u64) {
         AsyncWriteExt::shutdown(&mut stream).await
     })
     .await;
+}
+
+/// Counts a connection told to close while it waited (a stop is not counted).
+fn closed_for(shared: &Shared, why: Why) {
+    if let Some(reason) = why.reason() {
+        closed(shared, reason);
+    }
 }
 
 fn closed(shared: &Shared, reason: &str) {
