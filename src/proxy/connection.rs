@@ -44,7 +44,8 @@ const HEAD_BUFFER: usize = 4096;
 const REFUSAL_WRITE: Duration = Duration::from_secs(1);
 
 /// Serves the connection until it closes.
-pub(super) async fn run(app: &SidecarProxy, mut stream: Stream, shutdown: &ShutdownWatch) {
+pub(super) async fn run(app: &SidecarProxy, stream: Stream, shutdown: &ShutdownWatch) {
+    let mut stream = on_this_thread(stream);
     let shared = &app.shared;
     let max = shared
         .capacity
@@ -128,6 +129,46 @@ pub(super) async fn run(app: &SidecarProxy, mut stream: Stream, shutdown: &Shutd
         (stream, prefix) = reused;
         first = false;
     }
+}
+
+/// The same connection, its socket registered with this thread's reactor.
+///
+/// pingora accepts on one thread and runs each connection on a random thread's runtime, but
+/// the socket stays registered with the reactor of the runtime that accepted it. Every time it
+/// becomes readable or writable, that runtime's thread then wakes this one from outside (a
+/// remote schedule: a write to this runtime's eventfd and a cross-thread wake-up), so with two
+/// threads a second one made the sidecar slower, not faster (`benches/load.sh`, two workers:
+/// 0.95× of one). A duplicate of the socket is registered here and the accepted one is
+/// closed, which removes it from the other reactor: three system calls once per connection.
+/// Anything but a TCP stream, or a failed duplicate, is served as it came.
+fn on_this_thread(stream: Stream) -> Stream {
+    use pingora::protocols::{GetSocketDigest, SocketDigest};
+    use std::os::unix::io::FromRawFd;
+    let Some(fd) = raw_fd(&stream) else {
+        return stream;
+    };
+    // SAFETY: `fd` is the open socket `stream` owns; F_DUPFD_CLOEXEC only makes a new
+    // descriptor for it (sharing its O_NONBLOCK, which tokio needs).
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return stream;
+    }
+    // SAFETY: `dup` is a new descriptor of a connected TCP socket, owned by nothing else.
+    let std_stream = unsafe { std::net::TcpStream::from_raw_fd(dup) };
+    let Ok(tcp) = tokio::net::TcpStream::from_std(std_stream) else {
+        return stream;
+    };
+    let peer = stream
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr.get().cloned());
+    drop(stream);
+    let mut moved = pingora::protocols::l4::stream::Stream::from(tcp);
+    let digest = SocketDigest::from_raw_fd(dup);
+    if let Some(peer) = peer {
+        let _ = digest.peer_addr.set(peer);
+    }
+    moved.set_socket_digest(digest);
+    Box::new(moved)
 }
 
 /// The socket of an app connection (a TCP stream on the app listener).

@@ -7,7 +7,10 @@
 //! on every reuse (its pool is keyed by a hash and may hand out another peer's connection),
 //! and one spawned task per released connection that watches it while idle. Here a kept
 //! connection sits in a plain list under its exact peer (address, TLS, SNI), so no check of
-//! the address is needed, and one task per pool sweeps the idle ones once a second.
+//! the address is needed, and on each thread one task per pool sweeps that thread's idle ones
+//! once a second. (A sweep on each thread also keeps that runtime's timer wheel from going
+//! empty between calls: tokio wakes its driver, a write to an eventfd, for a timer set when
+//! the wheel was empty at its last park, so a thread without one paid that on most calls.)
 //!
 //! The keep-alive rules are pingora's client's (`upstream::h1`: only a connection whose
 //! answer was read whole, with nothing more after it, and not closing is kept) plus a look at
@@ -19,7 +22,7 @@
 //! within [`SWEEP_EVERY`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -49,7 +52,9 @@ pub struct Client {
     pool: Mutex<Idle>,
     /// Most idle connections kept across all peers.
     capacity: usize,
-    sweeping: AtomicBool,
+    /// The threads whose sweep runs, one bit each (a thread's [`worker`] number modulo 64: a
+    /// sweep looks after every thread of its bit).
+    sweeping: AtomicU64,
 }
 
 /// The kept connections, by peer.
@@ -121,7 +126,7 @@ impl Client {
             transport: TransportConnector::new(Some(opts)),
             pool: Mutex::new(Idle::default()),
             capacity,
-            sweeping: AtomicBool::new(false),
+            sweeping: AtomicU64::new(0),
         }
     }
 
@@ -189,12 +194,15 @@ impl Client {
         self.pool.lock().unwrap_or_else(|p| p.into_inner()).count
     }
 
-    /// Closes the idle connections the server closed or that were idle too long, and forgets
-    /// peers with none left.
-    fn sweep(&self, now: Instant) {
+    /// Closes the idle connections the server closed or that were idle too long (those of the
+    /// threads of sweep bit `lane`, or all), and forgets peers with none left.
+    fn sweep(&self, now: Instant, lane: Option<u32>) {
         let mut idle = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         let Idle { peers, count } = &mut *idle;
         for peer in peers.iter_mut() {
+            if lane.is_some_and(|l| lane_of(peer.worker) != l) {
+                continue;
+            }
             let before = peer.conns.len();
             peer.conns.retain_mut(|kept| kept.usable(now));
             *count -= before - peer.conns.len();
@@ -202,20 +210,22 @@ impl Client {
         peers.retain(|p| !p.conns.is_empty());
     }
 
-    /// Starts the sweep on the runtime of the connection being kept, unless one runs. It ends
-    /// when the client is dropped (a reload keeps clients: see `Connectors`); if its runtime
-    /// shuts down first, the next connection kept starts another.
+    /// Starts the sweep of this thread's idle connections on its runtime, unless one runs. It
+    /// ends when the client is dropped (a reload keeps clients: see `Connectors`); if its
+    /// runtime shuts down first, the next connection this thread keeps starts another.
     fn start_sweeping(self: &Arc<Self>) {
-        if self.sweeping.load(Ordering::Relaxed) {
+        let lane = lane_of(worker());
+        let bit = 1u64 << lane;
+        if self.sweeping.load(Ordering::Relaxed) & bit != 0 {
             return;
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if self.sweeping.swap(true, Ordering::Relaxed) {
+        if self.sweeping.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
             return;
         }
-        let sweeper = Sweeper(Arc::downgrade(self));
+        let sweeper = Sweeper(Arc::downgrade(self), bit);
         rt.spawn(async move {
             let mut every = tokio::time::interval(SWEEP_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -224,20 +234,25 @@ impl Client {
                 let Some(client) = sweeper.0.upgrade() else {
                     return;
                 };
-                client.sweep(Instant::now());
+                client.sweep(Instant::now(), Some(lane));
             }
         });
     }
 }
 
-/// The sweep task's hold on its client; dropped with the task (the client gone, or the
-/// runtime shut down), it lets the next `put` start a sweep again.
-struct Sweeper(Weak<Client>);
+/// The sweep bit of thread number `worker`.
+fn lane_of(worker: usize) -> u32 {
+    (worker % 64) as u32
+}
+
+/// The sweep task's hold on its client, and its bit; dropped with the task (the client gone,
+/// or the runtime shut down), it lets the next `put` on its thread start a sweep again.
+struct Sweeper(Weak<Client>, u64);
 
 impl Drop for Sweeper {
     fn drop(&mut self) {
         if let Some(client) = self.0.upgrade() {
-            client.sweeping.store(false, Ordering::Relaxed);
+            client.sweeping.fetch_and(!self.1, Ordering::Relaxed);
         }
     }
 }
@@ -319,9 +334,9 @@ mod tests {
         client.put(key(addr), kept);
         drop(server);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        client.sweep(Instant::now());
+        client.sweep(Instant::now(), None);
         assert_eq!(client.idle_count(), 1, "only the closed one goes");
-        client.sweep(Instant::now() + POOL_IDLE_TIMEOUT);
+        client.sweep(Instant::now() + POOL_IDLE_TIMEOUT, None);
         assert_eq!(client.idle_count(), 0, "idle past the timeout");
     }
 
@@ -336,15 +351,56 @@ mod tests {
             rt.block_on(async {
                 let (addr, stream, _server) = pair().await;
                 client.put(key(addr), stream);
-                assert!(client.sweeping.load(Ordering::Relaxed), "a sweep runs");
+                assert_ne!(client.sweeping.load(Ordering::Relaxed), 0, "a sweep runs");
                 tokio::task::yield_now().await;
             });
             drop(rt);
-            assert!(
-                !client.sweeping.load(Ordering::Relaxed),
+            assert_eq!(
+                client.sweeping.load(Ordering::Relaxed),
+                0,
                 "the sweep ended with its runtime"
             );
         }
+    }
+
+    /// Each thread sweeps its own idle connections, on its own runtime: the sweep of one
+    /// thread leaves another's alone.
+    #[test]
+    fn each_thread_sweeps_its_own_connections() {
+        let client = Arc::new(Client::new(None, 8));
+        let keep_one = |client: Arc<Client>| {
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let server = rt.block_on(async {
+                    let (addr, stream, server) = pair().await;
+                    client.put(key(addr), stream);
+                    assert_ne!(
+                        client.sweeping.load(Ordering::Relaxed) & 1 << lane_of(worker()),
+                        0
+                    );
+                    // Its sweep runs (and keeps the open connection).
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    server.into_std().unwrap()
+                });
+                drop(rt);
+                (lane_of(worker()), server)
+            })
+            .join()
+            .unwrap()
+        };
+        let ((a, _sa), (b, _sb)) = (keep_one(client.clone()), keep_one(client.clone()));
+        assert_ne!(a, b, "two threads, two sweep bits");
+        assert_eq!(client.idle_count(), 2);
+        // Both runtimes are gone, their sweeps with them, and so are the reactors the kept
+        // connections were registered with: a sweep finds them unusable.
+        assert_eq!(client.sweeping.load(Ordering::Relaxed), 0);
+        client.sweep(Instant::now(), Some(a));
+        assert_eq!(client.idle_count(), 1, "the sweep of one thread's bit");
+        client.sweep(Instant::now(), Some(b));
+        assert_eq!(client.idle_count(), 0);
     }
 
     #[test]
