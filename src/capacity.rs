@@ -392,14 +392,15 @@ mod tests {
         task.is_finished()
     }
 
+    /// Three slots well under the cap.
+    fn three_slots(cap: &Arc<Capacity>) -> [Slot; 3] {
+        std::array::from_fn(|_| cap.admit(10, None).unwrap())
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_connection_idle_for_the_bound_is_closed_and_one_waiting_for_a_head_is_not() {
         let cap = Arc::new(Capacity::default());
-        let (a, b, c) = (
-            cap.admit(10, None).unwrap(),
-            cap.admit(10, None).unwrap(),
-            cap.admit(10, None).unwrap(),
-        );
+        let [a, b, c] = three_slots(&cap);
         let head = tokio::spawn(async move { a.evictable(std::future::pending::<()>()).await });
         let older = tokio::spawn(async move { b.idle(std::future::pending::<()>()).await });
         tokio::task::yield_now().await;
@@ -449,11 +450,7 @@ mod tests {
                     .await;
             })
         };
-        let (a, b, c) = (
-            cap.admit(10, None).unwrap(),
-            cap.admit(10, None).unwrap(),
-            cap.admit(10, None).unwrap(),
-        );
+        let [a, b, c] = three_slots(&cap);
         let first = tokio::spawn(async move { a.idle(std::future::pending::<()>()).await });
         let head = tokio::spawn(async move { c.evictable(std::future::pending::<()>()).await });
         tokio::time::sleep(Duration::from_secs(10)).await;
