@@ -230,3 +230,72 @@ impl Drop for OpenGauge {
         self.0.app_connections.dec();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora::protocols::GetSocketDigest;
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+
+    /// A bound on each step of the socket test, so a broken move fails instead of hanging.
+    const STEP: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn a_moved_socket_is_the_same_connection_and_the_accepted_one_is_closed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut app = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let mut l4 = pingora::protocols::l4::stream::Stream::from(accepted);
+        let digest = pingora::protocols::SocketDigest::from_raw_fd(
+            std::os::unix::io::AsRawFd::as_raw_fd(&l4),
+        );
+        let app_addr = pingora::protocols::l4::socket::SocketAddr::Inet(app.local_addr().unwrap());
+        let _ = digest.peer_addr.set(Some(app_addr.clone()));
+        l4.set_socket_digest(digest);
+        let stream: Stream = Box::new(l4);
+        let accepted_fd = raw_fd(&stream).unwrap();
+
+        let mut moved = on_this_thread(stream);
+
+        assert_ne!(
+            raw_fd(&moved),
+            Some(accepted_fd),
+            "the connection is served on a new descriptor"
+        );
+        let peer = moved
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr.get().cloned());
+        assert_eq!(
+            peer,
+            Some(Some(app_addr)),
+            "the peer address is carried over"
+        );
+        // Both ways still work through the new descriptor.
+        moved.write_all(b"answer").await.unwrap();
+        moved.flush().await.unwrap();
+        let mut got = [0u8; 6];
+        tokio::time::timeout(STEP, app.read_exact(&mut got))
+            .await
+            .expect("the app reads the answer")
+            .unwrap();
+        assert_eq!(&got, b"answer");
+        app.write_all(b"next").await.unwrap();
+        let mut next = [0u8; 4];
+        tokio::time::timeout(STEP, moved.read_exact(&mut next))
+            .await
+            .expect("the sidecar reads the next request")
+            .unwrap();
+        assert_eq!(&next, b"next");
+        // Closing the served stream closes the connection: no other descriptor of the socket
+        // (the accepted one, or a leaked duplicate) keeps it open.
+        drop(moved);
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(STEP, app.read_to_end(&mut rest))
+            .await
+            .expect("the app sees the connection closed when the served stream is dropped");
+        assert_eq!(read.unwrap(), 0);
+    }
+}
