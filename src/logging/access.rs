@@ -36,14 +36,19 @@ pub struct AccessLine<'a> {
 impl AccessLine<'_> {
     /// Logs the line, if the filter lets `access` lines through.
     pub fn log(&self) {
-        if !tracing::enabled!(target: "access", Level::INFO) {
-            return;
-        }
         match super::installed() {
             // Written straight into the sink's buffer: the one line of every call is not
             // formatted elsewhere and copied in.
-            Some((sink, fmt)) => sink.push_with(|out| self.write(out, fmt)),
-            None => self.event(),
+            Some((sink, fmt)) => {
+                if super::access_on() {
+                    sink.push_with(|out| self.write(out, fmt));
+                }
+            }
+            None => {
+                if tracing::enabled!(target: "access", Level::INFO) {
+                    self.event();
+                }
+            }
         }
     }
 

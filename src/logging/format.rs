@@ -103,7 +103,11 @@ fn timestamp(out: &mut Vec<u8>, secs: u64, micros: u32) {
     }
     out.extend_from_slice(&text);
     out.push(b'.');
-    digits(out, micros.into(), 6);
+    if micros < 1_000_000 {
+        six(out, micros);
+    } else {
+        digits(out, micros.into(), 6);
+    }
     out.push(b'Z');
 }
 
@@ -128,8 +132,26 @@ const PAIRS: &[u8; 200] = b"\
 0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
 5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
 
-/// `n` in decimal, zero-padded to `width` digits (at most 20).
-pub(super) fn digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
+/// `n` in decimal, zero-padded to `width` digits (at most 20). The numbers of a line are
+/// mostly one or two digits (attempts, errcode, a date's parts): those are written inline.
+#[inline]
+pub(super) fn digits(out: &mut Vec<u8>, n: u64, width: usize) {
+    if n < 10 && width <= 1 {
+        out.push(b'0' + n as u8);
+    } else if n < 100 && width <= 2 {
+        pair(out, n as usize);
+    } else {
+        digits_long(out, n, width);
+    }
+}
+
+/// The two digits of `n` (below 100).
+#[inline]
+fn pair(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&PAIRS[n * 2..n * 2 + 2]);
+}
+
+fn digits_long(out: &mut Vec<u8>, mut n: u64, width: usize) {
     let mut tmp = [b'0'; 20];
     let mut i = tmp.len();
     while n >= 100 {
@@ -148,6 +170,14 @@ pub(super) fn digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
     }
     let start = tmp.len().saturating_sub(width).min(i);
     out.extend_from_slice(&tmp[start..]);
+}
+
+/// The six digits of `n` (below 10⁶): a timestamp's microseconds.
+fn six(out: &mut Vec<u8>, n: u32) {
+    let n = n as usize;
+    pair(out, n / 10_000);
+    pair(out, n / 100 % 100);
+    pair(out, n % 100);
 }
 
 pub(super) fn int(out: &mut Vec<u8>, n: i64) {
@@ -177,16 +207,14 @@ pub(super) fn float(out: &mut Vec<u8>, f: f64, json: bool) {
 pub(super) fn thousandths(out: &mut Vec<u8>, m: u64) {
     digits(out, m / 1000, 1);
     out.push(b'.');
-    let mut frac = m % 1000;
-    if frac == 0 {
-        out.push(b'0');
+    let frac = (m % 1000) as usize;
+    if frac % 100 == 0 {
+        out.push(b'0' + (frac / 100) as u8);
+    } else if frac % 10 == 0 {
+        pair(out, frac / 10);
     } else {
-        let mut width = 3;
-        while frac % 10 == 0 {
-            frac /= 10;
-            width -= 1;
-        }
-        digits(out, frac, width);
+        out.push(b'0' + (frac / 100) as u8);
+        pair(out, frac % 100);
     }
 }
 
@@ -202,6 +230,7 @@ impl fmt::Write for Bytes<'_> {
 
 /// `s` quoted as `Debug` quotes a `str`: printable ASCII but `"` and `\` as is, anything else
 /// through `Debug` itself.
+#[inline]
 pub(super) fn debug_str(out: &mut Vec<u8>, s: &str) {
     if s.bytes()
         .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
@@ -400,7 +429,11 @@ mod tests {
             9321,
             120_000,
             3_600_000_000,
-        ] {
+        ]
+        .into_iter()
+        // Every fraction of a millisecond: the trailing zeros each cuts.
+        .chain(1_000..2_000)
+        {
             let f = micros as f64 / 1000.0;
             assert_eq!(text_float(f), format!("{f:?}"), "{micros} µs");
             let mut json = Vec::new();
@@ -434,9 +467,11 @@ mod tests {
             12_345,
             u64::MAX,
         ] {
-            let mut out = Vec::new();
-            digits(&mut out, n, 1);
-            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+            for width in 1..=6 {
+                let mut out = Vec::new();
+                digits(&mut out, n, width);
+                assert_eq!(String::from_utf8(out).unwrap(), format!("{n:0width$}"));
+            }
         }
         for n in [0i64, -1, 60_020, -40_014, i64::MIN, i64::MAX] {
             let mut out = Vec::new();
