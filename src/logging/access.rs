@@ -41,7 +41,7 @@ impl AccessLine<'_> {
             // formatted elsewhere and copied in.
             Some((sink, fmt)) => {
                 if super::access_on() {
-                    sink.push_with(|out| self.write(out, fmt));
+                    sink.push_batched(|out| self.write(out, fmt));
                 }
             }
             None => {

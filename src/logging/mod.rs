@@ -125,7 +125,7 @@ impl<S: Subscriber> Layer<S> for LineLayer {
             let normalized = event.normalized_metadata();
             let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
             format::line(out, self.format, meta.target(), meta.level(), event);
-            self.sink.push(out);
+            self.sink.push_now(out);
         });
     }
 }

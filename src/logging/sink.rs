@@ -7,9 +7,11 @@
 //!
 //! The writer thread sleeps while nothing is buffered and is woken by the first line after
 //! that, so a lone line is out at once. After each write it lingers up to [`LINGER`] for more
-//! lines, unless they pass an eighth of the buffer first, a flush asks for them, or the sink
-//! closes: under load a write then carries many lines, and the writer wakes about 100 times a
-//! second, not once per line or per millisecond (each wake took the cores the calls run on).
+//! access lines ([`Sink::push_batched`]), unless they pass an eighth of the buffer first, a
+//! flush asks for them, any other line comes ([`Sink::push_now`]: a warning, a reload, a debug
+//! line is out at once, as an operator watching the log expects), or the sink closes: under
+//! load a write then carries many access lines, and the writer wakes about 100 times a second,
+//! not once per call or per millisecond (each wake took the cores the calls run on).
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -62,7 +64,8 @@ struct State {
     /// The writer thread is waiting on `wake`: with nothing buffered (`Idle`), or after a
     /// write (`Lingering`).
     writer: Writer,
-    /// A flush waits: the writer takes the buffer without lingering.
+    /// A flush waits, or a line that is not to wait came: the writer takes the buffer without
+    /// lingering.
     hurry: bool,
     /// The guard is gone: write what is left and stop.
     closing: bool,
@@ -92,15 +95,20 @@ impl Sink {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends one whole line, or drops it if it does not fit. Never blocks on the output.
-    pub(crate) fn push(&self, line: &[u8]) {
-        self.push_with(|buf| buf.extend_from_slice(line));
+    /// Appends one whole line and has the writer take it now, even while it lingers; or drops
+    /// it if it does not fit. Never blocks on the output.
+    pub(crate) fn push_now(&self, line: &[u8]) {
+        self.push(|buf| buf.extend_from_slice(line), true);
     }
 
     /// Appends one whole line written by `line` straight into the buffer (no copy of it is
-    /// made first), or drops it if it does not fit. `line` only appends bytes (it cannot
-    /// fail), so the buffer still holds whole lines only.
-    pub(crate) fn push_with(&self, line: impl FnOnce(&mut Vec<u8>)) {
+    /// made first), for the writer's next batch; or drops it if it does not fit. `line` only
+    /// appends bytes (it cannot fail), so the buffer still holds whole lines only.
+    pub(crate) fn push_batched(&self, line: impl FnOnce(&mut Vec<u8>)) {
+        self.push(line, false);
+    }
+
+    fn push(&self, line: impl FnOnce(&mut Vec<u8>), now: bool) {
         let mut st = self.lock();
         let start = st.buf.len();
         line(&mut st.buf);
@@ -112,9 +120,11 @@ impl Sink {
         }
         st.lines += 1;
         st.appended += 1;
+        // A busy writer sees `hurry` when it is done and takes this line without lingering.
+        st.hurry |= now;
         let wake = match st.writer {
             Writer::Idle => true,
-            Writer::Lingering => st.buf.len() >= self.high_water,
+            Writer::Lingering => now || st.buf.len() >= self.high_water,
             Writer::Busy => false,
         };
         if wake {
@@ -264,16 +274,17 @@ mod tests {
         };
         // The writer takes the first line and blocks in its write; the next 4 fill the
         // buffer, the 5 after them are dropped, and no push waits for the output.
-        sink.push(&line(0));
+        sink.push_now(&line(0));
         while sink.lock().lines != 0 {
             std::thread::yield_now();
         }
-        // Copied in, or written straight into the buffer (`push_with`): kept and dropped alike.
+        // Copied in, or written straight into the buffer (`push_batched`): kept and dropped
+        // alike.
         for n in 1..10 {
             if n % 2 == 0 {
-                sink.push(&line(n));
+                sink.push_now(&line(n));
             } else {
-                sink.push_with(|buf| buf.extend_from_slice(&line(n)));
+                sink.push_batched(|buf| buf.extend_from_slice(&line(n)));
             }
         }
         assert_eq!(sink.dropped(), 5);
@@ -295,7 +306,7 @@ mod tests {
             .collect();
         assert_eq!(got, expected, "the lines kept, whole and in order");
         // Room again once written.
-        sink.push(&line(10));
+        sink.push_now(&line(10));
         assert_eq!(sink.dropped(), 5);
     }
 
@@ -330,10 +341,18 @@ mod tests {
         }
     }
 
+    /// Appends access lines `r` for the next batch.
+    fn batched(sink: &Sink, r: std::ops::Range<usize>) {
+        for n in r {
+            sink.push_batched(|buf| buf.extend_from_slice(&line(n)));
+        }
+    }
+
     #[test]
     fn a_lone_line_is_written_at_once_and_the_lines_after_it_in_one_write() {
         // A writer that lingers an hour after each write: only a flush, the high water (an
-        // eighth of 1,240 bytes: 5 lines of 31) or the close makes it write again.
+        // eighth of 1,240 bytes: 5 lines of 31), a line pushed now or the close makes it
+        // write again.
         let sink = Sink::lingering(40 * 31, Duration::from_secs(3600));
         let out = Writes::default();
         let (ended, end) = mpsc::channel();
@@ -344,18 +363,22 @@ mod tests {
                 let _ = ended.send(());
             });
         }
-        sink.push(&line(0));
+        batched(&sink, 0..1);
         assert!(caught_up(&sink), "the first line wakes the idle writer");
-        sink.push(&line(1));
+        batched(&sink, 1..2);
         assert!(
             sink.flush(Duration::from_secs(10)),
             "a flush ends the linger"
         );
-        for n in 2..7 {
-            sink.push(&line(n));
-        }
+        batched(&sink, 2..7);
         assert!(caught_up(&sink), "the high water ends the linger");
-        sink.push(&line(7));
+        batched(&sink, 7..8);
+        sink.push_now(&line(8));
+        assert!(
+            caught_up(&sink),
+            "a line pushed now ends the linger, and takes the lines before it along"
+        );
+        batched(&sink, 9..10);
         sink.close();
         assert!(
             end.recv_timeout(Duration::from_secs(10)).is_ok(),
@@ -365,10 +388,43 @@ mod tests {
         let lines = |r: std::ops::Range<usize>| r.flat_map(line).collect::<Vec<u8>>();
         assert_eq!(
             writes,
-            vec![lines(0..1), lines(1..2), lines(2..7), lines(7..8)],
+            vec![
+                lines(0..1),
+                lines(1..2),
+                lines(2..7),
+                lines(7..9),
+                lines(9..10)
+            ],
             "each batch in one write, whole and in order"
         );
         assert_eq!(sink.dropped(), 0);
+    }
+
+    #[test]
+    fn a_line_pushed_while_the_writer_writes_is_taken_next_without_lingering() {
+        // The writer is in its write (gated) when the line comes: it finds `hurry` set once
+        // done and takes the line without its hour's linger.
+        let sink = Sink::lingering(1024, Duration::from_secs(3600));
+        let (open, gate) = mpsc::channel();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let mut out = Gated {
+            open: gate,
+            got: got.clone(),
+        };
+        {
+            let sink = sink.clone();
+            std::thread::spawn(move || sink.run_writer(&mut out));
+        }
+        sink.push_now(&line(0));
+        while sink.lock().lines != 0 {
+            std::thread::yield_now();
+        }
+        sink.push_now(&line(1));
+        open.send(()).unwrap();
+        open.send(()).unwrap();
+        assert!(caught_up(&sink), "the second line was not left lingering");
+        assert_eq!(got.lock().unwrap().clone(), [line(0), line(1)].concat());
+        sink.close();
     }
 
     #[test]
@@ -383,8 +439,8 @@ mod tests {
             }
         }
         let sink = Sink::new(1024);
-        sink.push(&line(0));
-        sink.push(&line(1));
+        sink.push_now(&line(0));
+        sink.push_batched(|buf| buf.extend_from_slice(&line(1)));
         sink.close();
         sink.run_writer(&mut Broken);
         assert_eq!(sink.dropped(), 2);
@@ -394,7 +450,7 @@ mod tests {
     #[test]
     fn flush_gives_up_when_the_output_does_not_take_the_lines() {
         let sink = Sink::new(1024);
-        sink.push(&line(0));
+        sink.push_now(&line(0));
         // No writer thread: nothing is ever written.
         assert!(!sink.flush(Duration::from_millis(20)));
     }

@@ -28,7 +28,9 @@ async fn an_upstream_whose_host_does_not_resolve_is_ejected_logged_and_shown_dow
     }
     assert_eq!(calls(&sim, "/cgi-bin/user/get"), 3);
 
-    // Two failures in a row ejected it: the same line and gauge as any other failure's.
+    // Two failures in a row ejected it: the same line and gauge as any other failure's. (A
+    // scrape answers once the lines logged before it are written.)
+    let metrics = sc.settled_metrics().await;
     let logs = sc.logs();
     let ejected = logs.lines().find(|l| {
         l.contains("upstream ejected after consecutive failures") && l.contains("unresolvable")
@@ -37,7 +39,6 @@ async fn an_upstream_whose_host_does_not_resolve_is_ejected_logged_and_shown_dow
         ejected.is_some_and(|l| l.contains("WARN")),
         "no ejection logged for the unresolvable upstream:\n{logs}"
     );
-    let metrics = sc.settled_metrics().await;
     let healthy = |u| metrics.value("wecom_upstream_healthy", &[("upstream", u)]);
     assert_eq!(
         healthy("unresolvable"),

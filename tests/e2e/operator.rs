@@ -164,6 +164,8 @@ async fn trace_logging_of_every_target_shows_no_secret_token_or_robot_key() {
         )
         .await;
         assert_eq!(v["errcode"], 0, "{v}");
+        // A scrape answers once the lines logged before it are written.
+        sc.settled_metrics().await;
         let logs = sc.logs();
         // The user's filter still holds for our own targets: their debug lines are there.
         assert!(
