@@ -370,7 +370,13 @@ mod tests {
             sink.flush(Duration::from_secs(10)),
             "a flush ends the linger"
         );
-        batched(&sink, 2..7);
+        // Four lines stay below the high water; the writer lingers on (once any wake they
+        // caused has passed), and the fifth ends its wait.
+        batched(&sink, 2..6);
+        while sink.lock().writer != Writer::Lingering {
+            std::thread::yield_now();
+        }
+        batched(&sink, 6..7);
         assert!(caught_up(&sink), "the high water ends the linger");
         batched(&sink, 7..8);
         sink.push_now(&line(8));

@@ -255,4 +255,12 @@ fn the_access_line_is_logged_only_when_the_filter_lets_it_through() {
     let got = String::from_utf8(sink.take()).unwrap();
     assert!(!got.contains("access"), "{got}");
     assert!(got.contains("kept"), "{got}");
+
+    // Let through, it is logged, once.
+    let (layer, sink) = test_layer(Format::Text, 1 << 20);
+    let filter = tracing_subscriber::EnvFilter::new("warn,access=info");
+    let sub = tracing_subscriber::registry().with(layer.with_filter(filter));
+    tracing::subscriber::with_default(sub, || sample(None).log());
+    let got = String::from_utf8(sink.take()).unwrap();
+    assert_eq!(got.matches(" access: call ").count(), 1, "{got}");
 }
