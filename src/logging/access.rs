@@ -12,17 +12,20 @@ use super::format::{self, debug_str, int, json_str, Format};
 /// One call's access line. `None` fields are left out, as `tracing` leaves out a `None`.
 pub struct AccessLine<'a> {
     pub request_id: &'a str,
-    pub method: &'a str,
+    /// A method is a token (`http` refuses any other byte in one): JSON holds it unescaped.
+    pub method: &'a http::Method,
     pub path: &'a str,
     pub api: &'a str,
     pub app: &'a str,
     pub client: Option<&'a str>,
     pub upstream: &'a str,
     pub attempts: u32,
-    pub outcome: &'a str,
+    /// The sidecar's own names (`Outcome::as_str`, `Reason::as_str`), never escaped: written
+    /// as they are in both formats.
+    pub outcome: &'static str,
     pub status: u16,
     pub errcode: Option<i64>,
-    pub reason: Option<&'a str>,
+    pub reason: Option<&'static str>,
     pub detail: Option<&'a str>,
     pub undelivered_users: Option<u32>,
     pub undelivered_parties: Option<u32>,
@@ -114,6 +117,15 @@ impl AccessLine<'_> {
                 }
             }};
         }
+        // One of the sidecar's own names, or a token: quoted, with nothing to escape.
+        macro_rules! name {
+            ($name:literal, $v:expr) => {{
+                key!($name);
+                out.push(b'"');
+                out.extend_from_slice($v.as_bytes());
+                out.push(b'"');
+            }};
+        }
         macro_rules! uint {
             ($name:literal, $v:expr) => {{
                 key!($name);
@@ -129,7 +141,12 @@ impl AccessLine<'_> {
             out.extend_from_slice(b"  INFO access: call");
         }
         shown!("request_id", self.request_id);
-        shown!("method", self.method);
+        let method = self.method.as_str();
+        if json {
+            name!("method", method);
+        } else {
+            shown!("method", method);
+        }
         shown!("path", self.path);
         shown!("api", self.api);
         string!("app", self.app);
@@ -138,14 +155,14 @@ impl AccessLine<'_> {
         }
         string!("upstream", self.upstream);
         uint!("attempts", self.attempts);
-        string!("outcome", self.outcome);
+        name!("outcome", self.outcome);
         uint!("status", self.status);
         if let Some(e) = self.errcode {
             key!("errcode");
             int(out, e);
         }
         if let Some(r) = self.reason {
-            string!("reason", r);
+            name!("reason", r);
         }
         if let Some(d) = self.detail {
             string!("detail", d);

@@ -11,7 +11,7 @@ use super::*;
 fn sample(reason: Option<&'static str>) -> AccessLine<'static> {
     AccessLine {
         request_id: "7f3c2a1b",
-        method: "POST",
+        method: &http::Method::POST,
         path: "/cgi-bin/message/send",
         api: "message/send",
         app: "hr-bot",

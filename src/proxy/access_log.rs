@@ -35,7 +35,7 @@ pub(super) fn access_log(shared: &Shared, method: &http::Method, path: &str, ctx
     let some = |n: u32| (n > 0).then_some(n);
     crate::logging::AccessLine {
         request_id: ctx.request_id_str(),
-        method: method.as_str(),
+        method,
         path,
         api: &ctx.api,
         app: ctx.app.as_ref().map_or("-", |a| a.as_str()),
