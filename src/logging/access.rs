@@ -117,13 +117,17 @@ impl AccessLine<'_> {
                 }
             }};
         }
-        // One of the sidecar's own names, or a token: quoted, with nothing to escape.
+        // One of the sidecar's own names, or a token: quoted, with nothing to escape (the
+        // debug build, which the e2e tests run, checks it on every line).
         macro_rules! name {
             ($name:literal, $v:expr) => {{
                 key!($name);
-                out.push(b'"');
-                out.extend_from_slice($v.as_bytes());
-                out.push(b'"');
+                let v: &str = $v;
+                debug_assert!(
+                    format::debug_plain(v.as_bytes()) && format::json_plain(v.as_bytes()),
+                    "{v:?} is written unescaped"
+                );
+                format::quoted(out, v);
             }};
         }
         macro_rules! uint {

@@ -233,18 +233,24 @@ impl fmt::Write for Bytes<'_> {
 #[inline]
 pub(super) fn debug_str(out: &mut Vec<u8>, s: &str) {
     if debug_plain(s.as_bytes()) {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
+        quoted(out, s);
     } else {
         let _ = write!(Bytes(out), "{s:?}");
     }
 }
 
+/// `s` between double quotes, as it is: for a string that needs no escaping in either format.
+#[inline]
+pub(super) fn quoted(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
 /// Whether `Debug` prints every byte of `s` as it is: printable ASCII, neither `"` nor `\`.
-/// Every byte is looked at (no early exit), so the loop is vectorised, 16 bytes a step: the
-/// strings of an access line all pass, and a byte-at-a-time check cost ~5 instructions a byte.
-fn debug_plain(s: &[u8]) -> bool {
+/// Every byte is looked at (no early exit), so LLVM vectorises the loop (SSE2, 16 bytes at a
+/// time); the strings of an access line all pass, so an early exit would gain nothing.
+pub(super) fn debug_plain(s: &[u8]) -> bool {
     s.iter().fold(true, |plain, &b| {
         plain & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\')
     })
@@ -252,7 +258,7 @@ fn debug_plain(s: &[u8]) -> bool {
 
 /// Whether a JSON string holds every byte of `s` as it is: no control character, `"` or `\`
 /// (vectorised as [`debug_plain`] is).
-fn json_plain(s: &[u8]) -> bool {
+pub(super) fn json_plain(s: &[u8]) -> bool {
     s.iter().fold(true, |plain, &b| {
         plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
     })

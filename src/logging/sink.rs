@@ -275,9 +275,10 @@ mod tests {
         // The writer takes the first line and blocks in its write; the next 4 fill the
         // buffer, the 5 after them are dropped, and no push waits for the output.
         sink.push_now(&line(0));
-        while sink.lock().lines != 0 {
-            std::thread::yield_now();
-        }
+        assert!(
+            until(&sink, |st| st.lines == 0),
+            "the writer took the first line"
+        );
         // Copied in, or written straight into the buffer (`push_batched`): kept and dropped
         // alike.
         for n in 1..10 {
@@ -324,21 +325,24 @@ mod tests {
         }
     }
 
-    /// Waits (at most 10 s) until the writer has taken every line appended so far, without
-    /// asking it to hurry as `flush` does.
-    fn caught_up(sink: &Sink) -> bool {
-        let until = Instant::now() + Duration::from_secs(10);
+    /// Waits (at most 10 s) until `what` holds of the sink's state; whether it did.
+    fn until(sink: &Sink, what: impl Fn(&State) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let st = sink.lock();
-            if st.done == st.appended {
+            if what(&sink.lock()) {
                 return true;
             }
-            drop(st);
-            if Instant::now() > until {
+            if Instant::now() > deadline {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// Waits (at most 10 s) until the writer has taken every line appended so far, without
+    /// asking it to hurry as `flush` does.
+    fn caught_up(sink: &Sink) -> bool {
+        until(sink, |st| st.done == st.appended)
     }
 
     /// Appends access lines `r` for the next batch.
@@ -373,9 +377,10 @@ mod tests {
         // Four lines stay below the high water; the writer lingers on (once any wake they
         // caused has passed), and the fifth ends its wait.
         batched(&sink, 2..6);
-        while sink.lock().writer != Writer::Lingering {
-            std::thread::yield_now();
-        }
+        assert!(
+            until(&sink, |st| st.writer == Writer::Lingering),
+            "the writer lingers"
+        );
         batched(&sink, 6..7);
         assert!(caught_up(&sink), "the high water ends the linger");
         batched(&sink, 7..8);
@@ -422,9 +427,10 @@ mod tests {
             std::thread::spawn(move || sink.run_writer(&mut out));
         }
         sink.push_now(&line(0));
-        while sink.lock().lines != 0 {
-            std::thread::yield_now();
-        }
+        assert!(
+            until(&sink, |st| st.lines == 0),
+            "the writer took the first line"
+        );
         sink.push_now(&line(1));
         open.send(()).unwrap();
         open.send(()).unwrap();

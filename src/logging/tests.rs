@@ -264,3 +264,39 @@ fn the_access_line_is_logged_only_when_the_filter_lets_it_through() {
     let got = String::from_utf8(sink.take()).unwrap();
     assert_eq!(got.matches(" access: call ").count(), 1, "{got}");
 }
+
+#[test]
+fn an_event_is_written_at_once_even_while_the_writer_lingers_for_access_lines() {
+    // A writer that lingers an hour after each write: only a line pushed now (every event the
+    // layer takes: a warning, a reload, a debug line) has it write the second line in time.
+    let sink = Sink::lingering(1 << 20, Duration::from_secs(3600));
+    let out = Shared::default();
+    {
+        let (sink, mut out) = (sink.clone(), out.clone());
+        std::thread::spawn(move || sink.run_writer(&mut out));
+    }
+    let written = |what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+            if got.contains(what) || std::time::Instant::now() > deadline {
+                return got.contains(what);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    let layer = LineLayer {
+        format: Format::Text,
+        sink: sink.clone(),
+    };
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info!(target: "wecom_sidecar::x", "first");
+        assert!(written("first"), "the idle writer took the first line");
+        tracing::warn!(target: "wecom_sidecar::x", "upstream ejected");
+        assert!(
+            written("upstream ejected"),
+            "the warning waited for the writer's linger"
+        );
+    });
+    sink.close();
+}
