@@ -7,7 +7,7 @@
 
 use tracing::Level;
 
-use super::format::{self, debug_str, int, json_str, Format};
+use super::format::{self, debug_str, int, Format};
 
 /// One call's access line. `None` fields are left out, as `tracing` leaves out a `None`.
 pub struct AccessLine<'a> {
@@ -95,13 +95,21 @@ impl AccessLine<'_> {
                 }
             };
         }
+        // `,"name":"` and the JSON string's rest: the key and the opening quote as one
+        // constant.
+        macro_rules! json_string {
+            ($name:literal, $v:expr) => {{
+                out.extend_from_slice(concat!(",\"", $name, "\":\"").as_bytes());
+                format::json_rest(out, $v)
+            }};
+        }
         // A `Display` value (`%` in the macro): bare in text.
         macro_rules! shown {
             ($name:literal, $v:expr) => {{
-                key!($name);
                 if json {
-                    json_str(out, $v)
+                    json_string!($name, $v)
                 } else {
+                    key!($name);
                     out.extend_from_slice($v.as_bytes())
                 }
             }};
@@ -109,10 +117,10 @@ impl AccessLine<'_> {
         // A `&str` value: quoted in text.
         macro_rules! string {
             ($name:literal, $v:expr) => {{
-                key!($name);
                 if json {
-                    json_str(out, $v)
+                    json_string!($name, $v)
                 } else {
+                    key!($name);
                     debug_str(out, $v)
                 }
             }};
