@@ -13,6 +13,7 @@
 #
 #   bash benches/load.sh            # 10 s per run, 50 connections, 2 rounds
 #   DURATION=30s CONNS=100 RATE=2000 ROUNDS=3 bash benches/load.sh   # RATE: the fixed-rate run
+#   FIXED_ROUNDS=9 FIXED_SECS=10 bash benches/load.sh   # the fixed-rate rounds (default 5 of DURATION)
 #
 # Needs nginx and wrk (Debian: apt-get install nginx-light wrk); builds the release binary
 # (BIN=path uses that build instead).
@@ -23,6 +24,8 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-50}
 ROUNDS=${ROUNDS:-2}
 RATE=${RATE:-2000}
+FIXED_ROUNDS=${FIXED_ROUNDS:-5}
+FIXED_SECS=${FIXED_SECS:-${DURATION%s}}
 TWO=${TWO:-1}
 STORM=${STORM:-1}
 UP_PORT=${UP_PORT:-18601}
@@ -106,10 +109,19 @@ done
 rss=$(awk '/VmHWM/ {print $2}' /proc/$scl/status)
 lines_sidecar=$(grep -c ' access: call ' "$work/logging/sidecar.log" || true)
 lines_nginx=$(wc -l < "$work/nginx-access.log")
-fixed_run() { taskset -c 0 "$fixed" "$1" "$RATE" "${DURATION%s}" 8; }
-fa=$(fixed_run "http://127.0.0.1:$UP_PORT$path")
-fb=$(fixed_run "http://127.0.0.1:$NGX_LOG_PORT$path")
-fc=$(fixed_run "http://127.0.0.1:$SC_LOG_PORT$path")
+fixed_run() { taskset -c 0 "$fixed" "$1" "$RATE" "$FIXED_SECS" 8; }
+# FIXED_ROUNDS rounds of the three targets, each round in another order, so a noisy stretch of
+# the machine's falls on all three alike; the figure is the median over rounds of each round's
+# own difference (sidecar or nginx p99 minus direct p99 in that round).
+fixed_urls=("direct|http://127.0.0.1:$UP_PORT$path" "nginx-logging|http://127.0.0.1:$NGX_LOG_PORT$path"
+  "sidecar-logging|http://127.0.0.1:$SC_LOG_PORT$path")
+fr=()
+for round in $(seq "$FIXED_ROUNDS"); do
+  for k in 0 1 2; do
+    t=${fixed_urls[(k + round) % 3]}
+    fr+=("$round|${t%%|*}|$(fixed_run "${t#*|}")")
+  done
+done
 held() { # pid url: VmRSS of pid (kB) while 1000 keep-alive connections, each answered once, are open
   taskset -c 0 "$holder" "$2" 1000 3 >"$work/held.out" & local h=$!
   for _ in $(seq 100); do grep -q answered "$work/held.out" && break; sleep 0.1; done
@@ -137,13 +149,22 @@ echo "lines logged: sidecar $lines_sidecar, nginx $lines_nginx; sidecar lines dr
 echo "sidecar (logging) peak RSS: $((rss / 1024)) MB at $CONNS connections, $((rss1000 / 1024)) MB after wrk -c1000 ($big req/s); calls answered ok by the upstream: $calls"
 echo "RSS with 1000 open keep-alive connections (each answered once): sidecar $((held_c / 1024)) MB, nginx-proxy $((held_b / 1024)) MB"
 field() { grep -o "$2=[^ ]*" <<<"$1" | cut -d= -f2; }
-echo "fixed rate (logging mode): $RATE req/s for ${DURATION%s} s over 8 connections (open loop, timed from the due time)"
-printf '%-16s %10s %10s %10s %10s %8s\n' target p50 p90 p99 p99.9 errors
-for row in "direct|$fa" "nginx-logging|$fb" "sidecar-logging|$fc"; do
-  n=${row%%|*}; r=${row#*|}
-  printf '%-16s %10s %10s %10s %10s %8s\n' "$n" "$(field "$r" p50_ms)ms" "$(field "$r" p90_ms)ms" "$(field "$r" p99_ms)ms" "$(field "$r" p999_ms)ms" "$(field "$r" errors)"
+echo "fixed rate (logging mode): $RATE req/s for $FIXED_SECS s over 8 connections (open loop, timed from the due time), $FIXED_ROUNDS rounds interleaved"
+printf '%-6s %-16s %10s %10s %10s %10s %8s %8s\n' round target p50 p90 p99 p99.9 errors behind
+for row in "${fr[@]}"; do
+  IFS='|' read -r r n line <<<"$row"
+  printf '%-6s %-16s %10s %10s %10s %10s %8s %8s\n' "$r" "$n" "$(field "$line" p50_ms)ms" "$(field "$line" p90_ms)ms" \
+    "$(field "$line" p99_ms)ms" "$(field "$line" p999_ms)ms" "$(field "$line" errors)" "$(field "$line" behind)"
 done
-echo "added p99 over direct: sidecar $(awk -v c="$(field "$fc" p99_ms)" -v a="$(field "$fa" p99_ms)" 'BEGIN {printf "%.3f", c-a}') ms, nginx $(awk -v b="$(field "$fb" p99_ms)" -v a="$(field "$fa" p99_ms)" 'BEGIN {printf "%.3f", b-a}') ms"
+median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+fq() { # target quantile: that quantile of each round, one per line
+  for row in "${fr[@]}"; do IFS='|' read -r r n line <<<"$row"; if [ "$n" = "$1" ]; then field "$line" "$2"; fi; done
+}
+added() { # target: each round's p99 minus direct's in the same round
+  paste <(fq "$1" p99_ms) <(fq direct p99_ms) | awk '{printf "%.3f\n", $1 - $2}'
+}
+echo "median of $FIXED_ROUNDS rounds: p50 direct $(fq direct p50_ms | median), nginx $(fq nginx-logging p50_ms | median), sidecar $(fq sidecar-logging p50_ms | median) ms; p99 direct $(fq direct p99_ms | median), nginx $(fq nginx-logging p99_ms | median), sidecar $(fq sidecar-logging p99_ms | median) ms"
+echo "added p99 over direct (median of the rounds' differences): sidecar $(added sidecar-logging | median) ms, nginx $(added nginx-logging | median) ms"
 
 if [ "$TWO" != 0 ]; then
   # One worker on core 1 against two on cores 0 and 1, both logging. wrk (2 threads) and the

@@ -8,6 +8,7 @@
 #   SECS=20 bash benches/profile.sh
 #   LOG=info bash benches/profile.sh   # the default log level (the access line on); default warn
 #   BIN=/path/to/wecom-sidecar bash benches/profile.sh   # another build (not rebuilt)
+#   CALLGRIND_ARGS=--dump-instr=yes bash benches/profile.sh   # more callgrind options (per instruction)
 #
 # Needs valgrind, objcopy, nginx and wrk (Debian: apt-get install valgrind binutils nginx-light wrk).
 set -euo pipefail
@@ -39,7 +40,7 @@ write_upstream_conf "$work" "$UP_PORT"
 write_sidecar_conf "$work" "$SC_PORT" "$SC_ADMIN" "$UP_PORT"
 
 nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
-BENCH_SECRET=bench WECOM_SIDECAR_LOG=$LOG valgrind --tool=callgrind --instr-atstart=no \
+BENCH_SECRET=bench WECOM_SIDECAR_LOG=$LOG valgrind --tool=callgrind --instr-atstart=no ${CALLGRIND_ARGS:-} \
   --callgrind-out-file="$work/callgrind.out" "$BIN" \
   --config "$work/sidecar.yaml" 2>"$work/sidecar.log" & sc=$!; pids+=($sc)
 for _ in $(seq 300); do curl -sf "http://127.0.0.1:$SC_ADMIN/readyz" -o /dev/null && break; sleep 0.2; done
