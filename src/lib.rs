@@ -27,6 +27,7 @@ pub mod logging;
 pub mod memory;
 pub mod metrics;
 pub mod outbox;
+pub mod plain;
 pub mod plans;
 pub mod proxy;
 pub mod quota;

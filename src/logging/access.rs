@@ -132,7 +132,8 @@ impl AccessLine<'_> {
                 key!($name);
                 let v: &str = $v;
                 debug_assert!(
-                    format::debug_plain(v.as_bytes()) && format::json_plain(v.as_bytes()),
+                    crate::plain::debug_plain(v.as_bytes())
+                        && crate::plain::json_plain(v.as_bytes()),
                     "{v:?} is written unescaped"
                 );
                 format::quoted(out, v);

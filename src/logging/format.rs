@@ -11,6 +11,8 @@
 //! - JSON: `{"timestamp":…,"level":"INFO","message":"call",…fields…,"target":"access"}`.
 
 use std::cell::Cell;
+
+use crate::plain;
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
@@ -248,7 +250,7 @@ impl fmt::Write for Bytes<'_> {
 /// through `Debug` itself.
 #[inline]
 pub(super) fn debug_str(out: &mut Vec<u8>, s: &str) {
-    if debug_plain(s.as_bytes()) {
+    if plain::debug_plain(s.as_bytes()) {
         quoted(out, s);
     } else {
         let _ = write!(Bytes(out), "{s:?}");
@@ -263,69 +265,6 @@ pub(super) fn quoted(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// Whether `Debug` prints every byte of `s` as it is: printable ASCII, neither `"` nor `\`.
-#[inline]
-pub(super) fn debug_plain(s: &[u8]) -> bool {
-    // A byte above `~` (0x7e): adding 1 sets its high bit, or it is set already.
-    words(s, |w| json_bad(w) | (w.wrapping_add(ONES) | w))
-}
-
-/// Whether a JSON string holds every byte of `s` as it is: no control character, `"` or `\`.
-#[inline]
-pub(super) fn json_plain(s: &[u8]) -> bool {
-    words(s, json_bad)
-}
-
-/// 0x01 in every byte of a word.
-const ONES: u64 = u64::from_ne_bytes([1; 8]);
-/// 0x80 in every byte of a word.
-const HIGHS: u64 = ONES << 7;
-
-/// A word whose high bits say that one of the eight bytes of `w` is below 0x20, `"` or `\`
-/// (exact for "any", not for which: a borrow may flag the bytes above a flagged one).
-#[inline(always)]
-fn json_bad(w: u64) -> u64 {
-    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w;
-    below(w, 0x20) | below(w ^ (ONES * 0x22), 1) | below(w ^ (ONES * 0x5c), 1)
-}
-
-/// Whether `bad` flags no byte of `s`, read eight bytes a word: the strings of a line are
-/// short (a path, an id, a name), where a byte-at-a-time loop or a vector loop with its scalar
-/// tail costs several times more. A string of 8 bytes or more is read in whole words, the last
-/// one overlapping the one before; a shorter one is read in two overlapping halves (4 to 7
-/// bytes) or as its first, middle and last byte spread over the word (1 to 3), so every byte
-/// of the word is a byte of `s`.
-#[inline(always)]
-fn words(s: &[u8], bad: impl Fn(u64) -> u64) -> bool {
-    let n = s.len();
-    let word = |i: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&s[i..i + 8]);
-        u64::from_le_bytes(w)
-    };
-    let flags = match n {
-        0 => 0,
-        1..=3 => {
-            let (a, b, c) = (s[0], s[n / 2], s[n - 1]);
-            bad(u64::from_le_bytes([a, b, c, a, a, a, a, a]))
-        }
-        4..=7 => {
-            let mut w = [0u8; 8];
-            w[..4].copy_from_slice(&s[..4]);
-            w[4..].copy_from_slice(&s[n - 4..]);
-            bad(u64::from_le_bytes(w))
-        }
-        _ => {
-            let mut flags = bad(word(n - 8));
-            for i in (0..n - 8).step_by(8) {
-                flags |= bad(word(i));
-            }
-            flags
-        }
-    };
-    flags & HIGHS == 0
-}
-
 /// `s` as a JSON string, escaped as serde_json escapes it.
 pub(super) fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
@@ -337,7 +276,7 @@ pub(super) fn json_str(out: &mut Vec<u8>, s: &str) {
 /// strings, where the call itself cost a sixth of it (callgrind).
 #[inline(always)]
 pub(super) fn json_rest(out: &mut Vec<u8>, s: &str) {
-    if json_plain(s.as_bytes()) {
+    if plain::json_plain(s.as_bytes()) {
         out.extend_from_slice(s.as_bytes());
     } else {
         json_inner(out, s);
@@ -606,66 +545,6 @@ mod tests {
             let mut out = Vec::new();
             timestamp(&mut out, secs, micros);
             assert_eq!(String::from_utf8(out).unwrap(), want);
-        }
-    }
-
-    #[test]
-    fn the_plain_checks_pass_exactly_the_bytes_printed_as_they_are() {
-        // Each edge: space and `~` are printed as they are; 0x1f, 0x7f, `"` and `\` are not
-        // (0x7f only for `Debug`: JSON keeps it).
-        assert!(debug_plain(b" ~request-id 0f9e"));
-        assert!(json_plain(b" ~request-id 0f9e\x7f"));
-        for bad in [&b"a\x1fb"[..], b"a\x7fb", b"a\"b", b"a\\b"] {
-            assert!(!debug_plain(bad), "{bad:?}");
-        }
-        for bad in [&b"a\x1fb"[..], b"a\"b", b"a\\b", b"\n"] {
-            assert!(!json_plain(bad), "{bad:?}");
-        }
-        // A bad byte anywhere in a long string, past the vectorised steps included.
-        for at in 0..40 {
-            let mut s = vec![b'x'; 40];
-            s[at] = b'"';
-            assert!(!debug_plain(&s) && !json_plain(&s), "at {at}");
-        }
-        assert!(debug_plain(b"") && json_plain(b""));
-    }
-
-    #[test]
-    fn the_plain_checks_read_every_byte_of_every_length() {
-        // Each byte value at each place of strings of 0 to 40 bytes (the short cases, one
-        // word, the overlapping last word, several words), against a byte-at-a-time reading.
-        let debug = |s: &[u8]| {
-            s.iter()
-                .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-        };
-        let json = |s: &[u8]| s.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\');
-        for len in 0..=40 {
-            for fill in [b'a', b' ', b'~', 0xe4] {
-                let plain = vec![fill; len];
-                assert_eq!(debug_plain(&plain), debug(&plain), "{len} of {fill:#x}");
-                assert_eq!(json_plain(&plain), json(&plain), "{len} of {fill:#x}");
-                for at in 0..len {
-                    for b in 0..=u8::MAX {
-                        let mut s = plain.clone();
-                        s[at] = b;
-                        assert_eq!(debug_plain(&s), debug(&s), "{b:#x} at {at} of {len}");
-                        assert_eq!(json_plain(&s), json(&s), "{b:#x} at {at} of {len}");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn two_bad_bytes_in_the_same_place_of_two_words_are_both_seen() {
-        // The words' flags are gathered, not toggled: two flags in the same lane stay a flag.
-        for len in 16..=40 {
-            for at in 0..len - 8 {
-                let mut s = vec![b'a'; len];
-                s[at] = b'"';
-                s[at + 8] = b'"';
-                assert!(!debug_plain(&s) && !json_plain(&s), "{at} of {len}");
-            }
         }
     }
 

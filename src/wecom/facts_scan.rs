@@ -112,7 +112,7 @@ impl<'a> Scanner<'a> {
     /// and no control byte (anything else: give up).
     fn plain_string(&mut self) -> Step<&'a [u8]> {
         let rest = &self.b[self.i..];
-        let at = special(rest).ok_or(GiveUp)?;
+        let at = crate::plain::json_special_at(rest).ok_or(GiveUp)?;
         if rest[at] != b'"' {
             return Err(GiveUp);
         }
@@ -231,7 +231,7 @@ impl<'a> Scanner<'a> {
     fn skip_string(&mut self) -> Step<()> {
         loop {
             let rest = &self.b[self.i..];
-            let at = special(rest).ok_or(GiveUp)?;
+            let at = crate::plain::json_special_at(rest).ok_or(GiveUp)?;
             self.i += at + 1;
             match rest[at] {
                 b'"' => return Ok(()),
@@ -300,14 +300,6 @@ impl<'a> Scanner<'a> {
             Err(GiveUp)
         }
     }
-}
-
-/// Where the first quote, backslash or control byte of `bytes` is: what ends the plain run of
-/// a string.
-fn special(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
 }
 
 /// Records a field's value; a field seen twice is an error to serde_json: give up.

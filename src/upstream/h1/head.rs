@@ -131,6 +131,15 @@ fn value_of(buf: &Bytes, raw: &[u8], folded: bool) -> Result<HeaderValue, Attemp
     HeaderValue::from_maybe_shared(value).map_err(|_| invalid())
 }
 
+/// A value [`crate::plain::header_value_plain`] passed, as a slice of the bytes read.
+fn plain_value(buf: &Bytes, raw: &[u8]) -> HeaderValue {
+    debug_assert!(crate::plain::header_value_plain(raw));
+    // SAFETY: `HeaderValue` holds any bytes but those below 0x20 other than tab, and 0x7f
+    // (`HeaderValue::from_bytes`); `header_value_plain` passed only values with neither (its
+    // tests check it against `from_bytes` for every byte, and debug builds check it again here).
+    unsafe { HeaderValue::from_maybe_shared_unchecked(buf.slice_ref(raw)) }
+}
+
 /// `raw`'s lines joined by one space each, without the white space around the joins.
 fn unfold(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
@@ -172,10 +181,16 @@ pub fn parse(buf: &Bytes) -> Result<Option<(ResponseHead, usize)>, AttemptError>
     let (mut length, mut encoded, mut chunked) = (Length::Absent, false, false);
     let mut folded = false;
     for h in resp.headers.iter() {
-        let fold = h.value.contains(&b'\n');
-        folded |= fold;
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| invalid())?;
-        let value = value_of(buf, h.value, fold)?;
+        let value = if crate::plain::header_value_plain(h.value) {
+            // Nearly every value: no control byte (so no folded line either) and no DEL, one
+            // look a word. `http`'s own check would look at each byte again.
+            plain_value(buf, h.value)
+        } else {
+            let fold = h.value.contains(&b'\n');
+            folded |= fold;
+            value_of(buf, h.value, fold)?
+        };
         if name == TRANSFER_ENCODING {
             encoded = true;
             chunked = ends_chunked(value.as_bytes());
