@@ -122,6 +122,25 @@ pub fn header_value_plain(s: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// Every string of 0 to 40 bytes (the short cases, one word, the overlapping last word,
+    /// several words) of each of `fills`, as it is and with one byte set to each value at each
+    /// place, given to `check` with what it is: (length, fill, the place and value changed).
+    fn each_string(fills: &[u8], mut check: impl FnMut(&[u8], (usize, u8, Option<(usize, u8)>))) {
+        for len in 0..=40 {
+            for &fill in fills {
+                let plain = vec![fill; len];
+                check(&plain, (len, fill, None));
+                for at in 0..len {
+                    for b in 0..=u8::MAX {
+                        let mut s = plain.clone();
+                        s[at] = b;
+                        check(&s, (len, fill, Some((at, b))));
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_plain_checks_pass_exactly_the_bytes_printed_as_they_are() {
         // Each edge: space and `~` are printed as they are; 0x1f, 0x7f, `"` and `\` are not
@@ -145,28 +164,16 @@ mod tests {
 
     #[test]
     fn the_plain_checks_read_every_byte_of_every_length() {
-        // Each byte value at each place of strings of 0 to 40 bytes (the short cases, one
-        // word, the overlapping last word, several words), against a byte-at-a-time reading.
+        // Against a byte-at-a-time reading.
         let debug = |s: &[u8]| {
             s.iter()
                 .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
         };
         let json = |s: &[u8]| s.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\');
-        for len in 0..=40 {
-            for fill in [b'a', b' ', b'~', 0xe4] {
-                let plain = vec![fill; len];
-                assert_eq!(debug_plain(&plain), debug(&plain), "{len} of {fill:#x}");
-                assert_eq!(json_plain(&plain), json(&plain), "{len} of {fill:#x}");
-                for at in 0..len {
-                    for b in 0..=u8::MAX {
-                        let mut s = plain.clone();
-                        s[at] = b;
-                        assert_eq!(debug_plain(&s), debug(&s), "{b:#x} at {at} of {len}");
-                        assert_eq!(json_plain(&s), json(&s), "{b:#x} at {at} of {len}");
-                    }
-                }
-            }
-        }
+        each_string(&[b'a', b' ', b'~', 0xe4], |s, what| {
+            assert_eq!(debug_plain(s), debug(s), "{what:?}");
+            assert_eq!(json_plain(s), json(s), "{what:?}");
+        });
     }
 
     #[test]
@@ -185,23 +192,9 @@ mod tests {
     #[test]
     fn the_first_json_special_byte_is_found_at_every_place_of_every_length() {
         let reference = |s: &[u8]| s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
-        for len in 0..=40 {
-            for fill in [b'a', b' ', b'~', 0x7f, 0xe4, 0xff] {
-                let plain = vec![fill; len];
-                assert_eq!(json_special_at(&plain), None, "{len} of {fill:#x}");
-                for at in 0..len {
-                    for b in 0..=u8::MAX {
-                        let mut s = plain.clone();
-                        s[at] = b;
-                        assert_eq!(
-                            json_special_at(&s),
-                            reference(&s),
-                            "{b:#x} at {at} of {len}"
-                        );
-                    }
-                }
-            }
-        }
+        each_string(&[b'a', b' ', b'~', 0x7f, 0xe4, 0xff], |s, what| {
+            assert_eq!(json_special_at(s), reference(s), "{what:?}");
+        });
     }
 
     #[test]
@@ -228,27 +221,13 @@ mod tests {
     #[test]
     fn header_values_are_plain_exactly_when_every_byte_is_one_http_takes_unlooked() {
         let reference = |s: &[u8]| s.iter().all(|&b| b >= 0x20 && b != 0x7f);
-        for len in 0..=40 {
-            for fill in [b'a', b' ', b'~', 0x80, 0xff] {
-                let plain = vec![fill; len];
-                assert!(header_value_plain(&plain), "{len} of {fill:#x}");
-                for at in 0..len {
-                    for b in 0..=u8::MAX {
-                        let mut s = plain.clone();
-                        s[at] = b;
-                        assert_eq!(
-                            header_value_plain(&s),
-                            reference(&s),
-                            "{b:#x} at {at} of {len}"
-                        );
-                        if reference(&s) {
-                            // What `http` takes: the unchecked path in `head` holds to it.
-                            assert!(http::HeaderValue::from_bytes(&s).is_ok(), "{b:#x}");
-                        }
-                    }
-                }
+        each_string(&[b'a', b' ', b'~', 0x80, 0xff], |s, what| {
+            assert_eq!(header_value_plain(s), reference(s), "{what:?}");
+            if reference(s) {
+                // What `http` takes: the unchecked path in `head` holds to it.
+                assert!(http::HeaderValue::from_bytes(s).is_ok(), "{what:?}");
             }
-        }
+        });
         // Two flagged bytes in the same lane of two words stay flagged.
         let mut s = vec![b'a'; 24];
         s[3] = 0x7f;
