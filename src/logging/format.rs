@@ -11,12 +11,12 @@
 //! - JSON: `{"timestamp":…,"level":"INFO","message":"call",…fields…,"target":"access"}`.
 
 use std::cell::Cell;
-
-use crate::plain;
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level};
+
+use crate::plain;
 
 /// Which of the two shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
