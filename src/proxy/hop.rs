@@ -21,6 +21,22 @@ static HOP_BY_HOP: [HeaderName; 9] = [
     http::header::UPGRADE,
 ];
 
+/// Which of [`HOP_BY_HOP`] `name` is. Their names are 2, 7, 10 or 16–19 bytes long, so most
+/// names (`content-type`, `date`, `x-request-id`) are told apart by their length alone, and
+/// one of those lengths is compared with the few names of its length.
+fn hop_index(name: &HeaderName) -> Option<usize> {
+    match name.as_str().len() {
+        2 | 7 | 10 | 16..=19 => HOP_BY_HOP.iter().position(|h| h == name),
+        _ => None,
+    }
+}
+
+/// Whether `headers` has a `Connection` field: found by a look at each name, which for the
+/// few headers of a call costs less than a hashed lookup.
+fn has_connection(headers: &HeaderMap) -> bool {
+    headers.keys().any(|name| name == http::header::CONNECTION)
+}
+
 /// The names `headers`' `Connection` fields list, as written (compare case-insensitively),
 /// but for the ones that are hop-by-hop anyway. Empty, with no allocation, when there is no
 /// `Connection` header or it says only `keep-alive` (as most answers do).
@@ -56,11 +72,14 @@ pub fn end_to_end_iter<'a>(
     from: &'a HeaderMap,
     skip: impl Fn(&HeaderName) -> bool + 'a,
 ) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + 'a {
-    let listed = listed(from);
+    let listed = if has_connection(from) {
+        listed(from)
+    } else {
+        Vec::new()
+    };
     from.iter().filter(move |(name, _)| {
-        let n = name.as_str();
-        !(HOP_BY_HOP.contains(name)
-            || listed.iter().any(|l| l.eq_ignore_ascii_case(n))
+        !(hop_index(name).is_some()
+            || listed.iter().any(|l| l.eq_ignore_ascii_case(name.as_str()))
             || skip(name))
     })
 }
@@ -70,18 +89,23 @@ pub fn end_to_end_iter<'a>(
 /// their order; a name may come before another it followed (`HeaderMap::remove` moves the
 /// last name into the gap), which HTTP leaves without meaning (RFC 9110 §5.3).
 pub fn strip(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = listed(headers)
-        .iter()
-        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-        .collect();
     // Found first, then removed: most answers carry one of these (`Connection`), and a look
     // at each name is cheaper than a hashed lookup of every one of them.
     let mut found = [false; HOP_BY_HOP.len()];
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+        if let Some(i) = hop_index(name) {
             found[i] = true;
         }
     }
+    // `Connection` is HOP_BY_HOP[0]: only a map with one can list more names.
+    let listed: Vec<HeaderName> = if found[0] {
+        listed(headers)
+            .iter()
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect()
+    } else {
+        Vec::new()
+    };
     for (name, found) in HOP_BY_HOP.iter().zip(found) {
         if found {
             headers.remove(name);
@@ -126,6 +150,35 @@ mod tests {
         kept.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(kept, sorted, "strip and end_to_end_iter disagree");
         given.into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn each_hop_by_hop_name_is_found_by_its_length_and_connection_comes_first() {
+        assert_eq!(
+            HOP_BY_HOP[0],
+            http::header::CONNECTION,
+            "strip reads found[0]"
+        );
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_index(name), Some(i), "{name}");
+        }
+        for name in [
+            "date",
+            "content-type",
+            "error-code",
+            "x-connection",
+            "tee",
+            "te-x",
+        ] {
+            let name = HeaderName::from_static(name);
+            assert_eq!(hop_index(&name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_map_with_no_connection_field_has_none() {
+        assert!(!has_connection(&map(&[("x-a", "1"), ("keep-alive", "5")])));
+        assert!(has_connection(&map(&[("x-a", "1"), ("connection", "x-a")])));
     }
 
     #[test]

@@ -199,11 +199,10 @@ impl SidecarProxy {
         let shared = &self.shared;
         let rt = shared.runtime.load_full();
         let req = session.req_header();
+        let noted = request::Noted::of(&req.headers);
         ctx.request_id = request::request_id(
-            req.headers.get(request::REQUEST_ID_HEADER),
-            req.headers
-                .get(request::TRACEPARENT_HEADER)
-                .map(|v| v.as_bytes()),
+            noted.request_id.as_ref(),
+            noted.traceparent.as_ref().map(|v| v.as_bytes()),
         );
         // The request's URI, held apart from the session (which the body is read and answers
         // are written through): a clone shares its bytes, where copying path and query
@@ -213,7 +212,7 @@ impl SidecarProxy {
 
         if path == tickets::SIGNATURE_PATH {
             let (p, q) = (path, query);
-            return tickets::answer_signature(shared, &rt, session, ctx, p, q)
+            return tickets::answer_signature(shared, &rt, session, &noted, ctx, p, q)
                 .await
                 .map(Handled::Local);
         }
@@ -229,7 +228,7 @@ impl SidecarProxy {
         let (client, early_body) = if rt.config.clients.is_empty() {
             (None, None)
         } else {
-            let (body, hash) = read_body::read_body(session, call.api.body, true).await?;
+            let (body, hash) = read_body::read_body(session, &noted, call.api.body, true).await?;
             let clients = &rt.config.clients;
             let c = authenticate::authenticate(shared, clients, session, path, query, &hash)?;
             ctx.client = Some(c.name.clone());
@@ -241,8 +240,7 @@ impl SidecarProxy {
         }
 
         let app = if call.api.auth == Auth::Token {
-            let header = session.req_header().headers.get(request::APP_HEADER_NAME);
-            let app = request::choose_app(&rt, header.map(|v| v.as_bytes()), query)?;
+            let app = request::choose_app(&rt, noted.app(), query)?;
             ctx.app = Some(app.app.name.clone());
             if let Some(c) = client {
                 authenticate::may_use(shared, c, &app.app.name)?;
@@ -269,7 +267,11 @@ impl SidecarProxy {
 
         let body = match early_body {
             Some(b) => b,
-            None => read_body::read_body(session, call.api.body, false).await?.0,
+            None => {
+                read_body::read_body(session, &noted, call.api.body, false)
+                    .await?
+                    .0
+            }
         };
         let (body, duplicate_checked) = match body {
             RequestBody::Buffered(b) => {

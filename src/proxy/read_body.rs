@@ -5,6 +5,7 @@ use bytes::{Bytes, BytesMut};
 use pingora::protocols::http::ServerSession as Session;
 
 use super::refusal::Refusal;
+use super::request::Noted;
 use crate::body::{RequestBody, Spool};
 use crate::wecom::apis::BodyKind;
 
@@ -34,6 +35,7 @@ async fn next_chunk(session: &mut Session) -> Result<Option<Bytes>, Refusal> {
 /// signed call signs).
 pub(super) async fn read_body(
     session: &mut Session,
+    noted: &Noted,
     kind: BodyKind,
     hash: bool,
 ) -> Result<(RequestBody, [u8; 32]), Refusal> {
@@ -44,23 +46,13 @@ pub(super) async fn read_body(
     } else {
         MAX_JSON_REQUEST
     };
-    let declared = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = noted.declared_length();
     if declared.is_some_and(|n| n > limit) {
         return Err(Refusal::TooLarge { limit });
     }
     // Clients that asked to be invited (curl does for large uploads) get the invitation now,
     // once the declared size is known to be acceptable, instead of waiting a second for it.
-    let expects_continue = session
-        .req_header()
-        .headers
-        .get(http::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if expects_continue {
+    if noted.expects_continue() {
         let _ = session.write_continue_response().await;
     }
     if kind == BodyKind::Upload {

@@ -68,6 +68,7 @@ pub(super) async fn answer_signature(
     shared: &Shared,
     rt: &Runtime,
     session: &mut Session,
+    noted: &request::Noted,
     ctx: &mut RequestCtx,
     path: &str,
     query: &str,
@@ -79,14 +80,13 @@ pub(super) async fn answer_signature(
     let client = if rt.config.clients.is_empty() {
         None
     } else {
-        let (_, hash) = read_body::read_body(session, BodyKind::Json, true).await?;
+        let (_, hash) = read_body::read_body(session, noted, BodyKind::Json, true).await?;
         let clients = &rt.config.clients;
         let c = authenticate::authenticate(shared, clients, session, path, query, &hash)?;
         ctx.client = Some(c.name.clone());
         Some(c)
     };
-    let header = session.req_header().headers.get(request::APP_HEADER_NAME);
-    let app = request::choose_app(rt, header.map(|v| v.as_bytes()), query)?;
+    let app = request::choose_app(rt, noted.app(), query)?;
     ctx.app = Some(app.app.name.clone());
     if let Some(c) = client {
         authenticate::may_use(shared, c, &app.app.name)?;

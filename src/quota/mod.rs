@@ -51,7 +51,7 @@ pub const CONCURRENCY_BLOCK: Duration = Duration::from_secs(5);
 const MAX_TRACKED_KEYS: u64 = 1_000_000;
 
 /// What a quota state is kept for.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Key {
     /// A route's limits for one app and API; `rule` tells routes with the same label apart.
     Call {
@@ -66,6 +66,49 @@ enum Key {
     Robot {
         key: u64,
     },
+}
+
+/// Hashed field by field, written out (not derived) so that [`CallKey`], the borrowed form a
+/// lookup uses, hashes a call's key the same way.
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Key::Call { app, api, limits } => CallKey { app, api, limits }.hash(state),
+            Key::Recipient { app, user } => {
+                state.write_u8(1);
+                app.hash(state);
+                user.hash(state);
+            }
+            Key::Robot { key } => {
+                state.write_u8(2);
+                key.hash(state);
+            }
+        }
+    }
+}
+
+/// A [`Key::Call`] made of borrowed parts: what each call looks its state up by, so a lookup
+/// that finds it (nearly every one) builds no key (its limits copied, moka's `Arc` around it).
+struct CallKey<'a> {
+    app: &'a AppName,
+    api: &'a str,
+    limits: &'a [Rate],
+}
+
+impl std::hash::Hash for CallKey<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u8(0);
+        self.app.hash(state);
+        self.api.hash(state);
+        self.limits.hash(state);
+    }
+}
+
+impl moka::Equivalent<Key> for CallKey<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        matches!(key, Key::Call { app, api, limits }
+            if app == self.app && &**api == self.api && &limits[..] == self.limits)
+    }
 }
 
 impl Key {
@@ -206,6 +249,21 @@ impl Quotas {
         })
     }
 
+    /// The state of a route's `limits` for one app and API: found by its borrowed key, and
+    /// made (with an owned one) only when it is not there yet.
+    fn call_cells(&self, app: &AppName, api: &Arc<str>, limits: &[Rate]) -> Arc<Mutex<Cells>> {
+        let key = CallKey { app, api, limits };
+        if let Some(cells) = self.cells.get(&key) {
+            return cells;
+        }
+        let key = Key::Call {
+            app: app.clone(),
+            api: api.clone(),
+            limits: limits.to_vec(),
+        };
+        self.cells(key, limits.len())
+    }
+
     /// Takes one call from every quota the call falls under, or none.
     pub fn take(&self, ask: &Ask<'_>) -> Result<(), Refusal> {
         let now = Instant::now();
@@ -218,14 +276,7 @@ impl Quotas {
             if call_l.is_empty() {
                 return Ok(());
             }
-            let cells = self.cells(
-                Key::Call {
-                    app: ask.app.clone(),
-                    api: ask.api.clone(),
-                    limits: call_l.to_vec(),
-                },
-                call_l.len(),
-            );
+            let cells = self.call_cells(ask.app, ask.api, &call_l);
             let mut g = cells.lock().unwrap_or_else(|p| p.into_inner());
             return window::take_all(&mut [(&mut *g, &call_l[..])], now)
                 .map_err(|wait| Refusal::Limit { wait });
@@ -240,12 +291,8 @@ impl Quotas {
                 None,
             ));
         } else if !ask.limits.is_empty() {
-            let key = Key::Call {
-                app: ask.app.clone(),
-                api: ask.api.clone(),
-                limits: call_l.to_vec(),
-            };
-            entries.push((self.cells(key, call_l.len()), &call_l[..], None));
+            let cells = self.call_cells(ask.app, ask.api, &call_l);
+            entries.push((cells, &call_l[..], None));
         }
         // Lock order: the call's cells, then recipients sorted by name (no deadlock).
         let mut users: Vec<&String> = ask.recipients.iter().collect();
@@ -392,6 +439,71 @@ mod tests {
 
     fn app() -> AppName {
         AppName("hr".into())
+    }
+
+    #[test]
+    fn a_call_s_borrowed_key_finds_the_state_its_owned_key_made_and_no_other() {
+        let q = Quotas::default();
+        let api: Arc<str> = "user/get".into();
+        let limits = [Rate {
+            count: 5,
+            per: Duration::from_secs(60),
+        }];
+        let owned = Key::Call {
+            app: app(),
+            api: api.clone(),
+            limits: limits.to_vec(),
+        };
+        let borrowed = CallKey {
+            app: &app(),
+            api: &api,
+            limits: &limits,
+        };
+        let hasher = ahash::RandomState::new();
+        assert_eq!(hasher.hash_one(&owned), hasher.hash_one(&borrowed));
+        assert!(moka::Equivalent::equivalent(&borrowed, &owned));
+        let made = q.call_cells(&app(), &api, &limits);
+        let found = q.cells.get(&borrowed).expect("found by the borrowed key");
+        assert!(Arc::ptr_eq(&made, &found));
+        assert!(Arc::ptr_eq(&made, &q.call_cells(&app(), &api, &limits)));
+        // Another app, API or limits is another state.
+        let other_limits = [Rate {
+            count: 6,
+            per: Duration::from_secs(60),
+        }];
+        let other_app = AppName("crm".into());
+        let other_api: Arc<str> = "user/list".into();
+        for other in [
+            CallKey {
+                app: &other_app,
+                api: &api,
+                limits: &limits,
+            },
+            CallKey {
+                app: &app(),
+                api: &other_api,
+                limits: &limits,
+            },
+            CallKey {
+                app: &app(),
+                api: &api,
+                limits: &other_limits,
+            },
+        ] {
+            assert!(!moka::Equivalent::equivalent(&other, &owned));
+            assert_ne!(hasher.hash_one(&other), hasher.hash_one(&owned));
+            assert!(q.cells.get(&other).is_none());
+        }
+        let recipient = Key::Recipient {
+            app: app(),
+            user: "user/get".into(),
+        };
+        assert!(!moka::Equivalent::equivalent(&borrowed, &recipient));
+        assert_ne!(hasher.hash_one(&recipient), hasher.hash_one(&owned));
+        assert_ne!(
+            hasher.hash_one(&Key::Robot { key: 1 }),
+            hasher.hash_one(&Key::Robot { key: 2 })
+        );
     }
 
     #[tokio::test(start_paused = true)]

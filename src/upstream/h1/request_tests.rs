@@ -105,6 +105,21 @@ fn a_pingora_request_is_written_as_pingora_writes_it() {
 }
 
 #[test]
+fn every_byte_at_every_place_of_a_target_is_looked_at() {
+    for len in 0..=20 {
+        for at in 0..len {
+            for b in 0..=255u8 {
+                let mut t = vec![b'a'; len];
+                t[at] = b;
+                let each = t.iter().all(|&b| PLAIN[b as usize]);
+                assert_eq!(all_plain(&t), each, "{b:#04x} at {at} of {len}");
+            }
+        }
+        assert!(all_plain(&vec![b'a'; len]));
+    }
+}
+
+#[test]
 fn a_target_is_accepted_exactly_when_http_takes_it_whole() {
     let http_takes =
         |t: &[u8]| PathAndQuery::try_from(t).is_ok_and(|pq| pq.as_str().as_bytes() == t);
