@@ -145,7 +145,7 @@ enum Handled {
 impl SidecarProxy {
     /// Answers the call whose head `session` has read, logs it, and hands the connection
     /// back for the next call when it can be reused.
-    async fn serve(&self, mut session: Session) -> Option<respond::Reused> {
+    async fn serve(&self, mut session: Box<Session>) -> Option<respond::Reused> {
         let mut ctx = self.new_ctx();
         let mut reads_on = true;
         let answer = match self.handle(&mut session, &mut ctx).await {

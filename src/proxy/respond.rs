@@ -67,7 +67,7 @@ pub enum After {
 /// went away; the call's context (and so its access line) says so. `reads_on`: the body may
 /// still be read after the answer (false once reading it failed: it is not waited for again).
 pub async fn finish(
-    mut session: Session,
+    mut session: Box<Session>,
     answer: Option<Answer>,
     reads_on: bool,
     ctx: &mut RequestCtx,
@@ -75,7 +75,7 @@ pub async fn finish(
     let Some(mut answer) = answer else {
         return end(session).await;
     };
-    let (keep, no_body, timeout) = match &session {
+    let (keep, no_body, timeout) = match &*session {
         Session::H1(s) => (
             s.will_keepalive(),
             s.req_header().method == http::Method::HEAD,
@@ -87,7 +87,7 @@ pub async fn finish(
     if !(keep && body_done && writes_whole(&answer)) {
         match write(&mut session, answer.header, Some(answer.body)).await {
             Err(e) => ctx.detail = Some(format!("app went away: {}", e.etype().as_str())),
-            Ok(()) if !body_done && reads_on => return After::Linger(Box::new(session)),
+            Ok(()) if !body_done && reads_on => return After::Linger(session),
             Ok(()) => {}
         }
         return end(session).await;
@@ -119,7 +119,7 @@ pub async fn finish(
 }
 
 /// Ends the session: the connection back, with any pipelined bytes, when it is kept.
-async fn end(session: Session) -> After {
+async fn end(session: Box<Session>) -> After {
     match session.finish().await {
         Ok(Some(reused)) => After::Reuse(reused.into_parts()),
         _ => After::Closed,

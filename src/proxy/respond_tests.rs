@@ -258,7 +258,13 @@ async fn an_answer_before_the_body_lingers_unless_the_body_broke() {
         let (session, mut client) = crate::linger::tests::pair().await;
         let mut ctx = ctx();
         let answer = too_large(&mut ctx);
-        let after = finished(super::finish(session, Some(answer), reads_on, &mut ctx)).await;
+        let after = finished(super::finish(
+            Box::new(session),
+            Some(answer),
+            reads_on,
+            &mut ctx,
+        ))
+        .await;
         match (&after, reads_on) {
             (super::After::Linger(_), true) | (super::After::Closed, false) => {}
             _ => panic!("reads_on {reads_on}: not the expected end of the connection"),
@@ -280,7 +286,13 @@ async fn a_whole_answer_after_the_whole_request_keeps_the_connection() {
         crate::linger::tests::session_pair("GET /x HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut ctx = ctx();
     let answer = too_large(&mut ctx);
-    let after = finished(super::finish(session, Some(answer), true, &mut ctx)).await;
+    let after = finished(super::finish(
+        Box::new(session),
+        Some(answer),
+        true,
+        &mut ctx,
+    ))
+    .await;
     assert!(matches!(after, super::After::Reuse(_)), "not kept");
     let mut out = vec![0u8; 4096];
     let n = client.read(&mut out).await.unwrap();
