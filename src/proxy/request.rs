@@ -88,20 +88,23 @@ impl Noted {
 /// First value of query parameter `name`, percent-decoded (as `form_urlencoded` reads a
 /// query). A pair is decoded only when its name may be `name`: a name with neither `%` nor
 /// `+` reads as itself, so the others are passed over by a comparison.
+///
+/// Split as bytes (`&` and `=` are ASCII, so each piece is still UTF-8 where it matters): a
+/// `str` split by a `char` set up a searcher per piece, ~120 instructions a short query.
 pub fn query_value<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
-    query.split('&').find_map(|pair| {
-        let raw = pair.split('=').next().unwrap_or("");
-        if plain(raw) && raw != name {
+    query.as_bytes().split(|&b| b == b'&').find_map(|pair| {
+        let raw = pair.split(|&b| b == b'=').next().unwrap_or_default();
+        if plain(raw) && raw != name.as_bytes() {
             return None;
         }
-        let (k, v) = form_urlencoded::parse(pair.as_bytes()).next()?;
+        let (k, v) = form_urlencoded::parse(pair).next()?;
         (k == name).then_some(v)
     })
 }
 
 /// Whether `part` of a query reads as itself: no `%` escapes, no `+` for a space.
-fn plain(part: &str) -> bool {
-    !part.bytes().any(|b| b == b'%' || b == b'+')
+fn plain(part: &[u8]) -> bool {
+    !part.iter().any(|&b| b == b'%' || b == b'+')
 }
 
 /// The app a call speaks for: `X-WeCom-App`, else an `access_token` equal to an app name,
@@ -233,7 +236,7 @@ pub fn upstream_query(query: &str, token: Option<&str>, allow_debug: bool) -> St
     let mut out = String::with_capacity(query.len() + token.map_or(0, |t| t.len() + 14));
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let name = pair.split('=').next().unwrap_or("");
-        let decoded = (!plain(name))
+        let decoded = (!plain(name.as_bytes()))
             .then(|| {
                 form_urlencoded::parse(name.as_bytes())
                     .next()
