@@ -9,6 +9,8 @@
 #
 #   bash benches/compare.sh OLD_BIN NEW_BIN                    # 3 rounds of 5 s
 #   ROUNDS=5 DURATION=10s bash benches/compare.sh A B C
+#   LOG=warn bash benches/compare.sh OLD_BIN NEW_BIN           # silent: the sidecars at warn,
+#                                                              # nginx with access_log off
 #
 # Needs nginx, wrk and taskset.
 set -euo pipefail
@@ -28,7 +30,13 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 write_upstream_conf "$work" "$UP_PORT"
-write_proxy_conf "$work/proxy.conf" "$NGX_PORT" 1 "$work/nginx-access.log combined buffer=64k" "$UP_PORT"
+LOG=${LOG:-}
+if [ "$LOG" = warn ]; then
+  ngx_log=off mode="silent (sidecars at warn, nginx access_log off)"
+else
+  ngx_log="$work/nginx-access.log combined buffer=64k" mode="logging (every call logged)"
+fi
+write_proxy_conf "$work/proxy.conf" "$NGX_PORT" 1 "$ngx_log" "$UP_PORT"
 taskset -c 0 nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
 taskset -c 1 nginx -c "$work/proxy.conf" -p "$work" & pids+=($!)
 ngx_master=$!
@@ -41,7 +49,8 @@ for bin in "$@"; do
   port=$((NGX_PORT + 10 + 2 * i))
   mkdir -p "$work/s$i"
   write_sidecar_conf "$work/s$i" "$port" $((port + 1)) "$UP_PORT"
-  (unset WECOM_SIDECAR_LOG; BENCH_SECRET=bench exec taskset -c 1 "$bin" --config "$work/s$i/sidecar.yaml" >/dev/null 2>"$work/s$i/sidecar.log") &
+  (if [ -n "$LOG" ]; then export WECOM_SIDECAR_LOG=$LOG; else unset WECOM_SIDECAR_LOG; fi
+   BENCH_SECRET=bench exec taskset -c 1 "$bin" --config "$work/s$i/sidecar.yaml" >/dev/null 2>"$work/s$i/sidecar.log") &
   pids+=($!)
   procs+=($!)
   names+=("$i:$(basename "$bin")")
@@ -70,7 +79,7 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 hz=$(getconf CLK_TCK)
-echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  wrk -t1 -c$CONNS -d$DURATION, $ROUNDS rounds interleaved"
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  wrk -t1 -c$CONNS -d$DURATION, $ROUNDS rounds interleaved, $mode"
 echo "  proxy                            req/s  ratio  CPU per request: user, kernel (us)"
 for k in "${!urls[@]}"; do
   awk -v n="${names[k]}" -v s="${sum[$k]}" -v r="$ROUNDS" -v g="${sum[0]}" \
