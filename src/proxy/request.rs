@@ -505,6 +505,12 @@ mod tests {
     }
 
     #[test]
+    fn a_piece_is_plain_without_escapes_or_plus() {
+        assert!(plain(b"access_token") && plain(b"") && plain(b"a=b"));
+        assert!(!plain(b"a%62") && !plain(b"a+b") && !plain(b"%") && !plain(b"+"));
+    }
+
+    #[test]
     fn query_values_decode() {
         assert_eq!(
             query_value("a=1&corpsecret=x%2By", "corpsecret").unwrap(),

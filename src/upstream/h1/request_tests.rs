@@ -117,6 +117,17 @@ fn every_byte_at_every_place_of_a_target_is_looked_at() {
         }
         assert!(all_plain(&vec![b'a'; len]));
     }
+    // Two bytes refused in one step of eight, and in two steps: each refuses the target.
+    for len in 2..=20 {
+        for at in 0..len - 1 {
+            for far in [at + 1, len - 1].into_iter().filter(|&f| f > at) {
+                let mut t = vec![b'a'; len];
+                t[at] = b' ';
+                t[far] = b'#';
+                assert!(!all_plain(&t), "at {at} and {far} of {len}");
+            }
+        }
+    }
 }
 
 #[test]
