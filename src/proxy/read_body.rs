@@ -19,6 +19,11 @@ pub const MAX_UPLOAD: u64 = 20 * 1024 * 1024 + 64 * 1024;
 /// the answer to it closes the connection (RFC 9112 §6.3) instead of reading on from bytes
 /// that can no longer be framed.
 async fn next_chunk(session: &mut Session) -> Result<Option<Bytes>, Refusal> {
+    // A body read to its end, or one the head declares none of (a GET), is not read again:
+    // pingora's read would answer `None` as well, after arming its read timeout for it.
+    if session.is_body_done() {
+        return Ok(None);
+    }
     match session.read_request_body().await {
         Ok(chunk) => Ok(chunk),
         Err(e) => {
