@@ -105,3 +105,114 @@ pub(super) async fn read_body(
         hasher.map(|h| h.finalize().into()).unwrap_or_default(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linger::tests::session_pair;
+    use sha2::Digest;
+    use tokio::net::TcpStream;
+
+    /// The body of the request `head_and_body` as `read_body` reads it, its hash, the session
+    /// and the client's end (kept open while the session answers).
+    async fn read(
+        head_and_body: &str,
+        kind: BodyKind,
+    ) -> (RequestBody, [u8; 32], Session, TcpStream) {
+        let (mut session, client) = session_pair(head_and_body).await;
+        let noted = Noted::of(&session.req_header().headers);
+        let (body, hash) = read_body(&mut session, &noted, kind, true)
+            .await
+            .unwrap_or_else(|_| panic!("the body of {head_and_body:?} is read"));
+        (body, hash, session, client)
+    }
+
+    /// As [`read`], with pipelining on as the app listener has it (`proxy::connection`).
+    async fn read_pipelined(
+        head_and_body: &str,
+        kind: BodyKind,
+    ) -> (RequestBody, [u8; 32], Session, TcpStream) {
+        let (body, hash, mut session, client) = read(head_and_body, kind).await;
+        session.set_pipelining_enabled(true);
+        (body, hash, session, client)
+    }
+
+    fn buffered(body: &RequestBody) -> &[u8] {
+        match body {
+            RequestBody::Buffered(bytes) => bytes,
+            RequestBody::Empty => b"",
+            RequestBody::Spooled(_) => panic!("a JSON body is buffered, not spooled"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_to_the_end_its_head_declares_and_hashed() {
+        let json = r#"{"touser":"zhangsan","msgtype":"text"}"#;
+        let (body, hash, ..) = read(
+            &format!(
+                "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{json}",
+                json.len()
+            ),
+            BodyKind::Json,
+        )
+        .await;
+        assert_eq!(buffered(&body), json.as_bytes());
+        assert_eq!(hash, <[u8; 32]>::from(sha2::Sha256::digest(json)));
+    }
+
+    #[tokio::test]
+    async fn an_upload_is_spooled_to_the_end_its_head_declares() {
+        let part =
+            "--b\r\nContent-Disposition: form-data; name=\"media\"\r\n\r\nhello\r\n--b--\r\n";
+        let (body, ..) = read(
+            &format!(
+                "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{part}",
+                part.len()
+            ),
+            BodyKind::Upload,
+        )
+        .await;
+        let RequestBody::Spooled(spool) = body else {
+            panic!("an upload is spooled")
+        };
+        assert_eq!(spool.len(), part.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_chunked_body_is_read_chunk_by_chunk_to_its_last() {
+        let (body, ..) = read(
+            "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+             7\r\n{\"a\":\"h\r\n6\r\nello\"}\r\n0\r\n\r\n",
+            BodyKind::Json,
+        )
+        .await;
+        assert_eq!(buffered(&body), br#"{"a":"hello"}"#);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_declares_no_body_has_none_and_the_next_request_is_kept() {
+        // A GET with the next request pipelined behind it: nothing of that one is taken as a
+        // body, and it is handed on whole when the connection is kept.
+        let next = "GET /y HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (body, hash, mut session, _client) = read_pipelined(
+            &format!("GET /x HTTP/1.1\r\nHost: x\r\n\r\n{next}"),
+            BodyKind::Json,
+        )
+        .await;
+        assert!(matches!(body, RequestBody::Empty));
+        assert_eq!(hash, <[u8; 32]>::from(sha2::Sha256::digest(b"")));
+        assert!(session.is_body_done());
+        let mut header = pingora::http::ResponseHeader::build(200, None).unwrap();
+        header.insert_header("Content-Length", "0").unwrap();
+        session
+            .write_response_header(Box::new(header))
+            .await
+            .unwrap();
+        let Session::H1(mut s) = session else {
+            panic!("an HTTP/1 session")
+        };
+        s.finish_body().await.unwrap();
+        let (_, pipelined) = s.reuse().await.unwrap().expect("kept").into_parts();
+        assert_eq!(pipelined.as_deref(), Some(next.as_bytes()));
+    }
+}
